@@ -1,0 +1,177 @@
+"""The classes a connector author subclasses: one live connection that is a Source, a Sink or both.
+
+A plugin module exposes a :class:`Connector` under the ``okrsync.connectors`` entry-point group.
+The core never imports a connector by name; it asks the entry point for the descriptor, validates
+the connection's YAML against ``connection_model``, each metric against the implementation's
+``query_model`` and each mirror against its ``mirror_model``, then creates one instance per
+connection, which owns one HTTP client for its whole life.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, SecretStr
+
+from okrsync.errors import ConnectorError
+from okrsync.sdk.models import KeyResultUpdate, PushResult, Query, Reading
+
+
+class ConnectionConfig(BaseModel):
+    """Fields every connection has. Connectors subclass it; secret fields are ``SecretStr``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: str
+
+    def secret_values(self) -> list[str]:
+        """Every secret this connection holds, so logs and errors can redact them."""
+        found: list[str] = []
+
+        def walk(value: object) -> None:
+            if isinstance(value, SecretStr):
+                found.append(value.get_secret_value())
+            elif isinstance(value, BaseModel):
+                for item in value.__dict__.values():
+                    walk(item)
+            elif isinstance(value, dict):
+                for item in value.values():
+                    walk(item)
+            elif isinstance(value, list | tuple):
+                for item in value:
+                    walk(item)
+
+        walk(self)
+        return [s for s in found if s]
+
+
+class QuerySpec(BaseModel):
+    """Base of a connector's metric fields (what to ask); unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def query_text(self) -> str:
+        """The query as a human reads it in ``explain`` (SQL text, JQL, JSON path…)."""
+        return self.model_dump_json(exclude_none=True)
+
+
+class MirrorSpec(BaseModel):
+    """Base of a connector's mirror fields (where to push); unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+ConnectionT = TypeVar("ConnectionT", bound=ConnectionConfig)
+QueryT = TypeVar("QueryT", bound=QuerySpec)
+MirrorT = TypeVar("MirrorT", bound=MirrorSpec)
+
+
+class ConnectorBase(Generic[ConnectionT]):
+    """One live, configured connection."""
+
+    def __init__(self, name: str, config: ConnectionT) -> None:
+        self.name = name
+        self.config = config
+
+    async def aclose(self) -> None:
+        """Release the connection's client; called once when the daemon stops."""
+
+
+class Source(ConnectorBase[ConnectionT], Generic[ConnectionT, QueryT], ABC):
+    """Answers queries with numbers.
+
+    Override :meth:`fetch_one` for one request per query, or :meth:`fetch` when the vendor can
+    answer several queries at once (a GA4 report with several metrics, a SOQL ``GROUP BY``); in
+    that case :meth:`batch_key` tells which queries may share a request.
+    """
+
+    query_model: ClassVar[type[QuerySpec]]
+    max_concurrency: ClassVar[int] = 4
+
+    def batch_key(self, spec: QueryT) -> str:
+        """Queries with the same batch key may be answered by one request. Default: none batch."""
+        return ""
+
+    async def fetch(self, queries: Sequence[Query[QueryT]]) -> list[Reading]:
+        """Answer every query; a failure becomes that query's reading error, never an exception."""
+        limit = asyncio.Semaphore(self.max_concurrency)
+
+        async def one(query: Query[QueryT]) -> Reading:
+            async with limit:
+                try:
+                    return await self.fetch_one(query)
+                except ConnectorError as exc:
+                    return failed_reading(query, exc.for_subject(self.name, query.subject))
+
+        return list(await asyncio.gather(*(one(q) for q in queries)))
+
+    @abstractmethod
+    async def fetch_one(self, query: Query[QueryT]) -> Reading:
+        """Answer one query."""
+
+
+class Sink(ConnectorBase[ConnectionT], Generic[ConnectionT, MirrorT], ABC):
+    """Pushes a key result's state somewhere people look.
+
+    ``previous_ref`` is what the last successful push to the same mirror returned (a message ts, a
+    comment id); a sink that creates things must update that thing instead of creating another.
+    """
+
+    mirror_model: ClassVar[type[MirrorSpec]]
+
+    @abstractmethod
+    async def push(
+        self, update: KeyResultUpdate, mirror: MirrorT, previous_ref: str | None
+    ) -> PushResult:
+        """Deliver ``update``; raise a ConnectorError subclass on failure."""
+
+    def describe(self, mirror: MirrorT) -> str:
+        """One line naming where this mirror pushes, for ``plan``."""
+        return f"{self.name} {mirror.model_dump_json(exclude_none=True)}"
+
+
+def failed_reading(query: Query[Any], error: ConnectorError) -> Reading:
+    return Reading(
+        key=query.key,
+        value=None,
+        query_text=query.spec.query_text(),
+        fetched_at=datetime.now(UTC),
+        error=error,
+    )
+
+
+ConnectionModel = type[ConnectionConfig]
+QueryModel = type[QuerySpec]
+MirrorModel = type[MirrorSpec]
+Implementation = type[ConnectorBase[Any]]
+
+
+@dataclass(frozen=True)
+class Connector:
+    """A plugin's descriptor, published under the ``okrsync.connectors`` entry-point group."""
+
+    type: str
+    summary: str
+    connection_model: ConnectionModel
+    implementation: Implementation
+    fake: Callable[[], Any] | None = None  # an ASGI app factory: the vendor's sandbox fake
+
+    @property
+    def query_model(self) -> QueryModel | None:
+        if issubclass(self.implementation, Source):
+            return self.implementation.query_model
+        return None
+
+    @property
+    def mirror_model(self) -> MirrorModel | None:
+        if issubclass(self.implementation, Sink):
+            return self.implementation.mirror_model
+        return None
+
+    def create(self, name: str, config: ConnectionConfig) -> ConnectorBase[Any]:
+        return self.implementation(name, config)

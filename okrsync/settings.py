@@ -1,0 +1,29 @@
+"""Process settings from the environment (``OKRSYNC_*``) and ``/run/secrets``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_SECRETS_DIR = Path("/run/secrets")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="OKRSYNC_",
+        secrets_dir=str(DEFAULT_SECRETS_DIR) if DEFAULT_SECRETS_DIR.is_dir() else None,
+        extra="ignore",
+    )
+
+    config: Path = Path("okrsync.yaml")
+    database_url: SecretStr = SecretStr("sqlite:///okrsync.db")
+    secrets_dir: Path = DEFAULT_SECRETS_DIR
+    log_format: Literal["auto", "json", "console"] = "auto"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    instance_id: str | None = None
+    dispatch_max_attempts: int = 8
+    dispatch_batch: int = 100
+    lease_seconds: float = 120.0

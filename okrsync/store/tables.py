@@ -1,0 +1,181 @@
+"""The store's tables. Definitions come from YAML and are upserted; history is append-only.
+
+Removed definitions are archived (``archived_at`` set), never deleted, so their measurements stay
+readable. Values are exact Decimals (see :mod:`okrsync.store.types`).
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from okrsync.store.types import DecimalText, UtcDateTime
+
+
+def _decimal(**kw: Any) -> Any:
+    return Field(default=None, sa_type=DecimalText, **kw)
+
+
+def _when(**kw: Any) -> Any:
+    return Field(default=None, sa_type=UtcDateTime, **kw)
+
+
+class CycleRow(SQLModel, table=True):
+    __tablename__ = "cycles"
+
+    id: str = Field(primary_key=True, max_length=100)
+    start: date
+    end: date
+    archived_at: datetime | None = _when()
+
+
+class ObjectiveRow(SQLModel, table=True):
+    __tablename__ = "objectives"
+
+    id: str = Field(primary_key=True, max_length=100)
+    title: str
+    cycle_id: str = Field(max_length=100, index=True)
+    owner: str | None = None
+    parent_id: str | None = Field(default=None, max_length=100)
+    weight: Decimal = Field(default=Decimal(1), sa_type=DecimalText)
+    description: str | None = None
+    position: int = 0
+    archived_at: datetime | None = _when()
+
+
+class KeyResultRow(SQLModel, table=True):
+    """A key result's definition and its current state (value, progress, status)."""
+
+    __tablename__ = "key_results"
+
+    id: str = Field(primary_key=True, max_length=100)
+    objective_id: str = Field(max_length=100, index=True)
+    title: str
+    kind: str = Field(max_length=20)
+    start: Decimal | None = _decimal()
+    target: Decimal | None = _decimal()
+    low: Decimal | None = _decimal()
+    high: Decimal | None = _decimal()
+    unit: str | None = None
+    weight: Decimal = Field(default=Decimal(1), sa_type=DecimalText)
+    metric: str | None = None
+    expression: str | None = None
+    stale_after_seconds: int | None = None
+    position: int = 0
+    archived_at: datetime | None = _when()
+    # state
+    value: Decimal | None = _decimal()
+    progress: Decimal | None = _decimal()
+    status: str = Field(default="no_data", max_length=20)
+    observed_at: datetime | None = _when()  # when the current value was first seen
+    checked_at: datetime | None = _when()  # last time a source confirmed it
+    last_measurement_id: int | None = None
+    last_error: str | None = None
+    last_error_at: datetime | None = _when()
+
+
+class MeasurementRow(SQLModel, table=True):
+    """One observed value of a key result; append-only. One row per change of value."""
+
+    __tablename__ = "measurements"
+    __table_args__ = (Index("ix_measurements_kr_observed", "key_result_id", "observed_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    key_result_id: str = Field(max_length=100)
+    value: Decimal | None = _decimal()
+    progress: Decimal | None = _decimal()
+    status: str = Field(max_length=20)
+    observed_at: datetime = Field(sa_type=UtcDateTime)
+    run_id: str | None = Field(default=None, max_length=64)
+    origin: str = Field(default="auto", max_length=10)  # auto | manual
+    note: str | None = None
+    provenance: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON))
+
+
+class RunRow(SQLModel, table=True):
+    """One execution of a sync pass: what was asked, how many calls, what failed."""
+
+    __tablename__ = "runs"
+
+    id: str = Field(primary_key=True, max_length=64)
+    trigger: str = Field(max_length=20)
+    started_at: datetime = Field(sa_type=UtcDateTime)
+    finished_at: datetime | None = _when()
+    queries: int = 0
+    api_calls: int = 0
+    changed: int = 0
+    errors: int = 0
+    status: str = Field(default="running", max_length=20)
+    instance_id: str | None = Field(default=None, max_length=100)
+    detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+
+
+class MirrorRow(SQLModel, table=True):
+    """Where a key result is pushed; holds the external reference the sink created."""
+
+    __tablename__ = "mirrors"
+
+    key: str = Field(primary_key=True, max_length=200)
+    key_result_id: str = Field(max_length=100, index=True)
+    connection: str = Field(max_length=100)
+    spec: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    external_ref: str | None = None
+    last_delivered_at: datetime | None = _when()
+    archived_at: datetime | None = _when()
+
+
+class DeliveryRow(SQLModel, table=True):
+    """The outbox: one push of a key result's state to one mirror, delivered at least once."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        UniqueConstraint("idempotency_key", name="uq_deliveries_idempotency_key"),
+        Index("ix_deliveries_due", "status", "next_attempt_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    mirror_key: str = Field(max_length=200, index=True)
+    key_result_id: str = Field(max_length=100)
+    measurement_id: int | None = None
+    idempotency_key: str = Field(max_length=100)
+    payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    status: str = Field(default="pending", max_length=20)  # pending|done|failed|superseded
+    attempts: int = 0
+    created_at: datetime = Field(sa_type=UtcDateTime)
+    next_attempt_at: datetime = Field(sa_type=UtcDateTime)
+    delivered_at: datetime | None = _when()
+    lease_owner: str | None = Field(default=None, max_length=100)
+    lease_until: datetime | None = _when()
+    last_error: str | None = None
+    external_ref: str | None = None
+
+
+class ConnectionStateRow(SQLModel, table=True):
+    """Health of one connection: ok, failing, paused for quota, credentials rejected."""
+
+    __tablename__ = "connection_states"
+
+    name: str = Field(primary_key=True, max_length=100)
+    type: str = Field(max_length=50)
+    status: str = Field(default="unknown", max_length=30)
+    consecutive_failures: int = 0
+    last_ok_at: datetime | None = _when()
+    last_error_at: datetime | None = _when()
+    last_error: str | None = None
+    paused_until: datetime | None = _when()
+
+
+class MetricStateRow(SQLModel, table=True):
+    """When each metric last ran, so a restarted daemon knows what it missed."""
+
+    __tablename__ = "metric_states"
+
+    name: str = Field(primary_key=True, max_length=100)
+    last_run_at: datetime | None = _when()
+    next_run_at: datetime | None = _when()
+    lease_owner: str | None = Field(default=None, max_length=100)
+    lease_until: datetime | None = _when()

@@ -176,6 +176,9 @@ def jitter(
     return timedelta(milliseconds=(draw * (cap_ms + 1)) >> 64)
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 @dataclass(frozen=True)
 class Due:
     """When to run next, and how many ticks that run stands for.
@@ -202,7 +205,9 @@ def plan_next(
     """When the metric identified by ``key`` should run next, given its last run and ``now``.
 
     * never ran: run now;
-    * otherwise the next tick after the last run, plus ``key``'s jitter, if that is still ahead;
+    * otherwise the next tick after the last run, shifted by ``key``'s jitter, if still ahead;
+      interval ticks lie on a grid anchored at the Unix epoch (``every 15m`` ticks at :00, :15,
+      :30, :45 plus the jitter), so runs never drift and restarts keep the same rhythm;
     * if it is not, run now and report the ticks in ``(last_run, now]`` as missed, counting no
       further than ``catch_up_limit``: a one-second schedule after a year of downtime costs at
       most ``catch_up_limit`` steps (intervals are counted by division, in constant time).
@@ -215,14 +220,22 @@ def plan_next(
     if last_run is None:
         return Due(at=now, missed=0)
     last_run = _utc(last_run, "last_run")
+    offset = jitter(key, schedule, max_jitter)
+    if schedule.interval is not None:
+        # Interval ticks sit on a grid anchored at the epoch and shifted by this key's jitter:
+        # runs never drift by the jitter, and metrics on one schedule stay spread out.
+        step = schedule.interval
+        done = (last_run - _EPOCH - offset) // step  # grid ticks at or before the last run
+        due = _EPOCH + offset + (done + 1) * step
+        if due > now:
+            return Due(at=due, missed=0)
+        missed = (now - _EPOCH - offset) // step - done
+        return Due(at=now, missed=min(missed, catch_up_limit))
     ticks = schedule._ticks(last_run)
     first = next(ticks)
-    due = first + jitter(key, schedule, max_jitter)
+    due = first + offset
     if due > now:
         return Due(at=due, missed=0)
-    if schedule.interval is not None:
-        missed = (now - last_run) // schedule.interval
-        return Due(at=now, missed=min(missed, catch_up_limit))
     missed = 1  # ``first`` is at or before ``due``, hence at or before now
     while missed < catch_up_limit and next(ticks) <= now:
         missed += 1

@@ -247,16 +247,34 @@ def test_first_run_is_immediate() -> None:
 
 def test_on_time_run_waits_for_the_jittered_tick() -> None:
     schedule = Schedule.parse("every 15m")
-    due = plan_next(schedule, T0, T0 + 5 * M, key="metric.won")
-    assert due == Due(T0 + 15 * M + jitter("metric.won", schedule), 0)
-    assert due.at > T0 + 15 * M  # this key's jitter is not zero, so the test sees it
+    offset = jitter("metric.won", schedule)
+    assert offset > timedelta(0)  # this key's jitter is not zero, so the test sees it
+    due = plan_next(schedule, T0 + offset, T0 + 5 * M, key="metric.won")
+    assert due == Due(T0 + 15 * M + offset, 0)
 
 
 def test_a_tick_whose_jitter_is_still_ahead_is_not_late() -> None:
     schedule = Schedule.parse("every 15m")
     offset = jitter("metric.won", schedule)
     now = T0 + 15 * M + offset / 2
-    assert plan_next(schedule, T0, now, key="metric.won") == Due(T0 + 15 * M + offset, 0)
+    assert plan_next(schedule, T0 + offset, now, key="metric.won") == Due(T0 + 15 * M + offset, 0)
+
+
+def test_interval_runs_do_not_drift_by_their_jitter() -> None:
+    """Running late by the processing time or early never shifts the grid of later ticks."""
+    schedule = Schedule.parse("every 15m")
+    offset = jitter("metric.won", schedule)
+    last_run = T0 + 2 * M  # an immediate first run at an arbitrary moment
+    for period in range(1, 11):
+        due = plan_next(schedule, last_run, last_run, key="metric.won")
+        assert due == Due(T0 + period * 15 * M + offset, 0)
+        last_run = due.at + 3 * S  # the run itself took three seconds
+
+
+def test_keys_on_one_interval_are_spread_by_their_jitter() -> None:
+    schedule = Schedule.parse("every 15m")
+    dues = {plan_next(schedule, T0, T0, key=f"metric{i}").at for i in range(20)}
+    assert len(dues) > 15
 
 
 def test_a_run_in_the_future_is_not_late() -> None:
@@ -331,12 +349,16 @@ def test_interval_plan_matches_counting_ticks_one_by_one(
     schedule = Schedule(text="", interval=interval, cron=None)
     now = last_run + timedelta(seconds=elapsed)
     due = plan_next(schedule, last_run, now, key=key, catch_up_limit=limit)
-    tick = last_run + interval + jitter(key, schedule)
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    offset = jitter(key, schedule)
+    tick = epoch + offset + ((last_run - epoch - offset) // interval + 1) * interval
+    assert tick > last_run
+    assert tick - interval <= last_run  # the first grid tick after the last run
     if tick > now:
         assert due == Due(tick, 0)
     else:
         count = 0
-        moment = last_run + interval
+        moment = tick
         while moment <= now and count < limit:
             count += 1
             moment += interval

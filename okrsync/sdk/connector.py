@@ -78,6 +78,11 @@ class ConnectorBase(Generic[ConnectionT]):
         self.name = name
         self.config = config
 
+    @property
+    def api_calls(self) -> int:
+        """Requests sent to the vendor so far (HTTP connectors report their client's count)."""
+        return 0
+
     async def aclose(self) -> None:
         """Release the connection's client; called once when the daemon stops."""
 
@@ -91,7 +96,7 @@ class Source(ConnectorBase[ConnectionT], Generic[ConnectionT, QueryT], ABC):
     """
 
     query_model: ClassVar[type[QuerySpec]]
-    max_concurrency: ClassVar[int] = 4
+    max_concurrency: int = 4  # queries in flight at once; a connection may lower or raise it
 
     def batch_key(self, spec: QueryT) -> str:
         """Queries with the same batch key may be answered by one request. Default: none batch."""

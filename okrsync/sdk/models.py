@@ -115,7 +115,7 @@ class KeyResultUpdate(BaseModel):
 
 @dataclass(frozen=True)
 class PushResult:
-    """What a sink reports back: the external reference (message ts, comment id) to update next time."""
+    """What a sink reports back: the external reference (message ts, comment id) to edit next."""
 
     ref: str | None = None
     detail: dict[str, Any] = field(default_factory=dict)
@@ -134,4 +134,3 @@ def as_decimal(value: object) -> Decimal:
     if isinstance(value, str):
         return Decimal(value.strip())
     raise TypeError(f"not a number: {value!r}")
-

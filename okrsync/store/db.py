@@ -11,7 +11,7 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, create_engine
@@ -56,12 +56,34 @@ def alembic_config(engine: Engine) -> AlembicConfig:
     return config
 
 
+MIGRATION_LOCK = 0x6F6B7273  # "okrs": PostgreSQL advisory lock held while migrating
+
+
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Bring the schema to ``revision`` (``okrsync db upgrade``; also run at daemon start)."""
+    """Bring the schema to ``revision`` (``okrsync db upgrade``; also run at daemon start).
+
+    On PostgreSQL an advisory lock makes replicas starting together migrate one after another.
+    """
     try:
-        command.upgrade(alembic_config(engine), revision)
+        if engine.dialect.name == "postgresql":
+            with engine.connect() as lock:
+                lock.execute(text("SELECT pg_advisory_lock(:k)"), {"k": MIGRATION_LOCK})
+                try:
+                    command.upgrade(alembic_config(engine), revision)
+                finally:
+                    lock.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": MIGRATION_LOCK})
+        else:
+            command.upgrade(alembic_config(engine), revision)
     except OperationalError as exc:
-        raise StoreError(f"cannot reach the store: {exc.orig}") from exc
+        raise StoreError(f"cannot reach the store: {exc.orig}") from None
+
+
+def is_current(engine: Engine) -> bool:
+    """Whether the schema is at the latest revision (read-only commands need no migration)."""
+    try:
+        return current_revision(engine) == head_revision()
+    except OperationalError as exc:
+        raise StoreError(f"cannot reach the store: {exc.orig}") from None
 
 
 def current_revision(engine: Engine) -> str | None:

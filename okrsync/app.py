@@ -1,0 +1,111 @@
+"""Wiring one okrsync process: settings → plugins → config → store → connections → services."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import Engine
+
+from okrsync.config import Config, load_config
+from okrsync.engine.dispatcher import Dispatcher
+from okrsync.engine.runtime import Connections
+from okrsync.engine.sync import SyncService
+from okrsync.plugins import Registry, load_registry
+from okrsync.redaction import Redactor
+from okrsync.settings import Settings
+from okrsync.store.db import make_engine, session_scope, upgrade
+from okrsync.store.definitions import DefinitionChanges, sync_definitions
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def default_instance_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def load(settings: Settings, registry: Registry, path: Path | None = None) -> Config:
+    return load_config(
+        path or settings.config, registry.connectors, secrets_dir=settings.secrets_dir
+    )
+
+
+@dataclass
+class App:
+    settings: Settings
+    registry: Registry
+    config: Config
+    engine: Engine
+    redactor: Redactor
+    connections: Connections
+    dispatcher: Dispatcher
+    sync: SyncService
+    clock: Callable[[], datetime]
+    instance_id: str
+
+    @classmethod
+    def open(
+        cls,
+        settings: Settings,
+        *,
+        config: Config | None = None,
+        registry: Registry | None = None,
+        redactor: Redactor | None = None,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> App:
+        registry = registry or load_registry()
+        config = config or load(settings, registry)
+        redactor = redactor or Redactor()
+        redactor.add(config.secret_values())
+        redactor.add([settings.database_url.get_secret_value()])
+        engine = make_engine(settings.database_url.get_secret_value())
+        upgrade(engine)
+        instance_id = settings.instance_id or default_instance_id()
+        connections = Connections(config, dict(registry.connectors))
+        mirrors = {m.key: m for kr in config.key_results() for m in kr.mirrors}
+        dispatcher = Dispatcher(
+            engine,
+            sink_for=connections.sink,
+            mirrors=mirrors,
+            redactor=redactor,
+            owner=instance_id,
+            lease=timedelta(seconds=settings.lease_seconds),
+            max_attempts=settings.dispatch_max_attempts,
+            batch=settings.dispatch_batch,
+            clock=clock,
+        )
+        sync = SyncService(
+            engine,
+            config,
+            connections,
+            redactor=redactor,
+            clock=clock,
+            instance_id=instance_id,
+            dispatcher=dispatcher,
+        )
+        return cls(
+            settings,
+            registry,
+            config,
+            engine,
+            redactor,
+            connections,
+            dispatcher,
+            sync,
+            clock,
+            instance_id,
+        )
+
+    def apply_definitions(self) -> DefinitionChanges:
+        with session_scope(self.engine) as session:
+            return sync_definitions(session, self.config, self.clock())
+
+    async def aclose(self) -> None:
+        await self.connections.aclose()
+        self.engine.dispose()

@@ -1,0 +1,469 @@
+"""The ``okrsync`` command line. Config errors print file, line and key, exit 2, no traceback."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from sqlmodel import Session
+
+from okrsync.app import App, load, utc_now
+from okrsync.engine.plan_report import store_exists
+from okrsync.errors import ConfigError, ConfigErrors, OkrsyncError
+from okrsync.logging import configure_logging
+from okrsync.plugins import Registry, load_registry
+from okrsync.redaction import Redactor
+from okrsync.settings import Settings
+from okrsync.store import views
+from okrsync.store.db import is_current, make_engine, session_scope, upgrade
+from okrsync.store.tables import KeyResultRow
+
+app = typer.Typer(
+    name="okrsync",
+    help="Keep OKR key results current from where work happens; mirror progress back.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+db_app = typer.Typer(help="Store maintenance.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+out = Console()
+err = Console(stderr=True)
+T = TypeVar("T")
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="Config file (default: $OKRSYNC_CONFIG or okrsync.yaml)."),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+
+EXIT_CONFIG = 2
+EXIT_FAILED = 1
+
+
+def settings_for(config: Path | None) -> Settings:
+    settings = Settings()
+    if config is not None:
+        settings = settings.model_copy(update={"config": config})
+    return settings
+
+
+@contextmanager
+def user_errors(redactor: Redactor | None = None) -> Iterator[None]:
+    """Turn okrsync's own errors into a clear message and an exit code; never a traceback."""
+    try:
+        yield
+    except ConfigErrors as exc:
+        for error in exc.errors:
+            err.print(f"[red]error[/red] {error.render()}", highlight=False, markup=True)
+        err.print(f"{len(exc.errors)} error(s) in the config", style="red")
+        raise typer.Exit(EXIT_CONFIG) from None
+    except ConfigError as exc:
+        err.print(f"[red]error[/red] {exc.render()}", highlight=False)
+        raise typer.Exit(EXIT_CONFIG) from None
+    except OkrsyncError as exc:
+        text = redactor.redact(str(exc)) if redactor else str(exc)
+        err.print(f"[red]error[/red] {text}", highlight=False)
+        raise typer.Exit(EXIT_FAILED) from None
+
+
+def open_app(config: Path | None) -> App:
+    settings = settings_for(config)
+    redactor = Redactor([settings.database_url.get_secret_value()])
+    configure_logging(redactor, fmt=settings.log_format, level=settings.log_level)
+    with user_errors(redactor):
+        return App.open(settings, redactor=redactor)
+
+
+def run_async(app_: App, work: Callable[[App], Any]) -> Any:
+    async def main() -> Any:
+        try:
+            return await work(app_)
+        finally:
+            await app_.aclose()
+
+    with user_errors(app_.redactor):
+        return asyncio.run(main())
+
+
+def fmt_decimal(value: Decimal | None, places: int = 2) -> str:
+    if value is None:
+        return "—"
+    quantized = value.quantize(Decimal(1).scaleb(-places))
+    text = f"{quantized:,.{places}f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def bar(progress: Decimal | None, width: int = 20) -> str:
+    if progress is None:
+        return "·" * width
+    shown = max(Decimal(0), min(Decimal(1), progress))
+    filled = int((shown * width).to_integral_value())
+    return "█" * filled + "░" * (width - filled)
+
+
+STATUS_STYLE = {"on_track": "green", "at_risk": "yellow", "off_track": "red", "no_data": "dim"}
+
+
+@app.command()
+def init(
+    path: Annotated[Path, typer.Argument(help="Where to write the starter config.")] = Path(
+        "okrsync.yaml"
+    ),
+    force: Annotated[bool, typer.Option(help="Overwrite an existing file.")] = False,
+) -> None:
+    """Write a starter config to edit."""
+    from okrsync.examples import starter_config
+
+    if path.exists() and not force:
+        err.print(f"{path} exists; use --force to overwrite it")
+        raise typer.Exit(EXIT_FAILED)
+    path.write_text(starter_config())
+    out.print(f"wrote {path}; edit it, then run: okrsync validate --config {path}")
+
+
+@app.command()
+def validate(config: ConfigOption = None) -> None:
+    """Check the config: syntax, fields, references, expressions, schedules."""
+    settings = settings_for(config)
+    with user_errors():
+        registry = load_registry()
+        loaded = load(settings, registry)
+    krs = loaded.key_results()
+    mirrors = sum(len(kr.mirrors) for kr in krs)
+    out.print(
+        f"[green]ok[/green] {settings.config}: {len(loaded.connections)} connections, "
+        f"{len(loaded.metrics)} metrics, {len(loaded.objectives)} objectives, "
+        f"{len(krs)} key results, {mirrors} mirrors"
+    )
+
+
+@app.command()
+def plan(
+    config: ConfigOption = None,
+    fetch: Annotated[bool, typer.Option(help="Read the sources to show value changes.")] = True,
+    json_out: JsonOption = False,
+) -> None:
+    """Dry run: what would be fetched, changed and pushed. Writes nothing, pushes nothing."""
+    from okrsync.engine.plan_report import build_plan
+
+    settings = settings_for(config)
+    redactor = Redactor([settings.database_url.get_secret_value()])
+    configure_logging(redactor, fmt=settings.log_format, level="warning")
+    with user_errors(redactor):
+        registry = load_registry()
+        loaded = load(settings, registry)
+        redactor.add(loaded.secret_values())
+        result = asyncio.run(build_plan(settings, loaded, registry, redactor, fetch=fetch))
+    if json_out:
+        out.print_json(json.dumps(result.as_json()))
+        return
+    result.print(out)
+
+
+@app.command()
+def sync(
+    config: ConfigOption = None,
+    kr: Annotated[list[str] | None, typer.Option("--kr", help="Only this key result.")] = None,
+    json_out: JsonOption = False,
+) -> None:
+    """One pass: fetch every (or one) key result's metrics, record changes, push mirrors."""
+    app_ = open_app(config)
+    if kr:
+        unknown = [k for k in kr if k not in {r.id for r in app_.config.key_results()}]
+        if unknown:
+            err.print(f"[red]error[/red] unknown key result: {', '.join(unknown)}")
+            raise typer.Exit(EXIT_CONFIG)
+
+    async def work(a: App) -> Any:
+        a.apply_definitions()
+        return await a.sync.run_once(key_results=kr or None, trigger="manual")
+
+    report = run_async(app_, work)
+    if json_out:
+        out.print_json(
+            json.dumps(
+                {
+                    "run_id": report.run_id,
+                    "queries": report.queries,
+                    "api_calls": report.api_calls,
+                    "changed": report.changed,
+                    "delivered": report.dispatch.delivered,
+                    "delivery_failures": report.dispatch.failed,
+                    "errors": report.errors,
+                }
+            )
+        )
+    else:
+        out.print(
+            f"run {report.run_id}: {report.queries} queries, {report.api_calls} API calls, "
+            f"{report.changed} changed, {report.dispatch.delivered} delivered"
+        )
+        for error in report.errors + report.dispatch.errors:
+            err.print(f"[red]error[/red] {error}", highlight=False)
+    if report.errors or report.dispatch.failed:
+        raise typer.Exit(EXIT_FAILED)
+
+
+@app.command()
+def run(config: ConfigOption = None) -> None:
+    """The daemon: sync on schedule and deliver mirrors until SIGTERM or SIGINT."""
+    from okrsync.engine.daemon import Daemon
+
+    app_ = open_app(config)
+
+    async def work(a: App) -> None:
+        a.apply_definitions()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        daemon = Daemon(a.engine, a.config, a.sync, a.dispatcher, clock=a.clock)
+        await daemon.run(stop)
+
+    run_async(app_, work)
+
+
+@contextmanager
+def store_session() -> Iterator[Session | None]:
+    """A read-only look at the store (None when empty); a read never creates or migrates it."""
+    url = Settings().database_url.get_secret_value()
+    with user_errors(Redactor([url])):
+        engine = make_engine(url) if store_exists(url) else None
+        if engine is None or not is_current(engine):
+            yield None
+            return
+    try:
+        with session_scope(engine) as session:
+            yield session
+    finally:
+        engine.dispose()
+
+
+def require_key_result(session: Session | None, kr: str) -> tuple[Session, KeyResultRow]:
+    row = views.key_result(session, kr) if session is not None else None
+    if session is None or row is None:
+        err.print(f"[red]error[/red] no key result {kr!r} in the store (has `okrsync sync` run?)")
+        raise typer.Exit(EXIT_FAILED)
+    return session, row
+
+
+@app.command()
+def status(json_out: JsonOption = False) -> None:
+    """Objectives and key results with progress bars (reads the store)."""
+    with store_session() as session:
+        objectives = views.status_view(session, utc_now()) if session is not None else []
+    if json_out:
+        out.print_json(json.dumps({"objectives": [o.as_json() for o in objectives]}))
+        return
+    if not objectives:
+        out.print("nothing in the store yet: run `okrsync sync` first")
+        return
+    for objective in objectives:
+        table = Table(
+            title=f"{objective.title} [dim]({objective.id}, {objective.cycle})[/dim]",
+            title_justify="left",
+            expand=False,
+        )
+        table.add_column("key result")
+        table.add_column("value", justify="right")
+        table.add_column("target", justify="right")
+        table.add_column("progress")
+        table.add_column("status")
+        for kr in objective.key_results:
+            style = STATUS_STYLE.get(kr.status, "")
+            pct = "—" if kr.progress is None else f"{fmt_decimal(kr.progress * 100, 1)}%"
+            state = kr.status.replace("_", " ") + (" (stale)" if kr.stale else "")
+            table.add_row(
+                f"{kr.title}\n[dim]{kr.id}[/dim]",
+                f"{fmt_decimal(kr.value)} {kr.unit or ''}".strip(),
+                fmt_decimal(kr.target),
+                f"[{style}]{bar(kr.progress)}[/{style}] {pct}",
+                f"[{style}]{state}[/{style}]",
+            )
+        pct = "—" if objective.progress is None else f"{fmt_decimal(objective.progress * 100, 1)}%"
+        table.caption = (
+            f"objective {pct} · {objective.status.replace('_', ' ')} · "
+            f"{fmt_decimal(objective.elapsed * 100, 0)}% of the cycle elapsed"
+        )
+        out.print(table)
+
+
+@app.command()
+def history(
+    kr: Annotated[str, typer.Argument(help="Key result id.")],
+    limit: Annotated[int, typer.Option(help="At most this many, newest last.")] = 50,
+    json_out: JsonOption = False,
+) -> None:
+    """Every recorded value of one key result."""
+    with store_session() as maybe:
+        session, _row = require_key_result(maybe, kr)
+        rows = views.history(session, kr, limit)
+    if json_out:
+        out.print_json(
+            json.dumps(
+                {"key_result": kr, "measurements": [views.measurement_json(r) for r in rows]}
+            )
+        )
+        return
+    table = Table(title=f"history of {kr}", title_justify="left")
+    for column in ("observed at", "value", "progress", "status", "origin", "run"):
+        table.add_column(column)
+    for m in rows:
+        table.add_row(
+            m.observed_at.strftime("%Y-%m-%d %H:%M:%S"),
+            fmt_decimal(m.value),
+            "—" if m.progress is None else f"{fmt_decimal(m.progress * 100, 1)}%",
+            m.status,
+            m.origin,
+            m.run_id or "",
+        )
+    out.print(table)
+
+
+@app.command()
+def explain(
+    kr: Annotated[str, typer.Argument(help="Key result id.")],
+    json_out: JsonOption = False,
+) -> None:
+    """Where the current value came from: connection, query, run and time."""
+    with store_session() as maybe:
+        session, row = require_key_result(maybe, kr)
+        current = views.current_measurement(session, row)
+        run_row = views.run(session, current.run_id if current else None)
+    data: dict[str, Any] = {
+        "key_result": kr,
+        "title": row.title,
+        "value": None if row.value is None else str(row.value),
+        "expression": row.expression,
+        "metric": row.metric,
+        "checked_at": row.checked_at.isoformat() if row.checked_at else None,
+        "last_error": row.last_error,
+        "measurement": views.measurement_json(current) if current else None,
+        "run": (
+            {
+                "id": run_row.id,
+                "trigger": run_row.trigger,
+                "started_at": run_row.started_at.isoformat(),
+                "instance": run_row.instance_id,
+            }
+            if run_row
+            else None
+        ),
+    }
+    if json_out:
+        out.print_json(json.dumps(data))
+        return
+    if current is None:
+        out.print(
+            f"{kr}: no value recorded yet"
+            + (f" (last error: {row.last_error})" if row.last_error else "")
+        )
+        return
+    out.print(f"[bold]{row.title}[/bold] ({kr}) = {fmt_decimal(row.value)} {row.unit or ''}")
+    confirmed = f"{row.checked_at:%Y-%m-%d %H:%M:%S} UTC" if row.checked_at else "never"
+    out.print(
+        f"recorded {current.observed_at:%Y-%m-%d %H:%M:%S} UTC by run {current.run_id} "
+        f"({current.origin}); last confirmed {confirmed}"
+    )
+    if row.expression:
+        out.print(f"value = {row.expression}")
+    for source in current.provenance:
+        out.print(
+            f"  • metric [bold]{source.get('metric')}[/bold] = {source.get('value')} from "
+            f"connection [bold]{source.get('connection')}[/bold] at {source.get('fetched_at')}\n"
+            f"    query: {source.get('query')}\n    answer digest: {source.get('digest')}",
+            highlight=False,
+        )
+    if row.last_error:
+        out.print(f"[yellow]last error[/yellow]: {row.last_error}")
+
+
+@app.command()
+def connectors(json_out: JsonOption = False) -> None:
+    """Installed connector plugins, their fields, and plugins that failed to load."""
+    registry: Registry = load_registry()
+    rows: list[dict[str, Any]] = []
+    for name, connector in registry.connectors.items():
+        roles = [
+            r for r, m in (("source", connector.query_model), ("sink", connector.mirror_model)) if m
+        ]
+        rows.append(
+            {
+                "type": name,
+                "summary": connector.summary,
+                "roles": roles,
+                "connection_fields": _fields(connector.connection_model, skip={"type"}),
+                "metric_fields": _fields(connector.query_model) if connector.query_model else [],
+                "mirror_fields": _fields(connector.mirror_model) if connector.mirror_model else [],
+            }
+        )
+    errors = [{"name": e.name, "target": e.target, "error": e.error} for e in registry.errors]
+    if json_out:
+        out.print_json(json.dumps({"connectors": rows, "errors": errors}))
+        return
+    table = Table(title="installed connectors", title_justify="left")
+    for column in ("type", "roles", "connection fields", "metric / mirror fields", "summary"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            row["type"],
+            ", ".join(row["roles"]),
+            ", ".join(row["connection_fields"]),
+            ", ".join(row["metric_fields"] + row["mirror_fields"]),
+            row["summary"],
+        )
+    out.print(table)
+    for e in errors:
+        err.print(f"[red]failed to load[/red] {e['name']} ({e['target']}): {e['error']}")
+
+
+def _fields(model: Any, skip: set[str] | None = None) -> list[str]:
+    names = []
+    for name, info in model.model_fields.items():
+        if skip and name in skip:
+            continue
+        names.append(name if info.is_required() else f"{name}?")
+    return names
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
+    """Migrate the store's schema (OKRSYNC_DATABASE_URL) to the latest revision."""
+    settings = Settings()
+    url = settings.database_url.get_secret_value()
+    with user_errors(Redactor([url])):
+        upgrade(make_engine(url), revision)
+    out.print(f"store at revision {revision}")
+
+
+@app.command()
+def demo(
+    seconds: Annotated[float, typer.Option(help="How long the tour runs.")] = 30.0,
+    workdir: Annotated[Path | None, typer.Option(help="Where to keep the demo's files.")] = None,
+) -> None:
+    """A tour on the local sandbox: no credentials, an embedded SQLite store, live progress."""
+    from okrsync.demo import run_demo
+
+    try:
+        run_demo(seconds=seconds, workdir=workdir, console=out)
+    except KeyboardInterrupt:
+        out.print("\ndemo stopped")
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,76 @@
+"""Which queries a sync pass asks, and of whom. Pure.
+
+Identical questions are asked once: two key results (or two metrics) whose connection, query spec
+and cycle are equal share one :class:`Query`, so the vendor sees a single request per tick.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass, field
+from typing import Any
+
+from okrsync.config import Config, CycleDef, KeyResultDef, ObjectiveDef
+from okrsync.sdk.models import Query
+
+
+@dataclass(frozen=True)
+class PlannedKeyResult:
+    """A key result with the objective and cycle it belongs to."""
+
+    key_result: KeyResultDef
+    objective: ObjectiveDef
+    cycle: CycleDef
+
+
+@dataclass
+class QueryPlan:
+    """The queries of one pass, grouped per connection, and who needs each answer."""
+
+    by_connection: dict[str, list[Query[Any]]] = field(default_factory=dict)
+    # (metric name, cycle id) -> query key
+    key_for: dict[tuple[str, str], str] = field(default_factory=dict)
+    key_results: list[PlannedKeyResult] = field(default_factory=list)
+
+    @property
+    def query_count(self) -> int:
+        return sum(len(queries) for queries in self.by_connection.values())
+
+
+def plan_queries(
+    config: Config,
+    *,
+    metrics: Collection[str] | None = None,
+    key_results: Collection[str] | None = None,
+) -> QueryPlan:
+    """Plan a pass over the key results that read any of ``metrics`` (all when None).
+
+    A key result whose value is an expression over several metrics gets all of them fetched when
+    any one is due: its value needs every operand from the same moment.
+    """
+    plan = QueryPlan()
+    queries: dict[str, Query[Any]] = {}
+    for objective in config.objectives:
+        cycle_def = config.cycles[objective.cycle]
+        cycle = cycle_def.window()
+        for kr in objective.key_results:
+            names = kr.metric_names()
+            if key_results is not None and kr.id not in key_results:
+                continue
+            if metrics is not None and not names & set(metrics):
+                continue
+            plan.key_results.append(PlannedKeyResult(kr, objective, cycle_def))
+            for name in sorted(names):
+                metric = config.metrics[name]
+                key = Query.make_key(metric.connection, metric.spec, cycle)
+                plan.key_for[(name, cycle.id)] = key
+                existing = queries.get(key)
+                if existing is None:
+                    queries[key] = Query(key, metric.connection, (name,), metric.spec, cycle)
+                elif name not in existing.metrics:
+                    queries[key] = Query(
+                        key, metric.connection, (*existing.metrics, name), metric.spec, cycle
+                    )
+    for query in queries.values():
+        plan.by_connection.setdefault(query.connection, []).append(query)
+    return plan

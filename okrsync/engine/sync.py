@@ -1,0 +1,250 @@
+"""One sync pass: plan → fetch (per connection, concurrently) → evaluate → record → dispatch.
+
+A failing connection never stops the others: each connection's fetch is isolated, its errors
+become error readings, and the connection's health row says what happened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import structlog
+from sqlalchemy import Engine
+
+from okrsync.config import Config
+from okrsync.engine.dispatcher import Dispatcher, DispatchReport
+from okrsync.engine.evaluate import Evaluation, MetricReading, evaluate
+from okrsync.engine.planner import PlannedKeyResult, QueryPlan, plan_queries
+from okrsync.engine.recorder import Recorded, record
+from okrsync.engine.runtime import Connections
+from okrsync.errors import ConnectorError, CredentialsError, QuotaExhaustedError
+from okrsync.redaction import Redactor
+from okrsync.sdk.connector import failed_reading
+from okrsync.sdk.models import Query, Reading
+from okrsync.store.db import session_scope
+from okrsync.store.tables import ConnectionStateRow, MetricStateRow, RunRow
+
+log = structlog.get_logger()
+
+
+def new_run_id(now: datetime) -> str:
+    """Sortable by time, unique across replicas."""
+    return f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:10]}"
+
+
+@dataclass
+class RunReport:
+    run_id: str
+    queries: int = 0
+    api_calls: int = 0
+    recorded: list[Recorded] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    dispatch: DispatchReport = field(default_factory=DispatchReport)
+
+    @property
+    def changed(self) -> int:
+        return sum(1 for r in self.recorded if r.changed)
+
+
+@dataclass
+class Fetched:
+    readings: dict[str, Reading] = field(default_factory=dict)  # by query key
+    by_connection: dict[str, list[Reading]] = field(default_factory=dict)
+    api_calls: int = 0
+
+
+async def fetch_all(plan: QueryPlan, connections: Connections, redactor: Redactor) -> Fetched:
+    """Ask every connection its queries at once. Touches no store: ``plan`` uses it too."""
+    names = sorted(plan.by_connection)
+    results = await asyncio.gather(
+        *(fetch_connection(connections, name, plan.by_connection[name], redactor) for name in names)
+    )
+    fetched = Fetched()
+    for name, (readings, calls) in zip(names, results, strict=True):
+        fetched.api_calls += calls
+        fetched.by_connection[name] = readings
+        for reading in readings:
+            fetched.readings[reading.key] = reading
+    return fetched
+
+
+async def fetch_connection(
+    connections: Connections, name: str, queries: list[Query[Any]], redactor: Redactor
+) -> tuple[list[Reading], int]:
+    """One connection's readings; whatever goes wrong stays with this connection."""
+    try:
+        source = connections.source(name)
+    except Exception as exc:
+        error = ConnectorError(redactor.redact(str(exc)), connection=name)
+        return [failed_reading(q, error) for q in queries], 0
+    before = source.api_calls
+    try:
+        readings = await source.fetch(queries)
+    except ConnectorError as exc:
+        readings = [failed_reading(q, exc.for_subject(name, q.subject)) for q in queries]
+    except Exception as exc:  # a connector bug is that connection's problem only
+        log.exception("connector_crashed", connection=name)
+        error = ConnectorError(
+            redactor.redact(f"connector failed: {type(exc).__name__}: {exc}"), connection=name
+        )
+        readings = [failed_reading(q, error) for q in queries]
+    answered = {r.key for r in readings}
+    for query in queries:
+        if query.key not in answered:
+            error = ConnectorError("the source gave no answer", connection=name)
+            readings.append(failed_reading(query, error.for_subject(name, query.subject)))
+    return readings, source.api_calls - before
+
+
+def evaluate_plan(
+    config: Config, plan: QueryPlan, readings: Mapping[str, Reading], run_id: str, now: datetime
+) -> list[tuple[Evaluation, PlannedKeyResult]]:
+    """Evaluate every key result of the plan from the readings. Pure."""
+    out = []
+    for item in plan.key_results:
+        by_metric: dict[str, MetricReading] = {}
+        for name in item.key_result.metric_names():
+            reading = readings.get(plan.key_for[(name, item.cycle.id)])
+            if reading is not None:
+                connection = config.metrics[name].connection
+                by_metric[name] = MetricReading(name, connection, reading, run_id)
+        out.append((evaluate(item.key_result, item.cycle, by_metric, now), item))
+    return out
+
+
+class SyncService:
+    def __init__(
+        self,
+        engine: Engine,
+        config: Config,
+        connections: Connections,
+        *,
+        redactor: Redactor,
+        clock: Callable[[], datetime],
+        instance_id: str,
+        dispatcher: Dispatcher,
+    ) -> None:
+        self.engine = engine
+        self.config = config
+        self.connections = connections
+        self.redactor = redactor
+        self.clock = clock
+        self.instance_id = instance_id
+        self.dispatcher = dispatcher
+
+    async def run_once(
+        self,
+        *,
+        metrics: Collection[str] | None = None,
+        key_results: Collection[str] | None = None,
+        trigger: str = "manual",
+        dispatch: bool = True,
+    ) -> RunReport:
+        started = self.clock()
+        report = RunReport(new_run_id(started))
+        plan = plan_queries(self.config, metrics=metrics, key_results=key_results)
+        report.queries = plan.query_count
+        with session_scope(self.engine) as session:
+            session.add(
+                RunRow(
+                    id=report.run_id,
+                    trigger=trigger,
+                    started_at=started,
+                    queries=report.queries,
+                    instance_id=self.instance_id,
+                )
+            )
+        log.info("run_started", run_id=report.run_id, trigger=trigger, queries=report.queries)
+        readings = await self.fetch(plan, report)
+        now = self.clock()
+        for evaluation, item in evaluate_plan(self.config, plan, readings, report.run_id, now):
+            recorded = record(
+                self.engine, item, evaluation, run_id=report.run_id, now=now, redactor=self.redactor
+            )
+            report.recorded.append(recorded)
+            if recorded.error:
+                report.errors.append(recorded.error)
+        self._mark_metrics_ran(plan, now)
+        if dispatch:
+            report.dispatch = await self.dispatcher.dispatch_due()
+        self._finish_run(report)
+        return report
+
+    async def fetch(self, plan: QueryPlan, report: RunReport) -> dict[str, Reading]:
+        """Fetch the plan's queries and keep each connection's health row current."""
+        fetched = await fetch_all(plan, self.connections, self.redactor)
+        report.api_calls += fetched.api_calls
+        for name, connection_readings in fetched.by_connection.items():
+            self._update_connection_state(name, connection_readings)
+        return fetched.readings
+
+    def _update_connection_state(self, name: str, readings: list[Reading]) -> None:
+        now = self.clock()
+        errors = [r.error for r in readings if r.error is not None]
+        with session_scope(self.engine) as session:
+            state = session.get(ConnectionStateRow, name) or ConnectionStateRow(
+                name=name, type=self.config.connection_types[name]
+            )
+            if not errors:
+                state.status = "ok"
+                state.consecutive_failures = 0
+                state.last_ok_at = now
+                state.paused_until = None
+            else:
+                first = errors[0]
+                state.consecutive_failures += 1
+                state.last_error_at = now
+                state.last_error = self.redactor.redact(str(first))
+                if isinstance(first, CredentialsError):
+                    state.status = "credentials_rejected"
+                elif isinstance(first, QuotaExhaustedError):
+                    state.status = "paused_quota"
+                else:
+                    state.status = "failing"
+                log.warning(
+                    "connection_failed",
+                    connection=name,
+                    failures=state.consecutive_failures,
+                    error=state.last_error,
+                )
+            session.add(state)
+
+    def _mark_metrics_ran(self, plan: QueryPlan, now: datetime) -> None:
+        names = {name for (name, _cycle) in plan.key_for}
+        with session_scope(self.engine) as session:
+            for name in names:
+                state = session.get(MetricStateRow, name) or MetricStateRow(name=name)
+                state.last_run_at = now
+                session.add(state)
+
+    def _finish_run(self, report: RunReport) -> None:
+        finished = self.clock()
+        with session_scope(self.engine) as session:
+            run = session.get(RunRow, report.run_id)
+            if run is None:
+                return
+            run.finished_at = finished
+            run.api_calls = report.api_calls
+            run.changed = report.changed
+            run.errors = len(report.errors)
+            run.status = "ok" if not report.errors else "partial"
+            run.detail = {
+                "errors": report.errors[:50],
+                "delivered": report.dispatch.delivered,
+                "delivery_failures": report.dispatch.failed,
+            }
+            session.add(run)
+        log.info(
+            "run_finished",
+            run_id=report.run_id,
+            queries=report.queries,
+            api_calls=report.api_calls,
+            changed=report.changed,
+            errors=len(report.errors),
+            delivered=report.dispatch.delivered,
+        )

@@ -1,0 +1,130 @@
+"""Upserting YAML definitions into the store; what left the YAML is archived, never deleted."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Session, SQLModel, select
+
+from okrsync.config import Config
+from okrsync.store.tables import CycleRow, KeyResultRow, MirrorRow, ObjectiveRow
+
+
+@dataclass
+class DefinitionChanges:
+    added: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    archived: list[str] = field(default_factory=list)
+    unchanged: int = 0
+
+    @property
+    def any(self) -> bool:
+        return bool(self.added or self.changed or self.archived)
+
+
+def desired_rows(config: Config) -> list[tuple[type[SQLModel], str, dict[str, Any]]]:
+    """Every definition row the config describes: (table, primary key, column values)."""
+    rows: list[tuple[type[SQLModel], str, dict[str, Any]]] = []
+    for cycle in config.cycles.values():
+        rows.append((CycleRow, cycle.id, {"start": cycle.start, "end": cycle.end}))
+    for o_pos, objective in enumerate(config.objectives):
+        rows.append(
+            (
+                ObjectiveRow,
+                objective.id,
+                {
+                    "title": objective.title,
+                    "cycle_id": objective.cycle,
+                    "owner": objective.owner,
+                    "parent_id": objective.parent,
+                    "weight": objective.weight,
+                    "description": objective.description,
+                    "position": o_pos,
+                },
+            )
+        )
+        for k_pos, kr in enumerate(objective.key_results):
+            rows.append(
+                (
+                    KeyResultRow,
+                    kr.id,
+                    {
+                        "objective_id": objective.id,
+                        "title": kr.title,
+                        "kind": kr.kind.value,
+                        "start": kr.start,
+                        "target": kr.target,
+                        "low": kr.low,
+                        "high": kr.high,
+                        "unit": kr.unit,
+                        "weight": kr.weight,
+                        "metric": kr.metric,
+                        "expression": kr.value.text if kr.value is not None else None,
+                        "stale_after_seconds": (
+                            int(kr.stale_after.total_seconds()) if kr.stale_after else None
+                        ),
+                        "position": k_pos,
+                    },
+                )
+            )
+            for mirror in kr.mirrors:
+                rows.append(
+                    (
+                        MirrorRow,
+                        mirror.key,
+                        {
+                            "key_result_id": kr.id,
+                            "connection": mirror.connection,
+                            "spec": mirror.spec.model_dump(mode="json"),
+                        },
+                    )
+                )
+    return rows
+
+
+def _pk_name(table: type[SQLModel]) -> str:
+    return "key" if table is MirrorRow else "id"
+
+
+def sync_definitions(
+    session: Session, config: Config, now: datetime, *, dry_run: bool = False
+) -> DefinitionChanges:
+    """Make the store's definitions match ``config``. State columns are never touched here."""
+    changes = DefinitionChanges()
+    wanted: dict[type[SQLModel], set[str]] = {}
+    existing: dict[type[SQLModel], dict[str, Any]] = {}
+    tables: tuple[type[SQLModel], ...] = (CycleRow, ObjectiveRow, KeyResultRow, MirrorRow)
+    for table in tables:
+        existing[table] = {getattr(r, _pk_name(table)): r for r in session.exec(select(table))}
+        wanted[table] = set()
+    for kind, pk, values in desired_rows(config):
+        wanted[kind].add(pk)
+        label = f"{kind.__tablename__}:{pk}"
+        row = existing[kind].get(pk)
+        if row is None:
+            changes.added.append(label)
+            if not dry_run:
+                session.add(kind(**{_pk_name(kind): pk, **values}))
+            continue
+        differs = any(getattr(row, k) != v for k, v in values.items())
+        if differs or row.archived_at is not None:
+            changes.changed.append(label)
+            if not dry_run:
+                for k, v in values.items():
+                    setattr(row, k, v)
+                row.archived_at = None
+                session.add(row)
+        else:
+            changes.unchanged += 1
+    for kind, rows in existing.items():
+        for pk, row in rows.items():
+            if pk not in wanted[kind] and row.archived_at is None:
+                changes.archived.append(f"{kind.__tablename__}:{pk}")
+                if not dry_run:
+                    row.archived_at = now
+                    session.add(row)
+    if not dry_run:
+        session.flush()
+    return changes

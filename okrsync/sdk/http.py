@@ -35,12 +35,12 @@ from okrsync.errors import (
     TargetNotFoundError,
     VendorResponseError,
 )
+from okrsync.redaction import Redactor
 from okrsync.sdk.budget import CallBudget
 from okrsync.sdk.retry_after import parse_retry_after
 
 log = structlog.get_logger()
 
-REDACTED = "***"
 DETAIL_LIMIT = 200
 SNIPPET_LIMIT = 120
 
@@ -146,14 +146,6 @@ class RetryPolicy:
         ceiling = min(self.max_backoff, self.initial_backoff * 2 ** max(0, attempt - 1))
         floor = max(self.initial_backoff, ceiling / 2)
         return random.uniform(floor, ceiling)  # noqa: S311 - jitter, not cryptography
-
-
-def redact(text: str, secrets: Sequence[str]) -> str:
-    """``text`` with every secret replaced by ``***`` (longest first, so none leaks partly)."""
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, REDACTED)
-    return text
 
 
 _WHITESPACE = re.compile(r"\s+")
@@ -272,9 +264,7 @@ class HttpClient:
         self._classify = classify
         self._refresh_credentials = refresh_credentials
         self._describe_error = describe_error
-        self._secrets: list[str] = []
-        for secret in secrets:
-            self.add_secret(secret)
+        self._redactor = Redactor(secrets)
         default_headers = {"User-Agent": "okrsync"}
         default_headers.update(headers or {})
         self._client = httpx.AsyncClient(
@@ -295,12 +285,10 @@ class HttpClient:
 
     def add_secret(self, secret: str) -> None:
         """Redact ``secret`` from every later error (a refreshed token is a new secret)."""
-        if secret and secret not in self._secrets:
-            self._secrets.append(secret)
-            self._secrets.sort(key=len, reverse=True)
+        self._redactor.add([secret])
 
     def redact(self, text: str) -> str:
-        return redact(text, self._secrets)
+        return self._redactor.redact(text)
 
     # --- lifecycle ------------------------------------------------------------------------------
 

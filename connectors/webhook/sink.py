@@ -1,0 +1,203 @@
+"""The ``webhook`` sink: POST each key result update as JSON to a URL the team owns.
+
+Payload (one JSON object per delivery)::
+
+    {"event": "key_result.updated",
+     "objective": {"id": "revenue", "title": "Grow new-business revenue"},
+     "key_result": {"id": "bookings", "title": "…", "kind": "increase", "unit": "USD",
+                    "start": "0", "target": "1000"},
+     "cycle": "2026-Q4",
+     "value": "375.5", "progress": "0.3755", "progress_display": "0.3755",
+     "status": "on_track", "observed_at": "2026-11-12T09:30:00+00:00",
+     "delivery_id": "<the update's idempotency key>"}
+
+Numbers are JSON *strings* in plain decimal notation (never exponent form), because a JSON
+number is a binary float in most receivers' parsers and 0.1 + 0.2 must not become
+0.30000000000000004 on the way to someone's spreadsheet. Absent numbers are ``null``.
+
+Headers: ``Idempotency-Key`` (the update's key: a receiver that stores it can drop the
+duplicates that at-least-once delivery brings), ``X-Okrsync-Event``, ``X-Okrsync-Timestamp``
+and, when the connection has a secret, ``X-Okrsync-Signature`` (see
+:mod:`connectors.webhook.signature`). A webhook creates no object we could update later, so
+``push`` returns no reference; the idempotency key does that job.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from decimal import Decimal
+from types import MappingProxyType
+from typing import Any, ClassVar, Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, field_validator
+
+from connectors.webhook.signature import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
+from okrsync.errors import ConnectorError, CredentialsError, TargetNotFoundError
+from okrsync.sdk.connector import ConnectionConfig, MirrorSpec, Sink
+from okrsync.sdk.http import DEFAULT_ERROR_TABLE, ErrorAction, ErrorRule, HttpClient, RetryPolicy
+from okrsync.sdk.models import KeyResultUpdate, PushResult
+
+# A receiver answers 401/403 for a bad signature at least as often as for bad credentials, and
+# nothing can be refreshed, so both say which setting to check; 410 means "unsubscribed".
+WEBHOOK_ERROR_TABLE: Mapping[int, ErrorRule] = MappingProxyType(
+    {
+        **DEFAULT_ERROR_TABLE,
+        401: ErrorRule(
+            ErrorAction.FAIL,
+            CredentialsError,
+            "the receiver refused the delivery: check the connection's secret and headers",
+        ),
+        403: ErrorRule(
+            ErrorAction.FAIL,
+            CredentialsError,
+            "the receiver refused the delivery: check the connection's secret and headers",
+        ),
+        404: ErrorRule(ErrorAction.FAIL, TargetNotFoundError, "no receiver at this URL"),
+        410: ErrorRule(ErrorAction.FAIL, TargetNotFoundError, "the receiver is gone"),
+    }
+)
+
+
+class WebhookConnection(ConnectionConfig):
+    type: Literal["webhook"] = "webhook"
+    url: str = Field(description="Where deliveries are POSTed.")
+    secret: SecretStr | None = Field(
+        default=None, description="Signs deliveries (HMAC-SHA256); empty means unsigned."
+    )
+    headers: dict[str, SecretStr] = Field(
+        default_factory=dict, description="Extra headers sent with every delivery (values secret)."
+    )
+    timeout: float = Field(default=10.0, gt=0, description="Seconds one delivery may take.")
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in {"http", "https"} or not parts.netloc:
+            raise ValueError(
+                f"url must be an http(s) URL such as https://hooks.example.com/okr, got {value!r}"
+            )
+        return value
+
+    @field_validator("secret")
+    @classmethod
+    def _empty_is_none(cls, value: SecretStr | None) -> SecretStr | None:
+        """``secret: "${HOOK_SECRET:-}"`` resolves to "" when unset: that means no signing."""
+        if value is not None and not value.get_secret_value():
+            return None
+        return value
+
+
+class WebhookMirror(MirrorSpec):
+    event: str = Field(default="key_result.updated", min_length=1)
+    path: str = Field(default="", description="Appended to the connection's url.")
+
+
+def decimal_text(value: Decimal | None) -> str | None:
+    """A decimal as exact plain text (``1E+3`` would be exact too, but surprises people)."""
+    return None if value is None else format(value, "f")
+
+
+def webhook_payload(update: KeyResultUpdate, event: str) -> dict[str, Any]:
+    return {
+        "event": event,
+        "objective": {"id": update.objective_id, "title": update.objective_title},
+        "key_result": {
+            "id": update.key_result_id,
+            "title": update.key_result_title,
+            "kind": update.kind,
+            "unit": update.unit,
+            "start": decimal_text(update.start),
+            "target": decimal_text(update.target),
+        },
+        "cycle": update.cycle_id,
+        "value": decimal_text(update.value),
+        "progress": decimal_text(update.progress),
+        "progress_display": decimal_text(update.progress_display),
+        "status": update.status.value,
+        "observed_at": update.observed_at.isoformat(),
+        "delivery_id": update.idempotency_key,
+    }
+
+
+def join_url(base: str, path: str) -> str:
+    """``base`` + ``path`` with one slash between, and ``base`` exactly as given without a path."""
+    if not path:
+        return base
+    return base.rstrip("/") + "/" + path.lstrip("/")
+
+
+class WebhookSink(Sink[WebhookConnection, WebhookMirror]):
+    mirror_model = WebhookMirror
+
+    # A class attribute so a test or a subclass can make retries quick without a config field.
+    retry: ClassVar[RetryPolicy] = RetryPolicy()
+
+    def __init__(self, name: str, config: WebhookConnection) -> None:
+        super().__init__(name, config)
+        self._secret = config.secret.get_secret_value() if config.secret is not None else None
+        self._client = HttpClient(
+            connection=name,
+            base_url=config.url,
+            headers={key: value.get_secret_value() for key, value in config.headers.items()},
+            timeout=config.timeout,
+            retry=self.retry,
+            error_table=WEBHOOK_ERROR_TABLE,
+            secrets=config.secret_values(),
+        )
+
+    @property
+    def api_calls(self) -> int:
+        return self._client.calls
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    def describe(self, mirror: WebhookMirror) -> str:
+        return f"{self.name}: POST {join_url(self.config.url, mirror.path)} ({mirror.event})"
+
+    def delivery(
+        self, update: KeyResultUpdate, mirror: WebhookMirror
+    ) -> tuple[bytes, dict[str, str]]:
+        """The exact body and headers of one delivery (signed now, if there is a secret)."""
+        body = json.dumps(
+            webhook_payload(update, mirror.event), separators=(",", ":"), ensure_ascii=False
+        ).encode()
+        timestamp = str(int(time.time()))
+        headers = {
+            "Content-Type": "application/json",
+            "Idempotency-Key": update.idempotency_key,
+            "X-Okrsync-Event": mirror.event,
+            TIMESTAMP_HEADER: timestamp,
+        }
+        if self._secret is not None:
+            headers[SIGNATURE_HEADER] = sign(self._secret, timestamp, body)
+        return body, headers
+
+    async def push(
+        self, update: KeyResultUpdate, mirror: WebhookMirror, previous_ref: str | None
+    ) -> PushResult:
+        body, headers = self.delivery(update, mirror)
+        subject = f"mirror {mirror.event!r} of key result {update.key_result_id!r}"
+        response = await self._client.request(
+            "POST",
+            join_url(self.config.url, mirror.path),
+            content=body,
+            headers=headers,
+            subject=subject,
+        )
+        if not 200 <= response.status_code < 300:
+            # httpx does not follow redirects, and a 3xx is not a delivery: the POST went nowhere.
+            where = response.headers.get("location")
+            hint = f" to {self._client.redact(where)}" if where else ""
+            raise ConnectorError(
+                f"the receiver answered HTTP {response.status_code}{hint} instead of accepting "
+                "the delivery; configure the final URL",
+                connection=self.name,
+                subject=subject,
+                status_code=response.status_code,
+            )
+        return PushResult(ref=None, detail={"status": response.status_code})

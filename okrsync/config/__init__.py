@@ -3,10 +3,8 @@
 from okrsync.config.loader import (
     DEFAULT_SECRETS_DIR,
     SUPPORTED_VERSION,
-    did_you_mean,
     load_config,
     load_config_text,
-    parse_duration,
 )
 from okrsync.config.models import (
     DEFAULT_SCHEDULE,
@@ -18,7 +16,9 @@ from okrsync.config.models import (
     MirrorDef,
     ObjectiveDef,
 )
+from okrsync.config.readers import parse_duration
 from okrsync.config.references import ReferenceResolver, Resolution
+from okrsync.config.reporting import did_you_mean
 from okrsync.config.schema import config_json_schema, render_schema, write_schema
 from okrsync.config.yaml_source import KeyPath, YamlDocument, format_path, read_yaml
 

@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from okrsync.config.models import ConfigDocument, MetricCommon, MirrorCommon
+from okrsync.config.models import ID_PATTERN, ConfigDocument, MetricCommon, MirrorCommon
 from okrsync.sdk.connector import Connector
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -81,7 +81,7 @@ def config_json_schema(connectors: Mapping[str, Connector]) -> dict[str, Any]:
         "type": "object",
         "description": "Named links to external systems; secrets as ${ENV_VAR} references.",
         "additionalProperties": _choice(connection_branches, "oneOf"),
-        "propertyNames": {"pattern": "^[A-Za-z0-9][A-Za-z0-9_.:-]*$"},
+        "propertyNames": {"pattern": ID_PATTERN},
     }
     properties["metrics"] = {
         "type": "object",

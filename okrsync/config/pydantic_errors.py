@@ -1,0 +1,125 @@
+"""Checking a value with a connector's own pydantic model, and saying what is wrong our way.
+
+Connector specific fields (a connection's settings, a metric's query, a mirror's target) are
+validated by the connector's models. Their errors are translated into problems at the key path of
+the offending field, with a did-you-mean for unknown keys, and never quote a value given to a
+connection (it may be a secret).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from okrsync.config.reporting import MISSING, Reporter, show_value, suggest
+from okrsync.config.yaml_source import KeyPath
+
+_FRIENDLY = {
+    "string_type": "expected a string",
+    "int_type": "expected a whole number",
+    "int_parsing": "expected a whole number",
+    "int_from_float": "expected a whole number",
+    "float_type": "expected a number",
+    "float_parsing": "expected a number",
+    "decimal_parsing": "expected a number",
+    "decimal_type": "expected a number",
+    "bool_type": "expected true or false",
+    "bool_parsing": "expected true or false",
+    "dict_type": "expected a mapping",
+    "model_type": "expected a mapping",
+    "model_attributes_type": "expected a mapping",
+    "list_type": "expected a list",
+}
+
+
+def validate(
+    reporter: Reporter,
+    path: KeyPath,
+    model: type[BaseModel],
+    data: dict[str, Any],
+    *,
+    secret: bool,
+    also_allowed: Collection[str] = (),
+) -> BaseModel | None:
+    """``data`` validated by ``model``; ``None`` once every error is reported at ``path``.
+
+    ``secret``: never quote a value back. ``also_allowed``: keys taken out of ``data`` before it
+    was given to ``model`` (the fields every metric or mirror has), offered in did-you-means.
+    """
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        for error in exc.errors(include_url=False, include_input=False, include_context=True):
+            loc = tuple(error["loc"])
+            message = _message(model, loc, error, data, secret, also_allowed)
+            reporter.problem((*path, *loc), message)
+        return None
+
+
+def _message(
+    model: type[BaseModel],
+    loc: tuple[str | int, ...],
+    error: Any,
+    data: dict[str, Any],
+    secret: bool,
+    also_allowed: Collection[str],
+) -> str:
+    kind = str(error["type"])
+    name = loc[-1] if loc else ""
+    if kind == "extra_forbidden":
+        allowed = _fields_at(model, loc[:-1])
+        if len(loc) == 1:
+            allowed = [*allowed, *also_allowed]
+        return f"unknown key {name!r}{suggest(str(name), allowed)}"
+    if kind == "missing":
+        return f"missing required key {name!r}"
+    friendly = _FRIENDLY.get(kind)
+    message = friendly or str(error["msg"])
+    if friendly and not secret:
+        value = _value_at(data, loc)
+        if value is not MISSING:
+            message += f", got {show_value(value)}"
+    return message
+
+
+def _fields_at(model: type[BaseModel], loc: tuple[str | int, ...]) -> list[str]:
+    """The field names of the (sub)model found at ``loc`` inside ``model``, as best we can."""
+    current: Any = model
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        if not (isinstance(current, type) and issubclass(current, BaseModel)):
+            return []
+        info = current.model_fields.get(str(part))
+        if info is None:
+            return []
+        current = _model_in(info.annotation)
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        names = list(current.model_fields)
+        names += [f.alias for f in current.model_fields.values() if f.alias]
+        return names
+    return []
+
+
+def _model_in(annotation: Any) -> Any:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _value_at(data: Any, loc: tuple[str | int, ...]) -> Any:
+    current = data
+    for part in loc:
+        in_dict = isinstance(current, dict) and part in current
+        in_list = isinstance(current, list) and isinstance(part, int) and 0 <= part < len(current)
+        if in_dict or in_list:
+            current = current[part]
+        else:
+            return MISSING
+    return current

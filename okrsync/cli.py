@@ -18,6 +18,7 @@ from rich.table import Table
 from sqlmodel import Session
 
 from okrsync.app import App, load, utc_now
+from okrsync.config import render_schema, write_schema
 from okrsync.engine.plan_report import store_exists
 from okrsync.errors import ConfigError, ConfigErrors, OkrsyncError
 from okrsync.logging import configure_logging
@@ -436,6 +437,21 @@ def _fields(model: Any, skip: set[str] | None = None) -> list[str]:
             continue
         names.append(name if info.is_required() else f"{name}?")
     return names
+
+
+@app.command()
+def schema(
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")
+    ] = None,
+) -> None:
+    """The config's JSON Schema, covering every installed connector (for editors and CI)."""
+    registry = load_registry()
+    if output is None:
+        sys.stdout.write(render_schema(registry.connectors))
+        return
+    write_schema(registry.connectors, output)
+    out.print(f"wrote {output}")
 
 
 @db_app.command("upgrade")

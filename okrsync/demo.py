@@ -1,0 +1,187 @@
+"""``okrsync demo``: the whole flow on the local sandbox, with no credentials.
+
+It creates a small SQL warehouse, starts the sandbox fakes that the installed connectors ship
+(found through the same entry points as everything else), runs the daemon on the demo config with
+an embedded SQLite store, and keeps closing deals while you watch key results fill in and the
+webhook receiver get its deliveries. It ends by itself after ``seconds``, or on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import sqlite3
+import tempfile
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+from pydantic import SecretStr
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+
+from okrsync.app import App
+from okrsync.config import load_config_text
+from okrsync.engine.daemon import Daemon
+from okrsync.engine.progress import display_progress
+from okrsync.examples import example
+from okrsync.logging import configure_logging
+from okrsync.plugins import load_registry
+from okrsync.redaction import Redactor
+from okrsync.sandbox import Sandbox
+from okrsync.settings import Settings
+from okrsync.store import views
+from okrsync.store.db import session_scope
+
+API_TOKEN = "sandbox-token"  # noqa: S105 - the local fake's own token, nobody's secret
+HOOK_SECRET = "demo-hook-secret"  # noqa: S105 - signs deliveries to the local receiver
+BAR = 14
+STATUS_COLOURS = {"on_track": "green", "at_risk": "yellow", "off_track": "red", "no_data": "dim"}
+
+
+def seed_warehouse(path: Path, cycle_start: date, rng: random.Random) -> None:
+    with sqlite3.connect(path) as db:
+        db.execute(
+            "CREATE TABLE IF NOT EXISTS deals (id INTEGER PRIMARY KEY, amount NUMERIC, "
+            "won INTEGER, closed_on DATE)"
+        )
+        db.execute("DELETE FROM deals")
+        for day in range(12):
+            add_deal(db, cycle_start + timedelta(days=day * 3), rng)
+
+
+def add_deal(db: sqlite3.Connection, closed_on: date, rng: random.Random) -> None:
+    amount = rng.choice([500, 750, 1200, 1800, 2500])
+    db.execute(
+        "INSERT INTO deals (amount, won, closed_on) VALUES (?, ?, ?)",
+        (amount, int(rng.random() < 0.55), closed_on.isoformat()),
+    )
+
+
+def demo_environ(urls: dict[str, str], warehouse: Path, today: date) -> dict[str, str]:
+    start = today - timedelta(days=45)
+    return {
+        "DEMO_WAREHOUSE_URL": f"sqlite:///{warehouse}",
+        "DEMO_API_URL": urls["crm_api"],
+        "DEMO_API_TOKEN": API_TOKEN,
+        "DEMO_HOOK_URL": urls["team_hook"] + "/okr",
+        "DEMO_HOOK_SECRET": HOOK_SECRET,
+        "DEMO_CYCLE_ID": f"demo-{today:%Y%m%d}",
+        "DEMO_CYCLE_START": start.isoformat(),
+        "DEMO_CYCLE_END": (start + timedelta(days=90)).isoformat(),
+    }
+
+
+def render(objectives: list[views.ObjectiveView], received: dict[str, Any], clock: str) -> Group:
+    tables: list[Any] = []
+    for objective in objectives:
+        table = Table(title=f"{objective.title}", title_justify="left", expand=True)
+        table.add_column("key result", ratio=3)
+        table.add_column("value", justify="right", ratio=1)
+        table.add_column("progress", ratio=2)
+        table.add_column("status", ratio=1)
+        for kr in objective.key_results:
+            colour = STATUS_COLOURS.get(kr.status, "")
+            shown = display_progress(kr.progress) if kr.progress is not None else Decimal(0)
+            filled = int(shown * BAR)
+            pct = "—" if kr.progress is None else f"{kr.progress * 100:.1f}%"
+            value = "—" if kr.value is None else f"{kr.value:,.2f}".rstrip("0").rstrip(".")
+            table.add_row(
+                kr.title,
+                f"{value} {kr.unit or ''}",
+                f"[{colour}]{'█' * filled}{'░' * (BAR - filled)}[/{colour}] {pct}",
+                f"[{colour}]{kr.status.replace('_', ' ')}[/{colour}]",
+            )
+        tables.append(table)
+    tables.append(
+        f"[dim]{clock}[/dim]  mirror deliveries received: [bold]{received.get('count', 0)}[/bold]"
+        f"  (duplicates refused: {received.get('duplicates', 0)})"
+    )
+    return Group(*tables)
+
+
+async def tour(
+    app: App, urls: dict[str, str], warehouse: Path, seconds: float, console: Console
+) -> None:
+    app.apply_definitions()
+    stop = asyncio.Event()
+    daemon = Daemon(app.engine, app.config, app.sync, app.dispatcher, clock=app.clock)
+    task = asyncio.create_task(daemon.run(stop))
+    rng = random.Random(7)  # noqa: S311 - demo data, not security
+    deadline = asyncio.get_running_loop().time() + seconds
+    next_deal = 0.0
+    async with httpx.AsyncClient(timeout=5) as client:
+        with Live(console=console, refresh_per_second=4) as live:
+            try:
+                while asyncio.get_running_loop().time() < deadline and not task.done():
+                    now = asyncio.get_running_loop().time()
+                    if now >= next_deal:
+                        next_deal = now + 2.5
+                        with sqlite3.connect(warehouse) as db:
+                            add_deal(db, date.today(), rng)
+                        added = await client.post(
+                            f"{urls['crm_api']}/v1/deals",
+                            json={"amount": rng.choice([900, 1500, 3000]), "status": "won"},
+                            headers={"Authorization": f"Bearer {API_TOKEN}"},
+                        )
+                        added.raise_for_status()
+                    received = (await client.get(f"{urls['team_hook']}/_received")).json()
+                    with session_scope(app.engine) as session:
+                        objectives = views.status_view(session, app.clock())
+                    clock = datetime.now(UTC).strftime("%H:%M:%S UTC")
+                    live.update(render(objectives, received, clock))
+                    await asyncio.sleep(0.5)
+            finally:
+                stop.set()
+                await task
+
+
+def run_demo(*, seconds: float, workdir: Path | None, console: Console) -> None:
+    registry = load_registry()
+    wanted = {"crm_api": "http_json", "team_hook": "webhook"}
+    apps = {}
+    for name, kind in wanted.items():
+        connector = registry.connectors.get(kind)
+        if connector is None or connector.fake is None:
+            raise SystemExit(f"the demo needs the {kind!r} connector and its sandbox fake")
+        apps[name] = connector.fake()
+    workdir = workdir or Path(tempfile.mkdtemp(prefix="okrsync-demo-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    warehouse = workdir / "warehouse.db"
+    today = datetime.now(UTC).date()
+    seed_warehouse(warehouse, today - timedelta(days=45), random.Random(1))  # noqa: S311
+    store = workdir / "okrsync-demo.db"
+    store.unlink(missing_ok=True)
+    redactor = Redactor()
+    configure_logging(redactor, fmt="console", level="warning")
+    console.print(
+        "[bold]okrsync demo[/bold]: a SQL warehouse, a CRM-like JSON API and a team webhook, "
+        f"all local. Files in {workdir}. Watching for {seconds:g}s (Ctrl-C to stop)."
+    )
+    with Sandbox(apps) as sandbox:
+        urls = sandbox.urls
+        config = load_config_text(
+            example("demo"),
+            registry.connectors,
+            filename="okrsync/examples/demo.yaml",
+            environ=demo_environ(urls, warehouse, today),
+        )
+        settings = Settings(database_url=SecretStr(f"sqlite:///{store}"))
+        app = App.open(settings, config=config, registry=registry, redactor=redactor)
+
+        async def main() -> None:
+            try:
+                await tour(app, urls, warehouse, seconds, console)
+            finally:
+                await app.aclose()
+
+        asyncio.run(main())
+    console.print(
+        "\nThe store keeps every value with its provenance. Look around with:\n"
+        f"  OKRSYNC_DATABASE_URL=sqlite:///{store} okrsync status\n"
+        f"  OKRSYNC_DATABASE_URL=sqlite:///{store} okrsync explain win_rate\n"
+        f"  OKRSYNC_DATABASE_URL=sqlite:///{store} okrsync history bookings"
+    )

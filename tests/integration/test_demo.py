@@ -1,0 +1,39 @@
+"""``okrsync demo`` runs on a fresh machine's defaults: no credentials, its own SQLite store."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+
+def test_demo_fills_key_results_and_delivers_mirrors(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OKRSYNC_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "okrsync", "demo", "--seconds", "7", "--workdir", str(tmp_path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+    store = tmp_path / "okrsync-demo.db"
+    with sqlite3.connect(store) as db:
+        krs = dict(db.execute("SELECT id, value FROM key_results").fetchall())
+        measurements = db.execute("SELECT COUNT(*) FROM measurements").fetchone()[0]
+        delivered = db.execute("SELECT COUNT(*) FROM deliveries WHERE status = 'done'").fetchone()[
+            0
+        ]
+        pending = db.execute("SELECT COUNT(*) FROM deliveries WHERE status = 'pending'").fetchone()[
+            0
+        ]
+    assert set(krs) == {"bookings", "win_rate", "crm_bookings", "open_pipeline"}
+    assert all(value is not None for value in krs.values()), krs
+    assert measurements > len(krs)  # values moved while the demo ran
+    assert delivered >= len(krs)
+    assert pending == 0
+    assert "mirror deliveries received" in done.stdout

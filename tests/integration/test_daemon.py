@@ -1,4 +1,4 @@
-"""``okrsync run`` as a process: it syncs on schedule, picks up changes, stops cleanly on signals."""
+"""`okrsync run` as a process: syncs on schedule, picks up changes, stops cleanly on signals."""
 
 from __future__ import annotations
 

@@ -21,6 +21,7 @@ import pytest
 from connectors.webhook.receiver import receiver_app
 from okrsync.sandbox import SandboxServer
 
+# The issue's config verbatim (only the receiver's address is filled in at run time).
 CONFIG = """\
 version: 1
 connections:
@@ -62,7 +63,8 @@ def warehouse(tmp_path: Path) -> Path:
     path = tmp_path / "warehouse.db"
     with sqlite3.connect(path) as db:
         db.execute(
-            "CREATE TABLE deals (id INTEGER PRIMARY KEY, amount NUMERIC, won INTEGER, closed_on DATE)"
+            "CREATE TABLE deals "
+            "(id INTEGER PRIMARY KEY, amount NUMERIC, won INTEGER, closed_on DATE)"
         )
         db.executemany(
             "INSERT INTO deals (amount, won, closed_on) VALUES (?, ?, ?)",

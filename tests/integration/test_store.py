@@ -1,4 +1,4 @@
-"""The store on SQLite and PostgreSQL: migrations match the models, definitions upsert and archive."""
+"""The store on SQLite and PostgreSQL: migrations match the models; values stay exact."""
 
 from __future__ import annotations
 

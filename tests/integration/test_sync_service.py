@@ -1,0 +1,266 @@
+"""One sync pass in-process against the store (SQLite and PostgreSQL) and real sockets.
+
+Isolation of failing connections, the outbox surviving a crash, retries with backoff, superseded
+deliveries, external references handed back to a sink, and archived definitions.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import pytest
+from pydantic import SecretStr
+from sqlmodel import select
+
+from connectors.webhook import WebhookSink
+from connectors.webhook.receiver import ReceiverState, receiver_app
+from okrsync.app import App
+from okrsync.config import Config, load_config_text
+from okrsync.plugins import Registry, load_registry
+from okrsync.sandbox import Fault, FaultKind, SandboxServer
+from okrsync.sdk.connector import ConnectionConfig, Connector, MirrorSpec, Sink
+from okrsync.sdk.http import RetryPolicy
+from okrsync.sdk.models import KeyResultUpdate, PushResult
+from okrsync.settings import Settings
+from okrsync.store import views
+from okrsync.store.db import session_scope
+from okrsync.store.tables import ConnectionStateRow, DeliveryRow, RunRow
+
+
+class FastWebhookSink(WebhookSink):
+    retry = RetryPolicy(max_attempts=2, initial_backoff=0.01, max_backoff=0.02)
+
+
+class NotesConnection(ConnectionConfig):
+    type: Literal["notes"] = "notes"
+
+
+class NotesMirror(MirrorSpec):
+    board: str = "okr"
+
+
+class NotesSink(Sink[NotesConnection, NotesMirror]):
+    """A sink that creates a note once and edits it afterwards, like a Slack message."""
+
+    mirror_model = NotesMirror
+    notes: ClassVar[dict[str, str]] = {}
+    calls: ClassVar[list[str | None]] = []
+
+    async def push(
+        self, update: KeyResultUpdate, mirror: NotesMirror, previous_ref: str | None
+    ) -> PushResult:
+        self.calls.append(previous_ref)
+        ref = previous_ref or f"note-{len(self.notes) + 1}"
+        self.notes[ref] = f"{update.key_result_id}={update.value}"
+        return PushResult(ref=ref)
+
+
+CONFIG = """\
+version: 1
+connections:
+  good: {type: sql, url: "sqlite:///GOOD"}
+  bad: {type: sql, url: "sqlite:///MISSING/nowhere.db"}
+  hook: {type: webhook, url: "HOOK/okr"}
+  notes: {type: notes}
+cycles:
+  - {id: q4, start: 2026-10-01, end: 2026-12-31}
+metrics:
+  deals: {connection: good, query: "SELECT COUNT(*) FROM deals"}
+  broken: {connection: bad, query: "SELECT 1"}
+objectives:
+  - id: o
+    title: Objective
+    cycle: q4
+    key_results:
+      - id: deals
+        title: Ten deals
+        metric: deals
+        kind: increase
+        start: 0
+        target: 10
+        mirrors: [{connection: hook}, {connection: notes}]
+      - {id: other, title: Other, metric: broken, kind: increase, start: 0, target: 1}
+"""
+
+
+@dataclass
+class Clock:
+    now: datetime = field(default_factory=lambda: datetime(2026, 11, 20, 12, tzinfo=UTC))
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@dataclass
+class World:
+    database_url: str
+    warehouse: Path
+    hook: SandboxServer
+    receiver: ReceiverState
+    registry: Registry
+    clock: Clock
+    text: str
+
+    def config(self, text: str | None = None) -> Config:
+        return load_config_text(text or self.text, self.registry.connectors)
+
+    def app(self, text: str | None = None) -> App:
+        settings = Settings(database_url=SecretStr(self.database_url))
+        return App.open(
+            settings, config=self.config(text), registry=self.registry, clock=self.clock
+        )
+
+    def add_deal(self) -> None:
+        with sqlite3.connect(self.warehouse) as db:
+            db.execute("INSERT INTO deals DEFAULT VALUES")
+
+
+@pytest.fixture
+def world(tmp_path: Path, database_url: str) -> Iterator[World]:
+    warehouse = tmp_path / "warehouse.db"
+    with sqlite3.connect(warehouse) as db:
+        db.execute("CREATE TABLE deals (id INTEGER PRIMARY KEY)")
+        db.execute("INSERT INTO deals DEFAULT VALUES")
+    real = load_registry()
+    connectors = dict(real.connectors)
+    connectors["webhook"] = Connector(
+        type="webhook",
+        summary="webhook with fast retries",
+        connection_model=real.connectors["webhook"].connection_model,
+        implementation=FastWebhookSink,
+    )
+    connectors["notes"] = Connector(
+        type="notes", summary="notes", connection_model=NotesConnection, implementation=NotesSink
+    )
+    NotesSink.notes.clear()
+    NotesSink.calls.clear()
+    app = receiver_app()
+    with SandboxServer(app, name="hook") as hook:
+        text = CONFIG.replace("GOOD", str(warehouse)).replace("MISSING", str(tmp_path / "no"))
+        yield World(
+            database_url,
+            warehouse,
+            hook,
+            app.state.receiver,
+            Registry(connectors),
+            Clock(),
+            text.replace("HOOK", hook.url),
+        )
+
+
+async def sync(world: World, **kw: Any) -> Any:
+    app = world.app()
+    try:
+        app.apply_definitions()
+        return await app.sync.run_once(**kw)
+    finally:
+        await app.aclose()
+
+
+async def test_a_failing_connection_does_not_stop_the_others(world: World) -> None:
+    report = await sync(world)
+    assert [r.key_result_id for r in report.recorded if r.changed] == ["deals"]
+    assert len(report.errors) == 1 and "connection 'bad'" in report.errors[0]
+    app = world.app()
+    with session_scope(app.engine) as session:
+        states = {s.name: s.status for s in session.exec(select(ConnectionStateRow))}
+        run = session.get(RunRow, report.run_id)
+        (objective,) = views.status_view(session, world.clock())
+    await app.aclose()
+    assert states == {"good": "ok", "bad": "failing"}
+    assert run is not None and run.status == "partial" and run.errors == 1
+    other = next(kr for kr in objective.key_results if kr.id == "other")
+    assert other.value is None and "connection 'bad'" in (other.last_error or "")
+
+
+async def test_outbox_rows_survive_a_crash_before_delivery(world: World) -> None:
+    report = await sync(world, dispatch=False)  # the process "dies" after the commit
+    assert report.changed == 1
+    assert world.receiver.received == []
+    app = world.app()  # a restarted daemon
+    first = await app.dispatcher.dispatch_due()
+    again = await app.dispatcher.dispatch_due()
+    await app.aclose()
+    assert first.delivered == 2 and again.delivered == 0
+    assert len(world.receiver.received) == 1
+    assert NotesSink.notes == {"note-1": "deals=1"}
+
+
+async def test_failed_delivery_is_retried_after_backoff(world: World) -> None:
+    world.hook.faults.add(Fault(kind=FaultKind.STATUS, status=503, times=-1))
+    report = await sync(world)
+    assert report.dispatch.failed == 1 and "503" in report.dispatch.errors[0]
+    world.hook.faults.clear()
+    app = world.app()
+    too_soon = await app.dispatcher.dispatch_due()
+    world.clock.now += timedelta(seconds=6)
+    later = await app.dispatcher.dispatch_due()
+    with session_scope(app.engine) as session:
+        row = session.exec(select(DeliveryRow).where(DeliveryRow.status == "done")).all()
+    await app.aclose()
+    assert too_soon.delivered == 0 and later.delivered == 1
+    assert len(world.receiver.received) == 1
+    assert {r.attempts for r in row if r.mirror_key.startswith("deals/hook")} == {2}
+
+
+async def test_only_the_newest_pending_state_is_pushed(world: World) -> None:
+    world.hook.faults.add(Fault(kind=FaultKind.STATUS, status=500, times=-1))
+    await sync(world)
+    world.add_deal()
+    world.clock.now += timedelta(minutes=1)
+    await sync(world)
+    world.hook.faults.clear()
+    world.clock.now += timedelta(hours=1)
+    app = world.app()
+    report = await app.dispatcher.dispatch_due()
+    with session_scope(app.engine) as session:
+        statuses = sorted(
+            r.status
+            for r in session.exec(select(DeliveryRow))
+            if r.mirror_key.startswith("deals/hook")
+        )
+    await app.aclose()
+    assert report.delivered == 1
+    assert statuses == ["done", "superseded"]
+    (delivery,) = world.receiver.received
+    assert delivery.body["value"] == "2"
+
+
+async def test_a_sink_edits_what_it_created_instead_of_creating_again(world: World) -> None:
+    await sync(world)
+    world.add_deal()
+    await sync(world)
+    world.add_deal()
+    await sync(world)
+    assert NotesSink.calls == [None, "note-1", "note-1"]
+    assert NotesSink.notes == {"note-1": "deals=3"}
+    assert len(world.receiver.received) == 3
+
+
+async def test_unchanged_values_create_no_delivery(world: World) -> None:
+    await sync(world)
+    report = await sync(world)
+    assert report.changed == 0 and report.dispatch.delivered == 0
+    assert len(world.receiver.received) == 1
+
+
+async def test_removed_definitions_are_archived_with_their_history(world: World) -> None:
+    await sync(world)
+    trimmed = world.text.replace(
+        "      - {id: other, title: Other, metric: broken, kind: increase, start: 0, target: 1}\n",
+        "",
+    )
+    app = world.app(trimmed)
+    changes = app.apply_definitions()
+    with session_scope(app.engine) as session:
+        (objective,) = views.status_view(session, world.clock())
+        kept = views.history(session, "deals")
+    await app.aclose()
+    assert changes.archived == ["key_results:other"]
+    assert [kr.id for kr in objective.key_results] == ["deals"]
+    assert len(kept) == 1

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from okrsync.config import Config, CycleDef, KeyResultDef, ObjectiveDef
-from okrsync.sdk.models import Query
+from okrsync.sdk.models import CycleWindow, Query
 
 
 @dataclass(frozen=True)
@@ -49,28 +49,27 @@ def plan_queries(
     any one is due: its value needs every operand from the same moment.
     """
     plan = QueryPlan()
-    queries: dict[str, Query[Any]] = {}
+    wanted_metrics = None if metrics is None else set(metrics)
+    wanted_krs = None if key_results is None else set(key_results)
+    asked: dict[str, tuple[str, Any, CycleWindow]] = {}  # key -> (connection, spec, cycle)
+    askers: dict[str, dict[str, None]] = {}  # key -> metric names, in order, without repeats
     for objective in config.objectives:
         cycle_def = config.cycles[objective.cycle]
         cycle = cycle_def.window()
         for kr in objective.key_results:
             names = kr.metric_names()
-            if key_results is not None and kr.id not in key_results:
+            if wanted_krs is not None and kr.id not in wanted_krs:
                 continue
-            if metrics is not None and not names & set(metrics):
+            if wanted_metrics is not None and not names & wanted_metrics:
                 continue
             plan.key_results.append(PlannedKeyResult(kr, objective, cycle_def))
             for name in sorted(names):
                 metric = config.metrics[name]
                 key = Query.make_key(metric.connection, metric.spec, cycle)
                 plan.key_for[(name, cycle.id)] = key
-                existing = queries.get(key)
-                if existing is None:
-                    queries[key] = Query(key, metric.connection, (name,), metric.spec, cycle)
-                elif name not in existing.metrics:
-                    queries[key] = Query(
-                        key, metric.connection, (*existing.metrics, name), metric.spec, cycle
-                    )
-    for query in queries.values():
-        plan.by_connection.setdefault(query.connection, []).append(query)
+                asked.setdefault(key, (metric.connection, metric.spec, cycle))
+                askers.setdefault(key, {})[name] = None
+    for key, (connection, spec, cycle) in asked.items():
+        query = Query(key, connection, tuple(askers[key]), spec, cycle)
+        plan.by_connection.setdefault(connection, []).append(query)
     return plan

@@ -27,6 +27,7 @@ from okrsync.redaction import Redactor
 from okrsync.settings import Settings
 from okrsync.store import views
 from okrsync.store.db import is_current, make_engine, session_scope, upgrade
+from okrsync.store.single_node import daemon_lock
 from okrsync.store.tables import KeyResultRow
 
 app = typer.Typer(
@@ -225,6 +226,10 @@ def run(config: ConfigOption = None) -> None:
     app_ = open_app(config)
 
     async def work(a: App) -> None:
+        with daemon_lock(a.settings.database_url.get_secret_value()):
+            await serve(a)
+
+    async def serve(a: App) -> None:
         a.apply_definitions()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

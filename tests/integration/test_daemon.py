@@ -96,3 +96,41 @@ def test_daemon_syncs_on_schedule_and_stops_on_signal(
     events = [json.loads(line)["event"] for line in err.splitlines() if line.startswith("{")]
     assert events[0] == "daemon_started" and events[-1] == "daemon_stopped"
     assert events.count("run_finished") >= 2
+
+
+def test_a_second_daemon_on_one_sqlite_file_refuses_to_start(tmp_path: Path) -> None:
+    warehouse = tmp_path / "warehouse.db"
+    with sqlite3.connect(warehouse) as db:
+        db.execute("CREATE TABLE deals (id INTEGER PRIMARY KEY)")
+    config = tmp_path / "okrsync.yaml"
+    config.write_text(CONFIG.replace("WAREHOUSE", str(warehouse)))
+    env = {
+        **os.environ,
+        "OKRSYNC_CONFIG": str(config),
+        "OKRSYNC_DATABASE_URL": f"sqlite:///{tmp_path / 'store.db'}",
+    }
+    first = subprocess.Popen(
+        [sys.executable, "-m", "okrsync", "run"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for_value(env, "0", first)
+        second = subprocess.run(
+            [sys.executable, "-m", "okrsync", "run"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        assert second.returncode == 1
+        assert "another okrsync daemon" in second.stderr
+        assert f"pid {first.pid}" in second.stderr
+        assert first.poll() is None  # the first one is unharmed
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.communicate(timeout=10)
+    assert first.returncode == 0

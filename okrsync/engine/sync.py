@@ -10,13 +10,14 @@ import asyncio
 import uuid
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
 from sqlalchemy import Engine
 
 from okrsync.config import Config
+from okrsync.engine.backoff import failure_pause, quota_resume
 from okrsync.engine.dispatcher import Dispatcher, DispatchReport
 from okrsync.engine.evaluate import Evaluation, MetricReading, evaluate
 from okrsync.engine.planner import PlannedKeyResult, QueryPlan, plan_queries
@@ -58,12 +59,27 @@ class Fetched:
     api_calls: int = 0
 
 
-async def fetch_all(plan: QueryPlan, connections: Connections, redactor: Redactor) -> Fetched:
-    """Ask every connection its queries at once. Touches no store: ``plan`` uses it too."""
+async def fetch_all(
+    plan: QueryPlan,
+    connections: Connections,
+    redactor: Redactor,
+    *,
+    paused: Mapping[str, ConnectorError] | None = None,
+) -> Fetched:
+    """Ask every connection its queries at once; a paused connection is not asked at all.
+
+    Touches no store: ``plan`` uses it too.
+    """
+    paused = paused or {}
+
+    async def one(name: str) -> tuple[list[Reading], int]:
+        queries = plan.by_connection[name]
+        if name in paused:
+            return [failed_reading(q, paused[name]) for q in queries], 0
+        return await fetch_connection(connections, name, queries, redactor)
+
     names = sorted(plan.by_connection)
-    results = await asyncio.gather(
-        *(fetch_connection(connections, name, plan.by_connection[name], redactor) for name in names)
-    )
+    results = await asyncio.gather(*(one(name) for name in names))
     fetched = Fetched()
     for name, (readings, calls) in zip(names, results, strict=True):
         fetched.api_calls += calls
@@ -177,42 +193,76 @@ class SyncService:
 
     async def fetch(self, plan: QueryPlan, report: RunReport) -> dict[str, Reading]:
         """Fetch the plan's queries and keep each connection's health row current."""
-        fetched = await fetch_all(plan, self.connections, self.redactor)
+        paused = self.paused_connections(list(plan.by_connection))
+        fetched = await fetch_all(plan, self.connections, self.redactor, paused=paused)
         report.api_calls += fetched.api_calls
         for name, connection_readings in fetched.by_connection.items():
-            self._update_connection_state(name, connection_readings)
+            if name not in paused:
+                self._update_connection_state(name, connection_readings)
         return fetched.readings
 
     def _update_connection_state(self, name: str, readings: list[Reading]) -> None:
+        """ok / partial (some queries failed) / failing / credentials_rejected / paused_quota.
+
+        Only a pass in which every query failed counts against the connection; after a few in a
+        row it is rested (see :mod:`okrsync.engine.backoff`).
+        """
         now = self.clock()
         errors = [r.error for r in readings if r.error is not None]
         with session_scope(self.engine) as session:
             state = session.get(ConnectionStateRow, name) or ConnectionStateRow(
                 name=name, type=self.config.connection_types[name]
             )
-            if not errors:
-                state.status = "ok"
+            if len(errors) < len(readings):
+                state.status = "partial" if errors else "ok"
                 state.consecutive_failures = 0
                 state.last_ok_at = now
                 state.paused_until = None
-            else:
+            if errors:
+                state.last_error_at = now
+                state.last_error = self.redactor.redact(str(errors[0]))
+            if errors and len(errors) == len(readings):
                 first = errors[0]
                 state.consecutive_failures += 1
-                state.last_error_at = now
-                state.last_error = self.redactor.redact(str(first))
-                if isinstance(first, CredentialsError):
-                    state.status = "credentials_rejected"
-                elif isinstance(first, QuotaExhaustedError):
+                if isinstance(first, QuotaExhaustedError):
                     state.status = "paused_quota"
+                    resume = (
+                        datetime.fromtimestamp(first.resume_at, UTC) if first.resume_at else None
+                    )
+                    state.paused_until = quota_resume(now, resume)
                 else:
-                    state.status = "failing"
+                    credentials = isinstance(first, CredentialsError)
+                    state.status = "credentials_rejected" if credentials else "failing"
+                    pause = failure_pause(state.consecutive_failures)
+                    state.paused_until = now + pause if pause else None
                 log.warning(
                     "connection_failed",
                     connection=name,
+                    status=state.status,
                     failures=state.consecutive_failures,
+                    paused_until=state.paused_until.isoformat() if state.paused_until else None,
                     error=state.last_error,
                 )
             session.add(state)
+
+    def paused_connections(self, names: Collection[str]) -> dict[str, ConnectorError]:
+        """Connections resting after repeated failures or for quota, with the reason."""
+        now = self.clock()
+        paused: dict[str, ConnectorError] = {}
+        with session_scope(self.engine) as session:
+            for name in names:
+                state = session.get(ConnectionStateRow, name)
+                if state is None or state.paused_until is None or state.paused_until <= now:
+                    continue
+                error_type = (
+                    QuotaExhaustedError if state.status == "paused_quota" else ConnectorError
+                )
+                paused[name] = error_type(
+                    f"paused until {state.paused_until:%Y-%m-%d %H:%M:%S} UTC after "
+                    f"{state.consecutive_failures} failed passes; last error: {state.last_error}",
+                    connection=name,
+                )
+        return paused
 
     def _mark_metrics_ran(self, plan: QueryPlan, now: datetime) -> None:
         names = {name for (name, _cycle) in plan.key_for}

@@ -264,3 +264,20 @@ async def test_removed_definitions_are_archived_with_their_history(world: World)
     assert changes.archived == ["key_results:other"]
     assert [kr.id for kr in objective.key_results] == ["deals"]
     assert len(kept) == 1
+
+
+async def test_a_connection_failing_pass_after_pass_is_rested(world: World) -> None:
+    calls = [(await sync(world)).api_calls for _ in range(3)]
+    assert calls == [2, 2, 2]  # good + bad each asked once per pass
+    app = world.app()
+    with session_scope(app.engine) as session:
+        bad = session.get(ConnectionStateRow, "bad")
+        assert bad is not None
+        assert bad.status == "failing" and bad.consecutive_failures == 3
+        assert bad.paused_until == world.clock.now + timedelta(seconds=30)
+    await app.aclose()
+    rested = await sync(world)
+    assert rested.api_calls == 1  # only the good connection was asked
+    assert any("paused until" in e for e in rested.errors)
+    world.clock.now += timedelta(seconds=31)
+    assert (await sync(world)).api_calls == 2  # asked again once the pause is over

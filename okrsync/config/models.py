@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -20,6 +20,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from okrsync.engine.expressions import Expression
+from okrsync.engine.pacing import DeliveryPolicy
 from okrsync.engine.progress import KRKind, TargetSpec
 from okrsync.engine.schedule import Schedule
 from okrsync.sdk.connector import ConnectionConfig, MirrorSpec, QuerySpec
@@ -56,6 +57,7 @@ class MirrorDef:
     connection: str
     spec: MirrorSpec  # an instance of the connection's connector ``mirror_model``
     key: str  # stable: the same mirror in the same place keeps its key across restarts
+    policy: DeliveryPolicy = field(default_factory=DeliveryPolicy)  # pacing; not in the key
 
     @staticmethod
     def make_key(key_result_id: str, connection: str, spec: MirrorSpec) -> str:
@@ -175,10 +177,29 @@ class MetricCommon(_Document):
     )
 
 
+class QuietHoursDocument(_Document):
+    """A daily window in which nothing is pushed; pushes wait for its end."""
+
+    start: str = Field(description="Local time, e.g. 22:00.")
+    end: str = Field(description="Local time, e.g. 07:00 (may be on the next day).")
+    timezone: str = Field(default="UTC", description="IANA zone, e.g. Europe/Berlin.")
+
+
 class MirrorCommon(_Document):
-    """The field every mirror has; the others are its connector's mirror fields."""
+    """The fields every mirror has; the others are its connector's mirror fields."""
 
     connection: str = Field(description="Name of the connection (a sink) to push to.")
+    min_interval: str | None = Field(
+        default=None, description="Push at most this often, e.g. 10m; later changes wait."
+    )
+    min_change: Decimal | None = Field(
+        default=None,
+        description="Skip pushes that move progress less than this (0.05 = 5 points) "
+        "without changing status.",
+    )
+    quiet_hours: QuietHoursDocument | None = Field(
+        default=None, description="Pushes due in this daily window wait for its end."
+    )
 
 
 class KeyResultDocument(_Document):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 from okrsync.config.crossrefs import CrossReferences, UniqueIds
@@ -18,6 +19,7 @@ from okrsync.config.models import (
     MirrorDef,
     ObjectiveDef,
     ObjectiveDocument,
+    QuietHoursDocument,
     field_names,
 )
 from okrsync.config.pydantic_errors import validate
@@ -25,6 +27,7 @@ from okrsync.config.readers import ValueReader
 from okrsync.config.reporting import MISSING, show_value, suggest
 from okrsync.config.yaml_source import KeyPath
 from okrsync.engine.expressions import Expression
+from okrsync.engine.pacing import DeliveryPolicy, QuietHours
 from okrsync.engine.progress import KRKind, TargetSpec
 from okrsync.errors import ExpressionError
 from okrsync.sdk.connector import MirrorSpec
@@ -280,7 +283,12 @@ class ObjectivesReader:
             if not isinstance(spec, MirrorSpec):
                 complete = False
                 continue
-            mirror = MirrorDef(connection, spec, MirrorDef.make_key(kr_id, connection, spec))
+            policy = self.delivery_policy(where, mapping)
+            if policy is None:
+                complete = False
+                continue
+            key = MirrorDef.make_key(kr_id, connection, spec)
+            mirror = MirrorDef(connection, spec, key, policy)
             if mirror.key in seen:
                 read.problem(where, "the same mirror is listed twice for this key result")
                 complete = False
@@ -288,3 +296,34 @@ class ObjectivesReader:
             seen.add(mirror.key)
             mirrors.append(mirror)
         return tuple(mirrors) if complete else None
+
+    def delivery_policy(self, path: KeyPath, mapping: dict[str, Any]) -> DeliveryPolicy | None:
+        """The mirror's pacing fields: ``min_interval``, ``min_change``, ``quiet_hours``."""
+        read = self.read
+        ok = True
+        interval = read.duration((*path, "min_interval"), mapping.get("min_interval"))
+        ok &= mapping.get("min_interval") is None or interval is not None
+        change = None
+        if mapping.get("min_change") is not None:
+            change = read.number((*path, "min_change"), mapping["min_change"])
+            if change is not None and not Decimal(0) < change <= Decimal(1):
+                read.problem((*path, "min_change"), "must be above 0 and at most 1 (= 100 points)")
+                change = None
+            ok &= change is not None
+        quiet = None
+        raw = mapping.get("quiet_hours")
+        if raw is not None:
+            where = (*path, "quiet_hours")
+            window = read.mapping(where, raw, "quiet hours {start: '22:00', end: '07:00'}")
+            if window is not None:
+                read.known_keys(where, window, field_names(QuietHoursDocument))
+                try:
+                    quiet = QuietHours.parse(
+                        str(window.get("start", "")),
+                        str(window.get("end", "")),
+                        str(window.get("timezone", "UTC")),
+                    )
+                except ValueError as exc:
+                    read.problem(where, str(exc))
+            ok &= quiet is not None
+        return DeliveryPolicy(interval, change, quiet) if ok else None

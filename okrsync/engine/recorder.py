@@ -13,10 +13,11 @@ from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from okrsync.config import ObjectiveDef
 from okrsync.engine.evaluate import Evaluation
+from okrsync.engine.pacing import DeliveryPolicy, earliest_push, worth_pushing
 from okrsync.engine.planner import PlannedKeyResult
 from okrsync.engine.progress import display_progress
 from okrsync.redaction import Redactor
@@ -114,7 +115,13 @@ def record(
                 MirrorRow.archived_at.is_(None),  # type: ignore[union-attr]
             )
         ).all()
+        policies = {m.key: m.policy for m in kr.mirrors}
+        queued = 0
         for mirror in mirrors:
+            policy = policies.get(mirror.key, DeliveryPolicy())
+            state = (row.progress, row.status)
+            if not worth_pushing(policy, _last_queued(session, mirror.key), state):
+                continue
             key = idempotency_key(mirror.key, measurement.id)
             update = build_update(objective, row, objective.cycle, now, key)
             session.add(
@@ -125,10 +132,11 @@ def record(
                     idempotency_key=key,
                     payload=update.model_dump(mode="json"),
                     created_at=now,
-                    next_attempt_at=now,
+                    next_attempt_at=earliest_push(policy, now, mirror.last_delivered_at),
                 )
             )
-        return Recorded(kr.id, True, measurement.id, len(mirrors))
+            queued += 1
+        return Recorded(kr.id, True, measurement.id, queued)
 
 
 def _locked_row(session: Session, kr_id: str) -> KeyResultRow:
@@ -137,6 +145,20 @@ def _locked_row(session: Session, kr_id: str) -> KeyResultRow:
     if row is None:
         raise LookupError(f"key result {kr_id!r} is not in the store; run the definitions sync")
     return row
+
+
+def _last_queued(session: Session, mirror_key: str) -> tuple[Decimal | None, str] | None:
+    """Progress and status of the newest state sent or waiting to be sent to a mirror."""
+    row = session.exec(
+        select(DeliveryRow)
+        .where(DeliveryRow.mirror_key == mirror_key, DeliveryRow.status != "superseded")
+        .order_by(col(DeliveryRow.id).desc())
+        .limit(1)
+    ).first()
+    if row is None:
+        return None
+    progress = row.payload.get("progress")
+    return (None if progress is None else Decimal(progress), str(row.payload.get("status")))
 
 
 def _same(old: Decimal | None, new: Decimal) -> bool:

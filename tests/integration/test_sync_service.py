@@ -281,3 +281,66 @@ async def test_a_connection_failing_pass_after_pass_is_rested(world: World) -> N
     assert any("paused until" in e for e in rested.errors)
     world.clock.now += timedelta(seconds=31)
     assert (await sync(world)).api_calls == 2  # asked again once the pause is over
+
+
+def paced(world: World, hook: str, notes: str = "") -> str:
+    return world.text.replace(
+        "mirrors: [{connection: hook}, {connection: notes}]",
+        f"mirrors: [{{connection: hook{hook}}}, {{connection: notes{notes}}}]",
+    )
+
+
+async def sync_with(world: World, text: str) -> Any:
+    app = world.app(text)
+    try:
+        app.apply_definitions()
+        return await app.sync.run_once()
+    finally:
+        await app.aclose()
+
+
+async def dispatch(world: World, text: str) -> Any:
+    app = world.app(text)
+    try:
+        return await app.dispatcher.dispatch_due()
+    finally:
+        await app.aclose()
+
+
+async def test_min_interval_defers_a_push_and_then_sends_the_newest(world: World) -> None:
+    text = paced(world, ", min_interval: 10m")
+    await sync_with(world, text)
+    assert len(world.receiver.received) == 1
+    for _ in range(2):
+        world.add_deal()
+        world.clock.now += timedelta(minutes=1)
+        await sync_with(world, text)
+    assert len(world.receiver.received) == 1  # held back
+    world.clock.now += timedelta(minutes=8)
+    assert (await dispatch(world, text)).delivered == 1
+    assert [d.body["value"] for d in world.receiver.received] == ["1", "3"]
+    assert NotesSink.calls == [None, "note-1", "note-1"]  # the other mirror was not paced
+
+
+async def test_min_change_skips_small_moves(world: World) -> None:
+    text = paced(world, "", ", min_change: 0.15")
+    await sync_with(world, text)  # progress 0.1
+    world.add_deal()
+    await sync_with(world, text)  # 0.2: a 10-point move, below the threshold
+    world.add_deal()
+    await sync_with(world, text)  # 0.3: 20 points above the last one pushed
+    assert NotesSink.notes == {"note-1": "deals=3"}
+    assert NotesSink.calls == [None, "note-1"]
+    assert len(world.receiver.received) == 3
+
+
+async def test_quiet_hours_hold_pushes_until_they_end(world: World) -> None:
+    text = paced(world, ", quiet_hours: {start: '11:00', end: '13:00', timezone: UTC}")
+    report = await sync_with(world, text)  # the clock says 12:00 UTC
+    assert report.dispatch.delivered == 1  # notes only
+    assert world.receiver.received == []
+    world.clock.now += timedelta(minutes=59)
+    assert (await dispatch(world, text)).delivered == 0
+    world.clock.now += timedelta(minutes=1)
+    assert (await dispatch(world, text)).delivered == 1
+    assert len(world.receiver.received) == 1

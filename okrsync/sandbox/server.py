@@ -49,11 +49,22 @@ class SandboxServer:
     """One fake (any ASGI app) behind fault injection, served on ``host:port``."""
 
     def __init__(
-        self, app: ASGIApp, *, name: str = "fake", host: str = "127.0.0.1", port: int = 0
+        self,
+        app: ASGIApp,
+        *,
+        name: str = "fake",
+        host: str = "127.0.0.1",
+        port: int = 0,
+        ssl_certfile: str | None = None,
+        ssl_keyfile: str | None = None,
     ) -> None:
         self.name = name
         self.host = host
         self.port = port
+        # Optional TLS, for vendor clients that only speak https (simple-salesforce): with a
+        # certificate the fake serves https and ``url`` says so; the test trusts the issuing CA.
+        self.ssl_certfile = ssl_certfile
+        self.ssl_keyfile = ssl_keyfile
         self.faults = FaultInjector()
         self.log = RequestLog()
         self.app = FaultMiddleware(app, faults=self.faults, log=self.log)
@@ -66,7 +77,7 @@ class SandboxServer:
 
     @property
     def url(self) -> str:
-        """``http://127.0.0.1:PORT``, once started."""
+        """``http://127.0.0.1:PORT`` (``https://`` when serving TLS), once started."""
         if self._url is None:
             raise RuntimeError(f"sandbox {self.name!r} is not started")
         return self._url
@@ -103,6 +114,8 @@ class SandboxServer:
             log_level="warning",
             log_config=None,  # leave the process's logging configuration alone
             access_log=False,
+            ssl_certfile=self.ssl_certfile,
+            ssl_keyfile=self.ssl_keyfile,
         )
         server = _ThreadedUvicorn(config)
         self._server, self._socket, self._failure = server, sock, None
@@ -118,7 +131,8 @@ class SandboxServer:
                 raise RuntimeError(f"sandbox {self.name!r} failed to start") from failure
             time.sleep(0.002)
         host = f"[{self.host}]" if family == socket.AF_INET6 else self.host
-        self._url = f"http://{host}:{port}"
+        scheme = "https" if self.ssl_certfile is not None else "http"
+        self._url = f"{scheme}://{host}:{port}"
         return self
 
     def _serve(self, server: _ThreadedUvicorn, sock: socket.socket) -> None:

@@ -270,8 +270,16 @@ def status(json_out: JsonOption = False) -> None:
     """Objectives and key results with progress bars (reads the store)."""
     with store_session() as session:
         objectives = views.status_view(session, utc_now()) if session is not None else []
+        connections = views.connections_view(session) if session is not None else []
     if json_out:
-        out.print_json(json.dumps({"objectives": [o.as_json() for o in objectives]}))
+        out.print_json(
+            json.dumps(
+                {
+                    "objectives": [o.as_json() for o in objectives],
+                    "connections": [c.as_json() for c in connections],
+                }
+            )
+        )
         return
     if not objectives:
         out.print("nothing in the store yet: run `okrsync sync` first")
@@ -304,6 +312,14 @@ def status(json_out: JsonOption = False) -> None:
             f"{fmt_decimal(objective.elapsed * 100, 0)}% of the cycle elapsed"
         )
         out.print(table)
+    unhealthy = [c for c in connections if c.status not in ("ok", "unknown")]
+    for c in unhealthy:
+        until = f", paused until {c.paused_until:%Y-%m-%d %H:%M} UTC" if c.paused_until else ""
+        out.print(
+            f"[yellow]connection {c.name} ({c.type}): {c.status.replace('_', ' ')}{until}"
+            f"[/yellow] — {c.last_error or ''}",
+            highlight=False,
+        )
 
 
 @app.command()

@@ -15,7 +15,14 @@ from sqlmodel import Session, col, select
 
 from okrsync.engine.progress import KRKind
 from okrsync.engine.status import Weighted, elapsed_fraction, objective_status, rollup, status_for
-from okrsync.store.tables import CycleRow, KeyResultRow, MeasurementRow, ObjectiveRow, RunRow
+from okrsync.store.tables import (
+    ConnectionStateRow,
+    CycleRow,
+    KeyResultRow,
+    MeasurementRow,
+    ObjectiveRow,
+    RunRow,
+)
 
 
 @dataclass(frozen=True)
@@ -164,3 +171,35 @@ def current_measurement(session: Session, row: KeyResultRow) -> MeasurementRow |
 
 def run(session: Session, run_id: str | None) -> RunRow | None:
     return None if run_id is None else session.get(RunRow, run_id)
+
+
+@dataclass(frozen=True)
+class ConnectionView:
+    name: str
+    type: str
+    status: str
+    consecutive_failures: int
+    last_ok_at: datetime | None
+    last_error_at: datetime | None
+    last_error: str | None
+    paused_until: datetime | None
+
+    def as_json(self) -> dict[str, Any]:
+        return _jsonable(asdict(self))
+
+
+def connections_view(session: Session) -> list[ConnectionView]:
+    rows = session.exec(select(ConnectionStateRow).order_by(col(ConnectionStateRow.name))).all()
+    return [
+        ConnectionView(
+            r.name,
+            r.type,
+            r.status,
+            r.consecutive_failures,
+            r.last_ok_at,
+            r.last_error_at,
+            r.last_error,
+            r.paused_until,
+        )
+        for r in rows
+    ]

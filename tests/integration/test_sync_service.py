@@ -171,8 +171,11 @@ async def test_a_failing_connection_does_not_stop_the_others(world: World) -> No
         states = {s.name: s.status for s in session.exec(select(ConnectionStateRow))}
         run = session.get(RunRow, report.run_id)
         (objective,) = views.status_view(session, world.clock())
+        shown = {c.name: c.as_json() for c in views.connections_view(session)}
     await app.aclose()
     assert states == {"good": "ok", "bad": "failing"}
+    assert shown["bad"]["status"] == "failing"
+    assert "connection 'bad'" in shown["bad"]["last_error"]
     assert run is not None and run.status == "partial" and run.errors == 1
     other = next(kr for kr in objective.key_results if kr.id == "other")
     assert other.value is None and "connection 'bad'" in (other.last_error or "")

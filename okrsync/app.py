@@ -69,6 +69,7 @@ class App:
         instance_id = settings.instance_id or default_instance_id()
         connections = Connections(config, dict(registry.connectors))
         mirrors = {m.key: m for kr in config.key_results() for m in kr.mirrors}
+        mirrors.update({m.key: m for objective in config.objectives for m in objective.mirrors})
         dispatcher = Dispatcher(
             engine,
             sink_for=connections.sink,

@@ -20,6 +20,10 @@ duplicates that at-least-once delivery brings), ``X-Okrsync-Event``, ``X-Okrsync
 and, when the connection has a secret, ``X-Okrsync-Signature`` (see
 :mod:`connectors.webhook.signature`). A webhook creates no object we could update later, so
 ``push`` returns no reference; the idempotency key does that job.
+
+On an objective (a digest mirror) the event is ``objective.updated`` and the body carries the
+objective's ``progress`` (weighted roll-up), ``status``, ``owner`` and a ``key_results`` list of
+the per-key-result fields above.
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ from connectors.webhook.signature import SIGNATURE_HEADER, TIMESTAMP_HEADER, sig
 from okrsync.errors import ConnectorError, CredentialsError, TargetNotFoundError
 from okrsync.sdk.connector import ConnectionConfig, MirrorSpec, Sink
 from okrsync.sdk.http import DEFAULT_ERROR_TABLE, ErrorAction, ErrorRule, HttpClient, RetryPolicy
-from okrsync.sdk.models import KeyResultUpdate, PushResult
+from okrsync.sdk.models import KeyResultUpdate, ObjectiveUpdate, PushResult
 
 # A receiver answers 401/403 for a bad signature at least as often as for bad credentials, and
 # nothing can be refreshed, so both say which setting to check; 410 means "unsubscribed".
@@ -91,8 +95,16 @@ class WebhookConnection(ConnectionConfig):
         return value
 
 
+DEFAULT_EVENT = "key_result.updated"
+DIGEST_EVENT = "objective.updated"
+
+
 class WebhookMirror(MirrorSpec):
-    event: str = Field(default="key_result.updated", min_length=1)
+    event: str = Field(
+        default=DEFAULT_EVENT,
+        min_length=1,
+        description=f"Sent as 'event'; digest mirrors default to {DIGEST_EVENT!r}.",
+    )
     path: str = Field(default="", description="Appended to the connection's url.")
 
 
@@ -123,6 +135,27 @@ def webhook_payload(update: KeyResultUpdate, event: str) -> dict[str, Any]:
     }
 
 
+def digest_payload(update: ObjectiveUpdate, event: str) -> dict[str, Any]:
+    """An objective and all its key results, for digest mirrors."""
+    return {
+        "event": event,
+        "objective": {
+            "id": update.objective_id,
+            "title": update.objective_title,
+            "owner": update.owner,
+        },
+        "cycle": update.cycle_id,
+        "progress": decimal_text(update.progress),
+        "status": update.status.value,
+        "observed_at": update.observed_at.isoformat(),
+        "delivery_id": update.idempotency_key,
+        "key_results": [
+            {k: v for k, v in webhook_payload(kr, event).items() if k not in ("event", "objective")}
+            for kr in update.key_results
+        ],
+    }
+
+
 def join_url(base: str, path: str) -> str:
     """``base`` + ``path`` with one slash between, and ``base`` exactly as given without a path."""
     if not path:
@@ -132,6 +165,7 @@ def join_url(base: str, path: str) -> str:
 
 class WebhookSink(Sink[WebhookConnection, WebhookMirror]):
     mirror_model = WebhookMirror
+    supports_digest = True
 
     # A class attribute so a test or a subclass can make retries quick without a config field.
     retry: ClassVar[RetryPolicy] = RetryPolicy()
@@ -160,17 +194,21 @@ class WebhookSink(Sink[WebhookConnection, WebhookMirror]):
         return f"{self.name}: POST {join_url(self.config.url, mirror.path)} ({mirror.event})"
 
     def delivery(
-        self, update: KeyResultUpdate, mirror: WebhookMirror
+        self, update: KeyResultUpdate | ObjectiveUpdate, mirror: WebhookMirror
     ) -> tuple[bytes, dict[str, str]]:
         """The exact body and headers of one delivery (signed now, if there is a secret)."""
-        body = json.dumps(
-            webhook_payload(update, mirror.event), separators=(",", ":"), ensure_ascii=False
-        ).encode()
+        if isinstance(update, ObjectiveUpdate):
+            event = DIGEST_EVENT if mirror.event == DEFAULT_EVENT else mirror.event
+            payload = digest_payload(update, event)
+        else:
+            event = mirror.event
+            payload = webhook_payload(update, event)
+        body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
         timestamp = str(int(time.time()))
         headers = {
             "Content-Type": "application/json",
             "Idempotency-Key": update.idempotency_key,
-            "X-Okrsync-Event": mirror.event,
+            "X-Okrsync-Event": event,
             TIMESTAMP_HEADER: timestamp,
         }
         if self._secret is not None:
@@ -180,8 +218,19 @@ class WebhookSink(Sink[WebhookConnection, WebhookMirror]):
     async def push(
         self, update: KeyResultUpdate, mirror: WebhookMirror, previous_ref: str | None
     ) -> PushResult:
-        body, headers = self.delivery(update, mirror)
         subject = f"mirror {mirror.event!r} of key result {update.key_result_id!r}"
+        return await self._post(update, mirror, subject)
+
+    async def push_digest(
+        self, update: ObjectiveUpdate, mirror: WebhookMirror, previous_ref: str | None
+    ) -> PushResult:
+        subject = f"digest mirror of objective {update.objective_id!r}"
+        return await self._post(update, mirror, subject)
+
+    async def _post(
+        self, update: KeyResultUpdate | ObjectiveUpdate, mirror: WebhookMirror, subject: str
+    ) -> PushResult:
+        body, headers = self.delivery(update, mirror)
         response = await self._client.request(
             "POST",
             join_url(self.config.url, mirror.path),

@@ -43,18 +43,28 @@ class CrossReferences:
             )
         return model
 
-    def mirror_model_for(self, where: KeyPath, connection: str | None) -> type[MirrorSpec] | None:
+    def mirror_model_for(
+        self, where: KeyPath, connection: str | None, *, digest: bool = False
+    ) -> type[MirrorSpec] | None:
         """The mirror model of the sink a mirror at ``where`` names, if it can be one."""
         kind = self._connection_kind(where, connection)
         if kind is None:
             return None
-        model = self.connectors[kind].mirror_model
+        connector = self.connectors[kind]
+        model = connector.mirror_model
         if model is None:
             self.reporter.problem(
                 (*where, "connection"),
                 f"connection {connection!r} ({kind}) cannot be a mirror: "
                 f"{kind} connections only provide metrics",
             )
+        elif digest and not connector.supports_digest:
+            self.reporter.problem(
+                (*where, "connection"),
+                f"connection {connection!r} ({kind}) cannot mirror a whole objective; "
+                "put the mirror on each key result instead",
+            )
+            return None
         return model
 
     def _connection_kind(self, where: KeyPath, connection: str | None) -> str | None:

@@ -52,12 +52,19 @@ class MetricDef:
     line: int | None = None
 
 
+DIGEST_PREFIX = "@"  # objective digest mirrors' keys start with "@<objective id>/"
+
+
 @dataclass(frozen=True)
 class MirrorDef:
     connection: str
     spec: MirrorSpec  # an instance of the connection's connector ``mirror_model``
     key: str  # stable: the same mirror in the same place keeps its key across restarts
     policy: DeliveryPolicy = field(default_factory=DeliveryPolicy)  # pacing; not in the key
+
+    @property
+    def is_digest(self) -> bool:
+        return self.key.startswith(DIGEST_PREFIX)
 
     @staticmethod
     def make_key(key_result_id: str, connection: str, spec: MirrorSpec) -> str:
@@ -104,6 +111,7 @@ class ObjectiveDef:
     description: str | None
     key_results: tuple[KeyResultDef, ...]
     line: int | None = None
+    mirrors: tuple[MirrorDef, ...] = ()  # digest mirrors: the whole objective in one message
 
 
 @dataclass(frozen=True)
@@ -236,6 +244,10 @@ class ObjectiveDocument(_Document):
     weight: Number = Field(default=1, gt=0)
     description: str | None = None
     key_results: list[KeyResultDocument] = Field(default_factory=list)
+    mirrors: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="Digest mirrors: the objective and all its key results in one message.",
+    )
 
 
 class ConfigDocument(_Document):

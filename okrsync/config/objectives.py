@@ -15,6 +15,7 @@ from okrsync.config.crossrefs import CrossReferences, UniqueIds
 from okrsync.config.models import (
     KeyResultDef,
     KeyResultDocument,
+    DIGEST_PREFIX,
     MirrorCommon,
     MirrorDef,
     ObjectiveDef,
@@ -86,12 +87,19 @@ class ObjectivesReader:
             key_results = self.key_results(
                 (*where, "key_results"), mapping.get("key_results"), objective_id or ""
             )
+            digests = self.mirrors(
+                (*where, "mirrors"),
+                mapping.get("mirrors"),
+                DIGEST_PREFIX + (objective_id or ""),
+                digest=True,
+            )
             if (
                 objective_id is not None
                 and title is not None
                 and cycle is not None
                 and weight is not None
                 and key_results is not None
+                and digests is not None
             ):
                 objectives.append(
                     ObjectiveDef(
@@ -104,6 +112,7 @@ class ObjectivesReader:
                         description=description,
                         key_results=key_results,
                         line=read.line(where),
+                        mirrors=digests,
                     )
                 )
         self.refs.check_parents(parents, self.objective_ids.lines)
@@ -254,7 +263,10 @@ class ObjectivesReader:
         )
         return None
 
-    def mirrors(self, path: KeyPath, value: object, kr_id: str) -> tuple[MirrorDef, ...] | None:
+    def mirrors(
+        self, path: KeyPath, value: object, owner: str, *, digest: bool = False
+    ) -> tuple[MirrorDef, ...] | None:
+        """A key result's mirrors, or (``digest``) an objective's; ``owner`` prefixes their keys."""
         read = self.read
         if value is None:
             return ()
@@ -274,7 +286,7 @@ class ObjectivesReader:
             connection = read.text(
                 (*where, "connection"), read.required(where, mapping, "connection")
             )
-            model = self.refs.mirror_model_for(where, connection)
+            model = self.refs.mirror_model_for(where, connection, digest=digest)
             if model is None or connection is None:
                 complete = False
                 continue
@@ -287,10 +299,10 @@ class ObjectivesReader:
             if policy is None:
                 complete = False
                 continue
-            key = MirrorDef.make_key(kr_id, connection, spec)
+            key = MirrorDef.make_key(owner, connection, spec)
             mirror = MirrorDef(connection, spec, key, policy)
             if mirror.key in seen:
-                read.problem(where, "the same mirror is listed twice for this key result")
+                read.problem(where, "the same mirror is listed twice here")
                 complete = False
                 continue
             seen.add(mirror.key)

@@ -97,6 +97,19 @@ def config_json_schema(connectors: Mapping[str, Connector]) -> dict[str, Any]:
         "description": "Where this key result's progress is pushed.",
         "items": _choice(mirror_branches, "anyOf"),
     }
+    objective_name = next(
+        name for name, body in defs.items() if body.get("title") == "ObjectiveDocument"
+    )
+    digest_branches = [
+        {"$ref": _REF_PREFIX + f"mirror.{kind}"}
+        for kind, connector in sorted(connectors.items())
+        if connector.supports_digest
+    ]
+    defs[objective_name]["properties"]["mirrors"] = {
+        "type": "array",
+        "description": "Digest mirrors: the objective and all its key results in one message.",
+        "items": _choice(digest_branches, "anyOf"),
+    }
     root["patternProperties"] = {"^x-": {}}
     root["$schema"] = SCHEMA_DIALECT
     root["$id"] = SCHEMA_ID

@@ -23,7 +23,7 @@ from okrsync.config import MirrorDef
 from okrsync.errors import ConnectorError
 from okrsync.redaction import Redactor
 from okrsync.sdk.connector import Sink
-from okrsync.sdk.models import KeyResultUpdate
+from okrsync.sdk.models import KeyResultUpdate, ObjectiveUpdate
 from okrsync.store.db import session_scope
 from okrsync.store.tables import DeliveryRow, MirrorRow
 
@@ -142,10 +142,14 @@ class Dispatcher:
         with session_scope(self.engine) as session:
             mirror_row = session.get(MirrorRow, row.mirror_key)
             previous_ref = mirror_row.external_ref if mirror_row else None
-        update = KeyResultUpdate.model_validate(row.payload)
         try:
             sink = self.sink_for(mirror.connection)
-            result = await sink.push(update, mirror.spec, previous_ref)
+            if row.objective_id is not None:
+                digest = ObjectiveUpdate.model_validate(row.payload)
+                result = await sink.push_digest(digest, mirror.spec, previous_ref)
+            else:
+                update = KeyResultUpdate.model_validate(row.payload)
+                result = await sink.push(update, mirror.spec, previous_ref)
         except ConnectorError as exc:
             self._failed(
                 row, exc.for_subject(mirror.connection, f"mirror {row.mirror_key}"), report
@@ -160,6 +164,7 @@ class Dispatcher:
             "delivery_done",
             mirror=row.mirror_key,
             key_result=row.key_result_id,
+            objective=row.objective_id,
             attempts=row.attempts + 1,
         )
 

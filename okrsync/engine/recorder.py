@@ -8,9 +8,11 @@ delivery; it only moves ``checked_at``, which is what staleness is measured agai
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
@@ -20,8 +22,9 @@ from okrsync.engine.evaluate import Evaluation
 from okrsync.engine.pacing import DeliveryPolicy, earliest_push, worth_pushing
 from okrsync.engine.planner import PlannedKeyResult
 from okrsync.engine.progress import display_progress
+from okrsync.engine.status import Weighted, elapsed_fraction, objective_status, rollup
 from okrsync.redaction import Redactor
-from okrsync.sdk.models import KeyResultUpdate, Status
+from okrsync.sdk.models import KeyResultUpdate, ObjectiveUpdate, Status
 from okrsync.store.db import session_scope
 from okrsync.store.tables import DeliveryRow, KeyResultRow, MeasurementRow, MirrorRow
 
@@ -74,7 +77,7 @@ def record(
     note: str | None = None,
 ) -> Recorded:
     """Store one key result's evaluation; queue a delivery per mirror when its value changed."""
-    kr, objective = item.key_result, item.objective
+    kr = item.key_result
     with session_scope(engine) as session:
         row = _locked_row(session, kr.id)
         if not evaluation.ok:
@@ -109,34 +112,88 @@ def record(
         row.observed_at = now
         row.last_measurement_id = measurement.id
         session.add(row)
-        mirrors = session.exec(
-            select(MirrorRow).where(
-                MirrorRow.key_result_id == kr.id,
-                MirrorRow.archived_at.is_(None),  # type: ignore[union-attr]
-            )
-        ).all()
-        policies = {m.key: m.policy for m in kr.mirrors}
-        queued = 0
-        for mirror in mirrors:
-            policy = policies.get(mirror.key, DeliveryPolicy())
-            state = (row.progress, row.status)
-            if not worth_pushing(policy, _last_queued(session, mirror.key), state):
-                continue
-            key = idempotency_key(mirror.key, measurement.id)
-            update = build_update(objective, row, objective.cycle, now, key)
-            session.add(
-                DeliveryRow(
-                    mirror_key=mirror.key,
-                    key_result_id=kr.id,
-                    measurement_id=measurement.id,
-                    idempotency_key=key,
-                    payload=update.model_dump(mode="json"),
-                    created_at=now,
-                    next_attempt_at=earliest_push(policy, now, mirror.last_delivered_at),
-                )
-            )
-            queued += 1
+        queued = _enqueue_key_result(session, item, row, measurement.id, now)
+        queued += _enqueue_digests(session, item, measurement.id, now)
         return Recorded(kr.id, True, measurement.id, queued)
+
+
+def _enqueue_key_result(
+    session: Session, item: PlannedKeyResult, row: KeyResultRow, measurement_id: int, now: datetime
+) -> int:
+    """One outbox row per mirror of the key result that its pacing lets through."""
+    policies = {m.key: m.policy for m in item.key_result.mirrors}
+    queued = 0
+    for mirror in _live_mirrors(session, MirrorRow.key_result_id == row.id):
+        policy = policies.get(mirror.key, DeliveryPolicy())
+        if not worth_pushing(policy, _last_queued(session, mirror.key), (row.progress, row.status)):
+            continue
+        key = idempotency_key(mirror.key, measurement_id)
+        update = build_update(item.objective, row, item.objective.cycle, now, key)
+        session.add(
+            DeliveryRow(
+                mirror_key=mirror.key,
+                key_result_id=row.id,
+                measurement_id=measurement_id,
+                idempotency_key=key,
+                payload=update.model_dump(mode="json"),
+                created_at=now,
+                next_attempt_at=earliest_push(policy, now, mirror.last_delivered_at),
+            )
+        )
+        queued += 1
+    return queued
+
+
+def _enqueue_digests(
+    session: Session, item: PlannedKeyResult, measurement_id: int, now: datetime
+) -> int:
+    """One outbox row per digest mirror of the objective, carrying all its key results."""
+    objective = item.objective
+    if not objective.mirrors:
+        return 0
+    policies = {m.key: m.policy for m in objective.mirrors}
+    rows = session.exec(
+        select(KeyResultRow)
+        .where(KeyResultRow.objective_id == objective.id, col(KeyResultRow.archived_at).is_(None))
+        .order_by(col(KeyResultRow.position))
+    ).all()
+    elapsed = elapsed_fraction(item.cycle.start, item.cycle.end, now)
+    progress = rollup([Weighted(r.progress, r.weight) for r in rows])
+    status = objective_status(progress, elapsed)
+    queued = 0
+    for mirror in _live_mirrors(session, MirrorRow.objective_id == objective.id):
+        policy = policies.get(mirror.key, DeliveryPolicy())
+        if not worth_pushing(policy, _last_queued(session, mirror.key), (progress, status.value)):
+            continue
+        key = idempotency_key(mirror.key, measurement_id)
+        update = ObjectiveUpdate(
+            objective_id=objective.id,
+            objective_title=objective.title,
+            cycle_id=objective.cycle,
+            owner=objective.owner,
+            progress=progress,
+            status=status,
+            observed_at=now,
+            idempotency_key=key,
+            key_results=tuple(build_update(objective, r, objective.cycle, now, key) for r in rows),
+        )
+        session.add(
+            DeliveryRow(
+                mirror_key=mirror.key,
+                objective_id=objective.id,
+                measurement_id=measurement_id,
+                idempotency_key=key,
+                payload=update.model_dump(mode="json"),
+                created_at=now,
+                next_attempt_at=earliest_push(policy, now, mirror.last_delivered_at),
+            )
+        )
+        queued += 1
+    return queued
+
+
+def _live_mirrors(session: Session, owner: Any) -> Sequence[MirrorRow]:
+    return session.exec(select(MirrorRow).where(owner, col(MirrorRow.archived_at).is_(None))).all()
 
 
 def _locked_row(session: Session, kr_id: str) -> KeyResultRow:

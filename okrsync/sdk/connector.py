@@ -18,8 +18,8 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, SecretStr
 
-from okrsync.errors import ConnectorError
-from okrsync.sdk.models import KeyResultUpdate, PushResult, Query, Reading
+from okrsync.errors import ConnectorError, PluginError
+from okrsync.sdk.models import KeyResultUpdate, ObjectiveUpdate, PushResult, Query, Reading
 
 
 class ConnectionConfig(BaseModel):
@@ -128,12 +128,19 @@ class Sink(ConnectorBase[ConnectionT], Generic[ConnectionT, MirrorT], ABC):
     """
 
     mirror_model: ClassVar[type[MirrorSpec]]
+    supports_digest: ClassVar[bool] = False  # can mirror a whole objective in one message
 
     @abstractmethod
     async def push(
         self, update: KeyResultUpdate, mirror: MirrorT, previous_ref: str | None
     ) -> PushResult:
         """Deliver ``update``; raise a ConnectorError subclass on failure."""
+
+    async def push_digest(
+        self, update: ObjectiveUpdate, mirror: MirrorT, previous_ref: str | None
+    ) -> PushResult:
+        """Deliver an objective digest; sinks that set ``supports_digest`` override this."""
+        raise PluginError(f"connection {self.name!r} cannot mirror a whole objective")
 
     def describe(self, mirror: MirrorT) -> str:
         """One line naming where this mirror pushes, for ``plan``."""
@@ -177,6 +184,10 @@ class Connector:
         if issubclass(self.implementation, Sink):
             return self.implementation.mirror_model
         return None
+
+    @property
+    def supports_digest(self) -> bool:
+        return issubclass(self.implementation, Sink) and self.implementation.supports_digest
 
     def create(self, name: str, config: ConnectionConfig) -> ConnectorBase[Any]:
         return self.implementation(name, config)

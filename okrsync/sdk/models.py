@@ -113,6 +113,22 @@ class KeyResultUpdate(BaseModel):
     idempotency_key: str
 
 
+class ObjectiveUpdate(BaseModel):
+    """An objective's state with all its key results, for digest mirrors (one message each)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    objective_id: str
+    objective_title: str
+    cycle_id: str
+    owner: str | None
+    progress: Decimal | None  # weighted roll-up of the key results' clamped progress
+    status: Status
+    observed_at: datetime
+    idempotency_key: str
+    key_results: tuple[KeyResultUpdate, ...]
+
+
 @dataclass(frozen=True)
 class PushResult:
     """What a sink reports back: the external reference (message ts, comment id) to edit next."""

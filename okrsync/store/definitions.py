@@ -45,6 +45,19 @@ def desired_rows(config: Config) -> list[tuple[type[SQLModel], str, dict[str, An
                 },
             )
         )
+        for mirror in objective.mirrors:
+            rows.append(
+                (
+                    MirrorRow,
+                    mirror.key,
+                    {
+                        "objective_id": objective.id,
+                        "key_result_id": None,
+                        "connection": mirror.connection,
+                        "spec": mirror.spec.model_dump(mode="json"),
+                    },
+                )
+            )
         for k_pos, kr in enumerate(objective.key_results):
             rows.append(
                 (
@@ -76,6 +89,7 @@ def desired_rows(config: Config) -> list[tuple[type[SQLModel], str, dict[str, An
                         mirror.key,
                         {
                             "key_result_id": kr.id,
+                            "objective_id": None,
                             "connection": mirror.connection,
                             "spec": mirror.spec.model_dump(mode="json"),
                         },

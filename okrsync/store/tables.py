@@ -120,7 +120,8 @@ class MirrorRow(SQLModel, table=True):
     __tablename__ = "mirrors"
 
     key: str = Field(primary_key=True, max_length=200)
-    key_result_id: str = Field(max_length=100, index=True)
+    key_result_id: str | None = Field(default=None, max_length=100, index=True)
+    objective_id: str | None = Field(default=None, max_length=100)  # digest mirrors
     connection: str = Field(max_length=100)
     spec: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
     external_ref: str | None = None
@@ -139,7 +140,8 @@ class DeliveryRow(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     mirror_key: str = Field(max_length=200, index=True)
-    key_result_id: str = Field(max_length=100)
+    key_result_id: str | None = Field(default=None, max_length=100)
+    objective_id: str | None = Field(default=None, max_length=100)  # digest deliveries
     measurement_id: int | None = None
     idempotency_key: str = Field(max_length=100)
     payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))

@@ -47,3 +47,17 @@ def test_decimals_stay_exact_and_times_stay_aware(database_url: str) -> None:
     assert row.progress == Decimal("-1.5")
     assert row.observed_at == observed
     assert row.observed_at.tzinfo is not None
+
+
+def test_migrations_go_down_and_up_again(database_url: str) -> None:
+    from alembic import command
+
+    from okrsync.store.db import alembic_config
+
+    engine = make_engine(database_url)
+    upgrade(engine)
+    command.downgrade(alembic_config(engine), "base")
+    assert current_revision(engine) is None
+    upgrade(engine)
+    assert current_revision(engine) == head_revision()
+    engine.dispose()

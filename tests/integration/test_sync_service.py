@@ -21,6 +21,7 @@ from connectors.webhook import WebhookSink
 from connectors.webhook.receiver import ReceiverState, receiver_app
 from okrsync.app import App
 from okrsync.config import Config, load_config_text
+from okrsync.errors import ConfigErrors
 from okrsync.plugins import Registry, load_registry
 from okrsync.sandbox import Fault, FaultKind, SandboxServer
 from okrsync.sdk.connector import ConnectionConfig, Connector, MirrorSpec, Sink
@@ -347,3 +348,31 @@ async def test_quiet_hours_hold_pushes_until_they_end(world: World) -> None:
     world.clock.now += timedelta(minutes=1)
     assert (await dispatch(world, text)).delivered == 1
     assert len(world.receiver.received) == 1
+
+
+async def test_a_digest_mirror_gets_the_whole_objective_in_one_delivery(world: World) -> None:
+    text = world.text.replace(
+        "    cycle: q4\n    key_results:",
+        "    cycle: q4\n    mirrors: [{connection: hook, path: /digest}]\n    key_results:",
+    )
+    await sync_with(world, text)
+    world.add_deal()
+    world.add_deal()
+    await sync_with(world, text)
+    digests = [d for d in world.receiver.received if d.path == "/okr/digest"]
+    assert len(digests) == 2
+    latest = digests[-1].body
+    assert latest["event"] == "objective.updated"
+    assert latest["objective"]["id"] == "o"
+    assert [kr["key_result"]["id"] for kr in latest["key_results"]] == ["deals", "other"]
+    assert latest["key_results"][0]["value"] == "3"
+    assert latest["progress"] == "0.15"  # (0.3 + no data as 0) / 2
+
+
+def test_a_digest_mirror_needs_a_sink_that_can_show_one(world: World) -> None:
+    text = world.text.replace(
+        "    cycle: q4\n    key_results:",
+        "    cycle: q4\n    mirrors: [{connection: notes}]\n    key_results:",
+    )
+    with pytest.raises(ConfigErrors, match="cannot mirror a whole objective"):
+        world.config(text)

@@ -208,6 +208,13 @@ class MirrorCommon(_Document):
     quiet_hours: QuietHoursDocument | None = Field(
         default=None, description="Pushes due in this daily window wait for its end."
     )
+    schedule: str | None = Field(
+        default=None,
+        description="Also push on this cadence, changed or not ('every 1d', '0 9 * * 1').",
+    )
+    on_change: bool = Field(
+        default=True, description="Push when the value changes; false: only on the schedule."
+    )
 
 
 class KeyResultDocument(_Document):

@@ -13,9 +13,9 @@ from typing import Any
 
 from okrsync.config.crossrefs import CrossReferences, UniqueIds
 from okrsync.config.models import (
+    DIGEST_PREFIX,
     KeyResultDef,
     KeyResultDocument,
-    DIGEST_PREFIX,
     MirrorCommon,
     MirrorDef,
     ObjectiveDef,
@@ -338,4 +338,20 @@ class ObjectivesReader:
                 except ValueError as exc:
                     read.problem(where, str(exc))
             ok &= quiet is not None
-        return DeliveryPolicy(interval, change, quiet) if ok else None
+        schedule = None
+        if mapping.get("schedule") is not None:
+            schedule = read.schedule((*path, "schedule"), mapping["schedule"])
+            ok &= schedule is not None
+        on_change = mapping.get("on_change", True)
+        if not isinstance(on_change, bool):
+            read.problem((*path, "on_change"), f"expected true or false, got {on_change!r}")
+            return None
+        if not on_change and schedule is None:
+            read.problem(
+                (*path, "on_change"),
+                "a mirror with on_change: false needs a schedule, or it would never be pushed",
+            )
+            return None
+        if not ok:
+            return None
+        return DeliveryPolicy(interval, change, quiet, on_change=on_change, schedule=schedule)

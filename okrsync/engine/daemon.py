@@ -19,6 +19,7 @@ from sqlmodel import select
 from okrsync.config import Config
 from okrsync.engine.dispatcher import Dispatcher
 from okrsync.engine.schedule import plan_next
+from okrsync.engine.scheduled_pushes import ScheduledPushes
 from okrsync.engine.sync import SyncService
 from okrsync.store.db import session_scope
 from okrsync.store.tables import MetricStateRow
@@ -44,6 +45,7 @@ class Daemon:
         self.dispatcher = dispatcher
         self.clock = clock
         self.ticks = 0
+        self.scheduled = ScheduledPushes(engine, config, clock=clock)
 
     def due_metrics(self, now: datetime) -> tuple[set[str], datetime]:
         """The metrics due at ``now`` and when the next one after those falls due."""
@@ -72,6 +74,9 @@ class Daemon:
                 self.ticks += 1
                 await self.sync.run_once(metrics=due, trigger="schedule")
                 continue  # the run took time: recompute from a fresh clock
+            _queued, next_scheduled = self.scheduled.enqueue_due()
+            if next_scheduled is not None:
+                wake = min(wake, next_scheduled)
             report = await self.dispatcher.dispatch_due()
             if report.delivered or report.failed:
                 continue

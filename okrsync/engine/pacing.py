@@ -14,6 +14,8 @@ from datetime import datetime, time, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from okrsync.engine.schedule import Schedule
+
 _CLOCK = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
 
 
@@ -66,6 +68,8 @@ class DeliveryPolicy:
     min_interval: timedelta | None = None
     min_change: Decimal | None = None
     quiet_hours: QuietHours | None = None
+    on_change: bool = True  # push when the value changes (False: only on ``schedule``)
+    schedule: Schedule | None = None  # also push on this cadence, changed or not
 
 
 def earliest_push(policy: DeliveryPolicy, now: datetime, last_pushed: datetime | None) -> datetime:

@@ -126,6 +126,7 @@ class MirrorRow(SQLModel, table=True):
     spec: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
     external_ref: str | None = None
     last_delivered_at: datetime | None = _when()
+    last_scheduled_at: datetime | None = _when()  # the last tick of the mirror's own schedule
     archived_at: datetime | None = _when()
 
 

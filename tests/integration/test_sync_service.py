@@ -21,6 +21,7 @@ from connectors.webhook import WebhookSink
 from connectors.webhook.receiver import ReceiverState, receiver_app
 from okrsync.app import App
 from okrsync.config import Config, load_config_text
+from okrsync.engine.scheduled_pushes import ScheduledPushes
 from okrsync.errors import ConfigErrors
 from okrsync.plugins import Registry, load_registry
 from okrsync.sandbox import Fault, FaultKind, SandboxServer
@@ -376,3 +377,38 @@ def test_a_digest_mirror_needs_a_sink_that_can_show_one(world: World) -> None:
     )
     with pytest.raises(ConfigErrors, match="cannot mirror a whole objective"):
         world.config(text)
+
+
+async def test_scheduled_mirrors_push_on_their_own_cadence_once_per_tick(world: World) -> None:
+    text = paced(world, ", on_change: false, schedule: every 1h").replace(
+        "    cycle: q4\n    key_results:",
+        "    cycle: q4\n    mirrors:\n"
+        "      - {connection: hook, path: /weekly, on_change: false, schedule: '0 9 * * 1'}\n"
+        "    key_results:",
+    )
+    await sync_with(world, text)
+    assert world.receiver.received == []  # neither hook mirror pushes on change
+    assert NotesSink.calls == [None]
+    app = world.app(text)
+    pushes = ScheduledPushes(app.engine, app.config, clock=world.clock)
+    assert pushes.enqueue_due() == (0, world.clock.now + timedelta(hours=1))  # starts the clock
+    world.clock.now += timedelta(hours=1)
+    assert pushes.enqueue_due()[0] == 1
+    assert pushes.enqueue_due()[0] == 0  # that tick is done
+    await app.dispatcher.dispatch_due()
+    (hourly,) = world.receiver.received
+    assert hourly.path == "/okr" and hourly.body["value"] == "1"
+    # Friday 13:00 → Monday 09:00 UTC: the weekly digest, and the hourly ones coalesced into one
+    world.clock.now = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+    assert pushes.enqueue_due()[0] == 2
+    await app.dispatcher.dispatch_due()
+    await app.aclose()
+    paths = [d.path for d in world.receiver.received]
+    assert sorted(paths) == ["/okr", "/okr", "/okr/weekly"]
+    weekly = next(d.body for d in world.receiver.received if d.path == "/okr/weekly")
+    assert weekly["event"] == "objective.updated"
+
+
+def test_a_mirror_that_never_pushes_is_refused(world: World) -> None:
+    with pytest.raises(ConfigErrors, match="needs a schedule"):
+        world.config(paced(world, ", on_change: false"))

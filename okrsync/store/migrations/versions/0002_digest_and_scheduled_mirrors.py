@@ -1,4 +1,5 @@
-"""objective digest mirrors: mirrors and deliveries may belong to an objective
+"""digest and scheduled mirrors: mirrors and deliveries may belong to an objective; mirrors
+remember their last scheduled tick
 
 Revision ID: 0002
 Revises: 0001
@@ -17,6 +18,8 @@ depends_on = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("mirrors") as batch:
+        batch.add_column(sa.Column("last_scheduled_at", sa.DateTime(timezone=True), nullable=True))
     for table in ("mirrors", "deliveries"):
         with op.batch_alter_table(table) as batch:
             batch.add_column(sa.Column("objective_id", sa.String(length=100), nullable=True))
@@ -29,3 +32,5 @@ def downgrade() -> None:
         with op.batch_alter_table(table) as batch:
             batch.alter_column("key_result_id", existing_type=sa.String(length=100), nullable=False)
             batch.drop_column("objective_id")
+    with op.batch_alter_table("mirrors") as batch:
+        batch.drop_column("last_scheduled_at")

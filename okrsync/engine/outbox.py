@@ -1,0 +1,183 @@
+"""Filling the outbox: one row per mirror that should hear of a key result's or objective's state.
+
+Shared by the recorder (a value changed) and the daemon's scheduled pushes (a mirror's own
+cadence, whether or not anything changed). Pacing decides when a row comes due; idempotency keys
+are derived from what caused the row, so a re-run after a crash inserts nothing new.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from okrsync.config import CycleDef, MirrorDef, ObjectiveDef
+from okrsync.engine.pacing import DeliveryPolicy, earliest_push, worth_pushing
+from okrsync.engine.progress import display_progress
+from okrsync.engine.status import Weighted, elapsed_fraction, objective_status, rollup
+from okrsync.sdk.models import KeyResultUpdate, ObjectiveUpdate, Status
+from okrsync.store.tables import DeliveryRow, KeyResultRow, MirrorRow
+
+Update = KeyResultUpdate | ObjectiveUpdate
+
+
+def idempotency_key(mirror_key: str, cause: str) -> str:
+    """Stable per (mirror, cause): a measurement id, or a scheduled tick."""
+    return hashlib.sha256(f"{mirror_key}#{cause}".encode()).hexdigest()[:40]
+
+
+def key_result_update(
+    objective: ObjectiveDef, row: KeyResultRow, observed_at: datetime, key: str
+) -> KeyResultUpdate:
+    return KeyResultUpdate(
+        objective_id=objective.id,
+        objective_title=objective.title,
+        key_result_id=row.id,
+        key_result_title=row.title,
+        cycle_id=objective.cycle,
+        kind=row.kind,
+        value=row.value,
+        start=row.start,
+        target=row.target,
+        unit=row.unit,
+        progress=row.progress,
+        progress_display=None if row.progress is None else display_progress(row.progress),
+        status=Status(row.status),
+        observed_at=observed_at,
+        idempotency_key=key,
+    )
+
+
+def objective_update(
+    session: Session, objective: ObjectiveDef, cycle: CycleDef, now: datetime, key: str
+) -> ObjectiveUpdate:
+    rows = session.exec(
+        select(KeyResultRow)
+        .where(KeyResultRow.objective_id == objective.id, col(KeyResultRow.archived_at).is_(None))
+        .order_by(col(KeyResultRow.position))
+    ).all()
+    progress = rollup([Weighted(r.progress, r.weight) for r in rows])
+    elapsed = elapsed_fraction(cycle.start, cycle.end, now)
+    return ObjectiveUpdate(
+        objective_id=objective.id,
+        objective_title=objective.title,
+        cycle_id=objective.cycle,
+        owner=objective.owner,
+        progress=progress,
+        status=objective_status(progress, elapsed),
+        observed_at=now,
+        idempotency_key=key,
+        key_results=tuple(key_result_update(objective, r, now, key) for r in rows),
+    )
+
+
+def on_change(
+    session: Session,
+    objective: ObjectiveDef,
+    cycle: CycleDef,
+    row: KeyResultRow,
+    measurement_id: int,
+    now: datetime,
+) -> int:
+    """A key result's value changed: queue it for its mirrors and its objective's digests."""
+    cause = str(measurement_id)
+    queued = 0
+    kr_defs = {m.key: m for kr in objective.key_results if kr.id == row.id for m in kr.mirrors}
+    for mirror in _live(session, MirrorRow.key_result_id == row.id):
+        spec = kr_defs.get(mirror.key)
+        policy = spec.policy if spec else DeliveryPolicy()
+        if not policy.on_change:
+            continue
+        key = idempotency_key(mirror.key, cause)
+        update = key_result_update(objective, row, now, key)
+        queued += _enqueue(session, mirror, policy, update, measurement_id, now, check_change=True)
+    digest_defs = {m.key: m for m in objective.mirrors}
+    if digest_defs:
+        for mirror in _live(session, MirrorRow.objective_id == objective.id):
+            digest_def = digest_defs.get(mirror.key)
+            if digest_def is None or not digest_def.policy.on_change:
+                continue
+            policy = digest_def.policy
+            key = idempotency_key(mirror.key, cause)
+            digest = objective_update(session, objective, cycle, now, key)
+            queued += _enqueue(
+                session, mirror, policy, digest, measurement_id, now, check_change=True
+            )
+    return queued
+
+
+def scheduled(
+    session: Session,
+    mirror: MirrorDef,
+    objective: ObjectiveDef,
+    cycle: CycleDef,
+    tick: datetime,
+    now: datetime,
+) -> bool:
+    """A mirror's schedule came due: queue the current state, changed or not (once per tick)."""
+    row = session.get(MirrorRow, mirror.key)
+    if row is None or row.archived_at is not None:
+        return False
+    key = idempotency_key(mirror.key, f"tick:{tick.isoformat()}")
+    exists = session.exec(select(DeliveryRow.id).where(DeliveryRow.idempotency_key == key)).first()
+    if exists is not None:
+        return False
+    if mirror.is_digest:
+        update: Update = objective_update(session, objective, cycle, now, key)
+    else:
+        kr_row = session.get(KeyResultRow, row.key_result_id)
+        if kr_row is None or kr_row.value is None:
+            return False  # nothing to say yet
+        update = key_result_update(objective, kr_row, now, key)
+    quiet = DeliveryPolicy(quiet_hours=mirror.policy.quiet_hours)
+    return bool(_enqueue(session, row, quiet, update, None, now, check_change=False))
+
+
+def _enqueue(
+    session: Session,
+    mirror: MirrorRow,
+    policy: DeliveryPolicy,
+    update: Update,
+    measurement_id: int | None,
+    now: datetime,
+    *,
+    check_change: bool,
+) -> int:
+    state = (update.progress, update.status.value)
+    if check_change and not worth_pushing(policy, _last_queued(session, mirror.key), state):
+        return 0
+    session.add(
+        DeliveryRow(
+            mirror_key=mirror.key,
+            key_result_id=update.key_result_id if isinstance(update, KeyResultUpdate) else None,
+            objective_id=update.objective_id if isinstance(update, ObjectiveUpdate) else None,
+            measurement_id=measurement_id,
+            idempotency_key=update.idempotency_key,
+            payload=update.model_dump(mode="json"),
+            created_at=now,
+            next_attempt_at=earliest_push(policy, now, mirror.last_delivered_at),
+        )
+    )
+    return 1
+
+
+def _live(session: Session, owner: Any) -> Sequence[MirrorRow]:
+    return session.exec(select(MirrorRow).where(owner, col(MirrorRow.archived_at).is_(None))).all()
+
+
+def _last_queued(session: Session, mirror_key: str) -> tuple[Decimal | None, str] | None:
+    """Progress and status of the newest state sent or waiting to be sent to a mirror."""
+    row = session.exec(
+        select(DeliveryRow)
+        .where(DeliveryRow.mirror_key == mirror_key, DeliveryRow.status != "superseded")
+        .order_by(col(DeliveryRow.id).desc())
+        .limit(1)
+    ).first()
+    if row is None:
+        return None
+    progress = row.payload.get("progress")
+    return (None if progress is None else Decimal(progress), str(row.payload.get("status")))

@@ -1,0 +1,28 @@
+"""``salesforce``: SOQL aggregates and report totals from a Salesforce org, within its quota."""
+
+from connectors.salesforce.fake import salesforce_app
+from connectors.salesforce.models import (
+    ClientCredentials,
+    JwtBearer,
+    SalesforceConnection,
+    SalesforceQuery,
+)
+from connectors.salesforce.source import SalesforceSource
+from okrsync.sdk.connector import Connector
+
+connector = Connector(
+    type="salesforce",
+    summary="Salesforce: SOQL aggregates (batched GROUP BY) and report totals, quota-aware",
+    connection_model=SalesforceConnection,
+    implementation=SalesforceSource,
+    fake=salesforce_app,
+)
+
+__all__ = [
+    "ClientCredentials",
+    "JwtBearer",
+    "SalesforceConnection",
+    "SalesforceQuery",
+    "SalesforceSource",
+    "connector",
+]

@@ -1,0 +1,16 @@
+"""``jira``: JQL counts, sums, averages, done ratios in; a field, a comment, a property out."""
+
+from connectors.jira.connector import JiraConnector
+from connectors.jira.fake import jira_app
+from connectors.jira.models import JiraConnection, JiraMirror, JiraQuery
+from okrsync.sdk.connector import Connector
+
+connector = Connector(
+    type="jira",
+    summary="Jira Cloud / Data Center: JQL metrics; field, comment and property mirrors",
+    connection_model=JiraConnection,
+    implementation=JiraConnector,
+    fake=jira_app,
+)
+
+__all__ = ["JiraConnection", "JiraConnector", "JiraMirror", "JiraQuery", "connector"]

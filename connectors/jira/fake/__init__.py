@@ -1,0 +1,580 @@
+"""The sandbox Jira: Cloud REST v3 (and v2) or Data Center v2, on the real paths and bodies.
+
+Served (``{v}`` is 3 or 2 on Cloud, 2 only on Data Center):
+
+* ``GET /rest/api/{v}/serverInfo`` (anonymous), ``GET /rest/api/{v}/field``;
+* Cloud: ``GET|POST /rest/api/{v}/search/jql`` (``nextPageToken``/``isLast``, no ``total``;
+  ``maxResults`` default 50, at most 5000 for ``fields=id`` and 100 otherwise) and
+  ``POST /rest/api/{v}/search/approximate-count``; the removed ``/rest/api/{v}/search`` answers
+  **410** with the body Jira Cloud sends since CHANGE-2046;
+* Data Center: ``GET|POST /rest/api/2/search`` with ``startAt``/``maxResults``/``total``;
+* ``GET|PUT /rest/api/{v}/issue/{key}`` (PUT: ``{"fields": {...}}``, 204), comments
+  (``GET|POST .../comment``, ``GET|PUT .../comment/{id}``: 201/200), issue properties
+  (``GET|PUT .../properties/{key}``: 201 created, 200 updated).
+
+Errors use Jira's ``{"errorMessages": [...], "errors": {...}}`` bodies: 400 for bad JQL or an
+unknown/unsettable field, 404 for a missing issue, comment or property, 401 (plain text, as
+Jira Cloud answers) without valid Basic auth (Cloud) or Bearer personal access token (DC).
+With ``write_interval`` set, two writes to one issue closer than that answer 429 with
+``RateLimit-Reason: jira-per-issue-on-write`` and ``Retry-After``, like Jira's per-issue limit.
+
+State lives in ``app.state.jira`` (:class:`JiraData`): issues, comments and the per-issue
+counts of comments created and updated, so tests can see what a sink changed.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import json
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, date, datetime
+from typing import Any, Literal
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from connectors.jira.fake.data import FIELDS, ISSUE_TYPES, PROJECTS, STATUSES, Issue, JiraData
+from connectors.jira.fake.jql import JqlError
+
+DEFAULT_EMAIL = "okr-bot@example.com"
+DEFAULT_API_TOKEN = "sandbox-api-token"  # noqa: S105 - the fake's own token
+DEFAULT_PAT = "sandbox-pat"
+REMOVED_SEARCH = (
+    "The requested API has been removed. Please migrate to the /rest/api/3/search/jql API. "
+    "A full migration guideline is available at "
+    "https://developer.atlassian.com/changelog/#CHANGE-2046"
+)
+ID_PAGE_LIMIT = 5000
+FIELDS_PAGE_LIMIT = 100
+PROPERTY_LIMIT = 32768
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def _errors(status: int, messages: list[str], errors: dict[str, str] | None = None) -> Response:
+    return JSONResponse({"errorMessages": messages, "errors": errors or {}}, status_code=status)
+
+
+def _stamp(day: date | datetime | None) -> str | None:
+    if day is None:
+        return None
+    if isinstance(day, datetime):
+        moment = day
+    else:
+        moment = datetime(day.year, day.month, day.day, 9, 30, tzinfo=UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.000+0000")
+
+
+def adf_text(body: Any) -> str:
+    """The plain text of an ADF document (for v2 answers and marker searches)."""
+    if isinstance(body, str):
+        return body
+    if isinstance(body, dict):
+        own = body.get("text") if isinstance(body.get("text"), str) else ""
+        inner = "".join(adf_text(child) for child in body.get("content") or [])
+        sep = "\n" if body.get("type") in ("paragraph", "heading", "codeBlock") else ""
+        return f"{own}{inner}{sep}"
+    if isinstance(body, list):
+        return "".join(adf_text(item) for item in body)
+    return ""
+
+
+def _as_adf(body: Any) -> Any:
+    if isinstance(body, dict):
+        return body
+    text = str(body)
+    return {
+        "type": "doc",
+        "version": 1,
+        "content": [{"type": "paragraph", "content": [{"type": "text", "text": text}]}],
+    }
+
+
+class JiraFake:
+    def __init__(
+        self,
+        data: JiraData,
+        *,
+        deployment: Literal["cloud", "datacenter"],
+        email: str,
+        api_token: str,
+        pat: str,
+        write_interval: float,
+    ) -> None:
+        self.data = data
+        self.deployment = deployment
+        self.email = email
+        self.api_token = api_token
+        self.pat = pat
+        self.write_interval = write_interval
+        self._last_write: dict[str, float] = {}
+        self.per_issue_limited = 0
+
+    # --- plumbing -------------------------------------------------------------------------------
+
+    def versions(self) -> tuple[str, ...]:
+        return ("2", "3") if self.deployment == "cloud" else ("2",)
+
+    def authorized(self, request: Request) -> bool:
+        header = request.headers.get("authorization", "")
+        scheme, _, value = header.partition(" ")
+        if self.deployment == "datacenter":
+            return scheme.lower() == "bearer" and hmac.compare_digest(value.strip(), self.pat)
+        if scheme.lower() != "basic":
+            return False
+        try:
+            decoded = base64.b64decode(value.strip(), validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            return False
+        email, _, token = decoded.partition(":")
+        return email == self.email and hmac.compare_digest(token, self.api_token)
+
+    def route(self, handler: Handler, *, anonymous: bool = False) -> Handler:
+        async def endpoint(request: Request) -> Response:
+            if request.path_params.get("version") not in self.versions():
+                return _errors(404, ["null for uri: " + str(request.url)])
+            if not anonymous and not self.authorized(request):
+                return PlainTextResponse(
+                    "Client must be authenticated to access this resource.", status_code=401
+                )
+            return await handler(request)
+
+        return endpoint
+
+    def base(self, request: Request) -> str:
+        return str(request.base_url).rstrip("/") + f"/rest/api/{request.path_params['version']}"
+
+    async def json_body(self, request: Request) -> tuple[Any, Response | None]:
+        raw = await request.body()
+        if not raw.strip():
+            return None, None
+        try:
+            return json.loads(raw), None
+        except ValueError:
+            return None, _errors(400, ["Unexpected character in the request body: not JSON."])
+
+    def missing_issue(self) -> Response:
+        return _errors(404, ["Issue does not exist or you do not have permission to see it."])
+
+    def write_gate(self, issue: Issue) -> Response | None:
+        """Jira's per-issue write limit, simplified to a minimum gap between writes."""
+        if self.write_interval <= 0:
+            return None
+        now = time.monotonic()
+        last = self._last_write.get(issue.key)
+        if last is not None and now - last < self.write_interval:
+            self.per_issue_limited += 1
+            return Response(
+                status_code=429,
+                headers={
+                    "Retry-After": "1",
+                    "RateLimit-Reason": "jira-per-issue-on-write",
+                },
+            )
+        self._last_write[issue.key] = now
+        return None
+
+    # --- rendering ------------------------------------------------------------------------------
+
+    def render_issue(self, request: Request, issue: Issue, fields: list[str]) -> dict[str, Any]:
+        base = self.base(request)
+        if fields == ["id"]:
+            return {"id": issue.id}
+        status_id, cat_key, cat_name, cat_id = STATUSES[issue.status]
+        every: dict[str, Any] = {
+            "summary": issue.summary,
+            "status": {
+                "self": f"{base}/status/{status_id}",
+                "id": status_id,
+                "name": issue.status,
+                "statusCategory": {
+                    "self": f"{base}/statuscategory/{cat_id}",
+                    "id": cat_id,
+                    "key": cat_key,
+                    "name": cat_name,
+                },
+            },
+            "issuetype": {
+                "id": ISSUE_TYPES[issue.issuetype],
+                "name": issue.issuetype,
+                "subtask": False,
+                "hierarchyLevel": 1 if issue.issuetype == "Epic" else 0,
+            },
+            "project": {
+                "id": PROJECTS[issue.project][0],
+                "key": issue.project,
+                "name": issue.project,
+            },
+            "created": _stamp(issue.created),
+            "resolutiondate": _stamp(issue.resolved),
+            **issue.fields,
+        }
+        if issue.parent is not None:
+            parent = self.data.find(issue.parent)
+            every["parent"] = {
+                "id": parent.id if parent else "",
+                "key": issue.parent,
+                "self": f"{base}/issue/{parent.id if parent else issue.parent}",
+            }
+        wanted = set(fields)
+        if not wanted or "*all" in wanted or "*navigable" in wanted:
+            chosen = every
+        else:
+            chosen = {k: v for k, v in every.items() if k in wanted}
+        return {
+            "expand": "operations,versionedRepresentations,editmeta,changelog,renderedFields",
+            "id": issue.id,
+            "self": f"{base}/issue/{issue.id}",
+            "key": issue.key,
+            "fields": chosen,
+        }
+
+    def render_comment(self, request: Request, comment_id: str) -> dict[str, Any]:
+        comment = self.data.comments[comment_id]
+        issue = self.data.find(comment.issue)
+        author = {
+            "accountId": "5b10a2844c20165700ede21g",
+            "displayName": "OKR bot",
+            "active": True,
+        }
+        body = _as_adf(comment.body)
+        if request.path_params["version"] == "2":
+            body = adf_text(comment.body).rstrip("\n")
+        return {
+            "self": f"{self.base(request)}/issue/{issue.id if issue else ''}/comment/{comment.id}",
+            "id": comment.id,
+            "author": author,
+            "updateAuthor": author,
+            "body": body,
+            "created": _stamp(comment.created),
+            "updated": _stamp(comment.updated),
+            "jsdPublic": True,
+        }
+
+    # --- endpoints ------------------------------------------------------------------------------
+
+    async def server_info(self, request: Request) -> Response:
+        cloud = self.deployment == "cloud"
+        return JSONResponse(
+            {
+                "baseUrl": str(request.base_url).rstrip("/"),
+                "version": "1001.0.0-SNAPSHOT" if cloud else "9.12.15",
+                "versionNumbers": [1001, 0, 0] if cloud else [9, 12, 15],
+                "deploymentType": "Cloud" if cloud else "Server",
+                "buildNumber": 100290 if cloud else 9120015,
+                "buildDate": "2026-11-01T00:00:00.000+0000",
+                "serverTime": _stamp(datetime.now(UTC)),
+                "scmInfo": "57a0ca5b",
+                "serverTitle": "Sandbox Jira",
+            }
+        )
+
+    async def fields(self, request: Request) -> Response:
+        return JSONResponse(FIELDS)
+
+    async def removed_search(self, request: Request) -> Response:
+        if self.deployment == "cloud":
+            return _errors(410, [REMOVED_SEARCH])
+        return await self.dc_search(request)
+
+    async def _search_args(self, request: Request) -> tuple[dict[str, Any], Response | None]:
+        if request.method == "POST":
+            body, problem = await self.json_body(request)
+            if problem is not None:
+                return {}, problem
+            return (body if isinstance(body, dict) else {}), None
+        query = request.query_params
+        args: dict[str, Any] = {k: query.get(k) for k in query if k != "fields"}
+        if "fields" in query:
+            args["fields"] = [f for v in query.getlist("fields") for f in v.split(",") if f]
+        return args, None
+
+    @staticmethod
+    def _fields(args: dict[str, Any], default: list[str]) -> list[str]:
+        raw = args.get("fields")
+        if raw is None:
+            return default
+        if isinstance(raw, str):
+            return [f.strip() for f in raw.split(",") if f.strip()]
+        return [str(f) for f in raw]
+
+    async def search_jql(self, request: Request) -> Response:
+        args, problem = await self._search_args(request)
+        if problem is not None:
+            return problem
+        jql = str(args.get("jql") or "")
+        try:
+            issues = self.data.select(jql)
+        except JqlError as exc:
+            return _errors(400, [str(exc)])
+        fields = self._fields(args, ["id"])
+        limit = ID_PAGE_LIMIT if fields == ["id"] else FIELDS_PAGE_LIMIT
+        try:
+            size = min(int(args.get("maxResults") or 50), limit)
+        except ValueError:
+            return _errors(400, ["maxResults must be a number."])
+        offset = 0
+        token = args.get("nextPageToken")
+        if token:
+            try:
+                seen_jql, _, start = base64.urlsafe_b64decode(str(token)).decode().rpartition("|")
+                offset = int(start)
+            except (ValueError, binascii.Error):
+                return _errors(400, ["The provided next page token is invalid or expired."])
+            if seen_jql != jql:
+                return _errors(400, ["The provided next page token is invalid or expired."])
+        page = issues[offset : offset + max(size, 1)] if size > 0 else []
+        body: dict[str, Any] = {
+            "issues": [self.render_issue(request, issue, fields) for issue in page],
+        }
+        end = offset + len(page)
+        if end < len(issues) and size > 0:
+            body["nextPageToken"] = base64.urlsafe_b64encode(f"{jql}|{end}".encode()).decode()
+            body["isLast"] = False
+        else:
+            body["isLast"] = True
+        return JSONResponse(body)
+
+    async def not_here(self, request: Request) -> Response:
+        return _errors(404, ["null for uri: " + str(request.url)])
+
+    async def approximate_count(self, request: Request) -> Response:
+        if self.deployment != "cloud":
+            return await self.not_here(request)
+        body, problem = await self.json_body(request)
+        if problem is not None:
+            return problem
+        jql = str((body or {}).get("jql") or "") if isinstance(body, dict) else ""
+        try:
+            count = len(self.data.select(jql))
+        except JqlError as exc:
+            return _errors(400, [str(exc)])
+        return JSONResponse({"count": count})
+
+    async def dc_search(self, request: Request) -> Response:
+        args, problem = await self._search_args(request)
+        if problem is not None:
+            return problem
+        jql = str(args.get("jql") or "")
+        try:
+            issues = self.data.select(jql) if jql.strip() else self.data.select("key != none")
+        except JqlError as exc:
+            return _errors(400, [str(exc)])
+        try:
+            start = int(args.get("startAt") or 0)
+            size = min(
+                int(str(args["maxResults"]) if args.get("maxResults") is not None else 50), 1000
+            )
+        except ValueError:
+            return _errors(400, ["startAt and maxResults must be numbers."])
+        fields = self._fields(args, ["*navigable"])
+        page = issues[start : start + size]
+        return JSONResponse(
+            {
+                "expand": "schema,names",
+                "startAt": start,
+                "maxResults": size,
+                "total": len(issues),
+                "issues": [self.render_issue(request, issue, fields) for issue in page],
+            }
+        )
+
+    async def issue(self, request: Request) -> Response:
+        issue = self.data.find(request.path_params["key"])
+        if issue is None:
+            return self.missing_issue()
+        if request.method == "GET":
+            fields = self._fields(dict(request.query_params), ["*all"])
+            return JSONResponse(self.render_issue(request, issue, fields))
+        body, problem = await self.json_body(request)
+        if problem is not None:
+            return problem
+        if not isinstance(body, dict) or not isinstance(body.get("fields", {}), dict):
+            return _errors(400, ["Can not deserialize the request body: fields must be an object."])
+        known = {f["id"]: f for f in FIELDS}
+        errors: dict[str, str] = {}
+        for field_id, value in body.get("fields", {}).items():
+            meta = known.get(field_id)
+            if meta is None or field_id == "status":
+                errors[field_id] = (
+                    f"Field '{field_id}' cannot be set. It is not on the appropriate screen, "
+                    "or unknown."
+                )
+            elif meta["schema"]["type"] == "number" and not (
+                value is None or (isinstance(value, int | float) and not isinstance(value, bool))
+            ):
+                errors[field_id] = "Operation value must be a number"
+            elif meta["schema"]["type"] == "string" and not (
+                value is None or isinstance(value, str)
+            ):
+                errors[field_id] = "Operation value must be a string"
+            elif isinstance(value, str) and len(value) > 255:
+                errors[field_id] = (
+                    "The entered text is too long. It exceeds the allowed limit of 255 characters."
+                )
+        if errors:
+            return _errors(400, [], errors)
+        if (limited := self.write_gate(issue)) is not None:
+            return limited
+        with self.data.lock:
+            for field_id, value in body.get("fields", {}).items():
+                if field_id == "summary":
+                    issue.summary = str(value)
+                else:
+                    issue.fields[field_id] = value
+                self.data.field_edits[issue.key] += 1
+        if request.query_params.get("returnIssue") == "true":
+            return JSONResponse(self.render_issue(request, issue, ["*all"]))
+        return Response(status_code=204)
+
+    async def comments(self, request: Request) -> Response:
+        issue = self.data.find(request.path_params["key"])
+        if issue is None:
+            return self.missing_issue()
+        if request.method == "GET":
+            every = self.data.comments_of(issue)
+            try:
+                start = int(request.query_params.get("startAt", "0"))
+                size = min(int(request.query_params.get("maxResults", "5000")), 5000)
+            except ValueError:
+                return _errors(400, ["startAt and maxResults must be numbers."])
+            page = every[start : start + size]
+            return JSONResponse(
+                {
+                    "startAt": start,
+                    "maxResults": size,
+                    "total": len(every),
+                    "comments": [self.render_comment(request, c.id) for c in page],
+                }
+            )
+        body, problem = await self.json_body(request)
+        if problem is not None:
+            return problem
+        checked = self._comment_body(request, body)
+        if isinstance(checked, Response):
+            return checked
+        if (limited := self.write_gate(issue)) is not None:
+            return limited
+        comment = self.data.new_comment(issue, checked)
+        return JSONResponse(self.render_comment(request, comment.id), status_code=201)
+
+    def _comment_body(self, request: Request, body: Any) -> Any:
+        content = body.get("body") if isinstance(body, dict) else None
+        if request.path_params["version"] == "3":
+            if not (isinstance(content, dict) and content.get("type") == "doc"):
+                return _errors(400, [], {"comment": "Comment body is not valid!"})
+        elif not isinstance(content, str) or not content.strip():
+            return _errors(400, [], {"comment": "Comment body can not be empty!"})
+        return content
+
+    async def comment(self, request: Request) -> Response:
+        issue = self.data.find(request.path_params["key"])
+        if issue is None:
+            return self.missing_issue()
+        comment_id = request.path_params["comment_id"]
+        existing = self.data.comments.get(comment_id)
+        if existing is None or existing.issue != issue.key:
+            return _errors(404, [f"Can not find a comment for the id: {comment_id}."])
+        if request.method == "GET":
+            return JSONResponse(self.render_comment(request, comment_id))
+        body, problem = await self.json_body(request)
+        if problem is not None:
+            return problem
+        checked = self._comment_body(request, body)
+        if isinstance(checked, Response):
+            return checked
+        if (limited := self.write_gate(issue)) is not None:
+            return limited
+        with self.data.lock:
+            if existing.body != checked:
+                existing.body = checked
+                existing.updated = datetime.now(UTC)
+                self.data.comments_updated[issue.key] += 1
+        return JSONResponse(self.render_comment(request, comment_id))
+
+    async def issue_property(self, request: Request) -> Response:
+        issue = self.data.find(request.path_params["key"])
+        if issue is None:
+            return self.missing_issue()
+        name = request.path_params["property"]
+        if request.method == "GET":
+            if name not in issue.properties:
+                return _errors(404, [f"The property with key '{name}' does not exist."])
+            return JSONResponse({"key": name, "value": issue.properties[name]})
+        raw = await request.body()
+        if len(name) > 255:
+            return _errors(400, ["The property key cannot be longer than 255 characters."])
+        if len(raw) > PROPERTY_LIMIT:
+            return _errors(400, ["The property value cannot be longer than 32768 bytes."])
+        body, problem = await self.json_body(request)
+        if problem is not None:
+            return problem
+        if body is None:
+            return _errors(400, ["The property value can not be empty."])
+        if (limited := self.write_gate(issue)) is not None:
+            return limited
+        with self.data.lock:
+            created = name not in issue.properties
+            issue.properties[name] = body
+        return Response(status_code=201 if created else 200)
+
+
+def jira_app(
+    *,
+    deployment: Literal["cloud", "datacenter"] = "cloud",
+    data: JiraData | None = None,
+    email: str = DEFAULT_EMAIL,
+    api_token: str = DEFAULT_API_TOKEN,
+    pat: str = DEFAULT_PAT,
+    write_interval: float = 0.0,
+) -> Starlette:
+    """The fake as an ASGI app; its state is ``app.state.jira`` and ``app.state.fake``."""
+    fake = JiraFake(
+        data or JiraData(),
+        deployment=deployment,
+        email=email,
+        api_token=api_token,
+        pat=pat,
+        write_interval=write_interval,
+    )
+    prefix = "/rest/api/{version}"
+    search = fake.search_jql if deployment == "cloud" else fake.not_here
+    routes = [
+        Route(f"{prefix}/serverInfo", fake.route(fake.server_info, anonymous=True)),
+        Route(f"{prefix}/field", fake.route(fake.fields)),
+        Route(f"{prefix}/search", fake.route(fake.removed_search), methods=["GET", "POST"]),
+        Route(f"{prefix}/search/jql", fake.route(search), methods=["GET", "POST"]),
+        Route(
+            f"{prefix}/search/approximate-count",
+            fake.route(fake.approximate_count),
+            methods=["POST"],
+        ),
+        Route(f"{prefix}/issue/{{key}}", fake.route(fake.issue), methods=["GET", "PUT"]),
+        Route(
+            f"{prefix}/issue/{{key}}/comment",
+            fake.route(fake.comments),
+            methods=["GET", "POST"],
+        ),
+        Route(
+            f"{prefix}/issue/{{key}}/comment/{{comment_id}}",
+            fake.route(fake.comment),
+            methods=["GET", "PUT"],
+        ),
+        Route(
+            f"{prefix}/issue/{{key}}/properties/{{property}}",
+            fake.route(fake.issue_property),
+            methods=["GET", "PUT"],
+        ),
+    ]
+    app = Starlette(routes=routes)
+    app.state.jira = fake.data
+    app.state.fake = fake
+    return app
+
+
+__all__ = ["DEFAULT_API_TOKEN", "DEFAULT_EMAIL", "DEFAULT_PAT", "JiraData", "adf_text", "jira_app"]

@@ -1,0 +1,16 @@
+"""``ga4``: key-result numbers from Google Analytics 4 reports (service-account auth)."""
+
+from connectors.ga4.fake import ga4_app
+from connectors.ga4.models import DimensionFilter, GA4Connection, GA4Query
+from connectors.ga4.source import GA4Source
+from okrsync.sdk.connector import Connector
+
+connector = Connector(
+    type="ga4",
+    summary="GA4 report metrics over the cycle, batched per property (Data API v1beta)",
+    connection_model=GA4Connection,
+    implementation=GA4Source,
+    fake=ga4_app,
+)
+
+__all__ = ["DimensionFilter", "GA4Connection", "GA4Query", "GA4Source", "connector"]

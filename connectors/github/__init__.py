@@ -1,0 +1,30 @@
+"""``github``: issue/PR counts and milestone completion in, one edited issue comment out."""
+
+from connectors.github.fake import github_app
+from connectors.github.models import GitHubCommentMirror, GitHubConnection, GitHubQuery
+from connectors.github.sink import GitHubSink
+from connectors.github.source import GitHubSource
+from okrsync.sdk.connector import Connector
+
+
+class GitHubConnector(GitHubSource, GitHubSink):
+    """One GitHub connection that is both a source (search, milestones) and a sink (comments)."""
+
+
+connector = Connector(
+    type="github",
+    summary="GitHub: issue/PR search counts, milestone completion; one issue comment per KR",
+    connection_model=GitHubConnection,
+    implementation=GitHubConnector,
+    fake=github_app,
+)
+
+__all__ = [
+    "GitHubCommentMirror",
+    "GitHubConnection",
+    "GitHubConnector",
+    "GitHubQuery",
+    "GitHubSink",
+    "GitHubSource",
+    "connector",
+]

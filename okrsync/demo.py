@@ -1,9 +1,10 @@
 """``okrsync demo``: the whole flow on the local sandbox, with no credentials.
 
-It creates a small SQL warehouse, starts the sandbox fakes that the installed connectors ship
-(found through the same entry points as everything else), runs the daemon on the demo config with
-an embedded SQLite store, and keeps closing deals while you watch key results fill in and the
-webhook receiver get its deliveries. It ends by itself after ``seconds``, or on Ctrl-C.
+It creates a small SQL warehouse (deals and a quota table), starts the sandbox fakes that the
+installed connectors ship (found through the same entry points as everything else, with the
+made-up credentials each fake accepts), runs the daemon on the demo config with an embedded
+SQLite store, and keeps closing deals while you watch key results fill in and the webhook
+receiver get its deliveries. It ends by itself after ``seconds``, or on Ctrl-C.
 """
 
 from __future__ import annotations
@@ -36,19 +37,29 @@ from okrsync.settings import Settings
 from okrsync.store import views
 from okrsync.store.db import session_scope
 
-API_TOKEN = "sandbox-token"  # noqa: S105 - the local fake's own token, nobody's secret
-HOOK_SECRET = "demo-hook-secret"  # noqa: S105 - signs deliveries to the local receiver
+# Sandbox fakes by the connection names the demo config gives them (found via entry points).
+FAKES = {
+    "crm_api": "http_json",
+    "salesforce": "salesforce",
+    "hubspot": "hubspot",
+    "team_hook": "webhook",
+}
+SALES_QUOTA = 1_500_000
 BAR = 14
 STATUS_COLOURS = {"on_track": "green", "at_risk": "yellow", "off_track": "red", "no_data": "dim"}
 
 
-def seed_warehouse(path: Path, cycle_start: date, rng: random.Random) -> None:
+def seed_warehouse(path: Path, today: date, rng: random.Random) -> None:
+    cycle_start = today - timedelta(days=45)
     with sqlite3.connect(path) as db:
         db.execute(
             "CREATE TABLE IF NOT EXISTS deals (id INTEGER PRIMARY KEY, amount NUMERIC, "
             "won INTEGER, closed_on DATE)"
         )
+        db.execute("CREATE TABLE IF NOT EXISTS quotas (team TEXT, cycle TEXT, amount NUMERIC)")
         db.execute("DELETE FROM deals")
+        db.execute("DELETE FROM quotas")
+        db.execute("INSERT INTO quotas VALUES ('sales', ?, ?)", (cycle_id(today), SALES_QUOTA))
         for day in range(12):
             add_deal(db, cycle_start + timedelta(days=day * 3), rng)
 
@@ -61,18 +72,26 @@ def add_deal(db: sqlite3.Connection, closed_on: date, rng: random.Random) -> Non
     )
 
 
-def demo_environ(urls: dict[str, str], warehouse: Path, today: date) -> dict[str, str]:
+def demo_environ(
+    urls: dict[str, str], credentials: dict[str, dict[str, str]], warehouse: Path, today: date
+) -> dict[str, str]:
+    """The demo config's ${DEMO_*} references: each fake's URL and the credentials it accepts."""
     start = today - timedelta(days=45)
-    return {
+    environ = {
         "DEMO_WAREHOUSE_URL": f"sqlite:///{warehouse}",
-        "DEMO_API_URL": urls["crm_api"],
-        "DEMO_API_TOKEN": API_TOKEN,
-        "DEMO_HOOK_URL": urls["team_hook"] + "/okr",
-        "DEMO_HOOK_SECRET": HOOK_SECRET,
-        "DEMO_CYCLE_ID": f"demo-{today:%Y%m%d}",
+        "DEMO_CYCLE_ID": cycle_id(today),
         "DEMO_CYCLE_START": start.isoformat(),
         "DEMO_CYCLE_END": (start + timedelta(days=90)).isoformat(),
     }
+    for name, url in urls.items():
+        environ[f"DEMO_{name.upper()}_URL"] = url
+        for key, value in credentials.get(name, {}).items():
+            environ[f"DEMO_{name.upper()}_{key.upper()}"] = value
+    return environ
+
+
+def cycle_id(today: date) -> str:
+    return f"demo-{today:%Y%m%d}"
 
 
 def render(objectives: list[views.ObjectiveView], received: dict[str, Any], clock: str) -> Group:
@@ -80,7 +99,7 @@ def render(objectives: list[views.ObjectiveView], received: dict[str, Any], cloc
     for objective in objectives:
         table = Table(title=f"{objective.title}", title_justify="left", expand=True)
         table.add_column("key result", ratio=3)
-        table.add_column("value", justify="right", ratio=1)
+        table.add_column("value", justify="right", ratio=2)
         table.add_column("progress", ratio=2)
         table.add_column("status", ratio=1)
         for kr in objective.key_results:
@@ -104,7 +123,7 @@ def render(objectives: list[views.ObjectiveView], received: dict[str, Any], cloc
 
 
 async def tour(
-    app: App, urls: dict[str, str], warehouse: Path, seconds: float, console: Console
+    app: App, urls: dict[str, str], token: str, warehouse: Path, seconds: float, console: Console
 ) -> None:
     app.apply_definitions()
     stop = asyncio.Event()
@@ -125,7 +144,7 @@ async def tour(
                         added = await client.post(
                             f"{urls['crm_api']}/v1/deals",
                             json={"amount": rng.choice([900, 1500, 3000]), "status": "won"},
-                            headers={"Authorization": f"Bearer {API_TOKEN}"},
+                            headers={"Authorization": f"Bearer {token}"},
                         )
                         added.raise_for_status()
                     received = (await client.get(f"{urls['team_hook']}/_received")).json()
@@ -141,25 +160,27 @@ async def tour(
 
 def run_demo(*, seconds: float, workdir: Path | None, console: Console) -> None:
     registry = load_registry()
-    wanted = {"crm_api": "http_json", "team_hook": "webhook"}
     apps = {}
-    for name, kind in wanted.items():
+    credentials: dict[str, dict[str, str]] = {}
+    for name, kind in FAKES.items():
         connector = registry.connectors.get(kind)
         if connector is None or connector.fake is None:
             raise SystemExit(f"the demo needs the {kind!r} connector and its sandbox fake")
         apps[name] = connector.fake()
+        credentials[name] = dict(connector.sandbox_credentials)
     workdir = workdir or Path(tempfile.mkdtemp(prefix="okrsync-demo-"))
     workdir.mkdir(parents=True, exist_ok=True)
     warehouse = workdir / "warehouse.db"
     today = datetime.now(UTC).date()
-    seed_warehouse(warehouse, today - timedelta(days=45), random.Random(1))  # noqa: S311
+    seed_warehouse(warehouse, today, random.Random(1))  # noqa: S311
     store = workdir / "okrsync-demo.db"
     store.unlink(missing_ok=True)
     redactor = Redactor()
     configure_logging(redactor, fmt="console", level="warning")
     console.print(
-        "[bold]okrsync demo[/bold]: a SQL warehouse, a CRM-like JSON API and a team webhook, "
-        f"all local. Files in {workdir}. Watching for {seconds:g}s (Ctrl-C to stop)."
+        "[bold]okrsync demo[/bold]: a SQL warehouse, sandboxes of Salesforce, HubSpot and a "
+        "JSON API, and a team webhook, all local. "
+        f"Files in {workdir}. Watching for {seconds:g}s (Ctrl-C to stop)."
     )
     with Sandbox(apps) as sandbox:
         urls = sandbox.urls
@@ -167,14 +188,15 @@ def run_demo(*, seconds: float, workdir: Path | None, console: Console) -> None:
             example("demo"),
             registry.connectors,
             filename="okrsync/examples/demo.yaml",
-            environ=demo_environ(urls, warehouse, today),
+            environ=demo_environ(urls, credentials, warehouse, today),
         )
         settings = Settings(database_url=SecretStr(f"sqlite:///{store}"))
         app = App.open(settings, config=config, registry=registry, redactor=redactor)
+        token = credentials["crm_api"].get("token", "")
 
         async def main() -> None:
             try:
-                await tour(app, urls, warehouse, seconds, console)
+                await tour(app, urls, token, warehouse, seconds, console)
             finally:
                 await app.aclose()
 

@@ -1,6 +1,6 @@
 """``http_json``: one number from any JSON API, through a JSONPath, with pagination."""
 
-from connectors.http_json.fake import analytics_app
+from connectors.http_json.fake import DEFAULT_TOKEN, analytics_app
 from connectors.http_json.source import HttpJsonConnection, HttpJsonQuery, HttpJsonSource
 from okrsync.sdk.connector import Connector
 
@@ -10,6 +10,7 @@ connector = Connector(
     connection_model=HttpJsonConnection,
     implementation=HttpJsonSource,
     fake=analytics_app,
+    sandbox_credentials={"token": DEFAULT_TOKEN},
 )
 
 __all__ = ["HttpJsonConnection", "HttpJsonQuery", "HttpJsonSource", "connector"]

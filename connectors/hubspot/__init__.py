@@ -1,6 +1,6 @@
 """``hubspot``: counts and sums over HubSpot CRM objects through the v3 search API."""
 
-from connectors.hubspot.fake import hubspot_app
+from connectors.hubspot.fake import DEFAULT_TOKEN, hubspot_app
 from connectors.hubspot.models import HubSpotConnection, HubSpotFilter, HubSpotQuery
 from connectors.hubspot.source import HubSpotSource
 from okrsync.sdk.connector import Connector
@@ -11,6 +11,7 @@ connector = Connector(
     connection_model=HubSpotConnection,
     implementation=HubSpotSource,
     fake=hubspot_app,
+    sandbox_credentials={"token": DEFAULT_TOKEN},
 )
 
 __all__ = ["HubSpotConnection", "HubSpotFilter", "HubSpotQuery", "HubSpotSource", "connector"]

@@ -1,6 +1,6 @@
 """``salesforce``: SOQL aggregates and report totals from a Salesforce org, within its quota."""
 
-from connectors.salesforce.fake import salesforce_app
+from connectors.salesforce.fake import CLIENT_ID, CLIENT_SECRET, salesforce_app
 from connectors.salesforce.models import (
     ClientCredentials,
     JwtBearer,
@@ -16,6 +16,7 @@ connector = Connector(
     connection_model=SalesforceConnection,
     implementation=SalesforceSource,
     fake=salesforce_app,
+    sandbox_credentials={"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET},
 )
 
 __all__ = [

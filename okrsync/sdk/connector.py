@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import asyncio
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -172,6 +172,8 @@ class Connector:
     connection_model: ConnectionModel
     implementation: Implementation
     fake: Callable[[], Any] | None = None  # an ASGI app factory: the vendor's sandbox fake
+    # Credentials the fake accepts (public, made up), for ``okrsync demo`` and examples.
+    sandbox_credentials: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def query_model(self) -> QueryModel | None:

@@ -31,9 +31,17 @@ def test_demo_fills_key_results_and_delivers_mirrors(tmp_path: Path) -> None:
         pending = db.execute("SELECT COUNT(*) FROM deliveries WHERE status = 'pending'").fetchone()[
             0
         ]
-    assert set(krs) == {"bookings", "win_rate", "crm_bookings", "open_pipeline"}
+    assert set(krs) == {
+        "bookings",
+        "win_rate",
+        "crm_bookings",
+        "open_pipeline",
+        "sf_bookings",
+        "sf_win_rate",
+        "pipeline_coverage",
+    }
     assert all(value is not None for value in krs.values()), krs
     assert measurements > len(krs)  # values moved while the demo ran
-    assert delivered >= len(krs)
+    assert delivered >= len(krs) - 3 + 1  # the sales objective is one digest mirror
     assert pending == 0
     assert "mirror deliveries received" in done.stdout

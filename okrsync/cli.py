@@ -143,7 +143,7 @@ def validate(config: ConfigOption = None) -> None:
         registry = load_registry()
         loaded = load(settings, registry)
     krs = loaded.key_results()
-    mirrors = sum(len(kr.mirrors) for kr in krs)
+    mirrors = sum(len(kr.mirrors) for kr in krs) + sum(len(o.mirrors) for o in loaded.objectives)
     out.print(
         f"[green]ok[/green] {settings.config}: {len(loaded.connections)} connections, "
         f"{len(loaded.metrics)} metrics, {len(loaded.objectives)} objectives, "

@@ -76,7 +76,8 @@ def test_every_example_config_validates(tmp_path: Path) -> None:
     assert len(examples) >= 4
     for example in examples:
         names = set(re.findall(r"\$\{([A-Z0-9_]+)", example.read_text()))
-        env = {name: "example-value" for name in names} | {"WAREHOUSE_URL": "sqlite://"}
+        env = {n: "https://example.com" if n.endswith("_URL") else "example-value" for n in names}
+        env["WAREHOUSE_URL"] = "sqlite://"
         done = okrsync("validate", "--config", str(example), env=env)
         assert done.returncode == 0, f"{example.name}: {done.stderr}"
 

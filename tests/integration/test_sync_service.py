@@ -22,12 +22,19 @@ from connectors.webhook.receiver import ReceiverState, receiver_app
 from okrsync.app import App
 from okrsync.config import Config, load_config_text
 from okrsync.engine.scheduled_pushes import ScheduledPushes
-from okrsync.errors import ConfigErrors
+from okrsync.errors import ConfigErrors, QuotaExhaustedError
 from okrsync.plugins import Registry, load_registry
 from okrsync.sandbox import Fault, FaultKind, SandboxServer
-from okrsync.sdk.connector import ConnectionConfig, Connector, MirrorSpec, Sink
+from okrsync.sdk.connector import (
+    ConnectionConfig,
+    Connector,
+    MirrorSpec,
+    QuerySpec,
+    Sink,
+    Source,
+)
 from okrsync.sdk.http import RetryPolicy
-from okrsync.sdk.models import KeyResultUpdate, PushResult
+from okrsync.sdk.models import KeyResultUpdate, PushResult, Query, Reading
 from okrsync.settings import Settings
 from okrsync.store import views
 from okrsync.store.db import session_scope
@@ -60,6 +67,26 @@ class NotesSink(Sink[NotesConnection, NotesMirror]):
         ref = previous_ref or f"note-{len(self.notes) + 1}"
         self.notes[ref] = f"{update.key_result_id}={update.value}"
         return PushResult(ref=ref)
+
+
+class QuotaConnection(ConnectionConfig):
+    type: Literal["quota"] = "quota"
+
+
+class QuotaQuery(QuerySpec):
+    question: str = "how much"
+
+
+class SpentQuotaSource(Source[QuotaConnection, QuotaQuery]):
+    """A source whose call budget is spent until a known time (as Salesforce's guard reports)."""
+
+    query_model = QuotaQuery
+    resume_at: ClassVar[float] = 0.0
+    asked: ClassVar[int] = 0
+
+    async def fetch_one(self, query: Query[QuotaQuery]) -> Reading:
+        type(self).asked += 1
+        raise QuotaExhaustedError("daily API allowance used up", resume_at=self.resume_at)
 
 
 CONFIG = """\
@@ -138,6 +165,12 @@ def world(tmp_path: Path, database_url: str) -> Iterator[World]:
     )
     connectors["notes"] = Connector(
         type="notes", summary="notes", connection_model=NotesConnection, implementation=NotesSink
+    )
+    connectors["quota"] = Connector(
+        type="quota",
+        summary="spent quota",
+        connection_model=QuotaConnection,
+        implementation=SpentQuotaSource,
     )
     NotesSink.notes.clear()
     NotesSink.calls.clear()
@@ -412,3 +445,40 @@ async def test_scheduled_mirrors_push_on_their_own_cadence_once_per_tick(world: 
 def test_a_mirror_that_never_pushes_is_refused(world: World) -> None:
     with pytest.raises(ConfigErrors, match="needs a schedule"):
         world.config(paced(world, ", on_change: false"))
+
+
+async def test_a_spent_quota_pauses_the_connection_until_it_resets(world: World) -> None:
+    text = (
+        world.text.replace(
+            "  notes: {type: notes}\n", "  notes: {type: notes}\n  crm: {type: quota}\n"
+        )
+        .replace(
+            '  broken: {connection: bad, query: "SELECT 1"}\n',
+            '  broken: {connection: bad, query: "SELECT 1"}\n  bookings: {connection: crm}\n',
+        )
+        .replace(
+            "      - {id: other,",
+            "      - {id: sales, title: Sales, metric: bookings, kind: increase, start: 0,"
+            " target: 9}\n"
+            "      - {id: other,",
+        )
+    )
+    resume = world.clock.now + timedelta(hours=3)
+    SpentQuotaSource.resume_at = resume.timestamp()
+    SpentQuotaSource.asked = 0
+    first = await sync_with(world, text)
+    assert SpentQuotaSource.asked == 1
+    assert any("daily API allowance used up" in e for e in first.errors)
+    app = world.app(text)
+    with session_scope(app.engine) as session:
+        crm = session.get(ConnectionStateRow, "crm")
+        assert crm is not None
+        assert crm.status == "paused_quota"  # paused, not failed
+        assert crm.paused_until == resume
+    await app.aclose()
+    world.clock.now += timedelta(hours=1)
+    await sync_with(world, text)
+    assert SpentQuotaSource.asked == 1  # not asked while paused
+    world.clock.now += timedelta(hours=2, seconds=1)
+    await sync_with(world, text)
+    assert SpentQuotaSource.asked == 2

@@ -42,6 +42,7 @@ FAKES = {
     "crm_api": "http_json",
     "salesforce": "salesforce",
     "hubspot": "hubspot",
+    "jira": "jira",
     "team_hook": "webhook",
 }
 SALES_QUOTA = 1_500_000
@@ -94,7 +95,12 @@ def cycle_id(today: date) -> str:
     return f"demo-{today:%Y%m%d}"
 
 
-def render(objectives: list[views.ObjectiveView], received: dict[str, Any], clock: str) -> Group:
+def render(
+    objectives: list[views.ObjectiveView],
+    delivered: dict[str, int],
+    received: dict[str, Any],
+    clock: str,
+) -> Group:
     tables: list[Any] = []
     for objective in objectives:
         table = Table(title=f"{objective.title}", title_justify="left", expand=True)
@@ -115,9 +121,10 @@ def render(objectives: list[views.ObjectiveView], received: dict[str, Any], cloc
                 f"[{colour}]{kr.status.replace('_', ' ')}[/{colour}]",
             )
         tables.append(table)
+    per_mirror = ", ".join(f"{name} {count}" for name, count in delivered.items()) or "none yet"
     tables.append(
-        f"[dim]{clock}[/dim]  mirror deliveries received: [bold]{received.get('count', 0)}[/bold]"
-        f"  (duplicates refused: {received.get('duplicates', 0)})"
+        f"[dim]{clock}[/dim]  mirror pushes delivered: [bold]{sum(delivered.values())}[/bold] "
+        f"({per_mirror}); the webhook receiver refused {received.get('duplicates', 0)} duplicates"
     )
     return Group(*tables)
 
@@ -150,8 +157,9 @@ async def tour(
                     received = (await client.get(f"{urls['team_hook']}/_received")).json()
                     with session_scope(app.engine) as session:
                         objectives = views.status_view(session, app.clock())
+                        delivered = views.deliveries_done(session)
                     clock = datetime.now(UTC).strftime("%H:%M:%S UTC")
-                    live.update(render(objectives, received, clock))
+                    live.update(render(objectives, delivered, received, clock))
                     await asyncio.sleep(0.5)
             finally:
                 stop.set()
@@ -178,8 +186,8 @@ def run_demo(*, seconds: float, workdir: Path | None, console: Console) -> None:
     redactor = Redactor()
     configure_logging(redactor, fmt="console", level="warning")
     console.print(
-        "[bold]okrsync demo[/bold]: a SQL warehouse, sandboxes of Salesforce, HubSpot and a "
-        "JSON API, and a team webhook, all local. "
+        "[bold]okrsync demo[/bold]: a SQL warehouse, sandboxes of Salesforce, HubSpot, Jira and "
+        "a JSON API, and a team webhook, all local. "
         f"Files in {workdir}. Watching for {seconds:g}s (Ctrl-C to stop)."
     )
     with Sandbox(apps) as sandbox:

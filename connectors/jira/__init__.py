@@ -1,7 +1,7 @@
 """``jira``: JQL counts, sums, averages, done ratios in; a field, a comment, a property out."""
 
 from connectors.jira.connector import JiraConnector
-from connectors.jira.fake import jira_app
+from connectors.jira.fake import DEFAULT_API_TOKEN, DEFAULT_EMAIL, jira_app
 from connectors.jira.models import JiraConnection, JiraMirror, JiraQuery
 from okrsync.sdk.connector import Connector
 
@@ -11,6 +11,7 @@ connector = Connector(
     connection_model=JiraConnection,
     implementation=JiraConnector,
     fake=jira_app,
+    sandbox_credentials={"email": DEFAULT_EMAIL, "api_token": DEFAULT_API_TOKEN},
 )
 
 __all__ = ["JiraConnection", "JiraConnector", "JiraMirror", "JiraQuery", "connector"]

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from okrsync.engine.progress import KRKind
@@ -18,8 +19,10 @@ from okrsync.engine.status import Weighted, elapsed_fraction, objective_status, 
 from okrsync.store.tables import (
     ConnectionStateRow,
     CycleRow,
+    DeliveryRow,
     KeyResultRow,
     MeasurementRow,
+    MirrorRow,
     ObjectiveRow,
     RunRow,
 )
@@ -203,3 +206,15 @@ def connections_view(session: Session) -> list[ConnectionView]:
         )
         for r in rows
     ]
+
+
+def deliveries_done(session: Session) -> dict[str, int]:
+    """Pushes delivered so far, per mirror connection."""
+    rows = session.exec(
+        select(MirrorRow.connection, func.count())
+        .select_from(DeliveryRow)
+        .join(MirrorRow, col(MirrorRow.key) == col(DeliveryRow.mirror_key))
+        .where(DeliveryRow.status == "done")
+        .group_by(col(MirrorRow.connection))
+    ).all()
+    return {connection: count for connection, count in sorted(rows)}

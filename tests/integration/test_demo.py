@@ -39,9 +39,17 @@ def test_demo_fills_key_results_and_delivers_mirrors(tmp_path: Path) -> None:
         "sf_bookings",
         "sf_win_rate",
         "pipeline_coverage",
+        "open_bugs",
+        "launch_epic",
     }
     assert all(value is not None for value in krs.values()), krs
     assert measurements > len(krs)  # values moved while the demo ran
     assert delivered >= len(krs) - 3 + 1  # the sales objective is one digest mirror
+    with sqlite3.connect(store) as db:
+        jira = db.execute(
+            "SELECT COUNT(*) FROM deliveries d JOIN mirrors m ON m.key = d.mirror_key "
+            "WHERE m.connection = 'jira' AND d.status = 'done'"
+        ).fetchone()[0]
+    assert jira == 2  # the epic's field and its one comment
     assert pending == 0
-    assert "mirror deliveries received" in done.stdout
+    assert "mirror pushes delivered" in done.stdout

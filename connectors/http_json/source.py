@@ -25,7 +25,6 @@ JSONPath dialect: ``jsonpath_ng.ext``, a superset of the basic grammar that adds
 
 from __future__ import annotations
 
-import base64
 import functools
 import json
 import re
@@ -49,6 +48,7 @@ from pydantic import (
 )
 
 from okrsync.errors import Blame, VendorResponseError
+from okrsync.sdk.auth import HttpAuth, auth_headers
 from okrsync.sdk.budget import BudgetPolicy, CallBudget
 from okrsync.sdk.connector import ConnectionConfig, QuerySpec, Source
 from okrsync.sdk.http import HttpClient, RetryPolicy
@@ -86,28 +86,13 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class BearerAuth(_Frozen):
-    """``Authorization: Bearer <token>`` on every request."""
-
-    type: Literal["bearer"]
-    token: SecretStr
-
-
-class BasicAuth(_Frozen):
-    """HTTP basic authentication."""
-
-    type: Literal["basic"]
-    username: str
-    password: SecretStr
-
-
 class HttpJsonConnection(ConnectionConfig):
     type: Literal["http_json"] = "http_json"
     url: str = Field(description="Base URL; each metric's request_path is appended to it.")
     headers: dict[str, SecretStr] = Field(
         default_factory=dict, description="Extra headers sent with every request (values secret)."
     )
-    auth: Annotated[BearerAuth | BasicAuth, Field(discriminator="type")] | None = None
+    auth: HttpAuth | None = None
     timeout: float = Field(default=30.0, gt=0, description="Seconds one request may take.")
     max_concurrency: int = Field(default=4, ge=1, le=64)
     requests_per_second: float | None = Field(default=None, gt=0)
@@ -342,19 +327,13 @@ class HttpJsonSource(Source[HttpJsonConnection, HttpJsonQuery]):
         self.max_concurrency = config.max_concurrency
         headers = {key: value.get_secret_value() for key, value in config.headers.items()}
         secrets = config.secret_values()
-        auth: httpx.Auth | None = None
-        if isinstance(config.auth, BearerAuth):
-            headers["Authorization"] = f"Bearer {config.auth.token.get_secret_value()}"
-        elif isinstance(config.auth, BasicAuth):
-            password = config.auth.password.get_secret_value()
-            auth = httpx.BasicAuth(config.auth.username, password)
-            pair = f"{config.auth.username}:{password}".encode()
-            secrets.append(base64.b64encode(pair).decode())  # as it travels in the header
+        credentials = auth_headers(config.auth)
+        headers.update(credentials.headers)
+        secrets.extend(credentials.secrets)
         self._client = HttpClient(
             connection=name,
             base_url=config.url,
             headers=headers,
-            auth=auth,
             timeout=config.timeout,
             budget=CallBudget(
                 BudgetPolicy(

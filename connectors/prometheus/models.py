@@ -2,39 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import Field, field_validator
 
+from okrsync.sdk.auth import HttpAuth
 from okrsync.sdk.connector import ConnectionConfig, QuerySpec
 
 CYCLE_RANGE = "{cycle_range}"
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class BearerAuth(_Frozen):
-    """``Authorization: Bearer <token>`` (a reverse proxy or a managed Prometheus)."""
-
-    type: Literal["bearer"]
-    token: SecretStr
-
-
-class BasicAuth(_Frozen):
-    """HTTP basic authentication (Prometheus ``web.config`` ``basic_auth_users``)."""
-
-    type: Literal["basic"]
-    username: str
-    password: SecretStr
-
-
 class PrometheusConnection(ConnectionConfig):
     type: Literal["prometheus"] = "prometheus"
     url: str = Field(description="Base URL of the Prometheus server, e.g. http://prom:9090.")
-    auth: Annotated[BearerAuth | BasicAuth, Field(discriminator="type")] | None = None
+    auth: HttpAuth | None = Field(
+        default=None, description="bearer (a proxy or managed Prometheus) or basic (web.config)"
+    )
     timeout: float = Field(default=30.0, gt=0, description="Seconds one query may take.")
     max_retries: int = Field(default=3, ge=0, le=10)
     max_concurrency: int = Field(default=4, ge=1, le=64)

@@ -20,7 +20,6 @@ the evaluation time as a PromQL duration (``increase(orders_total[{cycle_range}]
 
 from __future__ import annotations
 
-import base64
 from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, ClassVar
@@ -29,12 +28,11 @@ import httpx
 
 from connectors.prometheus.models import (
     CYCLE_RANGE,
-    BasicAuth,
-    BearerAuth,
     PrometheusConnection,
     PrometheusQuery,
 )
 from okrsync.errors import Blame, ConnectorError, QueryError, RetriableError, VendorResponseError
+from okrsync.sdk.auth import auth_headers
 from okrsync.sdk.budget import BudgetPolicy, CallBudget
 from okrsync.sdk.connector import Source
 from okrsync.sdk.http import DEFAULT_ERROR_TABLE, ErrorAction, ErrorRule, HttpClient, RetryPolicy
@@ -170,18 +168,13 @@ class PrometheusSource(Source[PrometheusConnection, PrometheusQuery]):
         self.max_concurrency = config.max_concurrency
         headers: dict[str, str] = {"Accept": "application/json"}
         secrets = config.secret_values()
-        auth: httpx.Auth | None = None
-        if isinstance(config.auth, BearerAuth):
-            headers["Authorization"] = f"Bearer {config.auth.token.get_secret_value()}"
-        elif isinstance(config.auth, BasicAuth):
-            password = config.auth.password.get_secret_value()
-            auth = httpx.BasicAuth(config.auth.username, password)
-            secrets.append(base64.b64encode(f"{config.auth.username}:{password}".encode()).decode())
+        credentials = auth_headers(config.auth)
+        headers.update(credentials.headers)
+        secrets.extend(credentials.secrets)
         self._client = HttpClient(
             connection=name,
             base_url=config.url,
             headers=headers,
-            auth=auth,
             timeout=config.timeout,
             budget=CallBudget(BudgetPolicy(max_concurrency=config.max_concurrency)),
             retry=RetryPolicy(

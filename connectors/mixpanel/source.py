@@ -19,7 +19,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, ClassVar, Literal
-from urllib.parse import urlsplit
 
 import httpx
 from pydantic import Field, SecretStr, field_validator
@@ -27,6 +26,7 @@ from pydantic import Field, SecretStr, field_validator
 from okrsync.errors import CredentialsError, QueryError, VendorResponseError
 from okrsync.sdk.budget import BudgetPolicy, CallBudget
 from okrsync.sdk.connector import ConnectionConfig, QuerySpec, Source
+from okrsync.sdk.hosts import region_or_url
 from okrsync.sdk.http import DEFAULT_ERROR_TABLE, ErrorAction, ErrorRule, HttpClient, RetryPolicy
 from okrsync.sdk.models import Query, Reading, as_decimal, digest
 
@@ -69,12 +69,7 @@ class MixpanelConnection(ConnectionConfig):
     @field_validator("region")
     @classmethod
     def _region(cls, value: str) -> str:
-        if value in HOSTS:
-            return value
-        parts = urlsplit(value)
-        if parts.scheme not in {"http", "https"} or not parts.netloc:
-            raise ValueError(f"region must be 'us', 'eu', 'in' or an http(s) URL, got {value!r}")
-        return value.rstrip("/")
+        return region_or_url(value, HOSTS, "region")
 
     @property
     def base_url(self) -> str:

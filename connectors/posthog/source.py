@@ -14,7 +14,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, ClassVar, Literal
-from urllib.parse import urlsplit
 
 import httpx
 from pydantic import Field, SecretStr, field_validator
@@ -22,6 +21,7 @@ from pydantic import Field, SecretStr, field_validator
 from okrsync.errors import CredentialsError, QueryError, VendorResponseError
 from okrsync.sdk.budget import BudgetPolicy, CallBudget
 from okrsync.sdk.connector import ConnectionConfig, QuerySpec, Source
+from okrsync.sdk.hosts import region_or_url
 from okrsync.sdk.http import DEFAULT_ERROR_TABLE, ErrorAction, ErrorRule, HttpClient, RetryPolicy
 from okrsync.sdk.models import CycleWindow, Query, Reading, as_decimal, digest
 
@@ -62,12 +62,7 @@ class PostHogConnection(ConnectionConfig):
     @field_validator("host")
     @classmethod
     def _host(cls, value: str) -> str:
-        if value in HOSTS:
-            return value
-        parts = urlsplit(value)
-        if parts.scheme not in {"http", "https"} or not parts.netloc:
-            raise ValueError(f"host must be 'us', 'eu' or an http(s) URL, got {value!r}")
-        return value.rstrip("/")
+        return region_or_url(value, HOSTS, "host")
 
     @property
     def base_url(self) -> str:

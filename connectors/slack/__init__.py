@@ -1,0 +1,16 @@
+"""``slack``: one living Block Kit message per key result (or objective) in a Slack channel."""
+
+from connectors.slack.fake import slack_app
+from connectors.slack.models import MessageRef, SlackConnection, SlackMirror
+from connectors.slack.sink import SlackSink
+from okrsync.sdk.connector import Connector
+
+connector = Connector(
+    type="slack",
+    summary="Post a key result's progress to a Slack channel once, then edit that message in place",
+    connection_model=SlackConnection,
+    implementation=SlackSink,
+    fake=slack_app,
+)
+
+__all__ = ["MessageRef", "SlackConnection", "SlackMirror", "SlackSink", "connector"]

@@ -1,0 +1,248 @@
+"""Block Kit layout of a key result (or an objective digest) and the state kept in its metadata.
+
+Pure functions, no I/O. Block Kit limits that matter here (Slack's block reference): 50 blocks a
+message, 150 characters of header text, 3000 characters of section text, 10 context elements.
+Status has no colour in Block Kit (only legacy attachments have ``color``), so it is an emoji.
+
+The message carries Slack *message metadata* ``{"event_type": "okrsync_state", "event_payload":
+{...}}``: which key result/objective it shows and the progress and status it showed. That is how
+a lost reference finds its message again and how thread alerts know what changed, without asking
+the core for the previous state.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+from okrsync.sdk.models import KeyResultUpdate, ObjectiveUpdate, Status
+
+EVENT_TYPE = "okrsync_state"
+MAX_BLOCKS = 50
+HEADER_LIMIT = 150
+SECTION_LIMIT = 3000
+BAR_CELLS = 10
+THRESHOLDS = (Decimal("0.25"), Decimal("0.5"), Decimal("0.75"), Decimal(1))
+ALERT_STATUSES = (Status.AT_RISK, Status.OFF_TRACK)
+
+STATUS_EMOJI = {
+    Status.ON_TRACK: ":large_green_circle:",
+    Status.AT_RISK: ":large_yellow_circle:",
+    Status.OFF_TRACK: ":red_circle:",
+    Status.NO_DATA: ":white_circle:",
+}
+STATUS_LABEL = {
+    Status.ON_TRACK: "On track",
+    Status.AT_RISK: "At risk",
+    Status.OFF_TRACK: "Off track",
+    Status.NO_DATA: "No data",
+}
+
+
+def clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def number(value: Decimal | None) -> str:
+    """Plain decimal text without exponent or trailing zeros (``1E+3`` → ``1000``)."""
+    if value is None:
+        return "n/a"
+    text = format(value, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text
+
+
+def percent(progress: Decimal | None) -> str:
+    if progress is None:
+        return "n/a"
+    whole = (progress * 100).quantize(Decimal(1), rounding=ROUND_HALF_UP)
+    return f"{whole}%"
+
+
+def progress_bar(progress: Decimal | None) -> str:
+    """``▓▓▓▓░░░░░░`` for 0.4: ten cells, rounded to the nearest cell, clamped to 0..1."""
+    share = min(max(progress or Decimal(0), Decimal(0)), Decimal(1))
+    filled = int((share * BAR_CELLS).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+    return "▓" * filled + "░" * (BAR_CELLS - filled)
+
+
+def escape(text: str) -> str:
+    """Slack mrkdwn needs only these three escaped (its formatting reference)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def value_text(update: KeyResultUpdate) -> str:
+    unit = f" {update.unit}" if update.unit else ""
+    return f"{number(update.value)} / {number(update.target)}{unit}"
+
+
+def status_text(status: Status) -> str:
+    return f"{STATUS_EMOJI[status]} {STATUS_LABEL[status]}"
+
+
+def observed_text(at: datetime) -> str:
+    """Slack's date token: every reader sees the time in their own zone; the fallback is UTC."""
+    fallback = at.strftime("%Y-%m-%d %H:%M UTC")
+    return f"<!date^{int(at.timestamp())}^{{date_short_pretty}} {{time}}|{fallback}>"
+
+
+def context_block(cycle_id: str, observed_at: datetime, link: str | None) -> dict[str, Any]:
+    parts = [f"Cycle *{escape(cycle_id)}*", f"observed {observed_text(observed_at)}"]
+    if link:
+        parts.append(f"<{link}|Open>")
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": " · ".join(parts)}]}
+
+
+def key_result_blocks(update: KeyResultUpdate, link: str | None = None) -> list[dict[str, Any]]:
+    progress = update.progress_display
+    body = f"_{escape(update.objective_title)}_\n`{progress_bar(progress)}` *{percent(progress)}*"
+    return [
+        {
+            "type": "header",
+            "text": {
+                "type": "plain_text",
+                "text": clip(update.key_result_title, HEADER_LIMIT),
+                "emoji": True,
+            },
+        },
+        {
+            "type": "section",
+            "text": {"type": "mrkdwn", "text": clip(body, SECTION_LIMIT)},
+            "fields": [
+                {"type": "mrkdwn", "text": f"*Value*\n{escape(value_text(update))}"},
+                {"type": "mrkdwn", "text": f"*Status*\n{status_text(update.status)}"},
+            ],
+        },
+        context_block(update.cycle_id, update.observed_at, link),
+    ]
+
+
+def key_result_text(update: KeyResultUpdate) -> str:
+    """The notification fallback (``text``): what a phone's lock screen shows."""
+    return (
+        f"{update.key_result_title}: {percent(update.progress_display)} "
+        f"({value_text(update)}), {STATUS_LABEL[update.status].lower()}"
+    )
+
+
+def digest_blocks(update: ObjectiveUpdate, link: str | None = None) -> list[dict[str, Any]]:
+    owner = f" · owner *{escape(update.owner)}*" if update.owner else ""
+    blocks: list[dict[str, Any]] = [
+        {
+            "type": "header",
+            "text": {
+                "type": "plain_text",
+                "text": clip(update.objective_title, HEADER_LIMIT),
+                "emoji": True,
+            },
+        },
+        {
+            "type": "section",
+            "text": {
+                "type": "mrkdwn",
+                "text": f"`{progress_bar(update.progress)}` *{percent(update.progress)}* "
+                f"{status_text(update.status)}{owner}",
+            },
+        },
+        {"type": "divider"},
+    ]
+    room = MAX_BLOCKS - len(blocks) - 1  # keep one for the context line
+    shown = (
+        update.key_results if len(update.key_results) <= room else update.key_results[: room - 1]
+    )
+    for kr in shown:
+        line = (
+            f"{STATUS_EMOJI[kr.status]} *{escape(kr.key_result_title)}*\n"
+            f"`{progress_bar(kr.progress_display)}` {percent(kr.progress_display)} · "
+            f"{escape(value_text(kr))}"
+        )
+        blocks.append(
+            {"type": "section", "text": {"type": "mrkdwn", "text": clip(line, SECTION_LIMIT)}}
+        )
+    hidden = len(update.key_results) - len(shown)
+    if hidden:
+        blocks.append(
+            {"type": "section", "text": {"type": "mrkdwn", "text": f"_…and {hidden} more_"}}
+        )
+    blocks.append(context_block(update.cycle_id, update.observed_at, link))
+    return blocks
+
+
+def digest_text(update: ObjectiveUpdate) -> str:
+    return (
+        f"{update.objective_title}: {percent(update.progress)}, "
+        f"{STATUS_LABEL[update.status].lower()} ({len(update.key_results)} key results)"
+    )
+
+
+# --- metadata: what the message shows, readable back ---------------------------------------
+
+
+def state_payload(
+    kind: str, id: str, cycle_id: str, progress: Decimal | None, status: Status
+) -> dict[str, Any]:
+    return {
+        "kind": kind,
+        "id": id,
+        "cycle": cycle_id,
+        "progress": None if progress is None else number(progress),
+        "status": status.value,
+    }
+
+
+def metadata(payload: dict[str, Any]) -> dict[str, Any]:
+    return {"event_type": EVENT_TYPE, "event_payload": payload}
+
+
+def is_ours(message: dict[str, Any], kind: str, id: str, cycle_id: str) -> bool:
+    """Whether a message from ``conversations.history`` is this mirror's living message."""
+    meta = message.get("metadata")
+    if not isinstance(meta, dict) or meta.get("event_type") != EVENT_TYPE:
+        return False
+    payload = meta.get("event_payload")
+    return (
+        isinstance(payload, dict)
+        and payload.get("kind") == kind
+        and payload.get("id") == id
+        and payload.get("cycle") == cycle_id
+    )
+
+
+def payload_of(message: dict[str, Any]) -> dict[str, Any] | None:
+    meta = message.get("metadata")
+    if isinstance(meta, dict) and meta.get("event_type") == EVENT_TYPE:
+        payload = meta.get("event_payload")
+        if isinstance(payload, dict):
+            return payload
+    return None
+
+
+def alerts(previous: dict[str, Any] | None, update: KeyResultUpdate) -> list[str]:
+    """Thread replies owed for the move from ``previous`` (a state payload) to ``update``.
+
+    Nothing without a previous state: the first message already says where things stand.
+    """
+    if previous is None:
+        return []
+    texts: list[str] = []
+    try:
+        old = Decimal(str(previous["progress"])) if previous.get("progress") is not None else None
+    except (ArithmeticError, ValueError):
+        old = None
+    new = update.progress_display
+    if old is not None and new is not None:
+        for threshold in THRESHOLDS:
+            if old < threshold <= new:
+                texts.append(
+                    f":tada: *{escape(update.key_result_title)}* reached {percent(threshold)} "
+                    f"({escape(value_text(update))})"
+                )
+    old_status = previous.get("status")
+    if update.status in ALERT_STATUSES and old_status != update.status.value:
+        texts.append(
+            f"{STATUS_EMOJI[update.status]} *{escape(update.key_result_title)}* is now "
+            f"{STATUS_LABEL[update.status].lower()} at {percent(new)}"
+        )
+    return texts

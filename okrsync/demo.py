@@ -43,6 +43,10 @@ FAKES = {
     "salesforce": "salesforce",
     "hubspot": "hubspot",
     "jira": "jira",
+    "ga4": "ga4",
+    "prometheus": "prometheus",
+    "slack": "slack",
+    "teams": "teams",
     "team_hook": "webhook",
 }
 SALES_QUOTA = 1_500_000
@@ -175,7 +179,7 @@ def run_demo(*, seconds: float, workdir: Path | None, console: Console) -> None:
         if connector is None or connector.fake is None:
             raise SystemExit(f"the demo needs the {kind!r} connector and its sandbox fake")
         apps[name] = connector.fake()
-        credentials[name] = dict(connector.sandbox_credentials)
+        credentials[name] = dict(connector.sandbox())
     workdir = workdir or Path(tempfile.mkdtemp(prefix="okrsync-demo-"))
     workdir.mkdir(parents=True, exist_ok=True)
     warehouse = workdir / "warehouse.db"
@@ -186,8 +190,8 @@ def run_demo(*, seconds: float, workdir: Path | None, console: Console) -> None:
     redactor = Redactor()
     configure_logging(redactor, fmt="console", level="warning")
     console.print(
-        "[bold]okrsync demo[/bold]: a SQL warehouse, sandboxes of Salesforce, HubSpot, Jira and "
-        "a JSON API, and a team webhook, all local. "
+        "[bold]okrsync demo[/bold]: a SQL warehouse; sandboxes of Salesforce, HubSpot, Jira, "
+        "GA4, Prometheus and a JSON API; Slack, Teams and a webhook as mirrors; all local. "
         f"Files in {workdir}. Watching for {seconds:g}s (Ctrl-C to stop)."
     )
     with Sandbox(apps) as sandbox:

@@ -2,6 +2,7 @@
 
 from connectors.ga4.fake import ga4_app
 from connectors.ga4.models import DimensionFilter, GA4Connection, GA4Query
+from connectors.ga4.sandbox import sandbox_credentials
 from connectors.ga4.source import GA4Source
 from okrsync.sdk.connector import Connector
 
@@ -11,6 +12,7 @@ connector = Connector(
     connection_model=GA4Connection,
     implementation=GA4Source,
     fake=ga4_app,
+    sandbox_credentials=sandbox_credentials,
 )
 
 __all__ = ["DimensionFilter", "GA4Connection", "GA4Query", "GA4Source", "connector"]

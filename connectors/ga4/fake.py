@@ -37,6 +37,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from connectors.ga4.sandbox import SANDBOX_EMAIL, SANDBOX_PROPERTY, sandbox_public_key
+
 DIMENSIONS = ("date", "country", "sessionDefaultChannelGroup")
 METRICS = {
     "sessions": "TYPE_INTEGER",
@@ -246,8 +248,14 @@ def run_report(property_id: str, body: dict[str, Any], today: date) -> dict[str,
 
 
 def ga4_app(*, data: GA4Data | None = None, today: date | None = None) -> Starlette:
-    """The fake; ``app.state.data`` is its :class:`GA4Data` (register keys there)."""
-    state = data or GA4Data()
+    """The fake; ``app.state.data`` is its :class:`GA4Data` (register keys there).
+
+    Without ``data`` it trusts the sandbox service account (see :mod:`connectors.ga4.sandbox`).
+    """
+    if data is None:
+        data = GA4Data()
+        data.register(SANDBOX_EMAIL, sandbox_public_key(), {SANDBOX_PROPERTY})
+    state = data
 
     def current_day() -> date:
         return today or datetime.now(UTC).date()

@@ -1,6 +1,6 @@
 """``teams``: post key result progress as Adaptive Cards to a Microsoft Teams channel webhook."""
 
-from connectors.teams.fake import teams_app
+from connectors.teams.fake import SIGNATURE, WORKFLOW_ID, teams_app
 from connectors.teams.models import TeamsConnection, TeamsMirror
 from connectors.teams.sink import TeamsSink
 from okrsync.sdk.connector import Connector
@@ -11,6 +11,7 @@ connector = Connector(
     connection_model=TeamsConnection,
     implementation=TeamsSink,
     fake=teams_app,
+    sandbox_credentials={"workflow": WORKFLOW_ID, "sig": SIGNATURE},
 )
 
 __all__ = ["TeamsConnection", "TeamsMirror", "TeamsSink", "connector"]

@@ -172,8 +172,11 @@ class Connector:
     connection_model: ConnectionModel
     implementation: Implementation
     fake: Callable[[], Any] | None = None  # an ASGI app factory: the vendor's sandbox fake
-    # Credentials the fake accepts (public, made up), for ``okrsync demo`` and examples.
-    sandbox_credentials: Mapping[str, str] = field(default_factory=dict)
+    # Credentials the fake accepts (public, made up), for ``okrsync demo`` and examples; a
+    # callable when they are costly to make (a generated key pair).
+    sandbox_credentials: Mapping[str, str] | Callable[[], Mapping[str, str]] = field(
+        default_factory=dict
+    )
 
     @property
     def query_model(self) -> QueryModel | None:
@@ -190,6 +193,11 @@ class Connector:
     @property
     def supports_digest(self) -> bool:
         return issubclass(self.implementation, Sink) and self.implementation.supports_digest
+
+    def sandbox(self) -> Mapping[str, str]:
+        """The credentials the connector's fake accepts."""
+        found = self.sandbox_credentials
+        return found() if callable(found) else found
 
     def create(self, name: str, config: ConnectionConfig) -> ConnectorBase[Any]:
         return self.implementation(name, config)

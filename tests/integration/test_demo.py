@@ -41,15 +41,27 @@ def test_demo_fills_key_results_and_delivers_mirrors(tmp_path: Path) -> None:
         "pipeline_coverage",
         "open_bugs",
         "launch_epic",
+        "signups",
+        "signup_rate",
+        "checkout_p95",
+        "availability",
     }
     assert all(value is not None for value in krs.values()), krs
     assert measurements > len(krs)  # values moved while the demo ran
-    assert delivered >= len(krs) - 3 + 1  # the sales objective is one digest mirror
+    assert delivered >= 10
     with sqlite3.connect(store) as db:
         jira = db.execute(
             "SELECT COUNT(*) FROM deliveries d JOIN mirrors m ON m.key = d.mirror_key "
             "WHERE m.connection = 'jira' AND d.status = 'done'"
         ).fetchone()[0]
+        per_connection = dict(
+            db.execute(
+                "SELECT m.connection, COUNT(*) FROM deliveries d JOIN mirrors m "
+                "ON m.key = d.mirror_key WHERE d.status = 'done' GROUP BY m.connection"
+            ).fetchall()
+        )
     assert jira == 2  # the epic's field and its one comment
+    assert per_connection["slack"] >= 3  # the marketing digest and two reliability results
+    assert per_connection["teams"] == 1
     assert pending == 0
     assert "mirror pushes delivered" in done.stdout

@@ -71,12 +71,21 @@ def test_init_writes_a_starter_that_validates(tmp_path: Path) -> None:
     assert "1 key results" in checked.stdout
 
 
+def example_value(name: str) -> str:
+    """A value of the right shape for an example's ${NAME} reference."""
+    if name.endswith("_URL"):
+        return "https://example.com/hook"
+    if name.startswith("SLACK"):
+        return "xoxb-0000-example"
+    return "example-value"
+
+
 def test_every_example_config_validates(tmp_path: Path) -> None:
     examples = sorted((ROOT / "config" / "examples").glob("*.yaml"))
     assert len(examples) >= 4
     for example in examples:
         names = set(re.findall(r"\$\{([A-Z0-9_]+)", example.read_text()))
-        env = {n: "https://example.com" if n.endswith("_URL") else "example-value" for n in names}
+        env = {n: example_value(n) for n in names}
         env["WAREHOUSE_URL"] = "sqlite://"
         done = okrsync("validate", "--config", str(example), env=env)
         assert done.returncode == 0, f"{example.name}: {done.stderr}"

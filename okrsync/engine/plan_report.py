@@ -16,7 +16,7 @@ from rich.console import Console
 from sqlalchemy.engine import make_url
 from sqlmodel import Session, select
 
-from okrsync.config import Config
+from okrsync.config import Config, MirrorDef
 from okrsync.engine.planner import plan_queries
 from okrsync.engine.runtime import Connections
 from okrsync.engine.sync import evaluate_plan, fetch_all
@@ -142,22 +142,31 @@ async def build_plan(
     connections = Connections(config, dict(registry.connectors))
     try:
         fetched = await fetch_all(plan, connections, redactor)
+        result.fetched = True
+        result.api_calls = fetched.api_calls
+        for evaluation, item in evaluate_plan(config, plan, fetched.readings, "plan", now):
+            kr = item.key_result
+            old = stored.get(kr.id)
+            if not evaluation.ok:
+                error = redactor.redact(evaluation.error or "")
+                result.changes.append(PlannedChange(kr.id, old, None, None, [], error))
+            elif old is not None and old == evaluation.value:
+                result.unchanged.append(kr.id)
+            else:
+                targets = [*kr.mirrors, *item.objective.mirrors]
+                mirrors = [describe_mirror(connections, m) for m in targets]
+                result.changes.append(
+                    PlannedChange(kr.id, old, evaluation.value, evaluation.progress, mirrors)
+                )
     finally:
         await connections.aclose()
-    result.fetched = True
-    result.api_calls = fetched.api_calls
-    for evaluation, item in evaluate_plan(config, plan, fetched.readings, "plan", now):
-        kr = item.key_result
-        old = stored.get(kr.id)
-        if not evaluation.ok:
-            result.changes.append(
-                PlannedChange(kr.id, old, None, None, [], redactor.redact(evaluation.error or ""))
-            )
-        elif old is not None and old == evaluation.value:
-            result.unchanged.append(kr.id)
-        else:
-            mirrors = [m.key for m in kr.mirrors]
-            result.changes.append(
-                PlannedChange(kr.id, old, evaluation.value, evaluation.progress, mirrors)
-            )
     return result
+
+
+def describe_mirror(connections: Connections, mirror: MirrorDef) -> str:
+    """Where a mirror would push, in the sink's own words (its key when the sink is broken)."""
+    try:
+        text = connections.sink(mirror.connection).describe(mirror.spec)
+    except Exception:  # a broken plugin must not break a dry run
+        return mirror.key
+    return f"{text} (digest)" if mirror.is_digest else text

@@ -167,6 +167,7 @@ def test_plan_touches_nothing(cli: Cli, receiver: SandboxServer, tmp_path: Path)
     assert planned["store_ready"] is False
     (change,) = planned["changes"]
     assert change["key_result"] == "bookings" and change["new"] == "375.5"
+    assert change["mirrors"] == [f"hook: POST {receiver.url}/okr (key_result.updated)"]
     assert received(receiver) == []
     if cli.env["OKRSYNC_DATABASE_URL"].startswith("sqlite"):
         assert not Path(cli.env["OKRSYNC_DATABASE_URL"].removeprefix("sqlite:///")).exists()

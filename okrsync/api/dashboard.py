@@ -1,0 +1,983 @@
+"""The dashboard: objectives, key results and burn-up charts as server-rendered HTML.
+
+There is no front-end build and no JavaScript. Pages are plain HTML with one inline stylesheet,
+and each burn-up chart is inline SVG computed here by pure functions (``burnup_scale``,
+``pace_line``, ``sample_points``, ``burnup_svg``) that map dates and values to coordinates, so the
+geometry is tested without a browser. Everything shown comes from user config or vendor answers
+and is HTML-escaped; of a measurement's provenance only the connection, query, run, fetch time and
+answer digest are shown. Status is recomputed at read time against the injected clock.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal, InvalidOperation, localcontext
+from typing import Any
+
+import sqlalchemy
+from sqlalchemy.exc import DBAPIError
+from sqlmodel import col, select
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+from starlette.routing import BaseRoute, Route
+
+from okrsync.engine.progress import display_progress, percent
+from okrsync.store import views
+from okrsync.store.db import session_scope
+from okrsync.store.tables import CycleRow, KeyResultRow, MeasurementRow
+
+HISTORY_LIMIT = 500
+"""Measurements drawn per chart: the newest ones (a value is recorded only when it changes)."""
+
+MAX_MARKERS = 40
+"""Above this many points a chart draws the line and marks only the latest value."""
+
+HEADROOM = 0.1
+"""Share of the start-to-target span drawn beyond each end; values further out are clipped."""
+
+DASH = "\u2013"  # en dash, for ranges
+
+PACED_KINDS = frozenset({"increase", "decrease"})
+PROVENANCE_FIELDS = ("connection", "query", "run_id", "fetched_at", "digest")
+
+STATUS_LABEL = {
+    "on_track": ("On track", "✓"),
+    "at_risk": ("At risk", "!"),
+    "off_track": ("Off track", "✕"),
+    "no_data": ("No data", "\u2013"),
+}
+
+Sample = tuple[datetime, Decimal]
+
+
+# --------------------------------------------------------------------------- burn-up geometry
+
+
+@dataclass(frozen=True)
+class Point:
+    x: float
+    y: float
+
+
+@dataclass(frozen=True)
+class Plot:
+    """The SVG canvas (viewBox units) and the margins around the plotting area."""
+
+    width: float = 560.0
+    height: float = 250.0
+    left: float = 58.0
+    right: float = 14.0
+    top: float = 14.0
+    bottom: float = 30.0
+
+    @property
+    def x_min(self) -> float:
+        return self.left
+
+    @property
+    def x_max(self) -> float:
+        return self.width - self.right
+
+    @property
+    def y_top(self) -> float:
+        return self.top
+
+    @property
+    def y_bottom(self) -> float:
+        return self.height - self.bottom
+
+
+@dataclass(frozen=True)
+class Scale:
+    """Maps a moment to x and a value to y inside ``plot``; anything outside is clipped."""
+
+    plot: Plot
+    begin: datetime
+    end: datetime
+    low: float
+    high: float
+
+    def x(self, at: datetime) -> float:
+        span = (self.end - self.begin).total_seconds()
+        share = (at - self.begin).total_seconds() / span if span > 0 else 0.0
+        return round(self.plot.x_min + _unit(share) * (self.plot.x_max - self.plot.x_min), 2)
+
+    def y(self, value: Decimal | float) -> float:
+        share = (float(value) - self.low) / (self.high - self.low)
+        return round(self.plot.y_bottom - _unit(share) * (self.plot.y_bottom - self.plot.y_top), 2)
+
+
+def _line(css: str, x1: float, y1: float, x2: float, y2: float) -> str:
+    return f'<line class="{css}" x1="{_n(x1)}" y1="{_n(y1)}" x2="{_n(x2)}" y2="{_n(y2)}"/>'
+
+
+def _unit(share: float) -> float:
+    if math.isnan(share):
+        return 0.0
+    return min(max(share, 0.0), 1.0)
+
+
+def cycle_window(start: date, end: date) -> tuple[datetime, datetime]:
+    """A cycle runs from its start date 00:00 UTC to the end of its end date (as status does)."""
+    return (
+        datetime.combine(start, time(), tzinfo=UTC),
+        datetime.combine(end + timedelta(days=1), time(), tzinfo=UTC),
+    )
+
+
+def references(
+    kind: str,
+    start: Decimal | None,
+    target: Decimal | None,
+    low: Decimal | None = None,
+    high: Decimal | None = None,
+) -> list[Decimal]:
+    """The values a key result of ``kind`` is judged against (drawn as lines or a band)."""
+    if kind in PACED_KINDS:
+        candidates = [start, target]
+    elif kind == "stay_between":
+        candidates = [low, high]
+    else:
+        candidates = [target]
+    return [v for v in candidates if v is not None and v.is_finite()]
+
+
+def burnup_scale(
+    plot: Plot,
+    cycle_start: date,
+    cycle_end: date,
+    kind: str,
+    refs: Sequence[Decimal],
+    samples: Sequence[Sample],
+) -> Scale:
+    """The chart's domain: the cycle in time (widened to any value observed outside it) and, in
+    value, start to target plus ``HEADROOM`` for increase/decrease (so over-achievement is clipped
+    at the edge instead of squashing the pace line), or every reference and value otherwise."""
+    begin, end = cycle_window(cycle_start, cycle_end)
+    if samples:
+        begin = min(begin, min(at for at, _ in samples))
+        end = max(end, max(at for at, _ in samples))
+    pool = [float(v) for v in refs]
+    if not (kind in PACED_KINDS and len(pool) == 2):
+        pool += [float(v) for _, v in samples if v.is_finite()]
+    pool = [v for v in pool if math.isfinite(v)] or [0.0, 1.0]
+    lo, hi = min(pool), max(pool)
+    span = hi - lo
+    if span == 0:
+        span = abs(hi) or 1.0
+        lo, hi = lo - span / 2, hi + span / 2
+    pad = span * HEADROOM
+    return Scale(plot, begin, end, lo - pad, hi + pad)
+
+
+def pace_line(
+    scale: Scale, cycle_start: date, cycle_end: date, start: Decimal, target: Decimal
+) -> tuple[Point, Point]:
+    """The expected pace: a straight line from start on the first day to target at the end."""
+    begin, end = cycle_window(cycle_start, cycle_end)
+    return Point(scale.x(begin), scale.y(start)), Point(scale.x(end), scale.y(target))
+
+
+def sample_points(scale: Scale, samples: Sequence[Sample]) -> list[Point]:
+    """Each measurement placed by its date and value, in the order given."""
+    return [Point(scale.x(at), scale.y(value)) for at, value in samples]
+
+
+def polyline_points(points: Sequence[Point]) -> str:
+    return " ".join(f"{_n(p.x)},{_n(p.y)}" for p in points)
+
+
+def _n(v: float) -> str:
+    text = f"{v:.2f}".rstrip("0").rstrip(".")
+    return "0" if text == "-0" else text
+
+
+@dataclass(frozen=True)
+class BurnupChart:
+    """What one key result's chart needs, independent of the store."""
+
+    title: str
+    kind: str
+    unit: str | None
+    cycle_start: date
+    cycle_end: date
+    start: Decimal | None
+    target: Decimal | None
+    samples: Sequence[Sample]
+    now: datetime
+    low: Decimal | None = None
+    high: Decimal | None = None
+    plot: Plot = field(default_factory=Plot)
+
+
+def burnup_svg(chart: BurnupChart) -> str:
+    """The chart as an inline ``<svg>``: grid and axes, the pace line (or threshold lines / band),
+    today, and the actual values as one ``polyline`` with one vertex per measurement."""
+    plot = chart.plot
+    samples = [(at, v) for at, v in chart.samples if v.is_finite()]
+    refs = references(chart.kind, chart.start, chart.target, chart.low, chart.high)
+    scale = burnup_scale(plot, chart.cycle_start, chart.cycle_end, chart.kind, refs, samples)
+    parts: list[str] = [
+        f'<svg class="burnup" viewBox="0 0 {_n(plot.width)} {_n(plot.height)}" role="img" '
+        f'aria-label="{_e(_chart_summary(chart, samples))}" xmlns="http://www.w3.org/2000/svg">'
+    ]
+    parts += _y_axis(scale)
+    parts += _x_axis(scale, chart.cycle_start, chart.cycle_end)
+    if chart.kind == "stay_between" and len(refs) == 2:
+        top, bottom = scale.y(max(refs)), scale.y(min(refs))
+        parts.append(
+            f'<rect class="band" x="{_n(plot.x_min)}" y="{_n(top)}" '
+            f'width="{_n(plot.x_max - plot.x_min)}" height="{_n(bottom - top)}"/>'
+        )
+    if chart.kind in PACED_KINDS and chart.start is not None and chart.target is not None:
+        a, b = pace_line(scale, chart.cycle_start, chart.cycle_end, chart.start, chart.target)
+        parts.append(
+            f'<line class="pace" x1="{_n(a.x)}" y1="{_n(a.y)}" x2="{_n(b.x)}" y2="{_n(b.y)}"/>'
+        )
+    else:
+        for ref in refs:
+            y = scale.y(ref)
+            parts.append(_line("pace", plot.x_min, y, plot.x_max, y))
+    if scale.begin <= chart.now <= scale.end:
+        x = scale.x(chart.now)
+        parts.append(_line("today", x, plot.y_top, x, plot.y_bottom))
+    points = sample_points(scale, samples)
+    if points:
+        last_at = samples[-1][0]
+        if chart.now > last_at:
+            held_x = scale.x(min(chart.now, scale.end))
+            parts.append(
+                f'<line class="held" x1="{_n(points[-1].x)}" y1="{_n(points[-1].y)}" '
+                f'x2="{_n(held_x)}" y2="{_n(points[-1].y)}"/>'
+            )
+        parts.append(f'<polyline class="actual" points="{polyline_points(points)}"/>')
+        marked = range(len(points)) if len(points) <= MAX_MARKERS else [len(points) - 1]
+        for i in marked:
+            at, value = samples[i]
+            label = f"{_number(value, chart.unit)} on {at:%Y-%m-%d %H:%M} UTC"
+            parts.append(
+                f'<circle class="dot" cx="{_n(points[i].x)}" cy="{_n(points[i].y)}" r="3.5">'
+                f"<title>{_e(label)}</title></circle>"
+            )
+    else:
+        parts.append(
+            f'<text class="empty" x="{_n((plot.x_min + plot.x_max) / 2)}" '
+            f'y="{_n((plot.y_top + plot.y_bottom) / 2)}" text-anchor="middle">no values yet</text>'
+        )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _chart_summary(chart: BurnupChart, samples: Sequence[Sample]) -> str:
+    latest = f"latest {_number(samples[-1][1], chart.unit)}" if samples else "no values yet"
+    return f"Burn-up of {chart.title}: {len(samples)} values, {latest}"
+
+
+def nice_ticks(low: float, high: float, about: int = 6) -> list[float]:
+    """Round values (steps of 1, 2, 2.5 or 5 times a power of ten) spanning ``[low, high]``."""
+    span = high - low
+    if not (math.isfinite(span) and span > 0):
+        return [low] if math.isfinite(low) else []
+    raw = span / about
+    magnitude = 10.0 ** math.floor(math.log10(raw))
+    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw * 0.999)
+    first = math.ceil(low / step - 1e-9)
+    last = math.floor(high / step + 1e-9)
+    return [round(i * step, 12) for i in range(first, last + 1)]
+
+
+def tick_label(value: float, step: float) -> str:
+    """``250000`` → ``250k``; as many decimals as the step between ticks needs."""
+    size, suffix = 1.0, ""
+    for limit, name in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= limit and step >= limit / 100:
+            size, suffix = limit, name
+            break
+    scaled = step / size
+    decimals = next((d for d in range(7) if abs(round(scaled, d) - scaled) < scaled * 1e-6), 6)
+    text = f"{value / size:,.{decimals}f}"
+    return ("0" if float(value) == 0 else text) + (suffix if value != 0 else "")
+
+
+def _y_axis(scale: Scale) -> list[str]:
+    plot = scale.plot
+    ticks = nice_ticks(scale.low, scale.high)
+    step = ticks[1] - ticks[0] if len(ticks) > 1 else abs(scale.high - scale.low) or 1.0
+    out = []
+    for value in ticks:
+        y = scale.y(value)
+        out.append(_line("grid", plot.x_min, y, plot.x_max, y))
+        out.append(
+            f'<text class="tick" x="{_n(plot.x_min - 6)}" y="{_n(y)}" text-anchor="end" '
+            f'dominant-baseline="middle">{_e(tick_label(value, step))}</text>'
+        )
+    return out
+
+
+def _x_axis(scale: Scale, cycle_start: date, cycle_end: date) -> list[str]:
+    plot = scale.plot
+    base = _n(plot.y_bottom)
+    label_y = _n(plot.y_bottom + 18)
+    out = [
+        f'<line class="axis" x1="{_n(plot.x_min)}" y1="{base}" x2="{_n(plot.x_max)}" y2="{base}"/>'
+    ]
+    begin, end = cycle_window(cycle_start, cycle_end)
+    edges = [(scale.x(begin), "start"), (scale.x(end), "end")]
+    out.append(
+        f'<text class="tick" x="{_n(edges[0][0])}" y="{label_y}" text-anchor="start">'
+        f"{_day(cycle_start)}</text>"
+    )
+    out.append(
+        f'<text class="tick" x="{_n(edges[1][0])}" y="{label_y}" text-anchor="end">'
+        f"{_day(cycle_end)}</text>"
+    )
+    width = plot.x_max - plot.x_min
+    month = date(cycle_start.year, cycle_start.month, 1)
+    while True:
+        month = date(month.year + month.month // 12, month.month % 12 + 1, 1)
+        if month > cycle_end:
+            break
+        x = scale.x(datetime.combine(month, time(), tzinfo=UTC))
+        out.append(
+            f'<line class="grid" x1="{_n(x)}" y1="{_n(plot.y_top)}" x2="{_n(x)}" y2="{base}"/>'
+        )
+        if all(abs(x - edge) > width * 0.12 for edge, _ in edges):
+            out.append(
+                f'<text class="tick" x="{_n(x)}" y="{label_y}" text-anchor="middle">'
+                f"{month:%b}</text>"
+            )
+    return out
+
+
+# --------------------------------------------------------------------------- formatting
+
+
+def _e(text: object) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def _number(value: Decimal | None, unit: str | None = None) -> str:
+    """``1234.5`` → ``1,234.5``; at most two decimals; the unit after (``%`` without a space)."""
+    if value is None:
+        return "—"
+    if value.is_finite():
+        try:
+            with localcontext() as ctx:
+                ctx.prec = 60
+                text = f"{value.quantize(Decimal('0.01')):,.2f}"
+            text = text.rstrip("0").rstrip(".") if "." in text else text
+        except InvalidOperation:
+            text = f"{value:.6g}"
+    else:
+        text = str(value)
+    if not unit:
+        return text
+    return f"{text}{unit}" if unit == "%" else f"{text} {unit}"
+
+
+def _percent(progress: Decimal | None) -> str:
+    if progress is None:
+        return "—"
+    return f"{percent(progress).normalize():f}%"
+
+
+def _bar_width(progress: Decimal | None) -> str:
+    if progress is None:
+        return "0"
+    return f"{float(display_progress(progress)) * 100:.1f}"
+
+
+def _when(at: datetime | None) -> str:
+    return "never" if at is None else f"{at.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+
+
+def _iso_when(raw: object) -> str:
+    try:
+        return _when(datetime.fromisoformat(str(raw)))
+    except ValueError:
+        return str(raw)
+
+
+def _ago(at: datetime | None, now: datetime) -> str:
+    if at is None:
+        return "never"
+    seconds = (now - at).total_seconds()
+    if seconds < 0:
+        return _when(at)
+    for size, name in ((86400, "d"), (3600, "h"), (60, "min")):
+        if seconds >= size:
+            return f"{int(seconds // size)} {name} ago"
+    return "just now"
+
+
+def _cycle_dates(cycle: CycleRow | None) -> str:
+    if cycle is None:
+        return ""
+    if cycle.start.year == cycle.end.year:
+        return f"{_day(cycle.start)} {DASH} {_day(cycle.end)} {cycle.end.year}"
+    return f"{_day(cycle.start)} {cycle.start.year} {DASH} {_day(cycle.end)} {cycle.end.year}"
+
+
+def _day(day: date) -> str:
+    return f"{day.day} {day:%b}"
+
+
+# --------------------------------------------------------------------------- data
+
+
+@dataclass(frozen=True)
+class KeyResultPanel:
+    view: views.KeyResultView
+    row: KeyResultRow
+    current: MeasurementRow | None
+    samples: list[Sample]
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    objectives: list[views.ObjectiveView]
+    cycles: dict[str, CycleRow]
+    connections: list[views.ConnectionView]
+    panels: dict[str, KeyResultPanel]
+
+
+def _snapshot(
+    engine: sqlalchemy.Engine, now: datetime, objective_id: str | None = None
+) -> Snapshot | None:
+    """Everything a page shows, read in one transaction; ``None`` when the store has no schema."""
+    try:
+        with session_scope(engine) as session:
+            objectives = views.status_view(session, now)
+            cycles = {c.id: c for c in session.exec(select(CycleRow).order_by(col(CycleRow.start)))}
+            connections = views.connections_view(session)
+            panels: dict[str, KeyResultPanel] = {}
+            for objective in objectives:
+                if objective_id is not None and objective.id != objective_id:
+                    continue
+                for kr in objective.key_results:
+                    row = views.key_result(session, kr.id)
+                    if row is None:
+                        continue
+                    samples: list[Sample] = []
+                    if objective_id is not None:
+                        samples = [
+                            (m.observed_at, m.value)
+                            for m in views.history(session, kr.id, HISTORY_LIMIT)
+                            if m.value is not None
+                        ]
+                    current = views.current_measurement(session, row)
+                    panels[kr.id] = KeyResultPanel(kr, row, current, samples)
+    except DBAPIError:
+        if not sqlalchemy.inspect(engine).has_table("objectives"):
+            return None
+        raise
+    return Snapshot(objectives, cycles, connections, panels)
+
+
+def _pick_cycle(cycle_ids: Sequence[str], cycles: dict[str, CycleRow], now: datetime) -> str:
+    """The cycle running today, else the latest one started, else the first."""
+    today = now.astimezone(UTC).date()
+    dated = [cycles[c] for c in cycle_ids if c in cycles]
+    running = [c for c in dated if c.start <= today <= c.end]
+    if running:
+        return running[0].id
+    started = [c for c in dated if c.start <= today]
+    if started:
+        return max(started, key=lambda c: c.start).id
+    return cycle_ids[0]
+
+
+# --------------------------------------------------------------------------- pages
+
+
+def dashboard_routes(engine: sqlalchemy.Engine, clock: Callable[[], datetime]) -> list[BaseRoute]:
+    """``/`` (objectives of one cycle) and ``/objectives/{id}`` (burn-up charts), read-only."""
+
+    def index(request: Request) -> HTMLResponse:
+        now = clock()
+        base = _base(request)
+        snapshot = _snapshot(engine, now)
+        if snapshot is None or not snapshot.objectives:
+            return _page("okrsync", _empty_body(), base, now)
+        cycle_ids = list(dict.fromkeys(o.cycle for o in snapshot.objectives))
+        cycle_ids.sort(key=lambda c: snapshot.cycles[c].start if c in snapshot.cycles else date.min)
+        chosen = request.query_params.get("cycle") or _pick_cycle(cycle_ids, snapshot.cycles, now)
+        if chosen not in cycle_ids:
+            body = _not_found(f"There is no cycle “{chosen}” with objectives.", base)
+            return _page("Not found · okrsync", body, base, now, status_code=404)
+        return _page(
+            f"{chosen} · okrsync", _index_body(snapshot, cycle_ids, chosen, base, now), base, now
+        )
+
+    def objective(request: Request) -> HTMLResponse:
+        now = clock()
+        base = _base(request)
+        objective_id = request.path_params["objective_id"]
+        snapshot = _snapshot(engine, now, objective_id)
+        found = [o for o in snapshot.objectives if o.id == objective_id] if snapshot else []
+        if snapshot is None or not found:
+            body = _not_found(f"There is no objective “{objective_id}”.", base)
+            return _page("Not found · okrsync", body, base, now, status_code=404)
+        body = _objective_body(snapshot, found[0], base, now)
+        return _page(f"{found[0].title} · okrsync", body, base, now)
+
+    return [
+        Route("/", index, methods=["GET", "HEAD"], name="dashboard"),
+        Route(
+            "/objectives/{objective_id}",
+            objective,
+            methods=["GET", "HEAD"],
+            name="dashboard_objective",
+        ),
+    ]
+
+
+def _base(request: Request) -> str:
+    root: Any = request.scope.get("root_path", "")
+    return str(root).rstrip("/")
+
+
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; "
+        "form-action 'none'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+
+
+def _page(title: str, body: str, base: str, now: datetime, status_code: int = 200) -> HTMLResponse:
+    document = (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        '<meta name="color-scheme" content="light dark">'
+        f"<title>{_e(title)}</title><style>{CSS}</style></head><body>"
+        f'<header class="top"><div class="wrap top-inner"><a class="brand" href="{_e(base)}/">'
+        '<span class="logo" aria-hidden="true">◎</span> okrsync</a>'
+        f'<span class="asof">as of {_e(_when(now))}</span></div></header>'
+        f'<main class="wrap">{body}</main>'
+        '<footer class="wrap foot">Read-only view of the okrsync store · values are refreshed '
+        "by <code>okrsync run</code></footer></body></html>"
+    )
+    return HTMLResponse(document, status_code=status_code, headers=SECURITY_HEADERS)
+
+
+def _empty_body() -> str:
+    return (
+        '<section class="card empty-state"><h1>Nothing synced yet</h1>'
+        "<p>The store has no objectives. Describe them in your config, then run one sync pass:</p>"
+        "<pre><code>okrsync validate\nokrsync sync</code></pre>"
+        "<p>or keep them current with <code>okrsync run</code>. To look around first, "
+        "<code>okrsync demo</code> fills a sandbox store with example objectives.</p></section>"
+    )
+
+
+def _not_found(message: str, base: str) -> str:
+    return (
+        f'<section class="card empty-state"><h1>Not found</h1><p>{_e(message)}</p>'
+        f'<p><a href="{_e(base)}/">← All objectives</a></p></section>'
+    )
+
+
+def _badge(status: str) -> str:
+    label, icon = STATUS_LABEL.get(status, (status.replace("_", " ").capitalize(), "•"))
+    return (
+        f'<span class="badge s-{_e(status)}"><span aria-hidden="true">{icon}</span> '
+        f"{_e(label)}</span>"
+    )
+
+
+def _stale_badge(kr: views.KeyResultView, now: datetime) -> str:
+    if not kr.stale:
+        return ""
+    seen = kr.checked_at or kr.observed_at
+    return (
+        f'<span class="badge stale" title="not confirmed since {_e(_when(seen))}">'
+        f'<span aria-hidden="true">◷</span> Stale · {_e(_ago(seen, now))}</span>'
+    )
+
+
+def _bar(progress: Decimal | None, status: str, pace: Decimal | None, label: str) -> str:
+    pace_mark = ""
+    if pace is not None:
+        pace_mark = (
+            f'<span class="pace-mark" style="left:{float(pace) * 100:.1f}%" '
+            'title="where the pace line is today"></span>'
+        )
+    now_value = "" if progress is None else f' aria-valuenow="{_bar_width(progress)}"'
+    return (
+        f'<div class="bar" role="progressbar" aria-label="{_e(label)}" aria-valuemin="0" '
+        f'aria-valuemax="100"{now_value}><span class="fill s-{_e(status)}" '
+        f'style="width:{_bar_width(progress)}%"></span>{pace_mark}</div>'
+    )
+
+
+def _value_line(kr: views.KeyResultView, row: KeyResultRow) -> str:
+    value = f"<strong>{_e(_number(kr.value, kr.unit))}</strong>"
+    match kr.kind:
+        case "increase" | "decrease":
+            target = _e(_number(kr.target, kr.unit))
+            return f'{value} <span class="muted">/ {target}</span>'
+        case "stay_above":
+            return (
+                f'{value} <span class="muted">· target ≥ {_e(_number(kr.target, kr.unit))}</span>'
+            )
+        case "stay_below":
+            return (
+                f'{value} <span class="muted">· target ≤ {_e(_number(kr.target, kr.unit))}</span>'
+            )
+        case "stay_between":
+            band = f"{_number(row.low)} {DASH} {_number(row.high, kr.unit)}"
+            return f'{value} <span class="muted">· target {_e(band)}</span>'
+        case _:
+            target = "done" if kr.target is None else _number(kr.target, kr.unit)
+            return f'{value} <span class="muted">· milestone {_e(target)}</span>'
+
+
+def _provenance(panel: KeyResultPanel, now: datetime) -> str:
+    row, current = panel.row, panel.current
+    items: list[str] = []
+    if row.expression:
+        items.append(f"<dt>Value</dt><dd><code>{_e(row.expression)}</code></dd>")
+    elif row.metric:
+        items.append(f"<dt>Metric</dt><dd><code>{_e(row.metric)}</code></dd>")
+    checked = row.checked_at or row.observed_at
+    items.append(f"<dt>Last confirmed</dt><dd>{_e(_when(checked))} ({_e(_ago(checked, now))})</dd>")
+    sources = ""
+    if current is None:
+        items.append("<dt>Recorded</dt><dd>no value recorded yet</dd>")
+    else:
+        items.append(f"<dt>Recorded</dt><dd>{_e(_when(current.observed_at))}</dd>")
+        if current.run_id:
+            items.append(f"<dt>Run</dt><dd><code>{_e(current.run_id)}</code></dd>")
+        if current.origin != "auto":
+            items.append(f"<dt>Origin</dt><dd>{_e(current.origin)}</dd>")
+        for source in current.provenance or []:
+            shown = {k: source.get(k) for k in PROVENANCE_FIELDS if source.get(k) is not None}
+            lines = []
+            if "connection" in shown:
+                lines.append(f"<dt>Connection</dt><dd>{_e(shown['connection'])}</dd>")
+            if "query" in shown:
+                lines.append(f"<dt>Query</dt><dd><pre><code>{_e(shown['query'])}</code></pre></dd>")
+            if "fetched_at" in shown:
+                lines.append(f"<dt>Fetched</dt><dd>{_e(_iso_when(shown['fetched_at']))}</dd>")
+            if "run_id" in shown and shown["run_id"] != current.run_id:
+                lines.append(f"<dt>Run</dt><dd><code>{_e(shown['run_id'])}</code></dd>")
+            if "digest" in shown:
+                digest = _e(shown["digest"])
+                lines.append(f'<dt>Answer digest</dt><dd><code class="digest">{digest}</code></dd>')
+            sources += f'<dl class="prov source">{"".join(lines)}</dl>'
+    error = ""
+    if row.last_error:
+        error = f'<p class="error"><strong>Last error:</strong> {_e(row.last_error)}</p>'
+    return (
+        '<details class="prov-box"><summary>Where this value came from</summary>'
+        f'<dl class="prov">{"".join(items)}</dl>{sources}{error}</details>'
+    )
+
+
+def _cycle_header(
+    cycle_id: str, cycle: CycleRow | None, objectives: list[views.ObjectiveView]
+) -> str:
+    elapsed = objectives[0].elapsed if objectives else Decimal(0)
+    counts: dict[str, int] = {}
+    for objective in objectives:
+        for kr in objective.key_results:
+            counts[kr.status] = counts.get(kr.status, 0) + 1
+    summary = "".join(
+        f'<li>{_badge(status)} <span class="count">{counts[status]}</span></li>'
+        for status in STATUS_LABEL
+        if counts.get(status)
+    )
+    return (
+        f'<section class="cycle-head"><div><h1>{_e(cycle_id)}</h1>'
+        f'<p class="muted">{_e(_cycle_dates(cycle))} · '
+        f"{_e(_percent(elapsed))} of the cycle elapsed</p>"
+        '<p class="muted small"><span class="tick-key" aria-hidden="true"></span>'
+        "on a bar marks the progress expected by today</p></div>"
+        f'<ul class="summary" aria-label="key results by status">{summary}</ul></section>'
+    )
+
+
+def _connection_alerts(connections: list[views.ConnectionView]) -> str:
+    bad = [c for c in connections if c.status not in ("ok", "unknown")]
+    if not bad:
+        return ""
+    items = "".join(
+        f"<li><strong>{_e(c.name)}</strong> ({_e(c.type)}): {_e(c.status.replace('_', ' '))}"
+        + (f" until {_e(_when(c.paused_until))}" if c.paused_until else "")
+        + (f' — <span class="muted">{_e(c.last_error)}</span>' if c.last_error else "")
+        + "</li>"
+        for c in bad
+    )
+    return (
+        '<aside class="alert" role="status"><strong>Connections needing attention</strong>'
+        f"<ul>{items}</ul></aside>"
+    )
+
+
+def _index_body(
+    snapshot: Snapshot, cycle_ids: list[str], chosen: str, base: str, now: datetime
+) -> str:
+    parts: list[str] = []
+    if len(cycle_ids) > 1:
+        links = "".join(
+            f'<a href="{_e(base)}/?cycle={_e(c)}"'
+            + (' aria-current="page"' if c == chosen else "")
+            + f">{_e(c)}</a>"
+            for c in cycle_ids
+        )
+        parts.append(
+            f'<nav class="cycles" aria-label="cycles"><span class="muted">Cycle</span>{links}</nav>'
+        )
+    objectives = [o for o in snapshot.objectives if o.cycle == chosen]
+    parts.append(_cycle_header(chosen, snapshot.cycles.get(chosen), objectives))
+    parts.append(_connection_alerts(snapshot.connections))
+    for objective in objectives:
+        parts.append(_objective_card(snapshot, objective, base, now))
+    return "".join(parts)
+
+
+def _objective_head(objective: views.ObjectiveView, link: str | None) -> str:
+    title = _e(objective.title)
+    heading = f'<a href="{_e(link)}">{title}</a>' if link else title
+    tag = "h2" if link else "h1"
+    meta = [f"<code>{_e(objective.id)}</code>"]
+    if objective.owner:
+        meta.insert(0, f"owner <strong>{_e(objective.owner)}</strong>")
+    return (
+        f'<header class="obj-head"><div class="obj-title"><{tag}>{heading}</{tag}>'
+        f'<p class="muted">{" · ".join(meta)}</p></div>'
+        f'<div class="obj-score">{_badge(objective.status)}'
+        f'<span class="big">{_e(_percent(objective.progress))}</span></div></header>'
+        + _bar(
+            objective.progress, objective.status, objective.elapsed, f"{objective.title} progress"
+        )
+    )
+
+
+def _objective_card(
+    snapshot: Snapshot, objective: views.ObjectiveView, base: str, now: datetime
+) -> str:
+    link = f"{base}/objectives/{objective.id}"
+    rows = []
+    for kr in objective.key_results:
+        panel = snapshot.panels.get(kr.id)
+        if panel is None:
+            continue
+        pace = objective.elapsed if kr.kind in PACED_KINDS else None
+        rows.append(
+            f'<li class="kr"><div class="kr-name"><span class="kr-title">{_e(kr.title)}</span>'
+            f'<span class="muted small"><code>{_e(kr.id)}</code> · '
+            f"{_e(kr.kind.replace('_', ' '))}</span></div>"
+            f'<div class="kr-progress">{_bar(kr.progress, kr.status, pace, f"{kr.title} progress")}'
+            f'<div class="kr-numbers"><span>{_value_line(kr, panel.row)}</span>'
+            f'<span class="pct">{_e(_percent(kr.progress))}</span></div></div>'
+            f'<div class="kr-badges">{_badge(kr.status)}{_stale_badge(kr, now)}</div>'
+            f'<div class="kr-prov">{_provenance(panel, now)}</div></li>'
+        )
+    if not rows:
+        rows.append('<li class="kr muted">No key results.</li>')
+    return (
+        f'<article class="card objective">{_objective_head(objective, link)}'
+        f'<ul class="krs">{"".join(rows)}</ul>'
+        f'<p class="more"><a href="{_e(link)}">Burn-up charts →</a></p></article>'
+    )
+
+
+def _objective_body(
+    snapshot: Snapshot, objective: views.ObjectiveView, base: str, now: datetime
+) -> str:
+    cycle = snapshot.cycles.get(objective.cycle)
+    cycle_link = f"{base}/?cycle={objective.cycle}"
+    cards = []
+    for kr in objective.key_results:
+        panel = snapshot.panels.get(kr.id)
+        if panel is None:
+            continue
+        chart = ""
+        if cycle is not None:
+            chart = burnup_svg(
+                BurnupChart(
+                    title=kr.title,
+                    kind=kr.kind,
+                    unit=kr.unit,
+                    cycle_start=cycle.start,
+                    cycle_end=cycle.end,
+                    start=kr.start,
+                    target=kr.target,
+                    low=panel.row.low,
+                    high=panel.row.high,
+                    samples=panel.samples,
+                    now=now,
+                )
+            )
+        reference = "expected pace" if kr.kind in PACED_KINDS else "target"
+        cards.append(
+            f'<article class="card kr-card"><header class="kr-card-head"><div>'
+            f'<h2>{_e(kr.title)}</h2><p class="muted small"><code>{_e(kr.id)}</code> · '
+            f"{_e(kr.kind.replace('_', ' '))}</p></div>"
+            f'<div class="kr-badges">{_badge(kr.status)}{_stale_badge(kr, now)}</div></header>'
+            f'<div class="kr-numbers big-numbers"><span>{_value_line(kr, panel.row)}</span>'
+            f'<span class="pct">{_e(_percent(kr.progress))}</span></div>'
+            f'<figure class="chart">{chart}<figcaption class="legend">'
+            '<span><i class="key actual"></i>actual</span>'
+            f'<span><i class="key pace"></i>{reference}</span>'
+            '<span><i class="key today"></i>today</span></figcaption></figure>'
+            f"{_provenance(panel, now)}{_history_table(panel)}</article>"
+        )
+    head = _objective_head(objective, None)
+    return (
+        f'<nav class="crumbs"><a href="{_e(base)}/">← All objectives</a> · '
+        f'<a href="{_e(cycle_link)}">{_e(objective.cycle)}</a></nav>'
+        f'<section class="card objective detail-head">{head}'
+        f'<p class="muted small">{_e(_cycle_dates(cycle))} · {_e(_percent(objective.elapsed))} '
+        "of the cycle elapsed</p></section>"
+        f'<section class="kr-grid">{"".join(cards) or "<p>No key results.</p>"}</section>'
+    )
+
+
+def _history_table(panel: KeyResultPanel) -> str:
+    if not panel.samples:
+        return ""
+    rows = "".join(
+        f"<tr><td>{_e(_when(at))}</td><td>{_e(_number(value, panel.view.unit))}</td></tr>"
+        for at, value in reversed(panel.samples[-20:])
+    )
+    return (
+        f'<details class="prov-box"><summary>Recorded values ({len(panel.samples)})</summary>'
+        f'<div class="table-wrap"><table><thead><tr><th>recorded</th><th>value</th></tr></thead>'
+        f"<tbody>{rows}</tbody></table></div></details>"
+    )
+
+
+CSS = """
+:root{--bg:#f5f6f8;--card:#fff;--text:#1c2128;--muted:#5b6570;--line:#d9dee4;--track:#e8ebef;
+--accent:#2f5fd0;--ok:#1a7f37;--ok-bg:#dcf5e3;--risk:#8a5a00;--risk-bg:#fff1c2;--off:#c21f2b;
+--off-bg:#ffe5e3;--none:#5b6570;--none-bg:#eceff2;--ok-fill:#2da44e;--risk-fill:#d4a72c;
+--off-fill:#e5534b;--none-fill:#aeb6bf;--pace:#6e7781;--shadow:0 1px 2px rgba(20,30,40,.06),
+0 2px 8px rgba(20,30,40,.04)}
+@media (prefers-color-scheme:dark){:root{--bg:#0f1318;--card:#171c22;--text:#e3e7eb;
+--muted:#9aa5b1;--line:#2c343d;--track:#262e37;--accent:#79a6ff;--ok:#56d364;--ok-bg:#12361d;
+--risk:#e3b341;--risk-bg:#3a2d0b;--off:#ff7b72;--off-bg:#42181a;--none:#9aa5b1;--none-bg:#262e37;
+--ok-fill:#3fb950;--risk-fill:#d29922;--off-fill:#f85149;--none-fill:#5b6570;--pace:#9aa5b1;
+--shadow:none}}
+*{box-sizing:border-box}
+html{-webkit-text-size-adjust:100%}
+body{margin:0;background:var(--bg);color:var(--text);line-height:1.45;font:15px/1.45 system-ui,
+-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,"Noto Sans",sans-serif}
+code,pre{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,"Liberation Mono",monospace;
+font-size:.86em}
+a{color:var(--accent);text-decoration:none}a:hover{text-decoration:underline}
+h1,h2{margin:0;line-height:1.25}h1{font-size:1.5rem}h2{font-size:1.15rem}
+.wrap{max-width:1040px;margin:0 auto;padding:0 16px}
+.top{background:var(--card);border-bottom:1px solid var(--line)}
+.top-inner{display:flex;align-items:center;justify-content:space-between;gap:12px;
+min-height:52px;flex-wrap:wrap}
+.brand{font-weight:700;font-size:1.1rem;color:var(--text)}.logo{color:var(--accent)}
+.asof,.muted{color:var(--muted)}.small{font-size:.85rem}
+main.wrap{padding-top:20px;padding-bottom:24px;display:grid;gap:16px}
+.card{background:var(--card);border:1px solid var(--line);border-radius:12px;padding:18px;
+box-shadow:var(--shadow);min-width:0}
+.cycles{display:flex;flex-wrap:wrap;gap:8px;align-items:center}
+.cycles a{padding:4px 12px;border:1px solid var(--line);border-radius:999px;background:var(--card)}
+.cycles a[aria-current]{background:var(--accent);border-color:var(--accent);color:var(--card);
+font-weight:600}
+.cycle-head{display:flex;flex-wrap:wrap;justify-content:space-between;align-items:flex-end;gap:12px}
+.cycle-head p{margin:4px 0 0}
+.tick-key{display:inline-block;width:2px;height:12px;background:var(--text);opacity:.55;
+vertical-align:-1px;margin-right:6px}
+.summary{list-style:none;margin:0;padding:0;display:flex;flex-wrap:wrap;gap:10px}
+.summary li{display:flex;align-items:center;gap:4px}.count{font-weight:700}
+.badge{display:inline-flex;align-items:center;gap:4px;padding:2px 9px;border-radius:999px;
+font-size:.8rem;font-weight:600;white-space:nowrap;border:1px solid transparent}
+.badge.s-on_track{color:var(--ok);background:var(--ok-bg)}
+.badge.s-at_risk{color:var(--risk);background:var(--risk-bg)}
+.badge.s-off_track{color:var(--off);background:var(--off-bg)}
+.badge.s-no_data{color:var(--none);background:var(--none-bg)}
+.badge.stale{color:var(--risk);border-color:var(--risk);background:transparent}
+.bar{position:relative;height:10px;border-radius:999px;background:var(--track);overflow:visible}
+.fill{display:block;height:100%;border-radius:999px;min-width:0}
+.fill.s-on_track{background:var(--ok-fill)}.fill.s-at_risk{background:var(--risk-fill)}
+.fill.s-off_track{background:var(--off-fill)}.fill.s-no_data{background:var(--none-fill)}
+.pace-mark{position:absolute;top:-3px;bottom:-3px;width:2px;margin-left:-1px;border-radius:1px;
+background:var(--text);opacity:.55}
+.obj-head{display:flex;justify-content:space-between;align-items:flex-start;gap:12px;
+margin-bottom:12px}
+.obj-title{min-width:0}.obj-title h1,.obj-title h2{overflow-wrap:anywhere}
+.obj-title p{margin:4px 0 0;font-size:.88rem}
+.obj-score{display:flex;flex-direction:column;align-items:flex-end;gap:4px;flex:none}
+.big{font-size:1.35rem;font-weight:700;font-variant-numeric:tabular-nums}
+.krs{list-style:none;margin:14px 0 0;padding:0}
+.kr{display:grid;grid-template-columns:minmax(0,5fr) minmax(0,6fr) 16.5rem;gap:6px 18px;
+align-items:center;padding:12px 0;border-top:1px solid var(--line)}
+.kr-name{display:flex;flex-direction:column;min-width:0}
+.kr-title{font-weight:600;overflow-wrap:anywhere}
+.kr-numbers{display:flex;justify-content:space-between;gap:8px;margin-top:5px;font-size:.9rem;
+font-variant-numeric:tabular-nums;flex-wrap:wrap}
+.pct{font-weight:600}
+.kr-badges{display:flex;flex-wrap:wrap;gap:6px;justify-content:flex-end}
+.kr-prov{grid-column:1/-1}
+.prov-box{margin-top:6px;font-size:.88rem}
+.prov-box summary{cursor:pointer;color:var(--accent);width:max-content;max-width:100%}
+.prov{display:grid;grid-template-columns:max-content minmax(0,1fr);gap:4px 14px;margin:10px 0 0}
+.prov dt{color:var(--muted)}.prov dd{margin:0;min-width:0;overflow-wrap:anywhere}
+.prov.source{padding:10px 12px;margin-top:10px;border-left:3px solid var(--line);
+background:var(--bg);border-radius:0 8px 8px 0}
+.prov pre{margin:0;white-space:pre-wrap;overflow-wrap:anywhere}
+.digest{word-break:break-all}
+.error{color:var(--off);margin:10px 0 0;overflow-wrap:anywhere}
+.more{margin:10px 0 0;text-align:right;font-size:.9rem}
+.alert{border:1px solid var(--risk);background:var(--risk-bg);border-radius:12px;padding:12px 16px;
+overflow-wrap:anywhere}.alert ul{margin:6px 0 0;padding-left:18px}
+.crumbs{font-size:.92rem}
+.detail-head p{margin:10px 0 0}
+.kr-grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(min(100%,440px),1fr));gap:16px}
+.kr-card-head{display:flex;justify-content:space-between;align-items:flex-start;gap:10px}
+.kr-card-head h2{overflow-wrap:anywhere}.kr-card-head p{margin:4px 0 0}
+.big-numbers{font-size:1rem;margin-top:10px}
+.chart{margin:10px 0 0}
+.burnup{display:block;width:100%;height:auto;font-size:12px;font-family:inherit}
+.burnup .grid{stroke:var(--line);stroke-width:1}
+.burnup .axis{stroke:var(--muted);stroke-width:1}
+.burnup .tick{fill:var(--muted)}
+.burnup .pace{stroke:var(--pace);stroke-width:1.5;stroke-dasharray:6 5;fill:none}
+.burnup .band{fill:var(--ok-bg);opacity:.7}
+.burnup .today{stroke:var(--accent);stroke-width:1;stroke-dasharray:2 3}
+.burnup .actual{stroke:var(--accent);stroke-width:2.5;fill:none;stroke-linejoin:round;
+stroke-linecap:round}
+.burnup .held{stroke:var(--accent);stroke-width:2;stroke-dasharray:2 4;opacity:.7}
+.burnup .dot{fill:var(--card);stroke:var(--accent);stroke-width:2}
+.burnup .empty{fill:var(--muted);font-size:14px}
+.legend{display:flex;flex-wrap:wrap;gap:14px;font-size:.82rem;color:var(--muted);margin-top:6px}
+.key{display:inline-block;width:18px;height:0;vertical-align:middle;margin-right:6px;
+border-top:2.5px solid var(--accent)}
+.key.pace{border-top:2px dashed var(--pace)}
+.key.today{border-top:2px dotted var(--accent);width:12px}
+.table-wrap{overflow-x:auto;margin-top:8px}
+table{border-collapse:collapse;width:100%;font-variant-numeric:tabular-nums}
+th,td{text-align:left;padding:4px 10px 4px 0;border-bottom:1px solid var(--line)}
+th{color:var(--muted);font-weight:600}
+.empty-state{max-width:640px}.empty-state pre{background:var(--bg);padding:12px 14px;
+border-radius:8px;overflow-x:auto}
+.foot{color:var(--muted);font-size:.8rem;padding-bottom:28px}
+@media (max-width:720px){
+.kr{grid-template-columns:minmax(0,1fr)}
+.kr-name{grid-row:1}.kr-badges{grid-row:2;justify-content:flex-start}
+.kr-progress{grid-row:3}.kr-prov{grid-row:4}
+h1{font-size:1.3rem}.card{padding:14px}
+.kr-card-head{flex-direction:column}.kr-card-head .kr-badges{justify-content:flex-start}
+}
+@media (max-width:560px){
+.burnup{font-size:19px}.burnup .actual{stroke-width:4}.burnup .pace{stroke-width:2.5}
+.burnup .dot{r:5.5;stroke-width:3}.burnup .held,.burnup .today{stroke-width:2.5}
+}
+@media (max-width:420px){.obj-head{flex-direction:column}.obj-score{flex-direction:row;
+align-items:center;align-self:stretch;justify-content:space-between}}
+"""

@@ -1,0 +1,272 @@
+"""The dashboard over a real socket, against a store filled by real sync passes.
+
+The store is populated the way production fills it (config → App → sync against a SQLite
+warehouse) on SQLite and PostgreSQL. A headless Chromium then loads the pages at a laptop and a
+phone viewport, checks the burn-up chart is drawn and that nothing overflows sideways, and keeps
+screenshots in ``test-artifacts/`` for people to look at.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from pydantic import SecretStr
+from starlette.applications import Starlette
+
+from okrsync.api.dashboard import dashboard_routes
+from okrsync.app import App
+from okrsync.config import load_config_text
+from okrsync.plugins import load_registry
+from okrsync.sandbox import SandboxServer
+from okrsync.settings import Settings
+from okrsync.store import views
+from okrsync.store.db import make_engine, session_scope, upgrade
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SYNCS = 6
+
+CONFIG = """\
+version: 1
+connections:
+  warehouse: {type: sql, url: "sqlite:///WAREHOUSE"}
+cycles:
+  - {id: 2026-Q3, start: 2026-07-01, end: 2026-09-30}
+  - {id: 2026-Q4, start: 2026-10-01, end: 2026-12-31}
+metrics:
+  deals: {connection: warehouse, query: "SELECT COUNT(*) FROM deals WHERE id > 0"}
+  amount: {connection: warehouse, query: "SELECT COALESCE(SUM(amount), 0) FROM deals"}
+  latency: {connection: warehouse, query: "SELECT 400 - 2 * COUNT(*) FROM deals"}
+  uptime: {connection: warehouse, query: "SELECT 99.85"}
+objectives:
+  - id: revenue
+    title: "<script>alert('x')</script> Grow new-business revenue & margin"
+    cycle: 2026-Q4
+    owner: sales
+    key_results:
+      - {id: bookings, title: Close 40 new deals, metric: deals, kind: increase,
+         start: 0, target: 40, unit: deals}
+      - {id: booked, title: Book $400k in new business, metric: amount, kind: increase,
+         start: 0, target: 400000, unit: USD, stale_after: 12h}
+  - id: platform
+    title: Make the product fast and dependable
+    cycle: 2026-Q4
+    owner: platform-team
+    key_results:
+      - {id: p95, title: Cut p95 checkout latency, metric: latency, kind: decrease,
+         start: 400, target: 250, unit: ms}
+      - {id: uptime, title: Keep checkout available, metric: uptime, kind: stay_above,
+         target: 99.9, unit: "%"}
+  - id: hiring
+    title: Hire the support team
+    cycle: 2026-Q3
+    owner: people
+    key_results:
+      - {id: hires, title: Five support hires, metric: deals, kind: increase, start: 0, target: 5}
+"""
+
+
+@dataclass
+class Clock:
+    now: datetime = field(default_factory=lambda: datetime(2026, 10, 3, 9, tzinfo=UTC))
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@dataclass
+class Store:
+    url: str
+    clock: Clock
+
+
+async def populate(database_url: str, tmp_path: Path) -> Store:
+    """``SYNCS`` sync passes a week apart, each after new deals were won: one value per pass."""
+    warehouse = tmp_path / "warehouse.db"
+    with sqlite3.connect(warehouse) as db:
+        db.execute("CREATE TABLE deals (id INTEGER PRIMARY KEY, amount INTEGER)")
+    registry = load_registry()
+    config = load_config_text(CONFIG.replace("WAREHOUSE", str(warehouse)), registry.connectors)
+    clock = Clock()
+    settings = Settings(database_url=SecretStr(database_url))
+    for week in range(SYNCS):
+        with sqlite3.connect(warehouse) as db:
+            for _ in range(week + 2):
+                db.execute("INSERT INTO deals (amount) VALUES (?)", (7000 + 900 * week,))
+        app = App.open(settings, config=config, registry=registry, clock=clock)
+        try:
+            app.apply_definitions()
+            await app.sync.run_once()
+        finally:
+            await app.aclose()
+        clock.now += timedelta(days=7)
+    clock.now -= timedelta(days=6)  # last confirmed a day ago: `booked` (12h) is stale
+    return Store(database_url, clock)
+
+
+async def get(url: str) -> httpx.Response:
+    async with httpx.AsyncClient() as client:
+        return await client.get(url)
+
+
+def serve(store: Store) -> SandboxServer:
+    engine = make_engine(store.url)
+    return SandboxServer(Starlette(routes=dashboard_routes(engine, store.clock)), name="dashboard")
+
+
+@pytest.fixture
+async def store(database_url: str, tmp_path: Path) -> Store:
+    return await populate(database_url, tmp_path)
+
+
+async def test_the_overview_lists_objectives_and_key_results(store: Store) -> None:
+    with serve(store) as server:
+        page = await get(server.url + "/")
+        q3 = await get(server.url + "/?cycle=2026-Q3")
+        unknown = await get(server.url + "/?cycle=1999")
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    assert "script-src" not in page.headers["content-security-policy"]  # no scripts at all
+    text = page.text
+    for title in ("Grow new-business revenue", "Make the product fast", "Close 40 new deals"):
+        assert title in text
+    assert "Cut p95 checkout latency" in text and "Keep checkout available" in text
+    assert "Hire the support team" not in text  # another cycle
+    assert 'aria-current="page">2026-Q4<' in text  # the cycle selector, today's cycle chosen
+    assert "Hire the support team" in q3.text
+    assert unknown.status_code == 404
+    # value vs target with its unit, status as words, staleness, provenance of the value
+    assert (
+        "<strong>27 deals</strong>" in text
+    )  # 2 + 3 + ... + 7 deals after six passes and "/ 40 deals" in text
+    assert "On track" in text or "At risk" in text or "Off track" in text
+    assert "Stale" in text
+    assert "Where this value came from" in text
+    assert "SELECT COUNT(*) FROM deals WHERE id &gt; 0" in text
+    assert "<dt>Connection</dt><dd>warehouse</dd>" in text
+    assert 'href="/objectives/revenue"' in text
+
+
+async def test_user_text_is_escaped(store: Store) -> None:
+    with serve(store) as server:
+        overview = (await get(server.url + "/")).text
+        detail = (await get(server.url + "/objectives/revenue")).text
+    for text in (overview, detail):
+        assert "<script>" not in text
+        assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in text
+        assert "revenue &amp; margin" in text
+
+
+async def test_the_detail_page_draws_one_vertex_per_measurement(store: Store) -> None:
+    engine = make_engine(store.url)
+    with session_scope(engine) as session:
+        recorded = {kr: len(views.history(session, kr)) for kr in ("bookings", "booked", "p95")}
+    engine.dispose()
+    assert recorded == {"bookings": SYNCS, "booked": SYNCS, "p95": SYNCS}
+    with serve(store) as server:
+        page = await get(server.url + "/objectives/revenue")
+        platform = await get(server.url + "/objectives/platform")
+    assert page.status_code == 200
+    svgs = re.findall(r"<svg class=\"burnup\".*?</svg>", page.text, flags=re.S)
+    assert len(svgs) == 2
+    for svg in svgs:
+        (points,) = re.findall(r'<polyline class="actual" points="([^"]*)"', svg)
+        assert len(points.split()) == SYNCS
+        assert '<line class="pace"' in svg
+    # the decrease key result's pace line runs downhill (larger y is lower on screen)
+    p95 = next(s for s in re.findall(r"<svg .*?</svg>", platform.text, re.S) if "latency" in s)
+    pace = re.search(r'class="pace"[^>]*y1="([\d.]+)"[^>]*y2="([\d.]+)"', p95)
+    assert pace is not None
+    assert float(pace[2]) > float(pace[1])
+
+
+async def test_unknown_objective_is_a_404_page(store: Store) -> None:
+    with serve(store) as server:
+        page = await get(server.url + "/objectives/%3Cb%3Enope")
+    assert page.status_code == 404
+    assert "There is no objective" in page.text and "&lt;b&gt;nope" in page.text
+
+
+async def test_an_empty_store_says_what_to_run(database_url: str) -> None:
+    engine = make_engine(database_url)
+    routes = dashboard_routes(engine, lambda: datetime(2026, 10, 3, tzinfo=UTC))
+    with SandboxServer(Starlette(routes=routes), name="dashboard") as server:
+        bare = await get(server.url + "/")  # not even migrated
+        upgrade(engine)
+        empty = await get(server.url + "/")
+        missing = await get(server.url + "/objectives/revenue")
+    engine.dispose()
+    for page in (bare, empty):
+        assert page.status_code == 200
+        assert "Nothing synced yet" in page.text and "okrsync sync" in page.text
+    assert missing.status_code == 404
+
+
+# --------------------------------------------------------------------------- in a real browser
+
+VIEWPORTS = {"laptop": (1280, 800), "phone": (390, 844)}
+
+
+@pytest.fixture
+async def sqlite_store(tmp_path: Path) -> Store:
+    return await populate(f"sqlite:///{tmp_path / 'store.db'}", tmp_path)
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium")
+async def test_pages_render_in_chromium_on_laptop_and_phone(sqlite_store: Store) -> None:
+    from playwright.async_api import async_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with serve(sqlite_store) as server:
+        async with async_playwright() as pw:
+            browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+            try:
+                for device, (width, height) in VIEWPORTS.items():
+                    for scheme in ("light", "dark"):
+                        context = await browser.new_context(
+                            viewport={"width": width, "height": height}, color_scheme=scheme
+                        )
+                        page = await context.new_page()
+                        for name, path in (
+                            ("overview", "/"),
+                            ("objective", "/objectives/revenue"),
+                            ("decrease", "/objectives/platform"),
+                        ):
+                            response = await page.goto(server.url + path)
+                            assert response is not None and response.ok
+                            if name != "overview":
+                                chart = page.locator("svg.burnup").first
+                                await chart.wait_for(state="visible")
+                                box = await chart.bounding_box()
+                                assert box is not None and box["width"] > 200
+                                assert box["height"] > 80
+                                assert box["x"] >= 0 and box["x"] + box["width"] <= width
+                            else:
+                                await page.locator("details.prov-box").first.click()
+                            overflow = await page.evaluate(
+                                "document.scrollingElement.scrollWidth - window.innerWidth"
+                            )
+                            assert overflow <= 0, f"{name} overflows by {overflow}px on {device}"
+                            await page.screenshot(
+                                path=str(ARTIFACTS / f"dashboard-{name}-{device}-{scheme}.png"),
+                                full_page=True,
+                            )
+                        await context.close()
+            finally:
+                await browser.close()

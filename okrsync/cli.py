@@ -219,11 +219,25 @@ def sync(
 
 
 @app.command()
-def run(config: ConfigOption = None) -> None:
-    """The daemon: sync on schedule and deliver mirrors until SIGTERM or SIGINT."""
+def run(
+    config: ConfigOption = None,
+    host: Annotated[
+        str | None, typer.Option(help="HTTP address (default: $OKRSYNC_HTTP_HOST or 127.0.0.1).")
+    ] = None,
+    port: Annotated[
+        int | None,
+        typer.Option(help="HTTP port (default: $OKRSYNC_HTTP_PORT or 8080; 0 = any free port)."),
+    ] = None,
+) -> None:
+    """The daemon: sync on schedule, deliver mirrors and serve HTTP until SIGTERM or SIGINT."""
+    from okrsync.api.app import build_app
+    from okrsync.api.context import ApiContext
+    from okrsync.api.server import HttpServer, bind
     from okrsync.engine.daemon import Daemon
 
     app_ = open_app(config)
+    listen_host = host if host is not None else app_.settings.http_host
+    listen_port = port if port is not None else app_.settings.http_port
 
     async def work(a: App) -> None:
         with daemon_lock(a.settings.database_url.get_secret_value()):
@@ -236,7 +250,21 @@ def run(config: ConfigOption = None) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         daemon = Daemon(a.engine, a.config, a.sync, a.dispatcher, clock=a.clock)
-        await daemon.run(stop)
+        http = HttpServer(build_app(ApiContext.from_app(a, daemon)), bind(listen_host, listen_port))
+        # Orderly: the scheduler starts, then HTTP; on a signal HTTP stops first (in-flight
+        # requests finish, new ones are refused), then the scheduler ends its current pass.
+        daemon_stop = asyncio.Event()
+        scheduler = asyncio.create_task(daemon.run(daemon_stop), name="scheduler")
+        try:
+            await asyncio.sleep(0)
+            await http.start()
+            signalled = asyncio.create_task(stop.wait())
+            await asyncio.wait({scheduler, signalled}, return_when=asyncio.FIRST_COMPLETED)
+            signalled.cancel()
+        finally:
+            await http.stop()
+            daemon_stop.set()
+            await scheduler
 
     run_async(app_, work)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_SECRETS_DIR = Path("/run/secrets")
@@ -27,3 +27,11 @@ class Settings(BaseSettings):
     dispatch_max_attempts: int = 8
     dispatch_batch: int = 100
     lease_seconds: float = 120.0
+    # the HTTP side of ``okrsync run``: health, metrics, JSON API, dashboard, inbound webhooks
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=8080, ge=0, le=65535)
+    api_token: SecretStr | None = None  # bearer token for every write; none: writes refused
+    hook_debounce_seconds: float = Field(default=2.0, ge=0)  # webhook bursts → one run
+    ready_heartbeat_seconds: float = Field(
+        default=420.0, gt=0
+    )  # scheduler silent longer: not ready

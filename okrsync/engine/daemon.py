@@ -3,13 +3,18 @@
 No busy polling: the loop computes the earliest due time from the pure schedule functions and
 sleeps until then, or until it is asked to stop. Missed ticks (the daemon was down) are coalesced
 into one immediate run per metric.
+
+Other parts of the process (inbound webhooks, the API's "sync now") ask for a run through
+:meth:`Daemon.request_run`: the request wakes the loop, so every run of the process goes through
+this one loop and two runs never race over the same key results. Each pass of the loop records a
+heartbeat (``last_loop_at``) that readiness checks compare with the clock.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import structlog
@@ -20,13 +25,23 @@ from okrsync.config import Config
 from okrsync.engine.dispatcher import Dispatcher
 from okrsync.engine.schedule import plan_next
 from okrsync.engine.scheduled_pushes import ScheduledPushes
-from okrsync.engine.sync import SyncService
+from okrsync.engine.sync import RunReport, SyncService
 from okrsync.store.db import session_scope
 from okrsync.store.tables import MetricStateRow
 
 log = structlog.get_logger()
 
 MAX_SLEEP = timedelta(minutes=5)  # wake now and then even when nothing is due: config of time
+
+
+@dataclass
+class RunRequest:
+    """A run asked for from outside the schedule; ``done`` resolves with its report."""
+
+    metrics: frozenset[str] | None
+    key_results: frozenset[str] | None
+    trigger: str
+    done: asyncio.Future[RunReport]
 
 
 class Daemon:
@@ -46,6 +61,38 @@ class Daemon:
         self.clock = clock
         self.ticks = 0
         self.scheduled = ScheduledPushes(engine, config, clock=clock)
+        self.last_loop_at: datetime | None = None  # heartbeat: set at the top of every pass
+        self.scheduler_lag_seconds = 0.0  # how late the most recent due metric was started
+        self._requests: list[RunRequest] = []
+        self._wake = asyncio.Event()
+
+    def nudge(self) -> None:
+        """Go round the loop now (new outbox rows to deliver, say) instead of sleeping on."""
+        self._wake.set()
+
+    def request_run(
+        self,
+        *,
+        metrics: Collection[str] | None = None,
+        key_results: Collection[str] | None = None,
+        trigger: str = "webhook",
+    ) -> asyncio.Future[RunReport]:
+        """Run these metrics (or key results; everything when both are None) as soon as possible.
+
+        Must be called from the loop the daemon runs in. The returned future resolves with the
+        run's report; it is cancelled if the daemon stops first.
+        """
+        done: asyncio.Future[RunReport] = asyncio.get_running_loop().create_future()
+        self._requests.append(
+            RunRequest(
+                None if metrics is None else frozenset(metrics),
+                None if key_results is None else frozenset(key_results),
+                trigger,
+                done,
+            )
+        )
+        self._wake.set()
+        return done
 
     def due_metrics(self, now: datetime) -> tuple[set[str], datetime]:
         """The metrics due at ``now`` and when the next one after those falls due."""
@@ -53,37 +100,81 @@ class Daemon:
             last = {r.name: r.last_run_at for r in session.exec(select(MetricStateRow))}
         used = {name for kr in self.config.key_results() for name in kr.metric_names()}
         due: set[str] = set()
+        lag = 0.0
         wake = now + MAX_SLEEP
         for name in sorted(used):
             metric = self.config.metrics[name]
             plan = plan_next(metric.schedule, last.get(name), now, key=name)
             if plan.at <= now:
                 due.add(name)
+                lag = max(lag, (now - plan.at).total_seconds())
                 if plan.missed > 1:
                     log.info("missed_ticks_coalesced", metric=name, missed=plan.missed)
             else:
                 wake = min(wake, plan.at)
+        if due:
+            self.scheduler_lag_seconds = lag
         return due, wake
 
     async def run(self, stop: asyncio.Event) -> None:
         log.info("daemon_started", metrics=len(self.config.metrics))
-        while not stop.is_set():
-            now = self.clock()
-            due, wake = self.due_metrics(now)
-            if due:
-                self.ticks += 1
-                await self.sync.run_once(metrics=due, trigger="schedule")
-                continue  # the run took time: recompute from a fresh clock
-            _queued, next_scheduled = self.scheduled.enqueue_due()
-            if next_scheduled is not None:
-                wake = min(wake, next_scheduled)
-            report = await self.dispatcher.dispatch_due()
-            if report.delivered or report.failed:
-                continue
-            next_delivery = self.dispatcher.next_due()
-            if next_delivery is not None and next_delivery > now:
-                wake = min(wake, next_delivery)
-            delay = max((wake - self.clock()).total_seconds(), 0.05)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=delay)
+        try:
+            while not stop.is_set():
+                now = self.clock()
+                self.last_loop_at = now
+                self._wake.clear()  # whatever woke us is handled in this pass
+                if self._requests:
+                    await self._run_requested()
+                    continue
+                due, wake = self.due_metrics(now)
+                if due:
+                    self.ticks += 1
+                    await self.sync.run_once(metrics=due, trigger="schedule")
+                    continue  # the run took time: recompute from a fresh clock
+                _queued, next_scheduled = self.scheduled.enqueue_due()
+                if next_scheduled is not None:
+                    wake = min(wake, next_scheduled)
+                report = await self.dispatcher.dispatch_due()
+                if report.delivered or report.failed:
+                    continue
+                next_delivery = self.dispatcher.next_due()
+                if next_delivery is not None and next_delivery > now:
+                    wake = min(wake, next_delivery)
+                delay = max((wake - self.clock()).total_seconds(), 0.05)
+                await self._sleep(stop, delay)
+        finally:
+            for request in self._requests:
+                request.done.cancel()
+            self._requests.clear()
         log.info("daemon_stopped", ticks=self.ticks)
+
+    async def _sleep(self, stop: asyncio.Event, delay: float) -> None:
+        """Until ``delay`` passes, the daemon is asked to stop, or a run is requested."""
+        waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wake.wait())]
+        try:
+            await asyncio.wait(waiters, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+
+    async def _run_requested(self) -> None:
+        requests, self._requests = self._requests, []
+        for request in requests:
+            if request.done.done():  # the asker gave up
+                continue
+            try:
+                # Without dispatch: the asker hears as soon as the values are recorded, and the
+                # next pass of the loop delivers the outbox as usual.
+                report = await self.sync.run_once(
+                    metrics=request.metrics,
+                    key_results=request.key_results,
+                    trigger=request.trigger,
+                    dispatch=False,
+                )
+            except Exception as exc:  # the asker hears of it; the schedule goes on
+                log.exception("requested_run_failed", trigger=request.trigger)
+                if not request.done.done():
+                    request.done.set_exception(exc)
+                continue
+            if not request.done.done():
+                request.done.set_result(report)

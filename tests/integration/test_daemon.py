@@ -73,7 +73,12 @@ def test_daemon_syncs_on_schedule_and_stops_on_signal(
         db.execute("INSERT INTO deals DEFAULT VALUES")
     config = tmp_path / "okrsync.yaml"
     config.write_text(CONFIG.replace("WAREHOUSE", str(warehouse)))
-    env = {**os.environ, "OKRSYNC_CONFIG": str(config), "OKRSYNC_DATABASE_URL": database_url}
+    env = {
+        **os.environ,
+        "OKRSYNC_CONFIG": str(config),
+        "OKRSYNC_DATABASE_URL": database_url,
+        "OKRSYNC_HTTP_PORT": "0",
+    }
     daemon = subprocess.Popen(
         [sys.executable, "-m", "okrsync", "run"],
         env={**env, "OKRSYNC_LOG_FORMAT": "json"},
@@ -108,6 +113,7 @@ def test_a_second_daemon_on_one_sqlite_file_refuses_to_start(tmp_path: Path) -> 
         **os.environ,
         "OKRSYNC_CONFIG": str(config),
         "OKRSYNC_DATABASE_URL": f"sqlite:///{tmp_path / 'store.db'}",
+        "OKRSYNC_HTTP_PORT": "0",
     }
     first = subprocess.Popen(
         [sys.executable, "-m", "okrsync", "run"],

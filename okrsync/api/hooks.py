@@ -1,0 +1,162 @@
+"""Inbound webhooks: ``POST /hooks/{connection}`` re-syncs the metrics read from that connection.
+
+The connection's type picks the signature scheme (``jira``, ``github``, ``hubspot``; any other
+type uses okrsync's own, see :mod:`okrsync.api.signatures`). The secret is kept by reference like
+every other secret: ``OKRSYNC_HOOK_SECRET_<CONNECTION>`` (the connection name upper-cased, every
+character other than a letter or digit turned into ``_``) from the environment, else the file of
+that name in ``OKRSYNC_SECRETS_DIR`` (``/run/secrets``). A connection without a secret accepts no
+webhooks (404), so nothing unsigned can ever trigger work.
+
+Vendors send bursts (one issue edit → several events), so events are debounced: the first one
+opens a window (``OKRSYNC_HOOK_DEBOUNCE_SECONDS``, 2 s) and everything that arrives within it is
+run once, together, when it closes. Bodies are never logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import structlog
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from okrsync.api import signatures
+from okrsync.api.context import ApiContext, RunRequester, error_response
+from okrsync.config import Config
+
+log = structlog.get_logger()
+
+MAX_HOOK_BODY = 1024 * 1024
+ENV_PREFIX = "OKRSYNC_HOOK_SECRET_"
+
+
+def secret_variable(connection: str) -> str:
+    return ENV_PREFIX + re.sub(r"[^A-Za-z0-9]", "_", connection).upper()
+
+
+def hook_secrets(
+    connections: Mapping[str, object], secrets_dir: Path, environ: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """Each connection's webhook secret, for the connections that have one."""
+    env = os.environ if environ is None else environ
+    found: dict[str, str] = {}
+    for name in connections:
+        variable = secret_variable(name)
+        value = env.get(variable)
+        if value is None:
+            path = secrets_dir / variable
+            try:
+                value = path.read_text().strip() if path.is_file() else None
+            except OSError:
+                value = None
+        if value:
+            found[name] = value
+    return found
+
+
+def dependent_metrics(config: Config, connection: str) -> set[str]:
+    """Metrics read from ``connection`` that some key result uses."""
+    used = {name for kr in config.key_results() for name in kr.metric_names()}
+    return {name for name in used if config.metrics[name].connection == connection}
+
+
+class Debouncer:
+    """Collects metric names; ``window`` seconds after the first, hands them all over at once."""
+
+    def __init__(self, window: float, fire: Callable[[set[str]], None]) -> None:
+        self.window = window
+        self.fire = fire
+        self._pending: set[str] = set()
+        self._timer: asyncio.TimerHandle | None = None
+        self.fired = 0
+
+    def add(self, metrics: set[str]) -> None:
+        self._pending |= metrics
+        if self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(self.window, self._flush)
+
+    def _flush(self) -> None:
+        pending, self._pending, self._timer = self._pending, set(), None
+        if pending:
+            self.fired += 1
+            self.fire(pending)
+
+    def cancel(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer, self._pending = None, set()
+
+
+def _requester_fire(request_run: RunRequester) -> Callable[[set[str]], None]:
+    def fire(metrics: set[str]) -> None:
+        log.info("webhook_sync_requested", metrics=sorted(metrics))
+        future = request_run(metrics=metrics, trigger="webhook")
+        future.add_done_callback(_quiet)
+
+    return fire
+
+
+def _quiet(future: asyncio.Future[Any]) -> None:
+    """Retrieve the outcome so a failed run is not reported as 'never retrieved' (it is logged)."""
+    if not future.cancelled():
+        future.exception()
+
+
+def verify(kind: str, secret: str, request: Request, body: bytes, now: float) -> bool:
+    headers = request.headers
+    if kind in ("github",):
+        return signatures.verify_hub(secret, body, headers.get("x-hub-signature-256"))
+    if kind == "jira":
+        return signatures.verify_hub(secret, body, headers.get("x-hub-signature"))
+    if kind == "hubspot":
+        return signatures.verify_hubspot(
+            secret, request.method, str(request.url), body, headers, now=now
+        )
+    return signatures.verify_okrsync(secret, body, headers, now=now)
+
+
+def hook_routes(
+    ctx: ApiContext, *, wall_clock: Callable[[], float] = time.time
+) -> tuple[list[BaseRoute], Debouncer]:
+    secrets = hook_secrets(ctx.config.connections, ctx.settings.secrets_dir)
+    ctx.redactor.add(secrets.values())
+    debouncer = Debouncer(ctx.settings.hook_debounce_seconds, _requester_fire(ctx.request_run))
+
+    async def receive(request: Request) -> Response:
+        name = request.path_params["connection"]
+        if name not in ctx.config.connections:
+            return error_response(404, "unknown connection", name)
+        secret = secrets.get(name)
+        if secret is None:
+            return error_response(
+                404,
+                "webhooks are not enabled for this connection",
+                f"set {secret_variable(name)} to the webhook's secret",
+            )
+        length = request.headers.get("content-length", "")
+        if length.isdigit() and int(length) > MAX_HOOK_BODY:
+            return error_response(413, "request body too large", f"at most {MAX_HOOK_BODY} bytes")
+        body = await request.body()
+        if len(body) > MAX_HOOK_BODY:
+            return error_response(413, "request body too large", f"at most {MAX_HOOK_BODY} bytes")
+        kind = ctx.config.connection_types[name]
+        if not verify(kind, secret, request, body, wall_clock()):
+            log.warning("webhook_rejected", connection=name, type=kind, reason="bad_signature")
+            return error_response(401, "invalid signature", None)
+        metrics = dependent_metrics(ctx.config, name)
+        log.info("webhook_received", connection=name, type=kind, metrics=len(metrics))
+        if metrics:
+            debouncer.add(metrics)
+        return JSONResponse(
+            {"status": "accepted", "connection": name, "metrics": sorted(metrics)},
+            status_code=202,
+        )
+
+    return [Route("/hooks/{connection}", receive, methods=["POST"])], debouncer

@@ -238,16 +238,21 @@ class FaultMiddleware:
         if fault is None:
             await self.app(scope, replay, send)
             return
-        await self._apply(fault, scope, replay, send)
+        await self._apply(fault, scope, replay, receive, send)
 
-    async def _apply(self, fault: Fault, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _apply(
+        self, fault: Fault, scope: Scope, replay: Receive, server: Receive, send: Send
+    ) -> None:
+        """``replay`` hands the fake the body already read; pauses watch ``server`` (whose next
+        message can only be the client hanging up, since the body is consumed)."""
+        receive = server
         extra = dict(fault.headers)
         if fault.retry_after is not None:
             extra["Retry-After"] = fault.retry_after
         match fault.kind:
             case FaultKind.LATENCY:
                 if not await _pause(fault.delay, receive):
-                    await self.app(scope, receive, _adding_headers(send, extra))
+                    await self.app(scope, replay, _adding_headers(send, extra))
             case FaultKind.TIMEOUT:
                 if not await _pause(fault.delay, receive):
                     body = fault.body or _json_error(fault.status_or(504), "injected timeout")

@@ -1,23 +1,13 @@
-"""A sandbox fault the reliability harness wanted to use, and could not."""
+"""A latency fault on a request with a body (the harness delays sinks this way)."""
 
 from __future__ import annotations
 
 import httpx
-import pytest
 
 from connectors.webhook.receiver import receiver_app
 from okrsync.sandbox import Fault, FaultKind, SandboxServer
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "bug: okrsync/sandbox/faults.py _pause() awaits the replayed receive(), which hands "
-        "it the already-read request body; the fake then waits for a body that never comes, "
-        "so a LATENCY fault on any request with a body (POST/PUT) hangs until the client "
-        "times out"
-    ),
-)
 def test_a_latency_fault_delays_a_post_and_lets_the_fake_answer() -> None:
     app = receiver_app()
     with SandboxServer(app, name="hook") as hook:

@@ -14,7 +14,9 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape as esc
 from rich.table import Table
+from rich.text import Text
 from sqlmodel import Session
 
 from okrsync.app import App, load, utc_now
@@ -41,7 +43,15 @@ db_app = typer.Typer(help="Store maintenance.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 
 out = Console()
-err = Console(stderr=True)
+# Errors are one line each, never wrapped (CI logs and `2> file` are not terminals), and their
+# text is never read as Rich markup: it quotes the user's YAML.
+err = Console(stderr=True, soft_wrap=True)
+
+
+def error(message: str, label: str = "error") -> None:
+    err.print(Text.assemble((label, "red"), " ", message), highlight=False)
+
+
 T = TypeVar("T")
 
 ConfigOption = Annotated[
@@ -67,16 +77,16 @@ def user_errors(redactor: Redactor | None = None) -> Iterator[None]:
     try:
         yield
     except ConfigErrors as exc:
-        for error in exc.errors:
-            err.print(f"[red]error[/red] {error.render()}", highlight=False, markup=True)
-        err.print(f"{len(exc.errors)} error(s) in the config", style="red")
+        for problem in exc.errors:
+            error(problem.render())
+        err.print(f"{len(exc.errors)} error(s) in the config", style="red", markup=False)
         raise typer.Exit(EXIT_CONFIG) from None
     except ConfigError as exc:
-        err.print(f"[red]error[/red] {exc.render()}", highlight=False)
+        error(exc.render())
         raise typer.Exit(EXIT_CONFIG) from None
     except OkrsyncError as exc:
         text = redactor.redact(str(exc)) if redactor else str(exc)
-        err.print(f"[red]error[/red] {text}", highlight=False)
+        error(text)
         raise typer.Exit(EXIT_FAILED) from None
 
 
@@ -129,7 +139,7 @@ def init(
     from okrsync.examples import starter_config
 
     if path.exists() and not force:
-        err.print(f"{path} exists; use --force to overwrite it")
+        error(f"{path} exists; use --force to overwrite it")
         raise typer.Exit(EXIT_FAILED)
     path.write_text(starter_config())
     out.print(f"wrote {path}; edit it, then run: okrsync validate --config {path}")
@@ -185,7 +195,7 @@ def sync(
     if kr:
         unknown = [k for k in kr if k not in {r.id for r in app_.config.key_results()}]
         if unknown:
-            err.print(f"[red]error[/red] unknown key result: {', '.join(unknown)}")
+            error(f"unknown key result: {', '.join(unknown)}")
             raise typer.Exit(EXIT_CONFIG)
 
     async def work(a: App) -> Any:
@@ -212,8 +222,8 @@ def sync(
             f"run {report.run_id}: {report.queries} queries, {report.api_calls} API calls, "
             f"{report.changed} changed, {report.dispatch.delivered} delivered"
         )
-        for error in report.errors + report.dispatch.errors:
-            err.print(f"[red]error[/red] {error}", highlight=False)
+        for problem in report.errors + report.dispatch.errors:
+            error(problem)
     if report.errors or report.dispatch.failed:
         raise typer.Exit(EXIT_FAILED)
 
@@ -288,7 +298,7 @@ def store_session() -> Iterator[Session | None]:
 def require_key_result(session: Session | None, kr: str) -> tuple[Session, KeyResultRow]:
     row = views.key_result(session, kr) if session is not None else None
     if session is None or row is None:
-        err.print(f"[red]error[/red] no key result {kr!r} in the store (has `okrsync sync` run?)")
+        error(f"no key result {kr!r} in the store (has `okrsync sync` run?)")
         raise typer.Exit(EXIT_FAILED)
     return session, row
 
@@ -314,7 +324,7 @@ def status(json_out: JsonOption = False) -> None:
         return
     for objective in objectives:
         table = Table(
-            title=f"{objective.title} [dim]({objective.id}, {objective.cycle})[/dim]",
+            title=f"{esc(objective.title)} [dim]{esc(f'({objective.id}, {objective.cycle})')}[/dim]",
             title_justify="left",
             expand=False,
         )
@@ -328,8 +338,8 @@ def status(json_out: JsonOption = False) -> None:
             pct = "—" if kr.progress is None else f"{fmt_decimal(kr.progress * 100, 1)}%"
             state = kr.status.replace("_", " ") + (" (stale)" if kr.stale else "")
             table.add_row(
-                f"{kr.title}\n[dim]{kr.id}[/dim]",
-                f"{fmt_decimal(kr.value)} {kr.unit or ''}".strip(),
+                f"{esc(kr.title)}\n[dim]{esc(kr.id)}[/dim]",
+                esc(f"{fmt_decimal(kr.value)} {kr.unit or ''}".strip()),
                 fmt_decimal(kr.target),
                 f"[{style}]{bar(kr.progress)}[/{style}] {pct}",
                 f"[{style}]{state}[/{style}]",
@@ -344,8 +354,8 @@ def status(json_out: JsonOption = False) -> None:
     for c in unhealthy:
         until = f", paused until {c.paused_until:%Y-%m-%d %H:%M} UTC" if c.paused_until else ""
         out.print(
-            f"[yellow]connection {c.name} ({c.type}): {c.status.replace('_', ' ')}{until}"
-            f"[/yellow] — {c.last_error or ''}",
+            f"[yellow]{esc(f'connection {c.name} ({c.type})')}: "
+            f"{c.status.replace('_', ' ')}{until}[/yellow] — {esc(c.last_error or '')}",
             highlight=False,
         )
 
@@ -367,7 +377,7 @@ def history(
             )
         )
         return
-    table = Table(title=f"history of {kr}", title_justify="left")
+    table = Table(title=f"history of {esc(kr)}", title_justify="left")
     for column in ("observed at", "value", "progress", "status", "origin", "run"):
         table.add_column(column)
     for m in rows:
@@ -417,27 +427,32 @@ def explain(
         return
     if current is None:
         out.print(
-            f"{kr}: no value recorded yet"
-            + (f" (last error: {row.last_error})" if row.last_error else "")
+            esc(f"{kr}: no value recorded yet")
+            + esc(f" (last error: {row.last_error})" if row.last_error else "")
         )
         return
-    out.print(f"[bold]{row.title}[/bold] ({kr}) = {fmt_decimal(row.value)} {row.unit or ''}")
+    out.print(
+        f"[bold]{esc(row.title)}[/bold] "
+        + esc(f"({kr}) = {fmt_decimal(row.value)} {row.unit or ''}")
+    )
     confirmed = f"{row.checked_at:%Y-%m-%d %H:%M:%S} UTC" if row.checked_at else "never"
     out.print(
         f"recorded {current.observed_at:%Y-%m-%d %H:%M:%S} UTC by run {current.run_id} "
         f"({current.origin}); last confirmed {confirmed}"
     )
     if row.expression:
-        out.print(f"value = {row.expression}")
+        out.print(f"value = {esc(row.expression)}")
     for source in current.provenance:
         out.print(
-            f"  • metric [bold]{source.get('metric')}[/bold] = {source.get('value')} from "
-            f"connection [bold]{source.get('connection')}[/bold] at {source.get('fetched_at')}\n"
-            f"    query: {source.get('query')}\n    answer digest: {source.get('digest')}",
+            f"  • metric [bold]{esc(str(source.get('metric')))}[/bold] = "
+            f"{esc(str(source.get('value')))} from connection "
+            f"[bold]{esc(str(source.get('connection')))}[/bold] at {source.get('fetched_at')}\n"
+            f"    query: {esc(str(source.get('query')))}\n"
+            f"    answer digest: {source.get('digest')}",
             highlight=False,
         )
     if row.last_error:
-        out.print(f"[yellow]last error[/yellow]: {row.last_error}")
+        out.print(f"[yellow]last error[/yellow]: {esc(row.last_error)}")
 
 
 @app.command()
@@ -476,7 +491,7 @@ def connectors(json_out: JsonOption = False) -> None:
         )
     out.print(table)
     for e in errors:
-        err.print(f"[red]failed to load[/red] {e['name']} ({e['target']}): {e['error']}")
+        error(f"{e['name']} ({e['target']}): {e['error']}", label="failed to load")
 
 
 def _fields(model: Any, skip: set[str] | None = None) -> list[str]:

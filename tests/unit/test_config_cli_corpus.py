@@ -41,13 +41,6 @@ fake_hook = okrsync_corpus_plugins:fake_hook
 METADATA = "Metadata-Version: 2.1\nName: okrsync-corpus-plugins\nVersion: 0\n"
 
 # Files whose CLI output is wrong because of a bug outside the tests (strict: fixing it is noticed).
-CLI_BUGS = {
-    "rich_markup_in_key.yaml": (
-        "bug: okrsync/cli.py user_errors() prints each error with err.print(..., markup=True), "
-        "so config text that looks like Rich markup ('[/red]') raises rich.errors.MarkupError: "
-        "a traceback and exit 1 instead of the error and exit 2"
-    ),
-}
 
 
 def _expectations() -> dict[str, list[dict[str, Any]]]:
@@ -116,8 +109,7 @@ def runs(plugins: Path) -> dict[str, subprocess.CompletedProcess[str]]:
 def _cases() -> list[Any]:
     cases: list[Any] = []
     for name in EXPECTED:
-        marks = [pytest.mark.xfail(strict=True, reason=CLI_BUGS[name])] if name in CLI_BUGS else []
-        cases.append(pytest.param(name, marks=marks, id=name))
+        cases.append(pytest.param(name, id=name))
     return cases
 
 
@@ -147,14 +139,6 @@ def test_every_broken_config_was_run(runs: dict[str, subprocess.CompletedProcess
     assert len(present) >= 60
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "bug: okrsync/cli.py prints errors through rich.Console(stderr=True), which wraps at 80 "
-        "columns when stderr is not a terminal (CI logs, `2> file`): 'FILE:LINE: KEY: message' "
-        "is split over several lines, so neither people nor tools can grep it"
-    ),
-)
 def test_errors_are_not_wrapped_when_stderr_is_not_a_terminal(plugins: Path) -> None:
     name = "duplicate_kr_id_across_objectives.yaml"
     done = _validate(BROKEN / name, _env(plugins, columns=None))

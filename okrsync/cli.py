@@ -323,8 +323,9 @@ def status(json_out: JsonOption = False) -> None:
         out.print("nothing in the store yet: run `okrsync sync` first")
         return
     for objective in objectives:
+        where = esc(f"({objective.id}, {objective.cycle})")
         table = Table(
-            title=f"{esc(objective.title)} [dim]{esc(f'({objective.id}, {objective.cycle})')}[/dim]",
+            title=f"{esc(objective.title)} [dim]{where}[/dim]",
             title_justify="left",
             expand=False,
         )

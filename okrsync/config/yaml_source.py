@@ -14,6 +14,7 @@ from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq, TaggedScalar
+from ruamel.yaml.constructor import RoundTripConstructor
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from ruamel.yaml.reader import ReaderError
@@ -55,8 +56,21 @@ class YamlDocument:
         return self.lines.get((), 1)
 
 
+class _DatesAsText(RoundTripConstructor):
+    """Leave ``2026-10-01`` as text: the config's readers turn it into a date and, when it is
+    impossible (``2026-13-01``), say so with the file, line and key like any other bad value."""
+
+    def construct_yaml_timestamp(self, node: Any, values: Any = None) -> Any:
+        return self.construct_scalar(node)
+
+
+_DatesAsText.add_constructor("tag:yaml.org,2002:timestamp", _DatesAsText.construct_yaml_timestamp)
+
+
 def _yaml() -> YAML:
-    return YAML(typ="rt", pure=True)
+    yaml = YAML(typ="rt", pure=True)
+    yaml.Constructor = _DatesAsText
+    return yaml
 
 
 def read_yaml(text: str, *, filename: str = "<config>") -> YamlDocument:

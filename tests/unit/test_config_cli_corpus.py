@@ -146,14 +146,6 @@ def test_errors_are_not_wrapped_when_stderr_is_not_a_terminal(plugins: Path) -> 
     assert any(where in line for line in done.stderr.splitlines()), done.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "bug: okrsync/config (YAML loading) reports an impossible date such as 2026-13-01 as "
-        "'<file>: this is not valid YAML: month must be in 1..12' with no line and no key: the "
-        "timestamp constructor's ValueError escapes the line-accurate error handling"
-    ),
-)
 def test_an_impossible_date_names_its_line_and_key(plugins: Path, tmp_path: Path) -> None:
     text = (BROKEN / "bad_date.yaml").read_text().replace("2026-10-xx", "2026-13-01")
     config = tmp_path / "impossible_date.yaml"

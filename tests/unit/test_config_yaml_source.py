@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import date
-
 import pytest
 
 from okrsync.config import format_path, read_yaml
@@ -12,7 +10,8 @@ from okrsync.errors import ConfigErrors
 
 def test_lines_of_keys_and_items() -> None:
     doc = read_yaml("a: 1\nb:\n  - x: 1\n    y: 2\n  - {z: 3}\nc: 2026-10-01\nd: 0.1\n")
-    assert doc.data == {"a": 1, "b": [{"x": 1, "y": 2}, {"z": 3}], "c": date(2026, 10, 1), "d": 0.1}
+    # dates stay text here: the config's readers parse them and name the line of a bad one
+    assert doc.data == {"a": 1, "b": [{"x": 1, "y": 2}, {"z": 3}], "c": "2026-10-01", "d": 0.1}
     assert doc.line(("a",)) == 1
     assert doc.line(("b", 0)) == 3
     assert doc.line(("b", 0, "y")) == 4
@@ -37,7 +36,7 @@ def test_all_duplicate_keys_are_reported() -> None:
 
 @pytest.mark.parametrize(
     ("text", "line"),
-    [("a: [1, 2\nb: 3\n", 2), ("a: b: c\n", 1), ("a:\n\t- 1\n", 2), ("a: 2026-13-45\n", None)],
+    [("a: [1, 2\nb: 3\n", 2), ("a: b: c\n", 1), ("a:\n\t- 1\n", 2)],
 )
 def test_syntax_errors_have_lines(text: str, line: int | None) -> None:
     with pytest.raises(ConfigErrors) as caught:

@@ -16,6 +16,9 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from connectors.salesforce.soql import check_placeholders, group_by_field, is_count_only
@@ -57,8 +60,18 @@ class JwtBearer(_Frozen):
     @field_validator("private_key")
     @classmethod
     def _looks_like_pem(cls, value: SecretStr) -> SecretStr:
-        if "PRIVATE KEY-----" not in value.get_secret_value():
+        text = value.get_secret_value()
+        if "PRIVATE KEY-----" not in text:
             raise ValueError("private_key must be a PEM private key (-----BEGIN PRIVATE KEY-----)")
+        try:
+            key = serialization.load_pem_private_key(text.encode(), password=None)
+        except (ValueError, TypeError, UnsupportedAlgorithm):
+            raise ValueError(
+                "private_key cannot be read as an unencrypted PEM private key "
+                "(check the line breaks, and that it is not password-protected)"
+            ) from None
+        if not isinstance(key, rsa.RSAPrivateKey):
+            raise ValueError("private_key must be an RSA key (Salesforce signs with RS256)")
         return value
 
 

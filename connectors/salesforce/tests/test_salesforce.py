@@ -384,3 +384,24 @@ def test_config_is_checked_when_loaded() -> None:
             {"soql": "SELECT SUM(Amount) FROM Opportunity", "group_value": "x"}
         )
     assert connector.type == "salesforce" and connector.query_model is SalesforceQuery
+
+
+def test_an_unreadable_private_key_is_a_config_error_not_a_crash() -> None:
+    from pydantic import ValidationError
+
+    from connectors.salesforce.models import SalesforceConnection
+
+    broken = "-----BEGIN PRIVATE KEY-----\nnot really a key\n-----END PRIVATE KEY-----\n"
+    with pytest.raises(ValidationError, match="cannot be read as an unencrypted PEM") as raised:
+        SalesforceConnection.model_validate(
+            {
+                "type": "salesforce",
+                "auth": {
+                    "flow": "jwt_bearer",
+                    "client_id": "app",
+                    "username": "u@example.com",
+                    "private_key": broken,
+                },
+            }
+        )
+    assert "not really a key" not in str(raised.value.errors(include_input=False))

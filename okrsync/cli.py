@@ -250,7 +250,9 @@ def run(
     listen_port = port if port is not None else app_.settings.http_port
 
     async def work(a: App) -> None:
-        with daemon_lock(a.settings.database_url.get_secret_value()):
+        with daemon_lock(a.settings.database_url.get_secret_value()) as alone:
+            if alone:  # a crashed daemon's leases need not run out: nobody else can hold them
+                a.dispatcher.release_leases()
             await serve(a)
 
     async def serve(a: App) -> None:

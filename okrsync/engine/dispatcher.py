@@ -80,6 +80,22 @@ class Dispatcher:
                 return report
             await asyncio.gather(*(self._deliver(row, report) for row in claimed))
 
+    def release_leases(self) -> int:
+        """Free every lease on pending deliveries (only safe when no other replica can exist)."""
+        with session_scope(self.engine) as session:
+            rows = session.exec(
+                select(DeliveryRow).where(
+                    DeliveryRow.status == "pending", col(DeliveryRow.lease_owner).is_not(None)
+                )
+            ).all()
+            for row in rows:
+                row.lease_owner = None
+                row.lease_until = None
+                session.add(row)
+        if rows:
+            log.info("leases_released", deliveries=len(rows))
+        return len(rows)
+
     def next_due(self) -> datetime | None:
         """When the next pending delivery becomes due (for the daemon's sleep)."""
         with session_scope(self.engine) as session:

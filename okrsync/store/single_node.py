@@ -26,11 +26,14 @@ def sqlite_path(url: str) -> Path | None:
 
 
 @contextmanager
-def daemon_lock(url: str) -> Iterator[None]:
-    """Hold ``<store>.daemon.lock`` while a daemon runs on a SQLite store; no-op elsewhere."""
+def daemon_lock(url: str) -> Iterator[bool]:
+    """Hold ``<store>.daemon.lock`` while a daemon runs on a SQLite store; no-op elsewhere.
+
+    Yields whether this daemon is now the store's only one (so it may take over every lease).
+    """
     path = sqlite_path(url)
     if path is None:
-        yield
+        yield False
         return
     lock_path = path.with_name(path.name + ".daemon.lock")
     fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -45,6 +48,6 @@ def daemon_lock(url: str) -> Iterator[None]:
             ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"pid {os.getpid()}".encode(), 0)
-        yield
+        yield True
     finally:
         os.close(fd)

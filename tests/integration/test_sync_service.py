@@ -21,6 +21,7 @@ from connectors.webhook import WebhookSink
 from connectors.webhook.receiver import ReceiverState, receiver_app
 from okrsync.app import App
 from okrsync.config import Config, load_config_text
+from okrsync.engine.dispatcher import DispatchReport
 from okrsync.engine.scheduled_pushes import ScheduledPushes
 from okrsync.errors import ConfigErrors, QuotaExhaustedError
 from okrsync.plugins import Registry, load_registry
@@ -482,3 +483,15 @@ async def test_a_spent_quota_pauses_the_connection_until_it_resets(world: World)
     world.clock.now += timedelta(hours=2, seconds=1)
     await sync_with(world, text)
     assert SpentQuotaSource.asked == 2
+
+
+async def test_a_lone_daemon_takes_over_the_leases_of_a_crashed_one(world: World) -> None:
+    await sync(world, dispatch=False)
+    app = world.app()
+    claimed = app.dispatcher._claim(DispatchReport())  # a daemon claims, then dies
+    assert len(claimed) == 2
+    assert (await app.dispatcher.dispatch_due()).delivered == 0  # leased: not yet
+    assert app.dispatcher.release_leases() == 2
+    assert (await app.dispatcher.dispatch_due()).delivered == 2
+    await app.aclose()
+    assert len(world.receiver.received) == 1

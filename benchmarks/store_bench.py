@@ -1,0 +1,184 @@
+"""Figure 6: the store's read queries with a million measurements, on SQLite and PostgreSQL.
+
+Definitions come from a generated config (1,000 key results); measurements are bulk-inserted
+(``executemany`` on SQLite, ``COPY`` on PostgreSQL) spread evenly over the key results; then
+``status_view`` (what ``status --json`` runs) and ``history`` are timed, best of 3.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pydantic import SecretStr
+from sqlalchemy import Engine, create_engine, text
+
+from benchmarks.workload import generate
+from okrsync.app import App
+from okrsync.config import load_config_text
+from okrsync.plugins import load_registry
+from okrsync.settings import Settings
+from okrsync.store import views
+from okrsync.store.db import session_scope
+
+PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+KEY_RESULTS = 1000
+COLUMNS = (
+    "key_result_id",
+    "value",
+    "progress",
+    "status",
+    "observed_at",
+    "run_id",
+    "origin",
+    "provenance",
+)
+
+
+def _rows(count: int) -> list[tuple[Any, ...]]:
+    start = datetime(2026, 10, 1, tzinfo=UTC)
+    provenance = json.dumps([{"connection": "jira", "query": "project = OKR"}])
+    return [
+        (
+            f"kr{i % KEY_RESULTS:05d}",
+            i % 997,
+            (i % 997) / 1000,
+            "on_track",
+            start + timedelta(seconds=i),
+            "bench",
+            "auto",
+            provenance,
+        )
+        for i in range(count)
+    ]
+
+
+def _insert_sqlite(engine: Engine, rows: list[tuple[Any, ...]]) -> None:
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        fixed = [(*r[:4], r[4].strftime("%Y-%m-%d %H:%M:%S.%f"), *r[5:]) for r in rows]
+        cursor.executemany(
+            f"INSERT INTO measurements ({', '.join(COLUMNS)}) VALUES (?,?,?,?,?,?,?,?)", fixed
+        )
+        raw.commit()
+    finally:
+        raw.close()
+
+
+def _insert_pg(engine: Engine, rows: list[tuple[Any, ...]]) -> None:
+    raw = engine.raw_connection()
+    try:
+        cursor: Any = raw.cursor()
+        with cursor.copy(f"COPY measurements ({', '.join(COLUMNS)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        raw.commit()
+    finally:
+        raw.close()
+
+
+def _best(fn: Callable[[], object], repeat: int = 3) -> float:
+    times = []
+    for _ in range(repeat):
+        began = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - began)
+    return min(times)
+
+
+def bench_store(
+    url: str,
+    measurements: int,
+    insert: Callable[[Engine, list[Any]], None],
+) -> dict[str, Any]:
+    registry = load_registry()
+    workload = generate(KEY_RESULTS, datetime.now(UTC).date())
+    environ: dict[str, str] = {}
+    environ.update(
+        {
+            f"B_{n}_URL": "http://127.0.0.1:9"
+            for n in ("JIRA", "SALESFORCE", "HUBSPOT", "GA4", "SLACK")
+        }
+    )
+    environ.update(
+        {
+            "B_JIRA_EMAIL": "a@b.c",
+            "B_JIRA_API_TOKEN": "t",
+            "B_SALESFORCE_CLIENT_ID": "i",
+            "B_SALESFORCE_CLIENT_SECRET": "s",
+            "B_HUBSPOT_TOKEN": "t",
+            "B_GA4_PROPERTY": "1",
+            "B_GA4_CLIENT_EMAIL": "a@b.c",
+            "B_GA4_PRIVATE_KEY_JSON": "k",
+            "B_SLACK_TOKEN": "xoxb-1",
+        }
+    )
+    config = load_config_text(
+        workload.yaml, registry.connectors, filename="bench.yaml", environ=environ
+    )
+    app = App.open(Settings(database_url=SecretStr(url)), config=config, registry=registry)
+    try:
+        app.apply_definitions()
+        rows = _rows(measurements)
+        began = time.perf_counter()
+        insert(app.engine, rows)
+        loaded = time.perf_counter() - began
+        with app.engine.begin() as conn:  # the newest measurement of each key result is current
+            conn.execute(
+                text(
+                    "UPDATE key_results SET value = 1, progress = 0.001, status = 'on_track', "
+                    "last_measurement_id = (SELECT MAX(id) FROM measurements m "
+                    "WHERE m.key_result_id = key_results.id)"
+                )
+            )
+        now = datetime.now(UTC)
+
+        def status() -> None:
+            with session_scope(app.engine) as session:
+                views.status_view(session, now)
+                views.connections_view(session)
+
+        def history() -> None:
+            with session_scope(app.engine) as session:
+                views.history(session, "kr00500")
+
+        return {
+            "measurements": measurements,
+            "load_seconds": loaded,
+            "status_json_seconds": _best(status),
+            "history_seconds": _best(history),
+        }
+    finally:
+        app.engine.dispose()
+
+
+def run_store(measurements: int) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="okrsync-store-") as tmp:
+        out["sqlite"] = bench_store(f"sqlite:///{tmp}/store.db", measurements, _insert_sqlite)
+    schema = f"bench_{uuid.uuid4().hex[:8]}"
+    root = create_engine(PG_URL)
+    try:
+        with root.begin() as conn:
+            conn.execute(text(f"CREATE SCHEMA {schema}"))
+        try:
+            url = f"{PG_URL}?options=-csearch_path%3D{schema}"
+            out["postgresql"] = bench_store(url, measurements, _insert_pg)
+        finally:
+            with root.begin() as conn:
+                conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+    except Exception as exc:  # no PostgreSQL here: say so, keep SQLite's figure
+        out["postgresql"] = {"error": f"{type(exc).__name__}: {exc}"[:300]}
+    finally:
+        root.dispose()
+    return out
+
+
+if __name__ == "__main__":
+    print(json.dumps(run_store(int(__import__("sys").argv[1])), indent=2))

@@ -84,9 +84,11 @@ def on_change(
     now: datetime,
 ) -> int:
     """A key result's value changed: queue it for its mirrors and its objective's digests."""
+    kr_defs = {m.key: m for kr in objective.key_results if kr.id == row.id for m in kr.mirrors}
+    if not kr_defs and not objective.mirrors:
+        return 0  # nothing to tell anyone (mirrors gone from the config are archived)
     cause = str(measurement_id)
     queued = 0
-    kr_defs = {m.key: m for kr in objective.key_results if kr.id == row.id for m in kr.mirrors}
     for mirror in _live(session, MirrorRow.key_result_id == row.id):
         spec = kr_defs.get(mirror.key)
         policy = spec.policy if spec else DeliveryPolicy()

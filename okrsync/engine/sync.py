@@ -15,6 +15,7 @@ from typing import Any
 
 import structlog
 from sqlalchemy import Engine
+from sqlmodel import col, select
 
 from okrsync.config import Config
 from okrsync.engine.backoff import failure_pause, quota_resume
@@ -265,12 +266,21 @@ class SyncService:
         return paused
 
     def _mark_metrics_ran(self, plan: QueryPlan, now: datetime) -> None:
-        names = {name for (name, _cycle) in plan.key_for}
+        """One read per 500 metrics, not one per metric (it showed in the 10,000 benchmark)."""
+        names = sorted({name for (name, _cycle) in plan.key_for})
         with session_scope(self.engine) as session:
-            for name in names:
-                state = session.get(MetricStateRow, name) or MetricStateRow(name=name)
-                state.last_run_at = now
-                session.add(state)
+            for start in range(0, len(names), 500):
+                chunk = names[start : start + 500]
+                found = {
+                    row.name: row
+                    for row in session.exec(
+                        select(MetricStateRow).where(col(MetricStateRow.name).in_(chunk))
+                    )
+                }
+                for name in chunk:
+                    state = found.get(name) or MetricStateRow(name=name)
+                    state.last_run_at = now
+                    session.add(state)
 
     def _finish_run(self, report: RunReport) -> None:
         finished = self.clock()

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from okrsync.config import Config, load_config
 from okrsync.engine.dispatcher import Dispatcher
@@ -20,6 +20,8 @@ from okrsync.redaction import Redactor
 from okrsync.settings import Settings
 from okrsync.store.db import make_engine, session_scope, upgrade
 from okrsync.store.definitions import DefinitionChanges, sync_definitions
+
+DEFINITIONS_LOCK = 0x6F6B7264  # "okrd": held while a replica upserts definitions
 
 
 def utc_now() -> datetime:
@@ -104,7 +106,10 @@ class App:
         )
 
     def apply_definitions(self) -> DefinitionChanges:
+        """Upsert the config's definitions; replicas starting together take turns (PostgreSQL)."""
         with session_scope(self.engine) as session:
+            if self.engine.dialect.name == "postgresql":
+                session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": DEFINITIONS_LOCK})
             return sync_definitions(session, self.config, self.clock())
 
     async def aclose(self) -> None:

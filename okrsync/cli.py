@@ -8,6 +8,7 @@ import signal
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -261,7 +262,8 @@ def run(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        daemon = Daemon(a.engine, a.config, a.sync, a.dispatcher, clock=a.clock)
+        lease = timedelta(seconds=a.settings.lease_seconds)
+        daemon = Daemon(a.engine, a.config, a.sync, a.dispatcher, clock=a.clock, lease=lease)
         http = HttpServer(build_app(ApiContext.from_app(a, daemon)), bind(listen_host, listen_port))
         # Orderly: the scheduler starts, then HTTP; on a signal HTTP stops first (in-flight
         # requests finish, new ones are refused), then the scheduler ends its current pass.

@@ -23,6 +23,7 @@ from sqlmodel import select
 
 from okrsync.config import Config
 from okrsync.engine.dispatcher import Dispatcher
+from okrsync.engine.metric_claims import MetricClaims
 from okrsync.engine.schedule import plan_next
 from okrsync.engine.scheduled_pushes import ScheduledPushes
 from okrsync.engine.sync import RunReport, SyncService
@@ -31,6 +32,7 @@ from okrsync.store.tables import MetricStateRow
 
 log = structlog.get_logger()
 
+CLAIM_RETRY = timedelta(seconds=1)
 MAX_SLEEP = timedelta(minutes=5)  # wake now and then even when nothing is due: config of time
 
 
@@ -53,6 +55,7 @@ class Daemon:
         dispatcher: Dispatcher,
         *,
         clock: Callable[[], datetime],
+        lease: timedelta = timedelta(minutes=2),
     ) -> None:
         self.engine = engine
         self.config = config
@@ -65,6 +68,8 @@ class Daemon:
         self.scheduler_lag_seconds = 0.0  # how late the most recent due metric was started
         self._requests: list[RunRequest] = []
         self._wake = asyncio.Event()
+        self.claims = MetricClaims(engine, owner=sync.instance_id, lease=lease)
+        self.claims.ensure_rows({name for kr in config.key_results() for name in kr.metric_names()})
 
     def nudge(self) -> None:
         """Go round the loop now (new outbox rows to deliver, say) instead of sleeping on."""
@@ -93,6 +98,15 @@ class Daemon:
         )
         self._wake.set()
         return done
+
+    def _still_due(self, now: datetime) -> Callable[[MetricStateRow], bool]:
+        """Checked under the row lock: a replica may have run the metric since we looked."""
+
+        def check(row: MetricStateRow) -> bool:
+            schedule = self.config.metrics[row.name].schedule
+            return plan_next(schedule, row.last_run_at, now, key=row.name).at <= now
+
+        return check
 
     def due_metrics(self, now: datetime) -> tuple[set[str], datetime]:
         """The metrics due at ``now`` and when the next one after those falls due."""
@@ -128,9 +142,17 @@ class Daemon:
                     continue
                 due, wake = self.due_metrics(now)
                 if due:
-                    self.ticks += 1
-                    await self.sync.run_once(metrics=due, trigger="schedule")
-                    continue  # the run took time: recompute from a fresh clock
+                    claim = self.claims.claim(due, self._still_due(now), now)
+                    if claim.metrics:
+                        self.ticks += 1
+                        await self.sync.run_once(metrics=claim.metrics, trigger="schedule")
+                        continue  # the run took time: recompute from a fresh clock
+                    # every due metric is another replica's for now: look again when it
+                    # should be done, or when its lease runs out
+                    retry = now + CLAIM_RETRY
+                    wake = min(
+                        wake, retry if claim.held_until is None else min(retry, claim.held_until)
+                    )
                 _queued, next_scheduled = self.scheduled.enqueue_due()
                 if next_scheduled is not None:
                     wake = min(wake, next_scheduled)

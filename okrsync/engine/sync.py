@@ -280,6 +280,9 @@ class SyncService:
                 for name in chunk:
                     state = found.get(name) or MetricStateRow(name=name)
                     state.last_run_at = now
+                    if state.lease_owner == self.instance_id:
+                        state.lease_owner = None  # done: the claim ends with the run
+                        state.lease_until = None
                     session.add(state)
 
     def _finish_run(self, report: RunReport) -> None:

@@ -1,0 +1,78 @@
+"""Replicas sharing one PostgreSQL store claim due metrics with row leases.
+
+A replica runs a metric only after claiming its ``metric_states`` row (``FOR UPDATE SKIP
+LOCKED``, then a lease with an expiry), and only if the row still says the metric is due, so no
+two replicas fetch it for the same tick. A replica that dies keeps its claims only until the
+lease runs out; then another takes them over. On SQLite (one daemon per file) claims always
+succeed and cost one small transaction per tick.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
+
+from okrsync.store.db import session_scope
+from okrsync.store.tables import MetricStateRow
+
+
+@dataclass(frozen=True)
+class Claim:
+    metrics: frozenset[str]  # ours to run now
+    held_until: datetime | None  # when the earliest lease held by another replica runs out
+
+
+class MetricClaims:
+    def __init__(self, engine: Engine, *, owner: str, lease: timedelta) -> None:
+        self.engine = engine
+        self.owner = owner
+        self.lease = lease
+
+    def ensure_rows(self, names: Collection[str]) -> None:
+        """Every metric needs its row before it can be claimed (replicas may race to add it)."""
+        with session_scope(self.engine) as session:
+            present = set(
+                session.exec(
+                    select(MetricStateRow.name).where(col(MetricStateRow.name).in_(list(names)))
+                )
+            )
+        for name in sorted(set(names) - present):
+            try:
+                with session_scope(self.engine) as session:
+                    session.add(MetricStateRow(name=name))
+            except IntegrityError:
+                continue  # another replica added it first
+
+    def claim(
+        self,
+        due: Collection[str],
+        still_due: Callable[[MetricStateRow], bool],
+        now: datetime,
+    ) -> Claim:
+        """Lease every due metric no other replica holds and that nobody ran meanwhile."""
+        mine: set[str] = set()
+        held: datetime | None = None
+        with session_scope(self.engine) as session:
+            rows = session.exec(
+                select(MetricStateRow)
+                .where(col(MetricStateRow.name).in_(sorted(due)))
+                .order_by(col(MetricStateRow.name))
+                .with_for_update(skip_locked=True)
+            ).all()
+            for row in rows:
+                other = row.lease_owner not in (None, self.owner)
+                if other and row.lease_until is not None and row.lease_until > now:
+                    held = row.lease_until if held is None else min(held, row.lease_until)
+                    continue
+                if not still_due(row):
+                    continue
+                row.lease_owner = self.owner
+                row.lease_until = now + self.lease
+                session.add(row)
+                mine.add(row.name)
+        return Claim(frozenset(mine), held)

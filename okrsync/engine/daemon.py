@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 
 import structlog
 from sqlalchemy import Engine
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlmodel import select
 
 from okrsync.config import Config
@@ -27,12 +28,15 @@ from okrsync.engine.metric_claims import MetricClaims
 from okrsync.engine.schedule import plan_next
 from okrsync.engine.scheduled_pushes import ScheduledPushes
 from okrsync.engine.sync import RunReport, SyncService
+from okrsync.errors import StoreError
 from okrsync.store.db import session_scope
 from okrsync.store.tables import MetricStateRow
 
 log = structlog.get_logger()
 
 CLAIM_RETRY = timedelta(seconds=1)
+STORE_RETRY_CEILING = 30.0  # seconds between attempts while the store is unreachable
+STORE_ERRORS = (OperationalError, InterfaceError, StoreError)
 MAX_SLEEP = timedelta(minutes=5)  # wake now and then even when nothing is due: config of time
 
 
@@ -132,43 +136,60 @@ class Daemon:
 
     async def run(self, stop: asyncio.Event) -> None:
         log.info("daemon_started", metrics=len(self.config.metrics))
+        outages = 0
         try:
             while not stop.is_set():
-                now = self.clock()
-                self.last_loop_at = now
-                self._wake.clear()  # whatever woke us is handled in this pass
-                if self._requests:
-                    await self._run_requested()
+                try:
+                    delay = await self._pass()
+                except STORE_ERRORS as exc:
+                    # The store went away (a restart, a failover): keep the process, retry with
+                    # backoff; nothing is lost, since work is only done once it is committed.
+                    outages += 1
+                    wait = min(2.0**outages, STORE_RETRY_CEILING)
+                    reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0][:200]
+                    log.warning("store_unreachable", error=reason, retry_in=wait, attempt=outages)
+                    await self._sleep(stop, wait)
                     continue
-                due, wake = self.due_metrics(now)
-                if due:
-                    claim = self.claims.claim(due, self._still_due(now), now)
-                    if claim.metrics:
-                        self.ticks += 1
-                        await self.sync.run_once(metrics=claim.metrics, trigger="schedule")
-                        continue  # the run took time: recompute from a fresh clock
-                    # every due metric is another replica's for now: look again when it
-                    # should be done, or when its lease runs out
-                    retry = now + CLAIM_RETRY
-                    wake = min(
-                        wake, retry if claim.held_until is None else min(retry, claim.held_until)
-                    )
-                _queued, next_scheduled = self.scheduled.enqueue_due()
-                if next_scheduled is not None:
-                    wake = min(wake, next_scheduled)
-                report = await self.dispatcher.dispatch_due()
-                if report.delivered or report.failed:
-                    continue
-                next_delivery = self.dispatcher.next_due()
-                if next_delivery is not None and next_delivery > now:
-                    wake = min(wake, next_delivery)
-                delay = max((wake - self.clock()).total_seconds(), 0.05)
-                await self._sleep(stop, delay)
+                if outages:
+                    log.info("store_reachable_again", after_attempts=outages)
+                    outages = 0
+                if delay is not None:
+                    await self._sleep(stop, delay)
         finally:
             for request in self._requests:
                 request.done.cancel()
             self._requests.clear()
         log.info("daemon_stopped", ticks=self.ticks)
+
+    async def _pass(self) -> float | None:
+        """One turn of the loop; how long to sleep after it, or None to go round again now."""
+        now = self.clock()
+        self.last_loop_at = now
+        self._wake.clear()  # whatever woke us is handled in this pass
+        if self._requests:
+            await self._run_requested()
+            return None
+        due, wake = self.due_metrics(now)
+        if due:
+            claim = self.claims.claim(due, self._still_due(now), now)
+            if claim.metrics:
+                self.ticks += 1
+                await self.sync.run_once(metrics=claim.metrics, trigger="schedule")
+                return None  # the run took time: recompute from a fresh clock
+            # every due metric is another replica's for now: look again when it should be
+            # done, or when its lease runs out
+            retry = now + CLAIM_RETRY
+            wake = min(wake, retry, claim.held_until or retry)
+        _queued, next_scheduled = self.scheduled.enqueue_due()
+        if next_scheduled is not None:
+            wake = min(wake, next_scheduled)
+        report = await self.dispatcher.dispatch_due()
+        if report.delivered or report.failed:
+            return None
+        next_delivery = self.dispatcher.next_due()
+        if next_delivery is not None and next_delivery > now:
+            wake = min(wake, next_delivery)
+        return max((wake - self.clock()).total_seconds(), 0.05)
 
     async def _sleep(self, stop: asyncio.Event, delay: float) -> None:
         """Until ``delay`` passes, the daemon is asked to stop, or a run is requested."""

@@ -10,10 +10,13 @@ import threading
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+import httpx
 import pytest
 from pydantic import SecretStr
 from sqlmodel import select
 
+from okrsync.api.app import build_app
+from okrsync.api.context import ApiContext
 from okrsync.app import App
 from okrsync.config import load_config_text
 from okrsync.engine.daemon import Daemon
@@ -120,6 +123,13 @@ async def test_the_daemon_rides_out_a_store_outage(tmp_path: Path, database_url:
     daemon = Daemon(app.engine, app.config, app.sync, app.dispatcher, clock=app.clock)
     stop = asyncio.Event()
     task = asyncio.create_task(daemon.run(stop))
+    http = httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=build_app(ApiContext.from_app(app, daemon))),
+        base_url="http://okrsync",
+    )
+
+    async def ready() -> int:
+        return (await http.get("/readyz")).status_code
 
     def value() -> object:
         with session_scope(app.engine) as session:
@@ -128,19 +138,24 @@ async def test_the_daemon_rides_out_a_store_outage(tmp_path: Path, database_url:
 
     try:
         await wait_for(lambda: value() == 1, 20)
+        assert await ready() == 200
         proxy.cut()  # the store goes away
         with sqlite3.connect(warehouse) as db:
             db.execute("INSERT INTO deals DEFAULT VALUES")
         await asyncio.sleep(3)
         assert not task.done(), "the daemon died with the store"
+        assert await ready() == 503  # /readyz tells the truth meanwhile
+        assert (await http.get("/healthz")).status_code == 200  # the process itself is fine
         proxy.start()  # back, on the same port
         await wait_for(lambda: value() == 2, 40)
         assert not task.done()
+        assert await ready() == 200
     finally:
         stop.set()
         await asyncio.wait_for(task, 30)
         with session_scope(app.engine) as session:
             values = [m.value for m in session.exec(select(MeasurementRow))]
+        await http.aclose()
         await app.aclose()
         proxy.close()
     assert sorted(v for v in values if v is not None) == [1, 2]  # nothing lost, nothing doubled

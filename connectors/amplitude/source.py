@@ -29,7 +29,14 @@ from okrsync.errors import CredentialsError, QueryError, VendorResponseError
 from okrsync.sdk.budget import BudgetPolicy, CallBudget
 from okrsync.sdk.connector import ConnectionConfig, QuerySpec, Source
 from okrsync.sdk.hosts import region_or_url
-from okrsync.sdk.http import DEFAULT_ERROR_TABLE, ErrorAction, ErrorRule, HttpClient, RetryPolicy
+from okrsync.sdk.http import (
+    DEFAULT_ERROR_TABLE,
+    ErrorAction,
+    ErrorRule,
+    HttpClient,
+    OwnsHttpClient,
+    RetryPolicy,
+)
 from okrsync.sdk.models import Query, Reading, as_decimal, digest
 
 HOSTS = {"us": "https://amplitude.com", "eu": "https://analytics.eu.amplitude.com"}
@@ -86,7 +93,7 @@ class AmplitudeQuery(QuerySpec):
         return f"event segmentation {self.metric} of {self.event_type!r} over the cycle"
 
 
-class AmplitudeSource(Source[AmplitudeConnection, AmplitudeQuery]):
+class AmplitudeSource(OwnsHttpClient, Source[AmplitudeConnection, AmplitudeQuery]):
     query_model = AmplitudeQuery
     initial_backoff: ClassVar[float] = 1.0
     max_backoff: ClassVar[float] = 30.0
@@ -120,13 +127,6 @@ class AmplitudeSource(Source[AmplitudeConnection, AmplitudeQuery]):
             error_table=_ERROR_TABLE,
             secrets=config.secret_values(),
         )
-
-    @property
-    def api_calls(self) -> int:
-        return self._client.calls
-
-    async def aclose(self) -> None:
-        await self._client.aclose()
 
     @staticmethod
     def params(query: Query[AmplitudeQuery]) -> dict[str, Any]:

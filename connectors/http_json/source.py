@@ -51,7 +51,7 @@ from okrsync.errors import Blame, VendorResponseError
 from okrsync.sdk.auth import HttpAuth, auth_headers
 from okrsync.sdk.budget import BudgetPolicy, CallBudget
 from okrsync.sdk.connector import ConnectionConfig, QuerySpec, Source
-from okrsync.sdk.http import HttpClient, RetryPolicy
+from okrsync.sdk.http import HttpClient, OwnsHttpClient, RetryPolicy
 from okrsync.sdk.models import CycleWindow, Query, Reading, as_decimal, digest
 
 PLACEHOLDERS = ("{cycle_start}", "{cycle_end}", "{cycle_id}")
@@ -311,7 +311,7 @@ class _PageRequest:
     number: int = 0  # for page pagination
 
 
-class HttpJsonSource(Source[HttpJsonConnection, HttpJsonQuery]):
+class HttpJsonSource(OwnsHttpClient, Source[HttpJsonConnection, HttpJsonQuery]):
     """Answers each metric with one or more requests to a JSON API."""
 
     query_model = HttpJsonQuery
@@ -352,13 +352,6 @@ class HttpJsonSource(Source[HttpJsonConnection, HttpJsonQuery]):
             max_backoff=max(self.max_backoff, self.initial_backoff),
             rate_limit_backoff=self.rate_limit_backoff,
         )
-
-    @property
-    def api_calls(self) -> int:
-        return self._client.calls
-
-    async def aclose(self) -> None:
-        await self._client.aclose()
 
     async def fetch_one(self, query: Query[HttpJsonQuery]) -> Reading:
         spec = query.spec

@@ -52,7 +52,14 @@ from okrsync.errors import (
 )
 from okrsync.sdk.budget import BudgetPolicy, CallBudget
 from okrsync.sdk.connector import Source
-from okrsync.sdk.http import DEFAULT_ERROR_TABLE, ErrorAction, ErrorRule, HttpClient, RetryPolicy
+from okrsync.sdk.http import (
+    DEFAULT_ERROR_TABLE,
+    ErrorAction,
+    ErrorRule,
+    HttpClient,
+    OwnsHttpClient,
+    RetryPolicy,
+)
 from okrsync.sdk.models import Query, Reading, as_decimal, digest
 
 ERROR_TABLE: Mapping[int, ErrorRule] = MappingProxyType(
@@ -122,7 +129,7 @@ class _Tally:
     bodies: list[bytes] = field(default_factory=list)
 
 
-class HubSpotSource(Source[HubSpotConnection, HubSpotQuery]):
+class HubSpotSource(OwnsHttpClient, Source[HubSpotConnection, HubSpotQuery]):
     """Answers count and sum metrics over deals, contacts, companies, tickets…"""
 
     query_model = HubSpotQuery
@@ -163,13 +170,6 @@ class HubSpotSource(Source[HubSpotConnection, HubSpotQuery]):
         )
         self._pipelines: dict[str, tuple[float, list[dict[str, Any]]]] = {}
         self._pipeline_lock = asyncio.Lock()
-
-    @property
-    def api_calls(self) -> int:
-        return self._client.calls
-
-    async def aclose(self) -> None:
-        await self._client.aclose()
 
     # --- rate limits --------------------------------------------------------------------------
 

@@ -27,7 +27,14 @@ from okrsync.errors import CredentialsError, QueryError, VendorResponseError
 from okrsync.sdk.budget import BudgetPolicy, CallBudget
 from okrsync.sdk.connector import ConnectionConfig, QuerySpec, Source
 from okrsync.sdk.hosts import region_or_url
-from okrsync.sdk.http import DEFAULT_ERROR_TABLE, ErrorAction, ErrorRule, HttpClient, RetryPolicy
+from okrsync.sdk.http import (
+    DEFAULT_ERROR_TABLE,
+    ErrorAction,
+    ErrorRule,
+    HttpClient,
+    OwnsHttpClient,
+    RetryPolicy,
+)
 from okrsync.sdk.models import Query, Reading, as_decimal, digest
 
 HOSTS = {
@@ -92,7 +99,7 @@ class MixpanelQuery(QuerySpec):
         return f"{text} where {self.where}" if self.where else text
 
 
-class MixpanelSource(Source[MixpanelConnection, MixpanelQuery]):
+class MixpanelSource(OwnsHttpClient, Source[MixpanelConnection, MixpanelQuery]):
     query_model = MixpanelQuery
     initial_backoff: ClassVar[float] = 2.0
     max_backoff: ClassVar[float] = 60.0
@@ -125,13 +132,6 @@ class MixpanelSource(Source[MixpanelConnection, MixpanelQuery]):
             error_table=_ERROR_TABLE,
             secrets=config.secret_values(),
         )
-
-    @property
-    def api_calls(self) -> int:
-        return self._client.calls
-
-    async def aclose(self) -> None:
-        await self._client.aclose()
 
     def params(self, query: Query[MixpanelQuery]) -> dict[str, Any]:
         spec, cycle = query.spec, query.cycle

@@ -22,7 +22,14 @@ from okrsync.errors import CredentialsError, QueryError, VendorResponseError
 from okrsync.sdk.budget import BudgetPolicy, CallBudget
 from okrsync.sdk.connector import ConnectionConfig, QuerySpec, Source
 from okrsync.sdk.hosts import region_or_url
-from okrsync.sdk.http import DEFAULT_ERROR_TABLE, ErrorAction, ErrorRule, HttpClient, RetryPolicy
+from okrsync.sdk.http import (
+    DEFAULT_ERROR_TABLE,
+    ErrorAction,
+    ErrorRule,
+    HttpClient,
+    OwnsHttpClient,
+    RetryPolicy,
+)
 from okrsync.sdk.models import CycleWindow, Query, Reading, as_decimal, digest
 
 HOSTS = {"us": "https://us.posthog.com", "eu": "https://eu.posthog.com"}
@@ -118,7 +125,7 @@ def describe_posthog_error(response: httpx.Response) -> str | None:
     return f"{text} (field {attr})" if isinstance(attr, str) and attr else text
 
 
-class PostHogSource(Source[PostHogConnection, PostHogQuery]):
+class PostHogSource(OwnsHttpClient, Source[PostHogConnection, PostHogQuery]):
     query_model = PostHogQuery
     initial_backoff: ClassVar[float] = 1.0
     max_backoff: ClassVar[float] = 30.0
@@ -151,13 +158,6 @@ class PostHogSource(Source[PostHogConnection, PostHogQuery]):
             describe_error=describe_posthog_error,
             secrets=config.secret_values(),
         )
-
-    @property
-    def api_calls(self) -> int:
-        return self._client.calls
-
-    async def aclose(self) -> None:
-        await self._client.aclose()
 
     async def fetch_one(self, query: Query[PostHogQuery]) -> Reading:
         spec = query.spec

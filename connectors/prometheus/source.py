@@ -35,7 +35,14 @@ from okrsync.errors import Blame, ConnectorError, QueryError, RetriableError, Ve
 from okrsync.sdk.auth import auth_headers
 from okrsync.sdk.budget import BudgetPolicy, CallBudget
 from okrsync.sdk.connector import Source
-from okrsync.sdk.http import DEFAULT_ERROR_TABLE, ErrorAction, ErrorRule, HttpClient, RetryPolicy
+from okrsync.sdk.http import (
+    DEFAULT_ERROR_TABLE,
+    ErrorAction,
+    ErrorRule,
+    HttpClient,
+    OwnsHttpClient,
+    RetryPolicy,
+)
 from okrsync.sdk.models import CycleWindow, Query, Reading, digest
 
 QUERY_PATH = "/api/v1/query"
@@ -155,7 +162,7 @@ def value_of(document: Any, spec: PrometheusQuery) -> Decimal:
     return sum(values, Decimal(0)) / len(values)
 
 
-class PrometheusSource(Source[PrometheusConnection, PrometheusQuery]):
+class PrometheusSource(OwnsHttpClient, Source[PrometheusConnection, PrometheusQuery]):
     """Answers each metric with one instant query."""
 
     query_model = PrometheusQuery
@@ -191,13 +198,6 @@ class PrometheusSource(Source[PrometheusConnection, PrometheusQuery]):
     def now(self) -> datetime:
         """The wall clock (a test subclass pins it)."""
         return datetime.now(UTC)
-
-    @property
-    def api_calls(self) -> int:
-        return self._client.calls
-
-    async def aclose(self) -> None:
-        await self._client.aclose()
 
     async def fetch_one(self, query: Query[PrometheusQuery]) -> Reading:
         spec, subject = query.spec, query.subject

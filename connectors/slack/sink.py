@@ -48,7 +48,7 @@ from okrsync.errors import (
     VendorResponseError,
 )
 from okrsync.sdk.connector import Sink
-from okrsync.sdk.http import ErrorAction, ErrorRule, HttpClient, RetryPolicy
+from okrsync.sdk.http import ErrorAction, ErrorRule, HttpClient, OwnsHttpClient, RetryPolicy
 from okrsync.sdk.models import KeyResultUpdate, ObjectiveUpdate, PushResult
 
 JSON = "application/json; charset=utf-8"  # without the charset Slack warns "missing_charset"
@@ -163,7 +163,7 @@ class _Message:
     text: str
 
 
-class SlackSink(Sink[SlackConnection, SlackMirror]):
+class SlackSink(OwnsHttpClient, Sink[SlackConnection, SlackMirror]):
     mirror_model = SlackMirror
     supports_digest = True
 
@@ -186,13 +186,6 @@ class SlackSink(Sink[SlackConnection, SlackMirror]):
             secrets=config.secret_values(),
         )
         self._channel_ids: dict[str, str] = {}  # channel name → id, learned on the way
-
-    @property
-    def api_calls(self) -> int:
-        return self._client.calls
-
-    async def aclose(self) -> None:
-        await self._client.aclose()
 
     def describe(self, mirror: SlackMirror) -> str:
         alerts_note = ", thread alerts" if mirror.thread_alerts else ""

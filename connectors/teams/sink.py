@@ -36,7 +36,14 @@ from okrsync.errors import (
     VendorResponseError,
 )
 from okrsync.sdk.connector import Sink
-from okrsync.sdk.http import DEFAULT_ERROR_TABLE, ErrorAction, ErrorRule, HttpClient, RetryPolicy
+from okrsync.sdk.http import (
+    DEFAULT_ERROR_TABLE,
+    ErrorAction,
+    ErrorRule,
+    HttpClient,
+    OwnsHttpClient,
+    RetryPolicy,
+)
 from okrsync.sdk.models import KeyResultUpdate, ObjectiveUpdate, PushResult
 
 _NEW_URL = "create the webhook again in the channel and update the connection's webhook_url"
@@ -104,7 +111,7 @@ def describe_error(response: httpx.Response) -> str | None:
     return None
 
 
-class TeamsSink(Sink[TeamsConnection, TeamsMirror]):
+class TeamsSink(OwnsHttpClient, Sink[TeamsConnection, TeamsMirror]):
     mirror_model = TeamsMirror
     supports_digest = True
 
@@ -125,13 +132,6 @@ class TeamsSink(Sink[TeamsConnection, TeamsMirror]):
             describe_error=describe_error,
             secrets=[*config.secret_values(), *config.url_secrets()],
         )
-
-    @property
-    def api_calls(self) -> int:
-        return self._client.calls
-
-    async def aclose(self) -> None:
-        await self._client.aclose()
 
     def describe(self, mirror: TeamsMirror) -> str:
         version = self.config.card_version

@@ -41,7 +41,14 @@ from pydantic import Field, SecretStr, field_validator
 from connectors.webhook.signature import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 from okrsync.errors import ConnectorError, CredentialsError, TargetNotFoundError
 from okrsync.sdk.connector import ConnectionConfig, MirrorSpec, Sink
-from okrsync.sdk.http import DEFAULT_ERROR_TABLE, ErrorAction, ErrorRule, HttpClient, RetryPolicy
+from okrsync.sdk.http import (
+    DEFAULT_ERROR_TABLE,
+    ErrorAction,
+    ErrorRule,
+    HttpClient,
+    OwnsHttpClient,
+    RetryPolicy,
+)
 from okrsync.sdk.models import KeyResultUpdate, ObjectiveUpdate, PushResult
 
 # A receiver answers 401/403 for a bad signature at least as often as for bad credentials, and
@@ -163,7 +170,7 @@ def join_url(base: str, path: str) -> str:
     return base.rstrip("/") + "/" + path.lstrip("/")
 
 
-class WebhookSink(Sink[WebhookConnection, WebhookMirror]):
+class WebhookSink(OwnsHttpClient, Sink[WebhookConnection, WebhookMirror]):
     mirror_model = WebhookMirror
     supports_digest = True
 
@@ -182,13 +189,6 @@ class WebhookSink(Sink[WebhookConnection, WebhookMirror]):
             error_table=WEBHOOK_ERROR_TABLE,
             secrets=config.secret_values(),
         )
-
-    @property
-    def api_calls(self) -> int:
-        return self._client.calls
-
-    async def aclose(self) -> None:
-        await self._client.aclose()
 
     def describe(self, mirror: WebhookMirror) -> str:
         return f"{self.name}: POST {join_url(self.config.url, mirror.path)} ({mirror.event})"

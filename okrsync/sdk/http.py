@@ -548,3 +548,17 @@ class HttpClient:
             attempt=retry_state.attempt_number,
             wait=wait,
         )
+
+
+class OwnsHttpClient:
+    """For connectors holding one :class:`HttpClient` as ``_client``: report its calls and close
+    it with the connection. List it before ``Source``/``Sink`` among the bases."""
+
+    _client: HttpClient
+
+    @property
+    def api_calls(self) -> int:
+        return self._client.calls
+
+    async def aclose(self) -> None:
+        await self._client.aclose()

@@ -215,6 +215,11 @@ class MirrorCommon(_Document):
     on_change: bool = Field(
         default=True, description="Push when the value changes; false: only on the schedule."
     )
+    announce_stale: bool = Field(
+        default=True,
+        description="Push when the key result's value passes its stale_after (and again when a "
+        "source confirms it), so the mirror says the number is old; false: stay silent.",
+    )
 
 
 class KeyResultDocument(_Document):

@@ -310,7 +310,7 @@ class ObjectivesReader:
         return tuple(mirrors) if complete else None
 
     def delivery_policy(self, path: KeyPath, mapping: dict[str, Any]) -> DeliveryPolicy | None:
-        """The mirror's pacing fields: ``min_interval``, ``min_change``, ``quiet_hours``."""
+        """The mirror's delivery fields: pacing, ``schedule``, ``on_change``, ``announce_stale``."""
         read = self.read
         ok = True
         interval = read.duration((*path, "min_interval"), mapping.get("min_interval"))
@@ -352,6 +352,18 @@ class ObjectivesReader:
                 "a mirror with on_change: false needs a schedule, or it would never be pushed",
             )
             return None
+        announce_stale = mapping.get("announce_stale", True)
+        if not isinstance(announce_stale, bool):
+            where = (*path, "announce_stale")
+            read.problem(where, f"expected true or false, got {announce_stale!r}")
+            return None
         if not ok:
             return None
-        return DeliveryPolicy(interval, change, quiet, on_change=on_change, schedule=schedule)
+        return DeliveryPolicy(
+            interval,
+            change,
+            quiet,
+            on_change=on_change,
+            schedule=schedule,
+            announce_stale=announce_stale,
+        )

@@ -181,8 +181,10 @@ class Daemon:
             retry = now + CLAIM_RETRY
             wake = min(wake, retry, claim.held_until or retry)
         _queued, next_scheduled = self.scheduled.enqueue_due()
-        if next_scheduled is not None:
-            wake = min(wake, next_scheduled)
+        _announced, next_stale = self.sync.stale.announce_due()
+        for moment in (next_scheduled, next_stale):
+            if moment is not None:
+                wake = min(wake, moment)
         report = await self.dispatcher.dispatch_due()
         if report.delivered or report.failed:
             return None

@@ -13,6 +13,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from sqlalchemy import or_
 from sqlmodel import Session, col, select
 
 from okrsync.config import CycleDef, MirrorDef, ObjectiveDef
@@ -21,6 +22,7 @@ from okrsync.engine.progress import display_progress
 from okrsync.engine.status import Weighted, elapsed_fraction, objective_status, rollup
 from okrsync.sdk.models import KeyResultUpdate, ObjectiveUpdate, Status
 from okrsync.store.tables import DeliveryRow, KeyResultRow, MirrorRow
+from okrsync.store.views import is_stale
 
 Update = KeyResultUpdate | ObjectiveUpdate
 
@@ -49,6 +51,8 @@ def key_result_update(
         status=Status(row.status),
         observed_at=observed_at,
         idempotency_key=key,
+        stale=is_stale(row, observed_at),
+        checked_at=row.checked_at,
     )
 
 
@@ -109,6 +113,54 @@ def on_change(
             queued += _enqueue(
                 session, mirror, policy, digest, measurement_id, now, check_change=True
             )
+    return queued
+
+
+def staleness_changed(
+    session: Session,
+    objective: ObjectiveDef,
+    cycle: CycleDef,
+    row: KeyResultRow,
+    episode: datetime,
+    now: datetime,
+    *,
+    stale: bool,
+) -> int:
+    """A key result went stale (or was confirmed again): tell the mirrors that announce it.
+
+    ``episode`` is the ``checked_at`` that went stale; with the direction it makes the cause of
+    the idempotency key, so each announcement is queued once across replicas and restarts. The
+    value has not changed, so pacing by change does not apply; quiet hours do.
+    """
+    cause = f"{'stale' if stale else 'fresh'}:{row.id}:{episode.isoformat()}"
+    announcing = {
+        m.key: m
+        for m in (
+            *objective.mirrors,
+            *(m for kr in objective.key_results if kr.id == row.id for m in kr.mirrors),
+        )
+        if m.policy.announce_stale
+    }
+    if not announcing:
+        return 0
+    kr_owned = col(MirrorRow.key_result_id) == row.id
+    owners = or_(kr_owned, col(MirrorRow.objective_id) == objective.id)
+    queued = 0
+    for mirror in _live(session, owners):
+        spec = announcing.get(mirror.key)
+        if spec is None:
+            continue
+        key = idempotency_key(mirror.key, cause)
+        exists = session.exec(select(DeliveryRow.id).where(DeliveryRow.idempotency_key == key))
+        if exists.first() is not None:
+            continue
+        update: Update = (
+            objective_update(session, objective, cycle, now, key)
+            if spec.is_digest
+            else key_result_update(objective, row, now, key)
+        )
+        quiet = DeliveryPolicy(quiet_hours=spec.policy.quiet_hours)
+        queued += _enqueue(session, mirror, quiet, update, None, now, check_change=False)
     return queued
 
 

@@ -70,6 +70,7 @@ class DeliveryPolicy:
     quiet_hours: QuietHours | None = None
     on_change: bool = True  # push when the value changes (False: only on ``schedule``)
     schedule: Schedule | None = None  # also push on this cadence, changed or not
+    announce_stale: bool = True  # push when the value passes its stale_after, and when confirmed
 
 
 def earliest_push(policy: DeliveryPolicy, now: datetime, last_pushed: datetime | None) -> datetime:

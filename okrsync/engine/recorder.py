@@ -2,7 +2,8 @@
 
 A crash before the commit loses nothing that was stored; a crash after it leaves outbox rows that
 the dispatcher delivers on restart. A value that did not change creates no measurement and no
-delivery; it only moves ``checked_at``, which is what staleness is measured against.
+delivery; it only moves ``checked_at``, which is what staleness is measured against (and, when
+the mirrors were told the value had gone stale, queues the "confirmed again" delivery).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from okrsync.engine.evaluate import Evaluation
-from okrsync.engine.outbox import on_change
+from okrsync.engine.outbox import on_change, staleness_changed
 from okrsync.engine.planner import PlannedKeyResult
 from okrsync.redaction import Redactor
 from okrsync.store.db import session_scope
@@ -56,8 +57,9 @@ def record(
         row.checked_at = now
         row.last_error = None
         if _same(row.value, value) and origin == "auto":
+            fresh_again = _end_stale_episode(session, item, row, now)
             session.add(row)
-            return Recorded(kr.id, False, row.last_measurement_id, 0)
+            return Recorded(kr.id, False, row.last_measurement_id, fresh_again)
         measurement = MeasurementRow(
             key_result_id=kr.id,
             value=value,
@@ -79,7 +81,23 @@ def record(
         row.last_measurement_id = measurement.id
         session.add(row)
         queued = on_change(session, item.objective, item.cycle, row, measurement.id, now)
+        queued += _end_stale_episode(session, item, row, now)
         return Recorded(kr.id, True, measurement.id, queued)
+
+
+def _end_stale_episode(
+    session: Session, item: PlannedKeyResult, row: KeyResultRow, now: datetime
+) -> int:
+    """A source confirmed a value whose staleness was announced: tell the same mirrors.
+
+    Queued even when the value also changed: ``min_change`` may hold the change back, and the
+    mirror must not keep saying "stale". The dispatcher pushes only a mirror's newest row.
+    """
+    episode = row.stale_announced_for
+    if episode is None:
+        return 0
+    row.stale_announced_for = None
+    return staleness_changed(session, item.objective, item.cycle, row, episode, now, stale=False)
 
 
 def _locked_row(session: Session, kr_id: str) -> KeyResultRow:

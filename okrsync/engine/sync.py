@@ -24,6 +24,7 @@ from okrsync.engine.evaluate import Evaluation, MetricReading, evaluate
 from okrsync.engine.planner import PlannedKeyResult, QueryPlan, plan_queries
 from okrsync.engine.recorder import Recorded, record
 from okrsync.engine.runtime import Connections
+from okrsync.engine.staleness import StaleWatch
 from okrsync.errors import ConnectorError, CredentialsError, QuotaExhaustedError
 from okrsync.redaction import Redactor
 from okrsync.sdk.connector import failed_reading
@@ -153,6 +154,7 @@ class SyncService:
         self.clock = clock
         self.instance_id = instance_id
         self.dispatcher = dispatcher
+        self.stale = StaleWatch(engine, config, clock=clock)
 
     async def run_once(
         self,
@@ -188,6 +190,7 @@ class SyncService:
                 report.errors.append(recorded.error)
         self._mark_metrics_ran(plan, now)
         if dispatch:
+            self.stale.announce_due()  # values this run could not confirm may have gone stale
             report.dispatch = await self.dispatcher.dispatch_due()
         self._finish_run(report)
         return report

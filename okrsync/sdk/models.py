@@ -111,6 +111,10 @@ class KeyResultUpdate(BaseModel):
     status: Status
     observed_at: datetime
     idempotency_key: str
+    # Staleness: no source has confirmed the value within the key result's ``stale_after``.
+    # A sink should say so beside the number ("stale: last confirmed 3 h ago").
+    stale: bool = False
+    checked_at: datetime | None = None  # the last time a source confirmed ``value``
 
 
 class ObjectiveUpdate(BaseModel):

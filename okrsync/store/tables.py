@@ -76,6 +76,8 @@ class KeyResultRow(SQLModel, table=True):
     last_measurement_id: int | None = None
     last_error: str | None = None
     last_error_at: datetime | None = _when()
+    # the ``checked_at`` whose staleness the mirrors were told of; cleared when confirmed again
+    stale_announced_for: datetime | None = _when()
 
 
 class MeasurementRow(SQLModel, table=True):

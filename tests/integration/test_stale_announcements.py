@@ -13,6 +13,7 @@ from typing import ClassVar, Literal
 import pytest
 
 from okrsync.engine.staleness import StaleWatch
+from okrsync.plugins import Registry
 from okrsync.sdk.connector import ConnectionConfig, Connector, MirrorSpec, Sink
 from okrsync.sdk.models import KeyResultUpdate, ObjectiveUpdate, PushResult
 from okrsync.store.db import session_scope
@@ -73,9 +74,10 @@ def config_text(world: World, *, announce: bool = True, digest: bool = False) ->
 
 @pytest.fixture
 def board(world: World) -> World:
-    world.registry.connectors["board"] = Connector(
+    sink = Connector(
         type="board", summary="board", connection_model=BoardConnection, implementation=BoardSink
     )
+    world.registry = Registry({**world.registry.connectors, "board": sink})
     BoardSink.told.clear()
     BoardSink.digests.clear()
     return world

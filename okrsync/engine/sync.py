@@ -22,7 +22,7 @@ from okrsync.engine.backoff import failure_pause, quota_resume
 from okrsync.engine.dispatcher import Dispatcher, DispatchReport
 from okrsync.engine.evaluate import Evaluation, MetricReading, evaluate
 from okrsync.engine.planner import PlannedKeyResult, QueryPlan, plan_queries
-from okrsync.engine.recorder import Recorded, record
+from okrsync.engine.recorder import Recorded, record_all
 from okrsync.engine.runtime import Connections
 from okrsync.engine.staleness import StaleWatch
 from okrsync.errors import ConnectorError, CredentialsError, QuotaExhaustedError
@@ -181,13 +181,11 @@ class SyncService:
         log.info("run_started", run_id=report.run_id, trigger=trigger, queries=report.queries)
         readings = await self.fetch(plan, report)
         now = self.clock()
-        for evaluation, item in evaluate_plan(self.config, plan, readings, report.run_id, now):
-            recorded = record(
-                self.engine, item, evaluation, run_id=report.run_id, now=now, redactor=self.redactor
-            )
-            report.recorded.append(recorded)
-            if recorded.error:
-                report.errors.append(recorded.error)
+        evaluated = evaluate_plan(self.config, plan, readings, report.run_id, now)
+        report.recorded = record_all(
+            self.engine, evaluated, run_id=report.run_id, now=now, redactor=self.redactor
+        )
+        report.errors += [r.error for r in report.recorded if r.error]
         self._mark_metrics_ran(plan, now)
         if dispatch:
             self.stale.announce_due()  # values this run could not confirm may have gone stale

@@ -15,16 +15,21 @@ from typing import Any, ClassVar, Literal
 
 import pytest
 from pydantic import SecretStr
+from sqlalchemy import event
 from sqlmodel import select
 
 from connectors.webhook import WebhookSink
 from connectors.webhook.receiver import ReceiverState, receiver_app
 from okrsync.app import App
 from okrsync.config import Config, load_config_text
+from okrsync.engine import recorder
 from okrsync.engine.dispatcher import DispatchReport
+from okrsync.engine.planner import plan_queries
 from okrsync.engine.scheduled_pushes import ScheduledPushes
+from okrsync.engine.sync import RunReport, evaluate_plan
 from okrsync.errors import ConfigErrors, QuotaExhaustedError
 from okrsync.plugins import Registry, load_registry
+from okrsync.redaction import Redactor
 from okrsync.sandbox import Fault, FaultKind, SandboxServer
 from okrsync.sdk.connector import (
     ConnectionConfig,
@@ -39,7 +44,7 @@ from okrsync.sdk.models import KeyResultUpdate, PushResult, Query, Reading
 from okrsync.settings import Settings
 from okrsync.store import views
 from okrsync.store.db import session_scope
-from okrsync.store.tables import ConnectionStateRow, DeliveryRow, RunRow
+from okrsync.store.tables import ConnectionStateRow, DeliveryRow, KeyResultRow, RunRow
 
 
 class FastWebhookSink(WebhookSink):
@@ -495,3 +500,39 @@ async def test_a_lone_daemon_takes_over_the_leases_of_a_crashed_one(world: World
     assert (await app.dispatcher.dispatch_due()).delivered == 2
     await app.aclose()
     assert len(world.receiver.received) == 1
+
+
+async def test_a_pass_is_recorded_in_batches_and_a_bad_key_result_keeps_its_neighbours(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = world.app()
+    app.apply_definitions()
+    plan = plan_queries(app.config)
+    readings = await app.sync.fetch(plan, RunReport("r1"))
+    evaluated = evaluate_plan(app.config, plan, readings, "r1", world.clock.now)
+    commits: list[object] = []
+    event.listen(app.engine, "commit", commits.append)
+    monkeypatch.setattr(recorder, "BATCH", 1)
+    recorder.record_all(
+        app.engine, evaluated, run_id="r1", now=world.clock.now, redactor=Redactor()
+    )
+    assert len(commits) == 2  # deals, other: one transaction each
+    monkeypatch.setattr(recorder, "BATCH", 500)
+    commits.clear()
+    recorder.record_all(
+        app.engine, evaluated, run_id="r1", now=world.clock.now, redactor=Redactor()
+    )
+    assert len(commits) == 1
+    with session_scope(app.engine) as session:  # "other" leaves the store behind the pass's back
+        session.delete(session.get(KeyResultRow, "other"))
+    world.add_deal()
+    readings = await app.sync.fetch(plan, RunReport("r2"))
+    evaluated = evaluate_plan(app.config, plan, readings, "r2", world.clock.now)
+    with pytest.raises(LookupError, match="'other' is not in the store"):
+        recorder.record_all(
+            app.engine, evaluated, run_id="r2", now=world.clock.now, redactor=Redactor()
+        )
+    with session_scope(app.engine) as session:
+        deals = session.get(KeyResultRow, "deals")
+        assert deals is not None and deals.value == 2  # its batch failed; it was recorded alone
+    await app.aclose()

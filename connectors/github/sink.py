@@ -12,12 +12,16 @@ one carrying its marker before it would create another. The same happens when th
 comment is gone (someone deleted it: 404) or the reference names another issue (the mirror was
 moved): a reference is a shortcut, the marker is the truth. An edit whose body would not change
 is skipped.
+
+A stale key result (no source confirmed it within its ``stale_after``) gets a ``[!WARNING]``
+alert under the heading, "Stale — last confirmed <time>"; the next fresh push edits it away.
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -97,6 +101,23 @@ def progress_bar(fraction: Decimal | None) -> str:
     return "`" + "█" * filled + "░" * (BAR_WIDTH - filled) + f"`  **{_number(percent)} %**"
 
 
+def _utc_text(at: datetime) -> str:
+    at = at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+    return at.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def stale_lines(update: KeyResultUpdate) -> list[str]:
+    """A GitHub alert block saying the number has not been confirmed in time (none if fresh)."""
+    if not update.stale:
+        return []
+    when = (
+        "no source has confirmed this value"
+        if update.checked_at is None
+        else f"last confirmed {_utc_text(update.checked_at)}"
+    )
+    return ["> [!WARNING]", f"> **Stale** — {when}", ""]
+
+
 def render_comment(update: KeyResultUpdate) -> str:
     """The Markdown body of the key result's comment (deterministic for one update)."""
     # The bar is clamped; the figure beside it is not, so over-achievement shows as 120 %.
@@ -108,6 +129,7 @@ def render_comment(update: KeyResultUpdate) -> str:
         marker(update.key_result_id),
         f"### 🎯 {_cell(update.key_result_title)}",
         "",
+        *stale_lines(update),
         f"**Objective:** {_cell(update.objective_title)} · **Cycle:** {_cell(update.cycle_id)}",
         "",
         progress_bar(fraction),

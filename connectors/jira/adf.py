@@ -3,10 +3,15 @@
 One comment per key result, edited in place. It carries a visible marker,
 ``[okrsync:kr=<key result id>]``, so that after a crash that lost the comment id the sink can
 still find its own comment among the issue's comments instead of posting a second one.
+
+A stale key result (no source confirmed it within its ``stale_after``) gets a warning under the
+heading, "Stale — last confirmed <time>": an ADF ``warning`` panel, or ``(!)`` in wiki text. The
+next fresh push edits the comment without it.
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -50,6 +55,20 @@ def progress_bar(display: Decimal | None, width: int = BAR_WIDTH) -> str:
     return "▓" * filled + "░" * (width - filled)
 
 
+def utc_text(at: datetime) -> str:
+    at = at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+    return at.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def stale_detail(update: KeyResultUpdate) -> str | None:
+    """What follows "Stale" while no source has confirmed the value in time (else None)."""
+    if not update.stale:
+        return None
+    if update.checked_at is None:
+        return " — no source has confirmed this value"
+    return f" — last confirmed {utc_text(update.checked_at)}"
+
+
 def summary_lines(update: KeyResultUpdate) -> tuple[str, str, str, str]:
     """Heading, bar line, value line, footer: the same words in ADF and in plain text."""
     heading = f"OKR · {update.key_result_title}"
@@ -81,11 +100,17 @@ def _text(text: str, *marks: str) -> dict[str, Any]:
 def comment_document(update: KeyResultUpdate) -> dict[str, Any]:
     """The comment body as an ADF ``doc`` (heading, code-styled bar, value vs target, footer)."""
     heading, bar, value_line, footer = summary_lines(update)
+    stale = stale_detail(update)
+    warning: list[dict[str, Any]] = []
+    if stale is not None:
+        paragraph = {"type": "paragraph", "content": [_text("Stale", "strong"), _text(stale)]}
+        warning.append({"type": "panel", "attrs": {"panelType": "warning"}, "content": [paragraph]})
     return {
         "type": "doc",
         "version": 1,
         "content": [
             {"type": "heading", "attrs": {"level": 3}, "content": [_text(heading)]},
+            *warning,
             {"type": "paragraph", "content": [_text(bar, "code")]},
             {"type": "paragraph", "content": [_text(value_line, "strong")]},
             {"type": "paragraph", "content": [_text(footer, "em")]},
@@ -96,7 +121,9 @@ def comment_document(update: KeyResultUpdate) -> dict[str, Any]:
 def comment_text(update: KeyResultUpdate) -> str:
     """The same comment for REST v2 (Data Center), whose comment bodies are wiki-markup text."""
     heading, bar, value_line, footer = summary_lines(update)
-    return f"h3. {heading}\n{{{{{bar}}}}}\n*{value_line}*\n_{footer}_"
+    stale = stale_detail(update)
+    warning = "" if stale is None else f"(!) *Stale*{stale}\n"
+    return f"h3. {heading}\n{warning}{{{{{bar}}}}}\n*{value_line}*\n_{footer}_"
 
 
 def text_of(body: Any) -> str:

@@ -458,6 +458,8 @@ class JiraConnector(Source[JiraConnection, JiraQuery], Sink[JiraConnection, Jira
             "progress_display": _decimal_json(update.progress_display),
             "status": update.status.value,
             "observed_at": update.observed_at.isoformat(),
+            "stale": update.stale,
+            "checked_at": None if update.checked_at is None else update.checked_at.isoformat(),
             "delivery_id": update.idempotency_key,
             "comment_id": comment_id,
             "field": field_change,

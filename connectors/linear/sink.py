@@ -13,11 +13,16 @@ before it creates anything.
 
 Creating is never retried blindly: after a timeout or a 5xx on ``projectUpdateCreate`` (Linear
 may have created it and lost the answer) the sink looks for its marker before trying again.
+
+A stale key result (no source confirmed it within its ``stale_after``) gets a quoted warning under
+its title, "⚠️ Stale — last confirmed <time>"; health still follows the status (staleness is
+not a project's health), and the next fresh push edits the warning away.
 """
 
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -116,9 +121,26 @@ def _percent(progress: Decimal) -> str:
     return _number(pct, None) + "%"
 
 
+def _utc_text(at: datetime) -> str:
+    at = at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+    return at.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def stale_line(update: KeyResultUpdate) -> str | None:
+    """A quoted warning while no source has confirmed the value in time (None when fresh)."""
+    if not update.stale:
+        return None
+    if update.checked_at is None:
+        return "> ⚠️ **Stale** — no source has confirmed this value"
+    return f"> ⚠️ **Stale** — last confirmed {_utc_text(update.checked_at)}"
+
+
 def render_body(update: KeyResultUpdate) -> str:
     """The update's Markdown body: title, progress bar, value against target, status, marker."""
     lines = [f"**{update.key_result_title}**", ""]
+    stale = stale_line(update)
+    if stale is not None:
+        lines += [stale, ""]
     lines.append(f"Objective: {update.objective_title} · cycle {update.cycle_id}")
     lines.append("")
     if update.progress is not None and update.progress_display is not None:

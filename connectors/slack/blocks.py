@@ -8,11 +8,15 @@ The message carries Slack *message metadata* ``{"event_type": "okrsync_state", "
 {...}}``: which key result/objective it shows and the progress and status it showed. That is how
 a lost reference finds its message again and how thread alerts know what changed, without asking
 the core for the previous state.
+
+A *stale* key result (no source confirmed its value within its ``stale_after``) keeps its number
+but gains a ``:warning: Stale — last confirmed <time>`` line, and its metadata ``"stale": true``;
+the next fresh push edits the line away again.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -82,10 +86,30 @@ def status_text(status: Status) -> str:
     return f"{STATUS_EMOJI[status]} {STATUS_LABEL[status]}"
 
 
+def utc(at: datetime) -> datetime:
+    """``at`` in UTC (a naive time is taken to be UTC already, as the store writes it)."""
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+
+
 def observed_text(at: datetime) -> str:
     """Slack's date token: every reader sees the time in their own zone; the fallback is UTC."""
+    at = utc(at)
     fallback = at.strftime("%Y-%m-%d %H:%M UTC")
     return f"<!date^{int(at.timestamp())}^{{date_short_pretty}} {{time}}|{fallback}>"
+
+
+def stale_text(update: KeyResultUpdate) -> str:
+    """The warning beside a number no source has confirmed within its ``stale_after``."""
+    if update.checked_at is None:
+        return ":warning: *Stale* — no source has confirmed this value"
+    return f":warning: *Stale* — last confirmed {observed_text(update.checked_at)}"
+
+
+def stale_plain(update: KeyResultUpdate) -> str:
+    """The same warning for the notification text, which shows no date tokens."""
+    if update.checked_at is None:
+        return "stale, never confirmed"
+    return f"stale, last confirmed {utc(update.checked_at).strftime('%Y-%m-%d %H:%M UTC')}"
 
 
 def context_block(cycle_id: str, observed_at: datetime, link: str | None) -> dict[str, Any]:
@@ -98,6 +122,8 @@ def context_block(cycle_id: str, observed_at: datetime, link: str | None) -> dic
 def key_result_blocks(update: KeyResultUpdate, link: str | None = None) -> list[dict[str, Any]]:
     progress = update.progress_display
     body = f"_{escape(update.objective_title)}_\n`{progress_bar(progress)}` *{percent(progress)}*"
+    if update.stale:
+        body += f"\n{stale_text(update)}"
     return [
         {
             "type": "header",
@@ -121,10 +147,11 @@ def key_result_blocks(update: KeyResultUpdate, link: str | None = None) -> list[
 
 def key_result_text(update: KeyResultUpdate) -> str:
     """The notification fallback (``text``): what a phone's lock screen shows."""
-    return (
+    text = (
         f"{update.key_result_title}: {percent(update.progress_display)} "
         f"({value_text(update)}), {STATUS_LABEL[update.status].lower()}"
     )
+    return f"{text} ({stale_plain(update)})" if update.stale else text
 
 
 def digest_blocks(update: ObjectiveUpdate, link: str | None = None) -> list[dict[str, Any]]:
@@ -158,6 +185,8 @@ def digest_blocks(update: ObjectiveUpdate, link: str | None = None) -> list[dict
             f"`{progress_bar(kr.progress_display)}` {percent(kr.progress_display)} · "
             f"{escape(value_text(kr))}"
         )
+        if kr.stale:
+            line += f"\n{stale_text(kr)}"
         blocks.append(
             {"type": "section", "text": {"type": "mrkdwn", "text": clip(line, SECTION_LIMIT)}}
         )
@@ -171,9 +200,11 @@ def digest_blocks(update: ObjectiveUpdate, link: str | None = None) -> list[dict
 
 
 def digest_text(update: ObjectiveUpdate) -> str:
+    stale = sum(kr.stale for kr in update.key_results)
+    stale_note = f", {stale} stale" if stale else ""
     return (
         f"{update.objective_title}: {percent(update.progress)}, "
-        f"{STATUS_LABEL[update.status].lower()} ({len(update.key_results)} key results)"
+        f"{STATUS_LABEL[update.status].lower()} ({len(update.key_results)} key results{stale_note})"
     )
 
 
@@ -181,15 +212,49 @@ def digest_text(update: ObjectiveUpdate) -> str:
 
 
 def state_payload(
-    kind: str, id: str, cycle_id: str, progress: Decimal | None, status: Status
+    kind: str,
+    id: str,
+    cycle_id: str,
+    progress: Decimal | None,
+    status: Status,
+    *,
+    stale: bool = False,
 ) -> dict[str, Any]:
-    return {
+    """What the message shows. ``"stale": true`` is present only while stale, so a fresh state
+    reads the same as one written before staleness existed, and a stale/fresh flip is a change."""
+    payload: dict[str, Any] = {
         "kind": kind,
         "id": id,
         "cycle": cycle_id,
         "progress": None if progress is None else number(progress),
         "status": status.value,
     }
+    if stale:
+        payload["stale"] = True
+    return payload
+
+
+def key_result_state(update: KeyResultUpdate) -> dict[str, Any]:
+    return state_payload(
+        "key_result",
+        update.key_result_id,
+        update.cycle_id,
+        update.progress_display,
+        update.status,
+        stale=update.stale,
+    )
+
+
+def objective_state(update: ObjectiveUpdate) -> dict[str, Any]:
+    """A digest's state: stale while any of its key results is."""
+    return state_payload(
+        "objective",
+        update.objective_id,
+        update.cycle_id,
+        update.progress,
+        update.status,
+        stale=any(kr.stale for kr in update.key_results),
+    )
 
 
 def metadata(payload: dict[str, Any]) -> dict[str, Any]:
@@ -223,6 +288,8 @@ def alerts(previous: dict[str, Any] | None, update: KeyResultUpdate) -> list[str
     """Thread replies owed for the move from ``previous`` (a state payload) to ``update``.
 
     Nothing without a previous state: the first message already says where things stand.
+    Staleness is never a reason for an alert: it moves neither progress nor status, and the
+    ``stale`` flag in ``previous`` is not read here (the message itself shows it).
     """
     if previous is None:
         return []

@@ -4,11 +4,15 @@ Only elements every Teams client renders at version 1.2 to 1.4 are used (TextBlo
 FactSet, Action.OpenUrl; no ``Table``, which needs 1.5, and no ``Action.Submit``, which webhooks
 cannot receive). The outer container's ``id`` (``okrsync-key_result-<id>`` or
 ``okrsync-objective-<id>``) names what the card shows; Teams ignores it, the fake counts by it.
+
+A stale key result (no source confirmed it within its ``stale_after``) gets a ``Warning``-coloured
+"⚠️ Stale — last confirmed …" line under its status (in a digest, on its fact); a webhook cannot
+edit, so the next fresh push is simply a card without it.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -62,7 +66,25 @@ def card_id(kind: str, id: str) -> str:
 
 
 def observed(at: datetime) -> str:
+    at = at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
     return at.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def stale_text(update: KeyResultUpdate) -> str:
+    if update.checked_at is None:
+        return "⚠️ Stale — no source has confirmed this value"
+    return f"⚠️ Stale — last confirmed {observed(update.checked_at)}"
+
+
+def _stale_block(update: KeyResultUpdate) -> dict[str, Any]:
+    return {
+        "type": "TextBlock",
+        "text": stale_text(update),
+        "color": "Warning",
+        "weight": "Bolder",
+        "wrap": True,
+        "spacing": "None",
+    }
 
 
 def _status_block(status: Status) -> dict[str, Any]:
@@ -104,6 +126,7 @@ def message(body: list[dict[str, Any]], version: str, link: str | None) -> dict[
 def key_result_card(
     update: KeyResultUpdate, version: str = "1.4", link: str | None = None
 ) -> dict[str, Any]:
+    stale = [_stale_block(update)] if update.stale else []
     container = {
         "type": "Container",
         "id": card_id("key_result", update.key_result_id),
@@ -125,6 +148,7 @@ def key_result_card(
             },
             _bar(update.progress_display),
             _status_block(update.status),
+            *stale,
             {
                 "type": "FactSet",
                 "facts": [
@@ -142,6 +166,21 @@ def digest_card(
     update: ObjectiveUpdate, version: str = "1.4", link: str | None = None
 ) -> dict[str, Any]:
     owner = f" · owner {update.owner}" if update.owner else ""
+    stale_count = sum(kr.stale for kr in update.key_results)
+    stale = (
+        [
+            {
+                "type": "TextBlock",
+                "text": f"⚠️ {stale_count} of {len(update.key_results)} key results stale: "
+                "not confirmed by a source within their deadline",
+                "color": "Warning",
+                "weight": "Bolder",
+                "wrap": True,
+            }
+        ]
+        if stale_count
+        else []
+    )
     container = {
         "type": "Container",
         "id": card_id("objective", update.objective_id),
@@ -161,11 +200,13 @@ def digest_card(
                     {
                         "title": kr.key_result_title,
                         "value": f"{percent(kr.progress_display)} · "
-                        f"{STATUS_LABEL[kr.status].lower()} · {value_text(kr)}",
+                        f"{STATUS_LABEL[kr.status].lower()} · {value_text(kr)}"
+                        + (f" · {stale_text(kr)}" if kr.stale else ""),
                     }
                     for kr in update.key_results
                 ],
             },
+            *stale,
             {
                 "type": "TextBlock",
                 "text": f"Cycle {update.cycle_id}{owner} · observed {observed(update.observed_at)}",

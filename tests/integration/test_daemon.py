@@ -140,3 +140,59 @@ def test_a_second_daemon_on_one_sqlite_file_refuses_to_start(tmp_path: Path) -> 
         first.send_signal(signal.SIGTERM)
         first.communicate(timeout=10)
     assert first.returncode == 0
+
+
+def test_the_daemon_wakes_to_announce_a_stale_value_between_ticks(
+    tmp_path: Path, database_url: str
+) -> None:
+    """Metrics run hourly; the value's 2 s deadline passes between ticks: the daemon must wake
+    for it (not for a metric) and the mirror hears once that the number is stale."""
+    from connectors.webhook.receiver import receiver_app
+    from okrsync.sandbox import SandboxServer
+
+    warehouse = tmp_path / "warehouse.db"
+    with sqlite3.connect(warehouse) as db:
+        db.execute("CREATE TABLE deals (id INTEGER PRIMARY KEY)")
+    app = receiver_app()
+    with SandboxServer(app, name="hook") as hook:
+        text = (
+            CONFIG.replace("WAREHOUSE", str(warehouse))
+            .replace("schedule: every 1s", "schedule: every 1h")
+            .replace(
+                "  warehouse:", f'  hook: {{type: webhook, url: "{hook.url}/okr"}}\n  warehouse:'
+            )
+            .replace(
+                "      - {id: deals, title: Ten deals, metric: deals, kind: increase, start: 0,"
+                " target: 10}",
+                "      - {id: deals, title: Ten deals, metric: deals, kind: increase, start: 0,"
+                " target: 10, stale_after: 2s, mirrors: [{connection: hook}]}",
+            )
+        )
+        config = tmp_path / "okrsync.yaml"
+        config.write_text(text)
+        env = {
+            **os.environ,
+            "OKRSYNC_CONFIG": str(config),
+            "OKRSYNC_DATABASE_URL": database_url,
+            "OKRSYNC_HTTP_PORT": "0",
+        }
+        daemon = subprocess.Popen(
+            [sys.executable, "-m", "okrsync", "run"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        receiver = app.state.receiver
+        try:
+            deadline = time.monotonic() + 20
+            while len(receiver.received) < 2 and time.monotonic() < deadline:
+                assert daemon.poll() is None, daemon.communicate()
+                time.sleep(0.2)
+            time.sleep(1.5)  # and nothing more: the episode is announced once
+        finally:
+            daemon.send_signal(signal.SIGTERM)
+            _out, err = daemon.communicate(timeout=10)
+        received = receiver.received
+        assert [d.body["stale"] for d in received] == [False, True], err[-3000:]
+        assert all(d.body["value"] == "0" for d in received)

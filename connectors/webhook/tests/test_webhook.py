@@ -126,6 +126,8 @@ async def test_payload_and_headers_are_exact(signed_receiver: Receiver, sink: We
         "progress_display": "0.3755",
         "status": "at_risk",
         "observed_at": "2026-11-12T09:30:00+00:00",
+        "stale": False,
+        "checked_at": None,
         "delivery_id": "delivery-0001",
     }
     (request,) = signed_receiver.server.requests

@@ -17,7 +17,7 @@ LIMITS: dict[str, tuple[int, float | None, bool]] = {
     "ga4": (4, None, True),  # GA4 allows 10 concurrent; the connector's default is 4
     "hubspot": (2, 5.0, False),  # search: 5 per second per portal
 }
-CONFIGURED_PACE = {"jira": 10.0}  # the Jira connection's own requests_per_second default
+CONFIGURED_PACE = {"jira": 40.0}  # the Jira connection's own requests_per_second default
 SLACK_BURST_PER_CHANNEL = 5  # chat.postMessage: 1/s per channel, bursts of 5
 
 

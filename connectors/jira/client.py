@@ -3,8 +3,12 @@
 Jira Cloud answers 429 with ``Retry-After`` (seconds) and says which limit was hit in
 ``RateLimit-Reason`` (``jira-burst-based``, ``jira-quota-tenant-based``,
 ``jira-per-issue-on-write``…); ``X-RateLimit-Remaining``/``X-RateLimit-Reset`` (an ISO-8601
-time) are read by the SDK's call budget, and ``X-RateLimit-NearLimit: true`` (under 20% of the
-budget left) makes us pause briefly before the next call instead of running into the wall.
+time) are read by the SDK's call budget. Atlassian publishes no per-second figure for API-token
+traffic (its burst limits are token buckets per site, endpoint and method), so the pace is
+steered by what Jira says (:class:`AdaptivePace`): ``X-RateLimit-NearLimit: true`` (under 20%
+of a budget left) or a ``RateLimit-Reason`` halves it, quiet answers win it back, and a Data
+Center that announces its bucket (``X-RateLimit-FillRate`` per ``-Interval-Seconds``) is
+followed. ``requests_per_second`` is the ceiling.
 Writes to one issue are spaced by ``issue_write_interval`` (default 0.5 s, so one push — field,
 comment, property — spends about a second on an issue), because Jira also limits writes per
 issue and a burst of edits there is the easiest way to earn a ``jira-per-issue-on-write`` 429.
@@ -13,8 +17,9 @@ issue and a burst of edits there is the easiest way to earn a ``jira-per-issue-o
 from __future__ import annotations
 
 import asyncio
+import math
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from types import MappingProxyType
 from typing import Any
@@ -40,7 +45,12 @@ from okrsync.sdk.http import (
     describe_response,
 )
 
-NEAR_LIMIT_PAUSE = 1.0  # seconds to hold the connection when Jira says the budget is nearly spent
+BURST = 5  # requests that may leave back to back after a quiet spell
+BACK_OFF = 0.5  # the pace is multiplied by this when Jira signals pressure
+CUT_COOLDOWN = 1.0  # seconds: the answers already in flight when Jira warns count as one warning
+RECOVERY_ANSWERS = 20  # quiet answers that win back the whole ceiling from nothing
+MIN_PACE = 1.0  # requests per second: pressure never slows the connection below this
+PER_ISSUE_REASON = "jira-per-issue-on-write"  # one issue's limit: the spacer's job, not the pace's
 
 
 def error_table(config: JiraConnection) -> Mapping[int, ErrorRule]:
@@ -83,10 +93,69 @@ def describe_error(response: httpx.Response) -> str | None:
     return detail
 
 
-def near_limit(headers: httpx.Headers) -> float | None:
+def under_pressure(headers: httpx.Headers) -> bool:
+    """Jira says a site-wide budget is nearly spent, or names the limit it just enforced."""
     if headers.get("x-ratelimit-nearlimit", "").strip().lower() == "true":
-        return NEAR_LIMIT_PAUSE
-    return None
+        return True
+    reason = headers.get("ratelimit-reason", "").strip().lower()
+    return bool(reason) and reason != PER_ISSUE_REASON
+
+
+def announced_rate(headers: httpx.Headers) -> float | None:
+    """Data Center's bucket, when an admin turned rate limiting on: tokens per second."""
+    try:
+        fill = float(headers["x-ratelimit-fillrate"])
+        interval = float(headers["x-ratelimit-interval-seconds"])
+    except (KeyError, ValueError):
+        return None
+    if not (math.isfinite(fill) and math.isfinite(interval)) or fill <= 0 or interval <= 0:
+        return None
+    return fill / interval
+
+
+class AdaptivePace:
+    """The connection's pace, steered by Jira's own signals below a configured ceiling.
+
+    Additive increase, multiplicative decrease: a pressure signal halves the pace (at most once
+    per :data:`CUT_COOLDOWN`, not below :data:`MIN_PACE`), every quiet answer adds a
+    :data:`RECOVERY_ANSWERS`-th of the ceiling back. A lower rate announced by Data Center
+    becomes the ceiling. Registered as a header observer of the budget, so it sees every answer of
+    every client sharing that budget; it never holds the connection itself (``Retry-After`` and
+    ``X-RateLimit-Reset`` do that).
+    """
+
+    def __init__(
+        self,
+        budget: CallBudget,
+        ceiling: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.budget = budget
+        self.configured = ceiling
+        self.ceiling = ceiling  # the configured one, or lower when Data Center announces less
+        self._clock = clock
+        self._last_cut = -math.inf
+        self.cuts = 0  # times the pace was halved
+
+    def observe(self, headers: httpx.Headers) -> float | None:
+        rate = self.budget.rate
+        if rate is None:
+            return None
+        if (announced := announced_rate(headers)) is not None:
+            self.ceiling = min(self.configured, announced)
+        if under_pressure(headers):
+            now = self._clock()
+            if now - self._last_cut >= CUT_COOLDOWN:
+                self._last_cut = now
+                self.cuts += 1
+                rate = max(min(MIN_PACE, self.ceiling), rate * BACK_OFF)
+        else:
+            rate += self.ceiling / RECOVERY_ANSWERS
+        rate = min(rate, self.ceiling)
+        if rate != self.budget.rate:
+            self.budget.set_rate(rate)
+        return None
 
 
 def make_client(
@@ -101,14 +170,14 @@ def make_client(
     else:
         assert config.personal_access_token is not None
         headers["Authorization"] = f"Bearer {config.personal_access_token.get_secret_value()}"
-    budget = budget or CallBudget(
-        BudgetPolicy(
-            max_concurrency=4,
-            requests_per_second=config.requests_per_second,
-            burst=5,
-        ),
-        extra_observers=[near_limit],
-    )
+    if budget is None:
+        budget = CallBudget(
+            BudgetPolicy(
+                max_concurrency=4, requests_per_second=config.requests_per_second, burst=BURST
+            )
+        )
+        if config.requests_per_second is not None:
+            budget.extra_observers.append(AdaptivePace(budget, config.requests_per_second).observe)
     return HttpClient(
         connection=name,
         base_url=config.url,

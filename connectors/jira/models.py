@@ -36,7 +36,13 @@ class JiraConnection(ConnectionConfig):
         default=100, ge=1, le=5000, description="Issues per search page when fields are read."
     )
     requests_per_second: float | None = Field(
-        default=10.0, gt=0, description="Our own pace for this site (None: no pacing)."
+        default=40.0,
+        gt=0,
+        description=(
+            "Ceiling of our pace for this site (requests per second): Jira's "
+            "X-RateLimit-NearLimit and RateLimit-Reason halve the pace, quiet answers win it "
+            "back. null: no pacing (Retry-After and X-RateLimit-Reset are still obeyed)."
+        ),
     )
     issue_write_interval: float = Field(
         default=0.5,

@@ -24,7 +24,6 @@ import httpx
 from pydantic import Field, SecretStr, field_validator
 
 from okrsync.errors import CredentialsError, QueryError, VendorResponseError
-from okrsync.sdk.budget import BudgetPolicy, CallBudget
 from okrsync.sdk.connector import ConnectionConfig, QuerySpec, Source
 from okrsync.sdk.hosts import region_or_url
 from okrsync.sdk.http import (
@@ -33,7 +32,7 @@ from okrsync.sdk.http import (
     ErrorRule,
     HttpClient,
     OwnsHttpClient,
-    RetryPolicy,
+    hourly_allowance,
 )
 from okrsync.sdk.models import Query, Reading, as_decimal, digest
 
@@ -108,6 +107,7 @@ class MixpanelSource(OwnsHttpClient, Source[MixpanelConnection, MixpanelQuery]):
     def __init__(self, name: str, config: MixpanelConnection) -> None:
         super().__init__(name, config)
         self.max_concurrency = config.max_concurrency
+        budget, retry = hourly_allowance(config, self, burst=config.burst)
         self._client = HttpClient(
             connection=name,
             base_url=config.base_url,
@@ -115,20 +115,8 @@ class MixpanelSource(OwnsHttpClient, Source[MixpanelConnection, MixpanelQuery]):
                 config.service_account_username, config.service_account_secret.get_secret_value()
             ),
             timeout=config.timeout,
-            budget=CallBudget(
-                BudgetPolicy(
-                    max_concurrency=config.max_concurrency,
-                    requests_per_second=config.queries_per_hour / 3600.0,
-                    burst=config.burst,
-                    max_wait=config.max_wait,
-                )
-            ),
-            retry=RetryPolicy(
-                max_attempts=config.max_retries + 1,
-                initial_backoff=self.initial_backoff,
-                max_backoff=max(self.max_backoff, self.initial_backoff),
-                rate_limit_backoff=self.rate_limit_backoff,
-            ),
+            budget=budget,
+            retry=retry,
             error_table=_ERROR_TABLE,
             secrets=config.secret_values(),
         )

@@ -76,6 +76,7 @@ class CallBudget:
         self._sleep = sleep
         self.extra_observers: list[HeaderObserver] = list(extra_observers)
         self._slots = asyncio.Semaphore(self.policy.max_concurrency)
+        self._rate = self.policy.requests_per_second
         self._tokens = float(self.policy.burst)
         self._refilled_at = clock()
         self._hold_until = -math.inf
@@ -98,7 +99,7 @@ class CallBudget:
 
     async def _wait_for_rate(self) -> None:
         await self._wait_out_hold()
-        rate = self.policy.requests_per_second
+        rate = self._rate
         if rate is None:
             return
         now = self._clock()
@@ -134,6 +135,24 @@ class CallBudget:
             )
 
     # --- learning from the vendor -------------------------------------------------------------
+
+    @property
+    def rate(self) -> float | None:
+        """The pace now, in requests per second (``None``: this budget does not pace)."""
+        return self._rate
+
+    def set_rate(self, rate: float) -> None:
+        """Pace at ``rate`` from now on: for a connector that adapts to its vendor's signals.
+
+        Tokens already earned stay earned (the bucket is refilled at the old rate up to now);
+        a budget built without a rate has nothing to adapt and stays unpaced.
+        """
+        if not rate > 0:
+            raise ValueError("rate must be positive")
+        if self._rate is None:
+            return
+        self._refill(self._clock(), self._rate)
+        self._rate = rate
 
     def hold_until(self, seconds_from_now: float) -> None:
         """Nobody on this connection sends for ``seconds_from_now`` seconds (holds only grow)."""

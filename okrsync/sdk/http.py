@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from types import MappingProxyType, TracebackType
-from typing import Any, Self
+from typing import Any, Protocol, Self
 
 import httpx
 import structlog
@@ -36,7 +36,7 @@ from okrsync.errors import (
     VendorResponseError,
 )
 from okrsync.redaction import Redactor
-from okrsync.sdk.budget import CallBudget
+from okrsync.sdk.budget import BudgetPolicy, CallBudget
 from okrsync.sdk.retry_after import parse_retry_after
 
 log = structlog.get_logger()
@@ -146,6 +146,57 @@ class RetryPolicy:
         ceiling = min(self.max_backoff, self.initial_backoff * 2 ** max(0, attempt - 1))
         floor = max(self.initial_backoff, ceiling / 2)
         return random.uniform(floor, ceiling)  # noqa: S311 - jitter, not cryptography
+
+
+class HourlyAllowance(Protocol):
+    """The connection fields of an API paced to a query allowance per hour (analytics APIs)."""
+
+    @property
+    def queries_per_hour(self) -> float | None: ...
+    @property
+    def max_concurrency(self) -> int: ...
+    @property
+    def max_wait(self) -> float: ...
+    @property
+    def max_retries(self) -> int: ...
+
+
+class Backoffs(Protocol):
+    """A connector's retry pauses (class attributes, so a test subclass can shorten them)."""
+
+    @property
+    def initial_backoff(self) -> float: ...
+    @property
+    def max_backoff(self) -> float: ...
+    @property
+    def rate_limit_backoff(self) -> float: ...
+
+
+def hourly_allowance(
+    config: HourlyAllowance, backoffs: Backoffs, *, burst: int
+) -> tuple[CallBudget, RetryPolicy]:
+    """The call budget and retry policy of a connection paced to ``queries_per_hour``.
+
+    ``None`` for ``queries_per_hour`` leaves the connection unpaced (concurrency still applies);
+    ``max_retries`` counts retries, so a request gets ``max_retries + 1`` attempts; a
+    ``max_backoff`` below ``initial_backoff`` is raised to it.
+    """
+    hourly = config.queries_per_hour
+    budget = CallBudget(
+        BudgetPolicy(
+            max_concurrency=config.max_concurrency,
+            requests_per_second=hourly / 3600.0 if hourly is not None else None,
+            burst=burst,
+            max_wait=config.max_wait,
+        )
+    )
+    retry = RetryPolicy(
+        max_attempts=config.max_retries + 1,
+        initial_backoff=backoffs.initial_backoff,
+        max_backoff=max(backoffs.max_backoff, backoffs.initial_backoff),
+        rate_limit_backoff=backoffs.rate_limit_backoff,
+    )
+    return budget, retry
 
 
 _WHITESPACE = re.compile(r"\s+")

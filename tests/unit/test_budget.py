@@ -284,3 +284,18 @@ async def test_waits_within_max_wait_are_made() -> None:
 def test_nonsense_policies_are_refused(policy: dict[str, float]) -> None:
     with pytest.raises(ValueError):
         BudgetPolicy(**policy)  # type: ignore[arg-type]
+
+
+async def test_set_rate_changes_the_pace_from_then_on() -> None:
+    clock = FakeClock()
+    b = budget(clock, requests_per_second=10.0, burst=1)
+    assert await start_times(b, clock, 3) == pytest.approx([0.0, 0.1, 0.2])
+    b.set_rate(2.0)
+    assert b.rate == 2.0
+    starts = await start_times(b, clock, 2)
+    assert starts[1] - starts[0] == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="positive"):
+        b.set_rate(0)
+    unpaced = budget(clock)
+    unpaced.set_rate(5.0)
+    assert unpaced.rate is None  # nothing to adapt

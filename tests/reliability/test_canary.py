@@ -408,6 +408,7 @@ def test_every_credential_field_of_every_connector_is_covered() -> None:
     assert not missing, f"credential fields without the canary: {missing}"
 
 
+@pytest.mark.timeout(360)  # ~60 CLI processes: over the default 120 s on a loaded 2-core machine
 def test_the_canary_appears_in_no_output_log_or_store(
     fakes: dict[str, str], tmp_path: Path
 ) -> None:

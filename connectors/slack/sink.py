@@ -5,9 +5,14 @@ The first push posts (``chat.postMessage``); every later one edits that message
 Slack message metadata (see :mod:`connectors.slack.blocks`), which makes two things possible
 without help from the core:
 
-* crash safety: a push without a reference (the previous push succeeded but its reference was
-  lost) first searches the channel's recent history for a message whose metadata names this key
-  result and cycle, and edits it instead of posting a second one;
+* crash safety: a push without a reference that may not be the mirror's first (an earlier attempt
+  may have posted before a crash or a lost answer kept its reference from being stored) first
+  searches the channel's recent history for a message whose metadata names this key result and
+  cycle, and edits it instead of posting a second one. The dispatcher says when a push is the
+  mirror's very first attempt (:class:`~okrsync.sdk.connector.PushContext`); then nothing can
+  exist yet and the push is one ``chat.postMessage``. A post that fails without a clear answer
+  (5xx, timeout, dropped connection) may still have been made, so it is not retried blindly:
+  the channel is searched before the next attempt;
 * thread alerts: the state a message showed is read back from its metadata before it is edited,
   so crossing 25/50/75/100% or turning at risk/off track can be announced in its thread. The
   message is edited first and the alert posted after, so a retry never repeats an alert (an alert
@@ -15,12 +20,21 @@ without help from the core:
 
 Slack answers most errors with HTTP 200 and ``{"ok": false, "error": "<code>"}``; the
 ``classify`` hook below turns each code into the action and exception the HTTP engine knows.
+
+Slack's limits are per method and per minute (``chat.update`` and ``conversations.history`` Tier 3,
+50 a minute; ``conversations.list`` Tier 2, 20; ``chat.postMessage`` about one a second per
+channel with short bursts). Each call first takes a turn in a :class:`WindowBudget` for its method
+(for posts, its channel), so a burst of changes waits its turn instead of running into 429s.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Mapping
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, ClassVar
@@ -33,10 +47,11 @@ from connectors.slack.blocks import (
     digest_text,
     is_ours,
     key_result_blocks,
+    key_result_state,
     key_result_text,
     metadata,
+    objective_state,
     payload_of,
-    state_payload,
 )
 from connectors.slack.models import MessageRef, SlackConnection, SlackMirror
 from okrsync.errors import (
@@ -47,12 +62,28 @@ from okrsync.errors import (
     TargetNotFoundError,
     VendorResponseError,
 )
-from okrsync.sdk.connector import Sink
-from okrsync.sdk.http import ErrorAction, ErrorRule, HttpClient, OwnsHttpClient, RetryPolicy
+from okrsync.sdk.budget import BudgetPolicy, CallBudget
+from okrsync.sdk.connector import PushContext, Sink
+from okrsync.sdk.http import ErrorAction, ErrorRule, HttpClient, RetryPolicy
 from okrsync.sdk.models import KeyResultUpdate, ObjectiveUpdate, PushResult
 
 JSON = "application/json; charset=utf-8"  # without the charset Slack warns "missing_charset"
 HISTORY_PAGE = 100
+
+# Slack's documented limits as (calls, seconds): per workspace for this connection, by method
+# (docs.slack.dev, "Rate limits" and each method's page). conversations.history is Tier 3 for
+# internal (customer-built) and Marketplace apps; see the README for distributed apps.
+METHOD_PACE: Mapping[str, tuple[int, float]] = MappingProxyType(
+    {
+        "chat.update": (50, 60.0),  # Tier 3: 50+ per minute
+        "conversations.history": (50, 60.0),  # Tier 3
+        "conversations.list": (20, 60.0),  # Tier 2: 20+ per minute
+    }
+)
+# chat.postMessage: "1 per second per channel, short bursts >1 allowed" — five in any five seconds.
+POST_PACE: tuple[int, float] = (5, 5.0)
+# Slack counts calls when they arrive; a little slack absorbs the jitter between send and arrival.
+WINDOW_MARGIN = 0.5
 
 
 class MessageGoneError(TargetNotFoundError):
@@ -151,6 +182,44 @@ def describe_error(response: httpx.Response) -> str | None:
     return "; ".join(parts)
 
 
+class WindowBudget(CallBudget):
+    """At most ``calls`` requests in any ``window`` seconds, on top of the SDK budget's slot.
+
+    Slack states its limits as calls per minute and welcomes bursts within them, which a token
+    bucket kept under the same count could only allow by slowing the steady pace. A call goes
+    one ``window`` after the call ``calls`` places before it. Each caller reserves its send time
+    before it sleeps, so callers waiting together leave one after another, never all at once.
+    """
+
+    def __init__(
+        self,
+        calls: int,
+        window: float,
+        *,
+        margin: float = WINDOW_MARGIN,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+    ) -> None:
+        if calls < 1 or window <= 0:
+            raise ValueError("a window budget needs at least one call in a positive window")
+        super().__init__(BudgetPolicy(), clock=clock, sleep=sleep)
+        self.window = window + margin
+        self._limit = calls
+        self._sends: deque[float] = deque(maxlen=calls)  # the last ``calls`` send times
+
+    @asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        async with super().slot():
+            now = self._clock()
+            at = now
+            if len(self._sends) == self._limit:
+                at = max(now, self._sends[0] + self.window)
+            self._sends.append(at)  # reserved before sleeping: the next caller queues behind
+            if at > now:
+                await self._sleep(at - now)
+            yield
+
+
 @dataclass(frozen=True)
 class _Message:
     """What one push wants the living message to say."""
@@ -163,29 +232,45 @@ class _Message:
     text: str
 
 
-class SlackSink(OwnsHttpClient, Sink[SlackConnection, SlackMirror]):
+class SlackSink(Sink[SlackConnection, SlackMirror]):
     mirror_model = SlackMirror
     supports_digest = True
 
-    # Class attributes so a test or a subclass can make retries quick and pages small.
+    # Class attributes so a test or a subclass can make retries quick, pages small, pace tight.
     retry: ClassVar[RetryPolicy] = RetryPolicy()
     history_page: ClassVar[int] = HISTORY_PAGE
     channel_page: ClassVar[int] = 200
+    method_pace: ClassVar[Mapping[str, tuple[int, float]]] = METHOD_PACE
+    post_pace: ClassVar[tuple[int, float]] = POST_PACE
 
     def __init__(self, name: str, config: SlackConnection) -> None:
         super().__init__(name, config)
         token = config.token.get_secret_value()
-        self._client = HttpClient(
-            connection=name,
-            base_url=config.base_url.rstrip("/") + "/",
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=config.timeout,
-            retry=self.retry,
-            classify=classify,
-            describe_error=describe_error,
-            secrets=config.secret_values(),
+        options: dict[str, Any] = {
+            "connection": name,
+            "base_url": config.base_url.rstrip("/") + "/",
+            "headers": {"Authorization": f"Bearer {token}"},
+            "timeout": config.timeout,
+            "classify": classify,
+            "describe_error": describe_error,
+            "secrets": config.secret_values(),
+        }
+        self._client = HttpClient(retry=self.retry, **options)
+        # chat.postMessage is not idempotent: sent once per attempt, see _post
+        self._once = HttpClient(
+            retry=RetryPolicy(max_attempts=1), budget=self._client.budget, **options
         )
+        self._method_pace = {m: WindowBudget(*pace) for m, pace in self.method_pace.items()}
+        self._post_pace: dict[str, WindowBudget] = {}  # per channel
         self._channel_ids: dict[str, str] = {}  # channel name → id, learned on the way
+
+    @property
+    def api_calls(self) -> int:
+        return self._client.calls + self._once.calls
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+        await self._once.aclose()
 
     def describe(self, mirror: SlackMirror) -> str:
         alerts_note = ", thread alerts" if mirror.thread_alerts else ""
@@ -196,6 +281,18 @@ class SlackSink(OwnsHttpClient, Sink[SlackConnection, SlackMirror]):
     async def push(
         self, update: KeyResultUpdate, mirror: SlackMirror, previous_ref: str | None
     ) -> PushResult:
+        return await self.deliver(update, mirror, PushContext(previous_ref))
+
+    async def push_digest(
+        self, update: ObjectiveUpdate, mirror: SlackMirror, previous_ref: str | None
+    ) -> PushResult:
+        return await self.deliver(update, mirror, PushContext(previous_ref))
+
+    async def deliver(
+        self, update: KeyResultUpdate | ObjectiveUpdate, mirror: SlackMirror, context: PushContext
+    ) -> PushResult:
+        if isinstance(update, ObjectiveUpdate):
+            return await self._deliver_digest(update, mirror, context)
         subject = (
             f"mirror of key result {update.key_result_id!r} (Slack channel {mirror.channel!r})"
         )
@@ -203,22 +300,16 @@ class SlackSink(OwnsHttpClient, Sink[SlackConnection, SlackMirror]):
             kind="key_result",
             id=update.key_result_id,
             cycle_id=update.cycle_id,
-            state=state_payload(
-                "key_result",
-                update.key_result_id,
-                update.cycle_id,
-                update.progress_display,
-                update.status,
-            ),
+            state=key_result_state(update),
             blocks=key_result_blocks(update, mirror.link),
             text=key_result_text(update),
         )
         return await self._deliver(
-            message, mirror, previous_ref, subject, update if mirror.thread_alerts else None
+            message, mirror, context, subject, update if mirror.thread_alerts else None
         )
 
-    async def push_digest(
-        self, update: ObjectiveUpdate, mirror: SlackMirror, previous_ref: str | None
+    async def _deliver_digest(
+        self, update: ObjectiveUpdate, mirror: SlackMirror, context: PushContext
     ) -> PushResult:
         subject = (
             f"digest mirror of objective {update.objective_id!r} (Slack channel {mirror.channel!r})"
@@ -227,13 +318,11 @@ class SlackSink(OwnsHttpClient, Sink[SlackConnection, SlackMirror]):
             kind="objective",
             id=update.objective_id,
             cycle_id=update.cycle_id,
-            state=state_payload(
-                "objective", update.objective_id, update.cycle_id, update.progress, update.status
-            ),
+            state=objective_state(update),
             blocks=digest_blocks(update, mirror.link),
             text=digest_text(update),
         )
-        return await self._deliver(message, mirror, previous_ref, subject, None)
+        return await self._deliver(message, mirror, context, subject, None)
 
     # --- one delivery -----------------------------------------------------------------------
 
@@ -241,18 +330,19 @@ class SlackSink(OwnsHttpClient, Sink[SlackConnection, SlackMirror]):
         self,
         message: _Message,
         mirror: SlackMirror,
-        previous_ref: str | None,
+        context: PushContext,
         subject: str,
         alert_for: KeyResultUpdate | None,
     ) -> PushResult:
-        ref = MessageRef.parse(previous_ref) if previous_ref else None
+        ref = MessageRef.parse(context.previous_ref) if context.previous_ref else None
         previous_state: dict[str, Any] | None = None
         recovered = False
         if ref is None:
-            found = await self._find_own_message(message, mirror, subject)
-            if found is not None:
-                ref, previous_state = found
-                recovered = True
+            if not context.first_attempt:  # an earlier attempt may have posted: look first
+                found = await self._find_own_message(message, mirror, subject)
+                if found is not None:
+                    ref, previous_state = found
+                    recovered = True
         elif alert_for is not None:
             previous_state = await self._read_state(ref, subject)
 
@@ -270,18 +360,14 @@ class SlackSink(OwnsHttpClient, Sink[SlackConnection, SlackMirror]):
             except MessageGoneError:
                 ref = None  # deleted in Slack: the next best thing is a new living message
         if ref is None:
-            answer = await self._call(
-                "chat.postMessage",
-                {
-                    "channel": mirror.channel,
-                    "unfurl_links": False,
-                    "unfurl_media": False,
-                    **content,
-                },
-                subject,
-            )
-            ref = self._ref_of(answer, subject)
+            ref, found_state = await self._post(message, mirror, content, subject)
             created = True
+            if found_state is not None:  # the answer was lost but the channel has our message
+                recovered = True
+                if found_state != message.state:  # an older one of ours, not this post
+                    await self._call(
+                        "chat.update", {"channel": ref.channel, "ts": ref.ts, **content}, subject
+                    )
             if mirror.channel_id is None:
                 self._channel_ids[mirror.channel_name] = ref.channel
 
@@ -299,16 +385,74 @@ class SlackSink(OwnsHttpClient, Sink[SlackConnection, SlackMirror]):
             detail={"created": created, "recovered": recovered, "thread_replies": replies},
         )
 
-    async def _call(self, method: str, payload: dict[str, Any], subject: str) -> dict[str, Any]:
+    async def _post(
+        self, message: _Message, mirror: SlackMirror, content: dict[str, Any], subject: str
+    ) -> tuple[MessageRef, dict[str, Any] | None]:
+        """Post the living message: its reference and, when it was found after a lost answer
+        instead, the state the found message shows.
+
+        When an attempt fails without a clear answer (a 5xx, a timeout, a dropped connection),
+        Slack may have posted the message all the same, so the channel is searched before the
+        next attempt. A rate-limit answer is clear (nothing was posted) and is simply retried
+        once the connection's budget has waited out its ``Retry-After``.
+        """
+        payload = {
+            "channel": mirror.channel,
+            "unfurl_links": False,
+            "unfurl_media": False,
+            **content,
+        }
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                answer = await self._call("chat.postMessage", payload, subject, once=True)
+                return self._ref_of(answer, subject), None
+            except RateLimitedError as exc:
+                wait = self.retry.rate_limit_backoff if exc.retry_after is None else 0.0
+                if attempt >= self.retry.max_attempts or (
+                    exc.retry_after is not None and exc.retry_after > self.retry.max_retry_after
+                ):
+                    raise
+            except RetriableError:
+                found = await self._find_own_message(message, mirror, subject)
+                if found is not None:
+                    return found[0], found[1] or {}
+                if attempt >= self.retry.max_attempts:
+                    raise
+                wait = self.retry.backoff(attempt)
+            await asyncio.sleep(wait)
+
+    async def _call(
+        self, method: str, payload: dict[str, Any], subject: str, *, once: bool = False
+    ) -> dict[str, Any]:
         body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
-        answer = await self._client.request_json(
-            "POST", method, content=body, headers={"Content-Type": JSON}, subject=subject
-        )
+        client = self._once if once else self._client
+        async with self._turn(method, payload.get("channel")):
+            answer = await client.request_json(
+                "POST", method, content=body, headers={"Content-Type": JSON}, subject=subject
+            )
         return self._checked(answer, method, subject)
 
     async def _get(self, method: str, params: dict[str, Any], subject: str) -> dict[str, Any]:
-        answer = await self._client.get_json(method, params=params, subject=subject)
+        async with self._turn(method, None):
+            answer = await self._client.get_json(method, params=params, subject=subject)
         return self._checked(answer, method, subject)
+
+    @asynccontextmanager
+    async def _turn(self, method: str, channel: object) -> AsyncIterator[None]:
+        """Wait until Slack's limit for ``method`` (for a post: in its channel) allows a call."""
+        budget = self._method_pace.get(method)
+        if method == "chat.postMessage" and isinstance(channel, str):
+            key = self._channel_ids.get(channel.removeprefix("#"), channel)
+            budget = self._post_pace.get(key)
+            if budget is None:
+                budget = self._post_pace[key] = WindowBudget(*self.post_pace)
+        if budget is None:
+            yield
+            return
+        async with budget.slot():
+            yield
 
     def _checked(self, answer: Any, method: str, subject: str) -> dict[str, Any]:
         if not isinstance(answer, dict) or answer.get("ok") is not True:

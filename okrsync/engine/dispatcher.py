@@ -5,6 +5,11 @@ push the same row at once, and a dead replica's rows are taken over when the lea
 the newest pending row of a mirror is pushed; older ones are superseded, since a mirror shows the
 current state, not a history. The sink's external reference (message ts, comment id) is stored on
 the mirror, so the next push edits what the last one created instead of creating another.
+
+A claim counts as an attempt and is committed before the push starts, so a push a crash cut
+short still shows (``attempts > 0``). That is what lets a sink skip looking for something an
+earlier attempt may have created: :class:`~okrsync.sdk.connector.PushContext` says
+``first_attempt`` only for a mirror with no reference none of whose deliveries was ever claimed.
 """
 
 from __future__ import annotations
@@ -17,12 +22,12 @@ from typing import Any
 
 import structlog
 from sqlalchemy import Engine, or_
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
 from okrsync.config import MirrorDef
 from okrsync.errors import ConnectorError
 from okrsync.redaction import Redactor
-from okrsync.sdk.connector import Sink
+from okrsync.sdk.connector import PushContext, Sink
 from okrsync.sdk.models import KeyResultUpdate, ObjectiveUpdate
 from okrsync.store.db import session_scope
 from okrsync.store.tables import DeliveryRow, MirrorRow
@@ -80,12 +85,15 @@ class Dispatcher:
                 return report
             await asyncio.gather(*(self._deliver(row, report) for row in claimed))
 
-    def release_leases(self) -> int:
-        """Free every lease on pending deliveries (only safe when no other replica can exist)."""
+    def release_leases(self, *, only_mine: bool = False) -> int:
+        """Free the leases on pending deliveries: this replica's (at shutdown, so an abandoned
+        push is taken up at once), or everyone's (only safe when no other replica can exist)."""
+        owner = col(DeliveryRow.lease_owner)
         with session_scope(self.engine) as session:
             rows = session.exec(
                 select(DeliveryRow).where(
-                    DeliveryRow.status == "pending", col(DeliveryRow.lease_owner).is_not(None)
+                    DeliveryRow.status == "pending",
+                    owner == self.owner if only_mine else owner.is_not(None),
                 )
             ).all()
             for row in rows:
@@ -129,9 +137,17 @@ class Dispatcher:
                     session.add(older)
                     report.superseded += 1
                 newest[row.mirror_key] = row
-            for row in newest.values():
+            for key, row in list(newest.items()):
+                if key not in self.mirrors:
+                    row.status = "superseded"
+                    row.last_error = "mirror no longer in the config"
+                    row.lease_owner = None
+                    session.add(row)
+                    report.superseded += 1
+                    continue
                 row.lease_owner = self.owner
                 row.lease_until = now + self.lease
+                row.attempts += 1  # committed before the push: a crash mid-push still shows
                 session.add(row)
             # rows still pending but older than a newer claimed row of the same mirror
             if newest:
@@ -147,25 +163,23 @@ class Dispatcher:
                         row.status = "superseded"
                         session.add(row)
                         report.superseded += 1
-            return list(newest.values())
+            return [row for row in newest.values() if row.status == "pending"]
 
     async def _deliver(self, row: DeliveryRow, report: DispatchReport) -> None:
-        mirror = self.mirrors.get(row.mirror_key)
-        if mirror is None:
-            self._finish(row, status="superseded", error="mirror no longer in the config")
-            report.superseded += 1
-            return
+        mirror = self.mirrors[row.mirror_key]  # _claim superseded rows of removed mirrors
         with session_scope(self.engine) as session:
             mirror_row = session.get(MirrorRow, row.mirror_key)
             previous_ref = mirror_row.external_ref if mirror_row else None
+            first = previous_ref is None and not _attempted_before(session, row)
+        context = PushContext(previous_ref=previous_ref, first_attempt=first)
         try:
             sink = self.sink_for(mirror.connection)
+            update: KeyResultUpdate | ObjectiveUpdate
             if row.objective_id is not None:
-                digest = ObjectiveUpdate.model_validate(row.payload)
-                result = await sink.push_digest(digest, mirror.spec, previous_ref)
+                update = ObjectiveUpdate.model_validate(row.payload)
             else:
                 update = KeyResultUpdate.model_validate(row.payload)
-                result = await sink.push(update, mirror.spec, previous_ref)
+            result = await sink.deliver(update, mirror.spec, context)
         except ConnectorError as exc:
             self._failed(
                 row, exc.for_subject(mirror.connection, f"mirror {row.mirror_key}"), report
@@ -174,19 +188,19 @@ class Dispatcher:
         except Exception as exc:  # a sink bug must not stop the other deliveries
             self._failed(row, exc, report)
             return
-        self._finish(row, status="done", ref=result.ref)
+        self._done(row, result.ref)
         report.delivered += 1
         log.info(
             "delivery_done",
             mirror=row.mirror_key,
             key_result=row.key_result_id,
             objective=row.objective_id,
-            attempts=row.attempts + 1,
+            attempts=row.attempts,
         )
 
     def _failed(self, row: DeliveryRow, exc: Exception, report: DispatchReport) -> None:
         message = self.redactor.redact(str(exc) or type(exc).__name__)
-        attempts = row.attempts + 1
+        attempts = row.attempts  # this attempt was counted when the row was claimed
         gave_up = attempts >= self.max_attempts
         with session_scope(self.engine) as session:
             stored = session.get(DeliveryRow, row.id)
@@ -210,26 +224,42 @@ class Dispatcher:
             error=message,
         )
 
-    def _finish(
-        self, row: DeliveryRow, *, status: str, ref: str | None = None, error: str | None = None
-    ) -> None:
+    def _done(self, row: DeliveryRow, ref: str | None) -> None:
         now = self.clock()
         with session_scope(self.engine) as session:
             stored = session.get(DeliveryRow, row.id)
             if stored is None:
                 return
-            stored.status = status
-            stored.attempts += 1 if status == "done" else 0
-            stored.delivered_at = now if status == "done" else None
+            stored.status = "done"
+            stored.delivered_at = now
             stored.external_ref = ref
-            stored.last_error = error
+            stored.last_error = None
             stored.lease_owner = None
             stored.lease_until = None
             session.add(stored)
-            if status == "done":
-                mirror_row = session.get(MirrorRow, row.mirror_key)
-                if mirror_row is not None:
-                    if ref is not None:
-                        mirror_row.external_ref = ref
-                    mirror_row.last_delivered_at = now
-                    session.add(mirror_row)
+            mirror_row = session.get(MirrorRow, row.mirror_key)
+            if mirror_row is not None:
+                if ref is not None:
+                    mirror_row.external_ref = ref
+                mirror_row.last_delivered_at = now
+                session.add(mirror_row)
+
+
+def _attempted_before(session: Session, row: DeliveryRow) -> bool:
+    """Whether a push to ``row``'s mirror may have been made before this claim of ``row``.
+
+    An earlier claim of this row, or any claim of another delivery of the same mirror (one
+    superseded since, perhaps after a crash cut its push short), counts.
+    """
+    if row.attempts > 1:
+        return True
+    earlier = session.exec(
+        select(DeliveryRow.id)
+        .where(
+            DeliveryRow.mirror_key == row.mirror_key,
+            col(DeliveryRow.attempts) > 0,
+            col(DeliveryRow.id) != row.id,
+        )
+        .limit(1)
+    ).first()
+    return earlier is not None

@@ -120,11 +120,28 @@ class Source(ConnectorBase[ConnectionT], Generic[ConnectionT, QueryT], ABC):
         """Answer one query."""
 
 
+@dataclass(frozen=True)
+class PushContext:
+    """What the dispatcher knows about one delivery besides the update itself.
+
+    ``previous_ref`` is what the last successful push to the mirror returned. ``first_attempt``
+    is true only when the store shows that no push to this mirror was ever attempted (no
+    reference, and no earlier claim of any of its deliveries, including claims a crash cut
+    short): then nothing a push created can exist at the vendor yet, and a sink may skip looking
+    for it. False whenever that is not certain, which is the safe default.
+    """
+
+    previous_ref: str | None = None
+    first_attempt: bool = False
+
+
 class Sink(ConnectorBase[ConnectionT], Generic[ConnectionT, MirrorT], ABC):
     """Pushes a key result's state somewhere people look.
 
     ``previous_ref`` is what the last successful push to the same mirror returned (a message ts, a
     comment id); a sink that creates things must update that thing instead of creating another.
+    The dispatcher calls :meth:`deliver`; a sink overrides it only to use the rest of the
+    :class:`PushContext` (the default hands :meth:`push` or :meth:`push_digest` the reference).
     """
 
     mirror_model: ClassVar[type[MirrorSpec]]
@@ -141,6 +158,14 @@ class Sink(ConnectorBase[ConnectionT], Generic[ConnectionT, MirrorT], ABC):
     ) -> PushResult:
         """Deliver an objective digest; sinks that set ``supports_digest`` override this."""
         raise PluginError(f"connection {self.name!r} cannot mirror a whole objective")
+
+    async def deliver(
+        self, update: KeyResultUpdate | ObjectiveUpdate, mirror: MirrorT, context: PushContext
+    ) -> PushResult:
+        """One delivery from the outbox (the dispatcher's entry point)."""
+        if isinstance(update, ObjectiveUpdate):
+            return await self.push_digest(update, mirror, context.previous_ref)
+        return await self.push(update, mirror, context.previous_ref)
 
     def describe(self, mirror: MirrorT) -> str:
         """One line naming where this mirror pushes, for ``plan``."""

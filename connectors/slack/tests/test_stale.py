@@ -9,8 +9,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pytest
-
 from connectors.slack import SlackMirror, SlackSink
 from connectors.slack.blocks import alerts, key_result_state, objective_state, stale_text
 from connectors.slack.fake import Message
@@ -118,11 +116,6 @@ def test_stale_without_a_confirmation_says_so() -> None:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="connectors/slack/sink.py (owned by another engineer) must build its metadata with "
-    "blocks.key_result_state(update) / objective_state(update); remove this mark when it does",
-)
 async def test_message_metadata_says_stale(slack: Slack, sink: SlackSink) -> None:
     await sink.push(kr_update(stale=True, checked_at=CHECKED), MIRROR, None)
     message = bot_message(slack)

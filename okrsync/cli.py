@@ -7,7 +7,7 @@ import json
 import signal
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -244,7 +244,7 @@ def run(
     from okrsync.api.app import build_app
     from okrsync.api.context import ApiContext
     from okrsync.api.server import HttpServer, bind
-    from okrsync.engine.daemon import Daemon
+    from okrsync.engine.daemon import STORE_ERRORS, Daemon, stop_within
 
     app_ = open_app(config)
     listen_host = host if host is not None else app_.settings.http_host
@@ -252,11 +252,9 @@ def run(
 
     async def work(a: App) -> None:
         with daemon_lock(a.settings.database_url.get_secret_value()) as alone:
-            if alone:  # a crashed daemon's leases need not run out: nobody else can hold them
-                a.dispatcher.release_leases()
-            await serve(a)
+            await serve(a, alone)
 
-    async def serve(a: App) -> None:
+    async def serve(a: App, alone: bool) -> None:
         a.apply_definitions()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -264,9 +262,13 @@ def run(
             loop.add_signal_handler(sig, stop.set)
         lease = timedelta(seconds=a.settings.lease_seconds)
         daemon = Daemon(a.engine, a.config, a.sync, a.dispatcher, clock=a.clock, lease=lease)
+        if alone:  # a crashed daemon's leases need not run out: nobody else can hold them
+            a.dispatcher.release_leases()
+            daemon.claims.release(everyone=True)
         http = HttpServer(build_app(ApiContext.from_app(a, daemon)), bind(listen_host, listen_port))
         # Orderly: the scheduler starts, then HTTP; on a signal HTTP stops first (in-flight
-        # requests finish, new ones are refused), then the scheduler ends its current pass.
+        # requests finish, new ones are refused), then the scheduler ends its current pass, or
+        # abandons it after the grace period (a hung vendor must not hold the shutdown).
         daemon_stop = asyncio.Event()
         scheduler = asyncio.create_task(daemon.run(daemon_stop), name="scheduler")
         try:
@@ -278,7 +280,10 @@ def run(
         finally:
             await http.stop()
             daemon_stop.set()
-            await scheduler
+            await stop_within(scheduler, a.settings.shutdown_grace_seconds)
+            with suppress(*STORE_ERRORS):  # a store that is away keeps them until they expire
+                daemon.claims.release()  # the next start, or another replica, need not wait
+                a.dispatcher.release_leases(only_mine=True)
 
     run_async(app_, work)
 

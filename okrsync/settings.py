@@ -27,6 +27,9 @@ class Settings(BaseSettings):
     dispatch_max_attempts: int = 8
     dispatch_batch: int = 100
     lease_seconds: float = 120.0
+    # on SIGTERM the pass in progress gets this long to finish, then it is abandoned (a fetch or
+    # a push against a hung vendor); keep it below the orchestrator's kill timeout (k8s: 30 s)
+    shutdown_grace_seconds: float = Field(default=10.0, ge=0)
     # the HTTP side of ``okrsync run``: health, metrics, JSON API, dashboard, inbound webhooks
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8080, ge=0, le=65535)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Collection
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -48,6 +49,21 @@ class RunRequest:
     key_results: frozenset[str] | None
     trigger: str
     done: asyncio.Future[RunReport]
+
+
+async def stop_within(scheduler: asyncio.Task[None], grace: float) -> bool:
+    """Let the scheduler finish its pass (its stop event is set) for ``grace`` seconds, then
+    cancel it. True when it finished; a cancelled pass is abandoned like a crash: whatever it had
+    not committed is done again on the next start, and nothing committed is lost."""
+    done, _pending = await asyncio.wait({scheduler}, timeout=grace)
+    if done:
+        await scheduler  # its exception, if it ended with one
+        return True
+    scheduler.cancel()
+    with suppress(asyncio.CancelledError):
+        await scheduler
+    log.warning("shutdown_abandoned_pass", grace_seconds=grace)
+    return False
 
 
 class Daemon:

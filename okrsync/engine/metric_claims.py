@@ -76,3 +76,16 @@ class MetricClaims:
                 session.add(row)
                 mine.add(row.name)
         return Claim(frozenset(mine), held)
+
+    def release(self, *, everyone: bool = False) -> int:
+        """Give up this replica's leases (at shutdown), or every lease (``everyone``: at the
+        start of a daemon that knows it is alone, so a crashed one's claims need not run out)."""
+        with session_scope(self.engine) as session:
+            held = col(MetricStateRow.lease_owner).is_not(None)
+            owner = held if everyone else col(MetricStateRow.lease_owner) == self.owner
+            rows = session.exec(select(MetricStateRow).where(owner)).all()
+            for row in rows:
+                row.lease_owner = None
+                row.lease_until = None
+                session.add(row)
+        return len(rows)

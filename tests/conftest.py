@@ -10,6 +10,19 @@ import pytest
 from sqlalchemy import create_engine, text
 
 PG_URL = os.environ.get("OKRSYNC_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+RESTARTS_POSTGRES = "restarts_postgres"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        f"{RESTARTS_POSTGRES}: stops and starts the local PostgreSQL server; runs last",
+    )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that restart the PostgreSQL server run after every other test of the session."""
+    items.sort(key=lambda item: item.get_closest_marker(RESTARTS_POSTGRES) is not None)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -21,7 +34,8 @@ def database_url(
         yield f"sqlite:///{tmp_path_factory.mktemp('store') / 'okrsync.db'}"
         return
     schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(PG_URL)
+    # pre-ping: a test may restart the server (test_pg_restart), killing the pooled connection
+    admin = create_engine(PG_URL, pool_pre_ping=True)
     with admin.begin() as conn:
         conn.execute(text(f'CREATE SCHEMA "{schema}"'))
     try:

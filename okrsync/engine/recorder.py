@@ -15,8 +15,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, insert, update
 from sqlmodel import Session, col, select
 
 from okrsync.engine.evaluate import Evaluation
@@ -54,8 +55,10 @@ def record(
 ) -> Recorded:
     """Store one key result's evaluation; queue a delivery per mirror when its value changed."""
     with session_scope(engine) as session:
-        (row,) = _locked_rows(session, [item.key_result.id])
-        return _apply(session, row, item, evaluation, run_id, now, redactor, origin, note)
+        (state,) = _locked_states(session, [item.key_result.id])
+        pass_ = _Pass(session, run_id, now, redactor)
+        (recorded,) = pass_.record([(state, item, evaluation)], origin, note)
+        return recorded
 
 
 def record_all(
@@ -77,11 +80,9 @@ def record_all(
         chunk = evaluated[start : start + BATCH]
         try:
             with session_scope(engine) as session:
-                rows = _locked_rows(session, [item.key_result.id for _e, item in chunk])
-                done = [
-                    _apply(session, row, item, evaluation, run_id, now, redactor)
-                    for row, (evaluation, item) in zip(rows, chunk, strict=True)
-                ]
+                states = _locked_states(session, [item.key_result.id for _e, item in chunk])
+                work = [(st, item, e) for st, (e, item) in zip(states, chunk, strict=True)]
+                done = _Pass(session, run_id, now, redactor).record(work)
         except LookupError:
             done = [
                 record(engine, item, evaluation, run_id=run_id, now=now, redactor=redactor)
@@ -91,54 +92,110 @@ def record_all(
     return recorded
 
 
-def _apply(
-    session: Session,
-    row: KeyResultRow,
-    item: PlannedKeyResult,
-    evaluation: Evaluation,
-    run_id: str | None,
-    now: datetime,
-    redactor: Redactor,
-    origin: str = "auto",
-    note: str | None = None,
-) -> Recorded:
-    kr = item.key_result
-    if not evaluation.ok:
-        row.last_error = redactor.redact(evaluation.error or "no value")
-        row.last_error_at = now
-        session.add(row)
-        return Recorded(kr.id, False, None, 0, row.last_error)
-    value = evaluation.value
-    assert value is not None
-    row.checked_at = now
-    row.last_error = None
-    if _same(row.value, value) and origin == "auto":
-        fresh_again = _end_stale_episode(session, item, row, now)
-        session.add(row)
-        return Recorded(kr.id, False, row.last_measurement_id, fresh_again)
-    measurement = MeasurementRow(
-        key_result_id=kr.id,
-        value=value,
-        progress=evaluation.progress,
-        status=evaluation.status.value,
-        observed_at=now,
-        run_id=run_id,
-        origin=origin,
-        note=note,
-        provenance=[redactor.redact_value(p) for p in evaluation.provenance],
-    )
-    session.add(measurement)
-    session.flush()
-    assert measurement.id is not None
-    row.value = value
-    row.progress = evaluation.progress
-    row.status = evaluation.status.value
-    row.observed_at = now
-    row.last_measurement_id = measurement.id
-    session.add(row)
-    queued = on_change(session, item.objective, item.cycle, row, measurement.id, now)
-    queued += _end_stale_episode(session, item, row, now)
-    return Recorded(kr.id, True, measurement.id, queued)
+@dataclass(frozen=True)
+class _State:
+    """What recording needs to know of a key result before deciding anything (no ORM object:
+    most readings of a refresh change nothing, and those cost one UPDATE for the batch)."""
+
+    id: str
+    value: Decimal | None
+    last_measurement_id: int | None
+    stale_announced_for: datetime | None
+
+
+Work = tuple[_State, PlannedKeyResult, Evaluation]
+
+
+@dataclass
+class _Pass:
+    """Records key results in one transaction: the unchanged ones in one UPDATE, the failed
+    ones in one executemany, the changed ones' measurements in one INSERT."""
+
+    session: Session
+    run_id: str | None
+    now: datetime
+    redactor: Redactor
+
+    def record(
+        self, work: Sequence[Work], origin: str = "auto", note: str | None = None
+    ) -> list[Recorded]:
+        results: list[Recorded | None] = []
+        confirmed: list[str] = []
+        failed: list[dict[str, Any]] = []
+        changed: list[tuple[int, KeyResultRow, PlannedKeyResult, Evaluation]] = []
+        for state, item, evaluation in work:
+            if not evaluation.ok:
+                error = self.redactor.redact(evaluation.error or "no value")
+                failed.append({"id": state.id, "last_error": error, "last_error_at": self.now})
+                results.append(Recorded(state.id, False, None, 0, error))
+                continue
+            assert evaluation.value is not None
+            unchanged = _same(state.value, evaluation.value) and origin == "auto"
+            if unchanged and state.stale_announced_for is None:
+                confirmed.append(state.id)
+                results.append(Recorded(state.id, False, state.last_measurement_id, 0))
+                continue
+            row = self.session.get_one(KeyResultRow, state.id)
+            row.checked_at = self.now
+            row.last_error = None
+            if unchanged:
+                fresh_again = _end_stale_episode(self.session, item, row, self.now)
+                results.append(Recorded(state.id, False, state.last_measurement_id, fresh_again))
+                continue
+            changed.append((len(results), row, item, evaluation))
+            results.append(None)
+        if failed:
+            self.session.execute(update(KeyResultRow), failed)
+        if confirmed:
+            self.session.execute(
+                update(KeyResultRow)
+                .where(col(KeyResultRow.id).in_(confirmed))
+                .values(checked_at=self.now, last_error=None)
+                .execution_options(synchronize_session=False)
+            )
+        if changed:
+            ids = self._insert_measurements(changed, origin, note)
+            for (at, row, item, evaluation), measurement_id in zip(changed, ids, strict=True):
+                results[at] = self._changed(row, item, evaluation, measurement_id)
+        return [r for r in results if r is not None]
+
+    def _insert_measurements(
+        self,
+        changed: Sequence[tuple[int, KeyResultRow, PlannedKeyResult, Evaluation]],
+        origin: str,
+        note: str | None,
+    ) -> list[int]:
+        """One INSERT … RETURNING for the batch (it was one ORM flush per key result)."""
+        values = [
+            {
+                "key_result_id": item.key_result.id,
+                "value": evaluation.value,
+                "progress": evaluation.progress,
+                "status": evaluation.status.value,
+                "observed_at": self.now,
+                "run_id": self.run_id,
+                "origin": origin,
+                "note": note,
+                "provenance": [self.redactor.redact_value(p) for p in evaluation.provenance],
+            }
+            for _at, _row, item, evaluation in changed
+        ]
+        statement = insert(MeasurementRow).returning(
+            col(MeasurementRow.id), sort_by_parameter_order=True
+        )
+        return [int(i) for i in self.session.execute(statement, values).scalars()]
+
+    def _changed(
+        self, row: KeyResultRow, item: PlannedKeyResult, evaluation: Evaluation, measurement: int
+    ) -> Recorded:
+        row.value = evaluation.value
+        row.progress = evaluation.progress
+        row.status = evaluation.status.value
+        row.observed_at = self.now
+        row.last_measurement_id = measurement
+        queued = on_change(self.session, item.objective, item.cycle, row, measurement, self.now)
+        queued += _end_stale_episode(self.session, item, row, self.now)
+        return Recorded(item.key_result.id, True, measurement, queued)
 
 
 def _end_stale_episode(
@@ -156,16 +213,21 @@ def _end_stale_episode(
     return staleness_changed(session, item.objective, item.cycle, row, episode, now, stale=False)
 
 
-def _locked_rows(session: Session, ids: Sequence[str]) -> list[KeyResultRow]:
-    """The rows of ``ids``, in that order, locked for this transaction (taken in id order, so
-    two replicas recording overlapping key results cannot deadlock)."""
+def _locked_states(session: Session, ids: Sequence[str]) -> list[_State]:
+    """The state of ``ids``, in that order, their rows locked for this transaction (taken in id
+    order, so two replicas recording overlapping key results cannot deadlock)."""
     statement = (
-        select(KeyResultRow)
+        select(
+            col(KeyResultRow.id),
+            col(KeyResultRow.value),
+            col(KeyResultRow.last_measurement_id),
+            col(KeyResultRow.stale_announced_for),
+        )
         .where(col(KeyResultRow.id).in_(set(ids)))
         .order_by(col(KeyResultRow.id))
         .with_for_update()
     )
-    found = {row.id: row for row in session.exec(statement)}
+    found = {row[0]: _State(*row) for row in session.exec(statement)}
     missing = [kr_id for kr_id in ids if kr_id not in found]
     if missing:
         raise LookupError(

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import Engine
+from sqlalchemy import Engine, insert, update
 from sqlmodel import col, select
 
 from okrsync.config import Config
@@ -267,24 +267,25 @@ class SyncService:
         return paused
 
     def _mark_metrics_ran(self, plan: QueryPlan, now: datetime) -> None:
-        """One read per 500 metrics, not one per metric (it showed in the 10,000 benchmark)."""
+        """Two UPDATEs per 500 metrics, no ORM objects (one read and write per metric showed in
+        the 10,000 key-result benchmark); the claim of this replica ends with the run."""
         names = sorted({name for (name, _cycle) in plan.key_for})
+        name_col, owner_col = col(MetricStateRow.name), col(MetricStateRow.lease_owner)
         with session_scope(self.engine) as session:
             for start in range(0, len(names), 500):
                 chunk = names[start : start + 500]
-                found = {
-                    row.name: row
-                    for row in session.exec(
-                        select(MetricStateRow).where(col(MetricStateRow.name).in_(chunk))
-                    )
-                }
-                for name in chunk:
-                    state = found.get(name) or MetricStateRow(name=name)
-                    state.last_run_at = now
-                    if state.lease_owner == self.instance_id:
-                        state.lease_owner = None  # done: the claim ends with the run
-                        state.lease_until = None
-                    session.add(state)
+                present = set(session.exec(select(MetricStateRow.name).where(name_col.in_(chunk))))
+                missing = [{"name": name} for name in chunk if name not in present]
+                if missing:
+                    session.execute(insert(MetricStateRow), missing)
+                session.execute(
+                    update(MetricStateRow).where(name_col.in_(chunk)).values(last_run_at=now)
+                )
+                session.execute(
+                    update(MetricStateRow)
+                    .where(name_col.in_(chunk), owner_col == self.instance_id)
+                    .values(lease_owner=None, lease_until=None)
+                )
 
     def _finish_run(self, report: RunReport) -> None:
         finished = self.clock()

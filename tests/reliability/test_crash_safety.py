@@ -281,6 +281,7 @@ def where(world: World, log: Path) -> str:
     return "between requests (scheduling, claiming, sleeping)"
 
 
+@pytest.mark.timeout(600)  # 105 daemon starts and kills: ~100 s alone, more on a loaded machine
 def test_sigkill_at_random_points_loses_and_repeats_nothing(
     world: World, tmp_path: Path, database_url: str
 ) -> None:

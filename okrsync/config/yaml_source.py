@@ -3,6 +3,11 @@
 The rest of the config package works on plain ``dict``/``list``/scalars (easy to validate and to
 type), and asks :class:`YamlDocument` for the line of a key path only when it has something to
 say about it. Round-trip loading is used because it is the ruamel mode that keeps positions.
+
+ruamel's parser is pure Python and slow on large configs, so a document is first composed by
+libyaml (:mod:`.yaml_libyaml`), which builds the same values and lines; what that module cannot
+read exactly as ruamel does (syntax errors included, so that their messages stay ruamel's) is
+read by ruamel here, as is everything when PyYAML was built without libyaml.
 """
 
 from __future__ import annotations
@@ -16,10 +21,10 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq, TaggedScalar
 from ruamel.yaml.constructor import RoundTripConstructor
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
-from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from ruamel.yaml.reader import ReaderError
 from ruamel.yaml.scalarbool import ScalarBoolean
 
+from okrsync.config import yaml_libyaml
 from okrsync.errors import ConfigError, ConfigErrors
 
 KeyPath = tuple[str | int, ...]
@@ -75,9 +80,73 @@ def _yaml() -> YAML:
 
 def read_yaml(text: str, *, filename: str = "<config>") -> YamlDocument:
     """Parse ``text``; every failure becomes a :class:`ConfigErrors` naming file and line."""
+    with yaml_libyaml.collector_paused():  # the tree is freed before the collector is back
+        document = _read_with_libyaml(text, filename)
+    if document is not None:
+        return document
+    return read_yaml_with_ruamel(text, filename=filename)
 
-    def fail(message: str, line: int | None, key: str | None = None) -> ConfigErrors:
-        return ConfigErrors([ConfigError(message, file=filename, line=line, key=key)])
+
+def _fail(filename: str, message: str, line: int | None) -> ConfigErrors:
+    return ConfigErrors([ConfigError(message, file=filename, line=line)])
+
+
+def value_limit(text: str) -> int:
+    """How many values a text may hold: without aliases every value takes at least a character,
+    so a big config is never refused, while a small text cannot expand past ``MAX_NODES``."""
+    return max(MAX_NODES, len(text))
+
+
+def _too_big(limit: int) -> str:
+    return (
+        f"the document expands to more than {limit} values (through aliases); "
+        "that is far more than any okrsync config needs"
+    )
+
+
+def _read_with_libyaml(text: str, filename: str) -> YamlDocument | None:
+    """The document as libyaml reads it, or ``None`` when only ruamel can read it exactly."""
+    node = yaml_libyaml.compose(text)
+    if node is None:
+        return None
+    document = YamlDocument(data=None, lines={(): 1})
+    builder = yaml_libyaml.Builder(document.lines, value_limit(text))
+    try:
+        document.data = builder.build(node)
+    except yaml_libyaml.RepeatedKey:
+        if builder.readable_but_for_repeated_keys(node):
+            _check_duplicate_keys(node, filename)
+        return None  # or repeated where ruamel's constructor sees it (merged in): its message
+    except yaml_libyaml.NotExact:
+        return None
+    except yaml_libyaml.TooManyValues:
+        _check_duplicate_keys(node, filename)  # repeated keys are reported first, as ever
+        raise _fail(filename, _too_big(value_limit(text)), None) from None
+    return document
+
+
+def _check_duplicate_keys(node: Any, filename: str) -> None:
+    duplicates = list(_duplicate_keys(node, ()))
+    if duplicates:
+        raise ConfigErrors(
+            [
+                ConfigError(
+                    f"duplicate key {path[-1]!r} (first defined on line {first}); "
+                    "YAML keeps only one of them, so remove or rename the other",
+                    file=filename,
+                    line=line,
+                    key=format_path(path),
+                )
+                for path, line, first in duplicates
+            ]
+        )
+
+
+def read_yaml_with_ruamel(text: str, *, filename: str = "<config>") -> YamlDocument:
+    """:func:`read_yaml` by ruamel alone: slower, and the reference for what a document means."""
+
+    def fail(message: str, line: int | None) -> ConfigErrors:
+        return _fail(filename, message, line)
 
     yaml = _yaml()
     try:
@@ -97,20 +166,7 @@ def read_yaml(text: str, *, filename: str = "<config>") -> YamlDocument:
     if node is None:
         raise fail("the file is empty; a config starts with `version: 1`", 1)
 
-    duplicates = list(_duplicate_keys(node, ()))
-    if duplicates:
-        raise ConfigErrors(
-            [
-                ConfigError(
-                    f"duplicate key {path[-1]!r} (first defined on line {first}); "
-                    "YAML keeps only one of them, so remove or rename the other",
-                    file=filename,
-                    line=line,
-                    key=format_path(path),
-                )
-                for path, line, first in duplicates
-            ]
-        )
+    _check_duplicate_keys(node, filename)
 
     try:
         loaded = _yaml().load(text)
@@ -118,16 +174,19 @@ def read_yaml(text: str, *, filename: str = "<config>") -> YamlDocument:
         raise fail(_marked_message(exc), _marked_line(exc)) from None
     except RecursionError:
         raise fail("the YAML is nested too deeply to read", None) from None
-    except (YAMLError, ValueError, TypeError, OverflowError) as exc:
-        # e.g. ``start: 2026-13-45`` looks like a date to YAML, which then cannot build it
+    except (YAMLError, ValueError, TypeError, OverflowError, IndexError) as exc:
+        # e.g. ``._`` looks like a number to YAML, which then cannot build it (``-_`` even makes
+        # ruamel fail on an index)
         raise fail(f"this is not valid YAML: {exc}", None) from None
 
     document = YamlDocument(data=None, lines={(): 1})
-    converter = _Converter(document.lines)
+    converter = _Converter(document.lines, value_limit(text))
     try:
         document.data = converter.convert(loaded, ())
-    except _TooBig as exc:
-        raise fail(str(exc), None) from None
+    except _TooBig:
+        raise fail(_too_big(converter.limit), None) from None
+    except ValueError as exc:  # an int key too long to write in decimal (``0x`` + 4,000 digits)
+        raise fail(f"this is not valid YAML: {exc}", None) from None
     except RecursionError:
         raise fail(
             "the YAML is nested too deeply (or refers to itself through an alias)", None
@@ -150,19 +209,23 @@ def _marked_message(exc: MarkedYAMLError) -> str:
     return "this is not valid YAML: " + ("; ".join(parts) or "invalid YAML")
 
 
-def _duplicate_keys(node: Node, path: KeyPath) -> Iterator[tuple[KeyPath, int, int]]:
-    """Every repeated key in a mapping: (path of the repeat, its line, line of the first)."""
+def _duplicate_keys(node: Any, path: KeyPath) -> Iterator[tuple[KeyPath, int, int]]:
+    """Every repeated key in a mapping: (path of the repeat, its line, line of the first).
+
+    Works on a tree composed by ruamel or by libyaml (PyYAML): both name their nodes' kinds in
+    ``node.id``. PyYAML keeps the last of two equal keys without a word, so this check is what
+    reports them."""
     seen_nodes: set[int] = set()
-    stack: list[tuple[Node, KeyPath]] = [(node, path)]
+    stack: list[tuple[Any, KeyPath]] = [(node, path)]
     while stack:
         current, where = stack.pop()
         if id(current) in seen_nodes:  # aliases point at the same node: check it once
             continue
         seen_nodes.add(id(current))
-        if isinstance(current, MappingNode):
+        if current.id == "mapping":
             first_line: dict[str, int] = {}
             for key_node, value_node in current.value:
-                if isinstance(key_node, ScalarNode) and key_node.value != "<<":
+                if key_node.id == "scalar" and key_node.value != "<<":
                     key = str(key_node.value)
                     line = int(key_node.start_mark.line) + 1
                     if key in first_line:
@@ -170,7 +233,7 @@ def _duplicate_keys(node: Node, path: KeyPath) -> Iterator[tuple[KeyPath, int, i
                     else:
                         first_line[key] = line
                     stack.append((value_node, (*where, key)))
-        elif isinstance(current, SequenceNode):
+        elif current.id == "sequence":
             for index, item in enumerate(current.value):
                 stack.append((item, (*where, index)))
 
@@ -182,17 +245,15 @@ class _TooBig(Exception):
 class _Converter:
     """Round-trip values → plain values, recording lines as it goes."""
 
-    def __init__(self, lines: dict[KeyPath, int]) -> None:
+    def __init__(self, lines: dict[KeyPath, int], limit: int) -> None:
         self.lines = lines
+        self.limit = limit
         self.count = 0
 
     def convert(self, value: Any, path: KeyPath) -> Any:
         self.count += 1
-        if self.count > MAX_NODES:
-            raise _TooBig(
-                f"the document expands to more than {MAX_NODES} values (through aliases); "
-                "that is far more than any okrsync config needs"
-            )
+        if self.count > self.limit:
+            raise _TooBig
         if isinstance(value, CommentedMap):
             out: dict[str, Any] = {}
             for key, item in value.items():
@@ -220,6 +281,8 @@ def _position(container: CommentedMap | CommentedSeq, kind: str, key: Any) -> in
         found = container.lc.key(key) if kind == "key" else container.lc.item(key)
     except (KeyError, IndexError, TypeError, AttributeError):
         return None  # e.g. a key merged in with ``<<: *anchor`` has no position of its own here
+    if found is None:  # a mapping whose keys all come from ``<<: *anchor`` has no positions
+        return None
     return int(found[0]) + 1
 
 

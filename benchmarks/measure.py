@@ -23,12 +23,19 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import httpx
 from pydantic import SecretStr
+from sqlmodel import col, func, select
 
 from benchmarks.fakes import clear_logs, request_counts, request_paths, start_sandbox
 from benchmarks.floor import refresh_floor
 from benchmarks.naive import run_naive
 from benchmarks.workload import SLACK_CHANNELS, Workload, generate
+from okrsync.api.app import build_app
+from okrsync.api.context import ApiContext
+from okrsync.api.hooks import dependent_metrics, secret_variable
+from okrsync.api.server import HttpServer, bind
+from okrsync.api.signatures import okrsync_signature
 from okrsync.app import App
 from okrsync.config import load_config_text
 from okrsync.engine.daemon import Daemon
@@ -79,63 +86,147 @@ async def timed_refresh(
     return out
 
 
+HOOK_CONNECTION = "salesforce"
+HOOK_SECRET = "bench-hook-secret"
+
+
 async def freshness(
     app: App, sandbox: Any, workload: Workload, state: Any, samples: int
 ) -> dict[str, Any]:
-    """Change a value at the fake, run the metrics that read it (as a webhook handler would),
-    time until the Slack fake's message shows it. No debounce is modelled."""
+    """Through the real webhook hop: the daemon loop and the HTTP API run in this event loop (as
+    ``okrsync run`` serves them, uvicorn on 127.0.0.1 port 0); each sample changes a value at the
+    Salesforce fake, POSTs a signed event to ``/hooks/salesforce`` and times until the Slack
+    fake's message shows the new value. The hook throttle keeps its default window; samples are
+    spaced further apart than the window, so each is an isolated event (the leading edge)."""
     kr_id = next(
         k
         for k in workload.mirrored
-        if workload.specs[workload.metric_of[k]]["connection"] == "salesforce"
+        if workload.specs[workload.metric_of[k]]["connection"] == HOOK_CONNECTION
     )
     spec = workload.specs[workload.metric_of[kr_id]]
     sharing = [m for m, s in workload.specs.items() if s == spec]
-    org = sandbox["salesforce"].app.app.state.org
+    org = sandbox[HOOK_CONNECTION].app.app.state.org
     field, value = spec["soql"].split("GROUP BY ")[1].strip(), spec["group_value"]
     channel = SLACK_CHANNELS[workload.mirrored.index(kr_id) % len(SLACK_CHANNELS)]
     template = next(o for o in org.opportunities if o[field] == value)
+    window = app.settings.hook_debounce_seconds
     delays: list[float] = []
     problems: list[str] = []
     pushed: list[int] = []
     in_order: list[float] = []
-    for i in range(samples):
-        close = template["CloseDate"]
-        today = datetime.now(UTC).date()
-        opportunity = {
-            **template,
-            "Id": f"006BENCH{i:010d}",
-            "CloseDate": today if not isinstance(close, str) else today.isoformat(),
-        }
-        previous = await _current(app, kr_id)
-        began = time.perf_counter()
-        org.opportunities.append(opportunity)  # the event at the vendor
-        run = await app.sync.run_once(metrics=sharing, trigger="webhook")
-        problems.extend(run.dispatch.errors)
-        pushed.append(run.dispatch.delivered)
-        expected = await _current(app, kr_id)
-        if expected == previous:
-            raise RuntimeError(f"freshness: the change at the fake did not move {kr_id}")
-        while not _slack_shows(state, channel, kr_id, expected):
-            if time.perf_counter() - began > 30:
-                break
-            await asyncio.sleep(0.005)
-        delays.append(time.perf_counter() - began)
-        in_order.append(round(delays[-1], 3))
-        # stay inside chat.update's 50 per minute, or the next sample measures Slack's 429 wait
-        await asyncio.sleep(max(1.3, 1.25 * run.dispatch.delivered))
+    with tempfile.TemporaryDirectory(prefix="okrsync-bench-secrets-") as secrets:
+        (Path(secrets) / secret_variable(HOOK_CONNECTION)).write_text(HOOK_SECRET)
+        stop = asyncio.Event()
+        daemon = Daemon(app.engine, app.config, app.sync, app.dispatcher, clock=app.clock)
+        ctx = ApiContext.from_app(app, daemon)
+        ctx.settings = app.settings.model_copy(update={"secrets_dir": Path(secrets)})
+        http = HttpServer(build_app(ctx), bind("127.0.0.1", 0))
+        loop_task = asyncio.create_task(daemon.run(stop), name="scheduler")
+        await http.start()
+        host, port = http.address
+        try:
+            async with httpx.AsyncClient(base_url=f"http://{host}:{port}") as client:
+                next_event = time.perf_counter()
+                for i in range(samples):
+                    await asyncio.sleep(max(0.0, next_event - time.perf_counter()))
+                    close = template["CloseDate"]
+                    today = datetime.now(UTC).date()
+                    opportunity = {
+                        **template,
+                        "Id": f"006BENCH{i:010d}",
+                        "CloseDate": today if not isinstance(close, str) else today.isoformat(),
+                    }
+                    previous = _slack_value(state, channel, kr_id)
+                    outbox_before = _last_delivery_id(app)
+                    body = json.dumps({"event": "opportunity.created", "id": opportunity["Id"]})
+                    began = time.perf_counter()
+                    org.opportunities.append(opportunity)  # the event at the vendor
+                    stamp = str(int(time.time()))
+                    answer = await client.post(
+                        f"/hooks/{HOOK_CONNECTION}",
+                        content=body.encode(),
+                        headers={
+                            "Content-Type": "application/json",
+                            "X-Okrsync-Timestamp": stamp,
+                            "X-Okrsync-Signature": okrsync_signature(
+                                HOOK_SECRET, stamp, body.encode()
+                            ),
+                        },
+                    )
+                    if answer.status_code != 202:
+                        raise RuntimeError(f"freshness: the webhook answered {answer.text}")
+                    shown = previous
+                    while shown == previous and time.perf_counter() - began <= 30:
+                        await asyncio.sleep(0.005)
+                        shown = _slack_value(state, channel, kr_id)
+                    delays.append(time.perf_counter() - began)
+                    in_order.append(round(delays[-1], 3))
+                    stored = await _current(app, kr_id)
+                    if shown == previous:
+                        problems.append(f"sample {i}: Slack still shows {previous} after 30 s")
+                    elif shown != stored:
+                        problems.append(f"sample {i}: Slack shows {shown}, the store {stored}")
+                    delivered, errors = await _settled_deliveries(app, outbox_before)
+                    pushed.append(delivered)
+                    problems.extend(errors)
+                    # stay inside chat.update's 50 per minute, or the next sample measures Slack's
+                    # 429 wait; and past the throttle window, so the next event is an isolated one
+                    next_event = max(
+                        time.perf_counter() + max(1.3, 1.25 * delivered),
+                        began + window + 0.1,
+                    )
+        finally:
+            await http.stop()
+            stop.set()
+            await loop_task
+    if problems and len(problems) == len(delays):
+        raise RuntimeError(f"freshness: {problems[:3]}")
     delays.sort()
     return {
         "samples": len(delays),
         "p50": statistics.median(delays),
         "p95": delays[max(0, round(0.95 * len(delays)) - 1)],
         "max": delays[-1],
+        "path": "webhook POST /hooks/salesforce → daemon loop → Slack fake",
+        "hook_window_seconds": window,
         "sharing_metrics": len(sharing),
+        "metrics_per_event": len(dependent_metrics(app.config, HOOK_CONNECTION)),
         "delivery_errors": problems[:5],
         "delivery_error_count": len(problems),
         "delays_in_order": in_order,
         "delivered_per_run": pushed,
     }
+
+
+def _last_delivery_id(app: App) -> int:
+    from okrsync.store.db import session_scope
+    from okrsync.store.tables import DeliveryRow
+
+    with session_scope(app.engine) as session:
+        return session.exec(select(func.max(DeliveryRow.id))).one() or 0
+
+
+SETTLE_SECONDS = 30.0
+
+
+async def _settled_deliveries(app: App, after: int) -> tuple[int, list[str]]:
+    """Once every outbox row queued after row ``after`` was delivered, superseded or failed (a
+    claimed row stays pending while its push is in flight): how many were delivered, and the
+    errors of those that were not."""
+    from okrsync.store.db import session_scope
+    from okrsync.store.tables import DeliveryRow
+
+    deadline = time.perf_counter() + SETTLE_SECONDS
+    while True:
+        with session_scope(app.engine) as session:
+            rows = session.exec(select(DeliveryRow).where(col(DeliveryRow.id) > after)).all()
+        untried = [r for r in rows if r.status == "pending" and r.last_error is None]
+        if not untried or time.perf_counter() > deadline:
+            delivered = sum(1 for r in rows if r.status == "done")
+            errors = [f"delivery {r.id}: {r.last_error}" for r in rows if r.last_error]
+            errors += [f"delivery {r.id}: not done after {SETTLE_SECONDS} s" for r in untried]
+            return delivered, errors
+        await asyncio.sleep(0.05)
 
 
 async def _current(app: App, kr_id: str) -> Decimal | None:
@@ -147,16 +238,14 @@ async def _current(app: App, kr_id: str) -> Decimal | None:
         return None if row is None else row.value
 
 
-def _slack_shows(state: Any, channel: str, kr_id: str, value: Decimal | None) -> bool:
-    """The key result's living message shows ``value`` (text: "Key result 7: 3.1% (48 of …")."""
-    if value is None:
-        return False
+def _slack_value(state: Any, channel: str, kr_id: str) -> Decimal | None:
+    """The value the key result's living message shows (text: "Key result 7: 3.1% (48 of …")."""
     title = f"Key result {int(kr_id[2:])}: "
     for message in state.channel_messages(channel):
         if message.text.startswith(title):
             found = re.search(r"\(([0-9.,]+)", message.text)
-            return found is not None and Decimal(found.group(1).replace(",", "")) == value
-    return False
+            return None if found is None else Decimal(found.group(1).replace(",", ""))
+    return None
 
 
 async def idle(app: App, seconds: float) -> dict[str, Any]:
@@ -211,7 +300,9 @@ async def measure(
                 result["mirrored"] = len(workload.mirrored)
                 result["cold"] = await timed_refresh(app, sandbox, "cold", profile)
                 result["cold"]["paths"] = {n: request_paths(sandbox, n) for n in ("slack", "ga4")}
-                result["warm"] = await timed_refresh(app, sandbox, "warm")
+                result["warm"] = await timed_refresh(
+                    app, sandbox, "warm", profile.with_suffix(".warm.out") if profile else None
+                )
                 channels = len(SLACK_CHANNELS)
                 result["floor"] = {
                     "cold": refresh_floor(lower, latency, channels),

@@ -34,7 +34,8 @@ class Settings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8080, ge=0, le=65535)
     api_token: SecretStr | None = None  # bearer token for every write; none: writes refused
-    hook_debounce_seconds: float = Field(default=2.0, ge=0)  # webhook bursts → one run
+    # webhook events: the first runs at once, later ones within this window together
+    hook_debounce_seconds: float = Field(default=2.0, ge=0)
     ready_heartbeat_seconds: float = Field(
         default=420.0, gt=0
     )  # scheduler silent longer: not ready

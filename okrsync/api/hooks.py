@@ -7,9 +7,12 @@ character other than a letter or digit turned into ``_``) from the environment, 
 that name in ``OKRSYNC_SECRETS_DIR`` (``/run/secrets``). A connection without a secret accepts no
 webhooks (404), so nothing unsigned can ever trigger work.
 
-Vendors send bursts (one issue edit → several events), so events are debounced: the first one
-opens a window (``OKRSYNC_HOOK_DEBOUNCE_SECONDS``, 2 s) and everything that arrives within it is
-run once, together, when it closes. Bodies are never logged.
+Vendors send bursts (one issue edit → several events), so events are throttled on both edges
+(:class:`Debouncer`, window ``OKRSYNC_HOOK_DEBOUNCE_SECONDS``, 2 s): an event when nothing ran
+within the last window runs at once, so an isolated event costs no wait; the events that arrive
+within the window after a run are collected and run once, together, when that window ends (and
+that run opens the next window). A burst costs at most one run per window plus one. Bodies are
+never logged.
 """
 
 from __future__ import annotations
@@ -68,25 +71,45 @@ def dependent_metrics(config: Config, connection: str) -> set[str]:
 
 
 class Debouncer:
-    """Collects metric names; ``window`` seconds after the first, hands them all over at once."""
+    """Leading- and trailing-edge throttle of metric names, ``window`` seconds wide.
+
+    ``add`` when nothing fired within the last ``window`` seconds fires at once (the leading
+    edge). Otherwise the names are collected and fired together, once, when ``window`` seconds
+    have passed since the last fire (the trailing edge), and that fire starts the next window.
+    Times are the running loop's clock; the trailing fire is a ``call_at`` on that loop.
+    """
 
     def __init__(self, window: float, fire: Callable[[set[str]], None]) -> None:
         self.window = window
         self.fire = fire
         self._pending: set[str] = set()
         self._timer: asyncio.TimerHandle | None = None
+        self._last_fire: float | None = None
         self.fired = 0
 
     def add(self, metrics: set[str]) -> None:
+        loop = asyncio.get_running_loop()
+        if self._timer is not None:  # a trailing fire is already due: join it
+            self._pending |= metrics
+            return
+        now = loop.time()
+        if self._last_fire is None or now - self._last_fire >= self.window:
+            self._emit(set(metrics), now)
+            return
         self._pending |= metrics
-        if self._timer is None:
-            self._timer = asyncio.get_running_loop().call_later(self.window, self._flush)
+        self._timer = loop.call_at(self._last_fire + self.window, self._flush)
 
     def _flush(self) -> None:
         pending, self._pending, self._timer = self._pending, set(), None
         if pending:
-            self.fired += 1
-            self.fire(pending)
+            self._emit(pending, asyncio.get_running_loop().time())
+
+    def _emit(self, metrics: set[str], now: float) -> None:
+        if not metrics:
+            return
+        self._last_fire = now
+        self.fired += 1
+        self.fire(metrics)
 
     def cancel(self) -> None:
         if self._timer is not None:

@@ -122,7 +122,7 @@ class _Pass:
         results: list[Recorded | None] = []
         confirmed: list[str] = []
         failed: list[dict[str, Any]] = []
-        changed: list[tuple[int, KeyResultRow, PlannedKeyResult, Evaluation]] = []
+        to_load: list[tuple[int, bool, PlannedKeyResult, Evaluation]] = []
         for state, item, evaluation in work:
             if not evaluation.ok:
                 error = self.redactor.redact(evaluation.error or "no value")
@@ -135,15 +135,19 @@ class _Pass:
                 confirmed.append(state.id)
                 results.append(Recorded(state.id, False, state.last_measurement_id, 0))
                 continue
-            row = self.session.get_one(KeyResultRow, state.id)
+            to_load.append((len(results), unchanged, item, evaluation))
+            results.append(None)
+        rows = self._rows([item.key_result.id for _at, _u, item, _e in to_load])
+        changed: list[tuple[int, KeyResultRow, PlannedKeyResult, Evaluation]] = []
+        for at, unchanged, item, evaluation in to_load:
+            row = rows[item.key_result.id]
             row.checked_at = self.now
             row.last_error = None
-            if unchanged:
+            if unchanged:  # and a stale episode ends
                 fresh_again = _end_stale_episode(self.session, item, row, self.now)
-                results.append(Recorded(state.id, False, state.last_measurement_id, fresh_again))
-                continue
-            changed.append((len(results), row, item, evaluation))
-            results.append(None)
+                results[at] = Recorded(row.id, False, row.last_measurement_id, fresh_again)
+            else:
+                changed.append((at, row, item, evaluation))
         if failed:
             self.session.execute(update(KeyResultRow), failed)
         if confirmed:
@@ -158,6 +162,13 @@ class _Pass:
             for (at, row, item, evaluation), measurement_id in zip(changed, ids, strict=True):
                 results[at] = self._changed(row, item, evaluation, measurement_id)
         return [r for r in results if r is not None]
+
+    def _rows(self, ids: list[str]) -> dict[str, KeyResultRow]:
+        """The ORM rows of ``ids`` in one SELECT (already locked by this transaction)."""
+        if not ids:
+            return {}
+        statement = select(KeyResultRow).where(col(KeyResultRow.id).in_(ids))
+        return {row.id: row for row in self.session.exec(statement)}
 
     def _insert_measurements(
         self,

@@ -100,8 +100,8 @@ def markdown(results: dict[str, Any]) -> str:
         "# okrsync benchmark results",
         "",
         f"Machine: {m['cores']} cores, {m['memory']} RAM, Python {m['python']}, {m['platform']}; "
-        f"run {m['date']}. **The machine was shared with other engineers' test runs during this "
-        "run**, so wall-clock figures carry noise; request counts do not.",
+        f"run {m['date']}. A shared virtual machine: wall-clock figures carry noise, request "
+        "counts do not.",
         "",
         f"Command: `{results['command']}`. Vendor latency injected: "
         f"{results['latency'] * 1000:.0f} ms per request. Fakes' own limits kept (Slack per-method "

@@ -67,18 +67,25 @@ async def fetch_all(
     redactor: Redactor,
     *,
     paused: Mapping[str, ConnectorError] | None = None,
+    on_answered: Callable[[list[Reading]], None] | None = None,
 ) -> Fetched:
     """Ask every connection its queries at once; a paused connection is not asked at all.
 
-    Touches no store: ``plan`` uses it too.
+    ``on_answered`` hears each connection's readings as soon as that connection is done, while
+    the others are still being asked (a run evaluates key results meanwhile). Touches no store:
+    ``plan`` uses it too.
     """
     paused = paused or {}
 
     async def one(name: str) -> tuple[list[Reading], int]:
         queries = plan.by_connection[name]
         if name in paused:
-            return [failed_reading(q, paused[name]) for q in queries], 0
-        return await fetch_connection(connections, name, queries, redactor)
+            answered = [failed_reading(q, paused[name]) for q in queries], 0
+        else:
+            answered = await fetch_connection(connections, name, queries, redactor)
+        if on_answered is not None:
+            on_answered(answered[0])
+        return answered
 
     names = sorted(plan.by_connection)
     results = await asyncio.gather(*(one(name) for name in names))
@@ -123,16 +130,75 @@ def evaluate_plan(
     config: Config, plan: QueryPlan, readings: Mapping[str, Reading], run_id: str, now: datetime
 ) -> list[tuple[Evaluation, PlannedKeyResult]]:
     """Evaluate every key result of the plan from the readings. Pure."""
-    out = []
-    for item in plan.key_results:
+    evaluator = PlanEvaluator(config, plan, run_id, lambda: now)
+    evaluator.answered(list(readings.values()))
+    return evaluator.results()
+
+
+class PlanEvaluator:
+    """Evaluates each key result of a plan as soon as every query it reads has been answered.
+
+    Fed one connection's readings at a time while the other connections are still being asked,
+    so the CPU of evaluation overlaps the slowest vendor's network time instead of following it.
+    A key result whose readings never all arrive is evaluated by :meth:`results` with what came.
+    """
+
+    def __init__(
+        self, config: Config, plan: QueryPlan, run_id: str, clock: Callable[[], datetime]
+    ) -> None:
+        self.config = config
+        self.plan = plan
+        self.run_id = run_id
+        self.clock = clock
+        self.readings: dict[str, Reading] = {}
+        self._done: list[tuple[Evaluation, PlannedKeyResult] | None] = [None] * len(
+            plan.key_results
+        )
+        self._missing: list[set[str]] = []  # per key result: query keys not answered yet
+        self._waiting: dict[str, list[int]] = {}  # query key -> key results waiting for it
+        for index, item in enumerate(plan.key_results):
+            keys = {plan.key_for[(n, item.cycle.id)] for n in item.key_result.metric_names()}
+            self._missing.append(keys)
+            for key in keys:
+                self._waiting.setdefault(key, []).append(index)
+
+    def answered(self, readings: list[Reading]) -> None:
+        now = self.clock()
+        ready: list[int] = []
+        for reading in readings:
+            self.readings[reading.key] = reading
+            for index in self._waiting.pop(reading.key, ()):
+                missing = self._missing[index]
+                missing.discard(reading.key)
+                if not missing:
+                    ready.append(index)
+        for index in ready:
+            self._evaluate(index, now)
+
+    @property
+    def waiting(self) -> int:
+        """How many key results still wait for a reading."""
+        return sum(1 for done in self._done if done is None)
+
+    def results(self) -> list[tuple[Evaluation, PlannedKeyResult]]:
+        """Every key result's evaluation, in plan order."""
+        now = self.clock()
+        out = []
+        for index, done in enumerate(self._done):
+            out.append(done if done is not None else self._evaluate(index, now))
+        return out
+
+    def _evaluate(self, index: int, now: datetime) -> tuple[Evaluation, PlannedKeyResult]:
+        item = self.plan.key_results[index]
         by_metric: dict[str, MetricReading] = {}
         for name in item.key_result.metric_names():
-            reading = readings.get(plan.key_for[(name, item.cycle.id)])
+            reading = self.readings.get(self.plan.key_for[(name, item.cycle.id)])
             if reading is not None:
-                connection = config.metrics[name].connection
-                by_metric[name] = MetricReading(name, connection, reading, run_id)
-        out.append((evaluate(item.key_result, item.cycle, by_metric, now), item))
-    return out
+                connection = self.config.metrics[name].connection
+                by_metric[name] = MetricReading(name, connection, reading, self.run_id)
+        done = (evaluate(item.key_result, item.cycle, by_metric, now), item)
+        self._done[index] = done
+        return done
 
 
 class SyncService:
@@ -179,9 +245,10 @@ class SyncService:
                 )
             )
         log.info("run_started", run_id=report.run_id, trigger=trigger, queries=report.queries)
-        readings = await self.fetch(plan, report)
+        evaluator = PlanEvaluator(self.config, plan, report.run_id, self.clock)
+        await self.fetch(plan, report, on_answered=evaluator.answered)
+        evaluated = evaluator.results()
         now = self.clock()
-        evaluated = evaluate_plan(self.config, plan, readings, report.run_id, now)
         report.recorded = record_all(
             self.engine, evaluated, run_id=report.run_id, now=now, redactor=self.redactor
         )
@@ -193,10 +260,17 @@ class SyncService:
         self._finish_run(report)
         return report
 
-    async def fetch(self, plan: QueryPlan, report: RunReport) -> dict[str, Reading]:
+    async def fetch(
+        self,
+        plan: QueryPlan,
+        report: RunReport,
+        on_answered: Callable[[list[Reading]], None] | None = None,
+    ) -> dict[str, Reading]:
         """Fetch the plan's queries and keep each connection's health row current."""
         paused = self.paused_connections(list(plan.by_connection))
-        fetched = await fetch_all(plan, self.connections, self.redactor, paused=paused)
+        fetched = await fetch_all(
+            plan, self.connections, self.redactor, paused=paused, on_answered=on_answered
+        )
         report.api_calls += fetched.api_calls
         for name, connection_readings in fetched.by_connection.items():
             if name not in paused:

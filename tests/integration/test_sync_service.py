@@ -26,7 +26,7 @@ from okrsync.engine import recorder
 from okrsync.engine.dispatcher import DispatchReport
 from okrsync.engine.planner import plan_queries
 from okrsync.engine.scheduled_pushes import ScheduledPushes
-from okrsync.engine.sync import RunReport, evaluate_plan
+from okrsync.engine.sync import PlanEvaluator, RunReport, evaluate_plan, fetch_all
 from okrsync.errors import ConfigErrors, QuotaExhaustedError
 from okrsync.plugins import Registry, load_registry
 from okrsync.redaction import Redactor
@@ -535,4 +535,28 @@ async def test_a_pass_is_recorded_in_batches_and_a_bad_key_result_keeps_its_neig
     with session_scope(app.engine) as session:
         deals = session.get(KeyResultRow, "deals")
         assert deals is not None and deals.value == 2  # its batch failed; it was recorded alone
+    await app.aclose()
+
+
+async def test_key_results_are_evaluated_as_soon_as_their_connection_answers(
+    world: World,
+) -> None:
+    app = world.app()
+    plan = plan_queries(app.config)
+    readings = await app.sync.fetch(plan, RunReport("r1"))
+    good = [r for r in readings.values() if r.ok]
+    bad = [r for r in readings.values() if not r.ok]
+    evaluator = PlanEvaluator(app.config, plan, "r1", world.clock)
+    assert evaluator.waiting == 2
+    evaluator.answered(good)  # "deals" reads only the good connection: evaluated now
+    assert evaluator.waiting == 1
+    evaluator.answered(bad)
+    assert evaluator.waiting == 0
+    heard: list[list[Reading]] = []  # a run feeds its evaluator from here, connection by one
+    await fetch_all(plan, app.connections, Redactor(), on_answered=heard.append)
+    assert sorted(len(batch) for batch in heard) == [1, 1]  # good and bad: one query each
+    together = evaluate_plan(app.config, plan, readings, "r1", world.clock.now)
+    assert [(e.value, e.error, i.key_result.id) for e, i in evaluator.results()] == [
+        (e.value, e.error, i.key_result.id) for e, i in together
+    ]
     await app.aclose()

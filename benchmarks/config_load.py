@@ -15,24 +15,10 @@ from collections.abc import Callable
 from datetime import date
 from typing import Any
 
-from benchmarks.workload import generate
+from benchmarks.workload import OFFLINE_ENVIRON, generate
 from okrsync.config import load_config_text, read_yaml
 from okrsync.config.yaml_source import read_yaml_with_ruamel
 from okrsync.plugins import load_registry
-
-ENVIRON = {
-    **{f"B_{name}_URL": "http://127.0.0.1:9" for name in ("JIRA", "SALESFORCE", "HUBSPOT", "GA4")},
-    "B_SLACK_URL": "http://127.0.0.1:9",
-    "B_JIRA_EMAIL": "a@b.c",
-    "B_JIRA_API_TOKEN": "t",
-    "B_SALESFORCE_CLIENT_ID": "i",
-    "B_SALESFORCE_CLIENT_SECRET": "s",
-    "B_HUBSPOT_TOKEN": "t",
-    "B_GA4_PROPERTY": "1",
-    "B_GA4_CLIENT_EMAIL": "a@b.c",
-    "B_GA4_PRIVATE_KEY_JSON": "k",
-    "B_SLACK_TOKEN": "xoxb-1",
-}
 
 
 def best_of(repeat: int, run: Callable[[], Any]) -> tuple[float, Any]:
@@ -54,7 +40,7 @@ def measure(size: int, repeat: int) -> dict[str, float]:
         raise SystemExit(f"size {size}: libyaml and ruamel read the config differently")
     load, _ = best_of(
         repeat,
-        lambda: load_config_text(text, connectors, filename="bench.yaml", environ=ENVIRON),
+        lambda: load_config_text(text, connectors, filename="bench.yaml", environ=OFFLINE_ENVIRON),
     )
     return {"bytes": len(text), "libyaml": fast, "ruamel": slow, "load_config_text": load}
 

@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import SecretStr
 from sqlalchemy import Engine, create_engine, text
 
-from benchmarks.workload import generate
+from benchmarks.workload import OFFLINE_ENVIRON, generate
 from okrsync.app import App
 from okrsync.config import load_config_text
 from okrsync.plugins import load_registry
@@ -99,28 +99,8 @@ def bench_store(
 ) -> dict[str, Any]:
     registry = load_registry()
     workload = generate(KEY_RESULTS, datetime.now(UTC).date())
-    environ: dict[str, str] = {}
-    environ.update(
-        {
-            f"B_{n}_URL": "http://127.0.0.1:9"
-            for n in ("JIRA", "SALESFORCE", "HUBSPOT", "GA4", "SLACK")
-        }
-    )
-    environ.update(
-        {
-            "B_JIRA_EMAIL": "a@b.c",
-            "B_JIRA_API_TOKEN": "t",
-            "B_SALESFORCE_CLIENT_ID": "i",
-            "B_SALESFORCE_CLIENT_SECRET": "s",
-            "B_HUBSPOT_TOKEN": "t",
-            "B_GA4_PROPERTY": "1",
-            "B_GA4_CLIENT_EMAIL": "a@b.c",
-            "B_GA4_PRIVATE_KEY_JSON": "k",
-            "B_SLACK_TOKEN": "xoxb-1",
-        }
-    )
     config = load_config_text(
-        workload.yaml, registry.connectors, filename="bench.yaml", environ=environ
+        workload.yaml, registry.connectors, filename="bench.yaml", environ=OFFLINE_ENVIRON
     )
     app = App.open(Settings(database_url=SecretStr(url)), config=config, registry=registry)
     try:

@@ -144,6 +144,25 @@ def connections_yaml() -> str:
 """
 
 
+OFFLINE_ENVIRON = {
+    **{
+        f"B_{n}_URL": "http://127.0.0.1:9"
+        for n in ("JIRA", "SALESFORCE", "HUBSPOT", "GA4", "SLACK")
+    },
+    "B_JIRA_EMAIL": "a@b.c",
+    "B_JIRA_API_TOKEN": "t",
+    "B_SALESFORCE_CLIENT_ID": "i",
+    "B_SALESFORCE_CLIENT_SECRET": "s",
+    "B_HUBSPOT_TOKEN": "t",
+    "B_GA4_PROPERTY": "1",
+    "B_GA4_CLIENT_EMAIL": "a@b.c",
+    "B_GA4_PRIVATE_KEY_JSON": "k",
+    "B_SLACK_TOKEN": "xoxb-1",
+}
+"""Values for every ``${B_…}`` the workload's config reads, for loading it without the fakes
+(the store and config-load benchmarks never call a vendor)."""
+
+
 def cycle_dates(today: date) -> tuple[date, date]:
     return today - timedelta(days=45), today + timedelta(days=45)
 

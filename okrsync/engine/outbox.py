@@ -151,8 +151,7 @@ def staleness_changed(
         if spec is None:
             continue
         key = idempotency_key(mirror.key, cause)
-        exists = session.exec(select(DeliveryRow.id).where(DeliveryRow.idempotency_key == key))
-        if exists.first() is not None:
+        if _queued_already(session, key):
             continue
         update: Update = (
             objective_update(session, objective, cycle, now, key)
@@ -177,8 +176,7 @@ def scheduled(
     if row is None or row.archived_at is not None:
         return False
     key = idempotency_key(mirror.key, f"tick:{tick.isoformat()}")
-    exists = session.exec(select(DeliveryRow.id).where(DeliveryRow.idempotency_key == key)).first()
-    if exists is not None:
+    if _queued_already(session, key):
         return False
     if mirror.is_digest:
         update: Update = objective_update(session, objective, cycle, now, key)
@@ -217,6 +215,12 @@ def _enqueue(
         )
     )
     return 1
+
+
+def _queued_already(session: Session, key: str) -> bool:
+    """A delivery with this idempotency key exists (another replica, or an earlier pass)."""
+    found = session.exec(select(DeliveryRow.id).where(DeliveryRow.idempotency_key == key))
+    return found.first() is not None
 
 
 def _live(session: Session, owner: Any) -> Sequence[MirrorRow]:

@@ -24,6 +24,7 @@ from okrsync.config import Config, CycleDef, ObjectiveDef
 from okrsync.engine.outbox import staleness_changed
 from okrsync.store.db import session_scope
 from okrsync.store.tables import KeyResultRow
+from okrsync.store.views import stale_deadline
 
 log = structlog.get_logger()
 
@@ -46,11 +47,6 @@ def watched_key_results(config: Config) -> dict[str, Watched]:
             if kr.stale_after is not None and (own or digest):
                 found[kr.id] = Watched(objective, config.cycles[objective.cycle])
     return found
-
-
-def stale_deadline(checked_at: datetime, stale_after_seconds: int) -> datetime:
-    """The moment past which a value confirmed at ``checked_at`` is stale (as the views say)."""
-    return checked_at + timedelta(seconds=stale_after_seconds)
 
 
 class StaleWatch:
@@ -84,7 +80,7 @@ class StaleWatch:
                 )
                 for kr_id, checked_at, seconds, announced in session.exec(statement):
                     if checked_at is None or seconds is None or announced == checked_at:
-                        continue  # never confirmed, or this episode was announced already
+                        continue  # (None only for the type checker) or announced already
                     deadline = stale_deadline(checked_at, seconds)
                     if now > deadline:
                         due.append(kr_id)

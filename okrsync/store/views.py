@@ -77,11 +77,16 @@ def _jsonable(data: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def stale_deadline(checked_at: datetime, stale_after_seconds: int) -> datetime:
+    """The moment past which a value confirmed at ``checked_at`` is stale."""
+    return checked_at + timedelta(seconds=stale_after_seconds)
+
+
 def is_stale(row: KeyResultRow, now: datetime) -> bool:
     if row.stale_after_seconds is None:
         return False
     seen = row.checked_at or row.observed_at
-    return seen is None or now - seen > timedelta(seconds=row.stale_after_seconds)
+    return seen is None or now > stale_deadline(seen, row.stale_after_seconds)
 
 
 def status_view(session: Session, now: datetime) -> list[ObjectiveView]:

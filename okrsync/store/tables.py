@@ -10,7 +10,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Column, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from okrsync.store.types import DecimalText, UtcDateTime
@@ -84,7 +84,10 @@ class MeasurementRow(SQLModel, table=True):
     """One observed value of a key result; append-only. One row per change of value."""
 
     __tablename__ = "measurements"
-    __table_args__ = (Index("ix_measurements_kr_observed", "key_result_id", "observed_at"),)
+    __table_args__ = (
+        Index("ix_measurements_kr_observed", "key_result_id", "observed_at"),
+        UniqueConstraint("request_key", name="uq_measurements_request_key"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     key_result_id: str = Field(max_length=100)
@@ -95,6 +98,8 @@ class MeasurementRow(SQLModel, table=True):
     run_id: str | None = Field(default=None, max_length=64)
     origin: str = Field(default="auto", max_length=10)  # auto | manual
     note: str | None = None
+    # a check-in's Idempotency-Key (or a digest of its content): a repeat records nothing new
+    request_key: str | None = Field(default=None, max_length=100)
     provenance: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON))
 
 
@@ -130,6 +135,13 @@ class MirrorRow(SQLModel, table=True):
     last_delivered_at: datetime | None = _when()
     last_scheduled_at: datetime | None = _when()  # the last tick of the mirror's own schedule
     archived_at: datetime | None = _when()
+    # order: every delivery queued for this mirror takes the next sequence number (under this
+    # row's lock, so numbers follow commit order); a push of an older one than it shows is refused
+    last_seq: int = Field(default=0, sa_type=BigInteger)
+    delivered_seq: int = Field(default=0, sa_type=BigInteger)
+    # one push in flight per mirror, across replicas
+    lease_owner: str | None = Field(default=None, max_length=100)
+    lease_until: datetime | None = _when()
 
 
 class DeliveryRow(SQLModel, table=True):
@@ -139,10 +151,12 @@ class DeliveryRow(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("idempotency_key", name="uq_deliveries_idempotency_key"),
         Index("ix_deliveries_due", "status", "next_attempt_at"),
+        Index("ix_deliveries_mirror_seq", "mirror_key", "seq"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
     mirror_key: str = Field(max_length=200, index=True)
+    seq: int = Field(default=0, sa_type=BigInteger)  # the mirror's sequence: recorded order
     key_result_id: str | None = Field(default=None, max_length=100)
     objective_id: str | None = Field(default=None, max_length=100)  # digest deliveries
     measurement_id: int | None = None

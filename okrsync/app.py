@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -20,16 +18,13 @@ from okrsync.redaction import Redactor
 from okrsync.settings import Settings
 from okrsync.store.db import make_engine, session_scope, upgrade
 from okrsync.store.definitions import DefinitionChanges, sync_definitions
+from okrsync.store.identity import InstanceIdentity, stable_instance_id
 
 DEFINITIONS_LOCK = 0x6F6B7264  # "okrd": held while a replica upserts definitions
 
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-def default_instance_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def load(settings: Settings, registry: Registry, path: Path | None = None) -> Config:
@@ -49,7 +44,11 @@ class App:
     dispatcher: Dispatcher
     sync: SyncService
     clock: Callable[[], datetime]
-    instance_id: str
+    identity: InstanceIdentity
+
+    @property
+    def instance_id(self) -> str:
+        return self.identity.instance_id
 
     @classmethod
     def open(
@@ -68,7 +67,12 @@ class App:
         redactor.add([settings.database_url.get_secret_value()])
         engine = make_engine(settings.database_url.get_secret_value())
         upgrade(engine)
-        instance_id = settings.instance_id or default_instance_id()
+        if settings.instance_id:
+            identity = InstanceIdentity(settings.instance_id)
+        else:
+            url = settings.database_url.get_secret_value()
+            identity = InstanceIdentity.claim(engine, stable_instance_id(url, settings.config))
+        instance_id = identity.instance_id
         connections = Connections(config, dict(registry.connectors))
         mirrors = {m.key: m for kr in config.key_results() for m in kr.mirrors}
         mirrors.update({m.key: m for objective in config.objectives for m in objective.mirrors})
@@ -102,7 +106,7 @@ class App:
             dispatcher,
             sync,
             clock,
-            instance_id,
+            identity,
         )
 
     def apply_definitions(self) -> DefinitionChanges:
@@ -114,4 +118,5 @@ class App:
 
     async def aclose(self) -> None:
         await self.connections.aclose()
+        self.identity.release()
         self.engine.dispose()

@@ -265,6 +265,9 @@ def run(
         if alone:  # a crashed daemon's leases need not run out: nobody else can hold them
             a.dispatcher.release_leases()
             daemon.claims.release(everyone=True)
+        else:  # our own predecessor's (same instance id, see okrsync.store.identity) neither
+            a.dispatcher.release_leases(only_mine=True)
+            daemon.claims.release()
         http = HttpServer(build_app(ApiContext.from_app(a, daemon)), bind(listen_host, listen_port))
         # Orderly: the scheduler starts, then HTTP; on a signal HTTP stops first (in-flight
         # requests finish, new ones are refused), then the scheduler ends its current pass, or

@@ -76,6 +76,12 @@ class App:
         connections = Connections(config, dict(registry.connectors))
         mirrors = {m.key: m for kr in config.key_results() for m in kr.mirrors}
         mirrors.update({m.key: m for objective in config.objectives for m in objective.mirrors})
+        sources = {metric.connection for metric in config.metrics.values()}
+        mirror_only = {
+            m.connection: config.connection_types[m.connection]
+            for m in mirrors.values()
+            if m.connection not in sources
+        }
         dispatcher = Dispatcher(
             engine,
             sink_for=connections.sink,
@@ -86,6 +92,7 @@ class App:
             max_attempts=settings.dispatch_max_attempts,
             batch=settings.dispatch_batch,
             clock=clock,
+            mirror_only=mirror_only,
         )
         sync = SyncService(
             engine,

@@ -1,15 +1,32 @@
-"""Delivering the outbox: each pending row pushed to its mirror, at least once.
+"""Delivering the outbox: each pending row pushed to its mirror, at least once, in order.
 
-Rows are claimed with a lease (``FOR UPDATE SKIP LOCKED`` on PostgreSQL) so that replicas never
-push the same row at once, and a dead replica's rows are taken over when the lease expires. Only
-the newest pending row of a mirror is pushed; older ones are superseded, since a mirror shows the
-current state, not a history. The sink's external reference (message ts, comment id) is stored on
-the mirror, so the next push edits what the last one created instead of creating another.
+A mirror shows a state, not a history, and never an older state after a newer one. So:
+
+- **One push in flight per mirror**, across replicas: a delivery is claimed together with a lease
+  on its mirror's row (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, then ``lease_owner``/
+  ``lease_until``); a mirror leased by anyone, this process included, is left alone until the
+  lease is given back or runs out (a dead replica's mirrors are taken over then).
+- **Only the newest row is pushed**: rows carry the mirror's sequence (the order their states
+  were recorded in, see :mod:`okrsync.engine.outbox`); at claim time every pending row older than
+  the mirror's newest is ``superseded``, and so is the newest if the mirror already shows as new
+  a state (``mirrors.delivered_seq``).
+- **Checked again under the lease** just before the push: a row whose mirror has meanwhile shown
+  a newer state ends ``superseded``, never pushed; a lease lost meanwhile means no push at all.
+- **A push never outlives its lease**: it is cut at the lease's end (less a margin) and counts as
+  a failed attempt, so a hung vendor holds one mirror for one lease, and nobody else pushes to it
+  while the cut push might still land.
+
+The sink's external reference (message ts, comment id) is stored on the mirror, so the next push
+edits what the last one created instead of creating another.
 
 A claim counts as an attempt and is committed before the push starts, so a push a crash cut
 short still shows (``attempts > 0``). That is what lets a sink skip looking for something an
 earlier attempt may have created: :class:`~okrsync.sdk.connector.PushContext` says
 ``first_attempt`` only for a mirror with no reference none of whose deliveries was ever claimed.
+
+A connection that is only ever a mirror (a webhook, say) has no fetch to judge it by, so its
+health row follows its deliveries: ``ok`` after one succeeds, ``failing`` with the error after one
+fails.
 """
 
 from __future__ import annotations
@@ -21,7 +38,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import Engine, or_
+from sqlalchemy import Engine, func, or_
 from sqlmodel import Session, col, select
 
 from okrsync.config import MirrorDef
@@ -30,17 +47,24 @@ from okrsync.redaction import Redactor
 from okrsync.sdk.connector import PushContext, Sink
 from okrsync.sdk.models import KeyResultUpdate, ObjectiveUpdate
 from okrsync.store.db import session_scope
-from okrsync.store.tables import DeliveryRow, MirrorRow
+from okrsync.store.tables import ConnectionStateRow, DeliveryRow, MirrorRow
 
 log = structlog.get_logger()
 
 BACKOFF_BASE = timedelta(seconds=5)
 BACKOFF_CEILING = timedelta(minutes=30)
+LEASE_MARGIN = timedelta(seconds=5)  # a push is cut this long before its lease ends at the most
 
 
 def retry_delay(attempts: int) -> timedelta:
     """Exponential backoff for a failed delivery: 5 s, 10 s, 20 s … capped at 30 min."""
     return min(BACKOFF_BASE * (1 << max(attempts - 1, 0)), BACKOFF_CEILING)
+
+
+def push_deadline(lease_until: datetime, now: datetime, lease: timedelta) -> float:
+    """Seconds a push may take: up to its lease's end, less a margin (a tenth of short leases)."""
+    margin = min(LEASE_MARGIN, lease / 10)
+    return max((lease_until - margin - now).total_seconds(), 0.0)
 
 
 @dataclass
@@ -50,6 +74,12 @@ class DispatchReport:
     gave_up: int = 0
     superseded: int = 0
     errors: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Claimed:
+    row: DeliveryRow
+    lease_until: datetime
 
 
 class Dispatcher:
@@ -65,6 +95,7 @@ class Dispatcher:
         max_attempts: int = 8,
         batch: int = 100,
         clock: Callable[[], datetime],
+        mirror_only: Mapping[str, str] | None = None,
     ) -> None:
         self.engine = engine
         self.sink_for = sink_for
@@ -75,21 +106,36 @@ class Dispatcher:
         self.max_attempts = max_attempts
         self.batch = batch
         self.clock = clock
+        # connection name -> type, for connections that are only ever mirrors (see the docstring)
+        self.mirror_only = dict(mirror_only or {})
 
     async def dispatch_due(self) -> DispatchReport:
-        """Push every due delivery; returns what happened. Never raises for a sink's failure."""
+        """Push every due delivery; returns what happened. Never raises for a sink's failure,
+        and never waits on one sink longer than a lease."""
         report = DispatchReport()
         while True:
             claimed = self._claim(report)
             if not claimed:
                 return report
-            await asyncio.gather(*(self._deliver(row, report) for row in claimed))
+            await asyncio.gather(*(self._deliver(c, report) for c in claimed))
 
     def release_leases(self, *, only_mine: bool = False) -> int:
-        """Free the leases on pending deliveries: this replica's (at shutdown, so an abandoned
-        push is taken up at once), or everyone's (only safe when no other replica can exist)."""
+        """Free the leases on pending deliveries and on mirrors: this replica's (at shutdown and
+        at start, so an abandoned push is taken up at once), or everyone's (only safe when no
+        other replica can exist). Returns how many deliveries were freed."""
         owner = col(DeliveryRow.lease_owner)
+        mirror_owner = col(MirrorRow.lease_owner)
         with session_scope(self.engine) as session:
+            mirrors = session.exec(
+                select(MirrorRow)
+                .where(mirror_owner == self.owner if only_mine else mirror_owner.is_not(None))
+                .order_by(col(MirrorRow.key))
+                .with_for_update()
+            ).all()
+            for mirror in mirrors:
+                mirror.lease_owner = None
+                mirror.lease_until = None
+                session.add(mirror)
             rows = session.exec(
                 select(DeliveryRow).where(
                     DeliveryRow.status == "pending",
@@ -100,8 +146,8 @@ class Dispatcher:
                 row.lease_owner = None
                 row.lease_until = None
                 session.add(row)
-        if rows:
-            log.info("leases_released", deliveries=len(rows))
+        if rows or mirrors:
+            log.info("leases_released", deliveries=len(rows), mirrors=len(mirrors))
         return len(rows)
 
     def next_due(self) -> datetime | None:
@@ -114,64 +160,99 @@ class Dispatcher:
                 .limit(1)
             ).first()
 
-    def _claim(self, report: DispatchReport) -> list[DeliveryRow]:
+    # --- claiming -----------------------------------------------------------------------------
+
+    def _claim(self, report: DispatchReport) -> list[_Claimed]:
+        """Lease up to ``batch`` mirrors with a due delivery, and each one's newest row."""
         now = self.clock()
+        free = or_(col(MirrorRow.lease_until).is_(None), col(MirrorRow.lease_until) < now)
         with session_scope(self.engine) as session:
-            rows = session.exec(
-                select(DeliveryRow)
-                .where(
-                    DeliveryRow.status == "pending",
-                    DeliveryRow.next_attempt_at <= now,
-                    or_(col(DeliveryRow.lease_until).is_(None), col(DeliveryRow.lease_until) < now),
-                )
-                .order_by(col(DeliveryRow.id))
+            due = session.exec(
+                select(DeliveryRow.mirror_key)
+                .where(DeliveryRow.status == "pending", DeliveryRow.next_attempt_at <= now)
+                .group_by(col(DeliveryRow.mirror_key))
+                .order_by(func.min(DeliveryRow.id))
                 .limit(self.batch)
+            ).all()
+            if not due:
+                return []
+            mirrors = session.exec(
+                select(MirrorRow)
+                .where(col(MirrorRow.key).in_(due), free)
+                .order_by(col(MirrorRow.key))
                 .with_for_update(skip_locked=True)
             ).all()
-            newest: dict[str, DeliveryRow] = {}
-            for row in rows:
-                older = newest.get(row.mirror_key)
-                if older is not None:
-                    older.status = "superseded"
-                    older.lease_owner = None
-                    session.add(older)
-                    report.superseded += 1
-                newest[row.mirror_key] = row
-            for key, row in list(newest.items()):
-                if key not in self.mirrors:
-                    row.status = "superseded"
-                    row.last_error = "mirror no longer in the config"
-                    row.lease_owner = None
-                    session.add(row)
-                    report.superseded += 1
+            pending = session.exec(
+                select(DeliveryRow)
+                .where(
+                    col(DeliveryRow.mirror_key).in_([m.key for m in mirrors]),
+                    DeliveryRow.status == "pending",
+                )
+                .order_by(col(DeliveryRow.mirror_key), col(DeliveryRow.seq).desc())
+            ).all()
+            by_mirror: dict[str, list[DeliveryRow]] = {}
+            for row in pending:
+                by_mirror.setdefault(row.mirror_key, []).append(row)
+            claimed: list[_Claimed] = []
+            for mirror in mirrors:
+                rows = by_mirror.get(mirror.key, [])
+                if not rows:
+                    continue  # delivered meanwhile by whoever held the mirror
+                newest, older = rows[0], rows[1:]
+                for row in older:
+                    _supersede(session, row, f"a newer state (#{newest.seq}) is queued", report)
+                if mirror.key not in self.mirrors:
+                    _supersede(session, newest, "mirror no longer in the config", report)
                     continue
-                row.lease_owner = self.owner
-                row.lease_until = now + self.lease
-                row.attempts += 1  # committed before the push: a crash mid-push still shows
-                session.add(row)
-            # rows still pending but older than a newer claimed row of the same mirror
-            if newest:
-                stale = session.exec(
-                    select(DeliveryRow).where(
-                        DeliveryRow.status == "pending",
-                        col(DeliveryRow.mirror_key).in_(list(newest)),
-                        col(DeliveryRow.id).not_in([r.id for r in newest.values()]),
-                    )
-                ).all()
-                for row in stale:
-                    if row.id is not None and row.id < (newest[row.mirror_key].id or 0):
-                        row.status = "superseded"
-                        session.add(row)
-                        report.superseded += 1
-            return [row for row in newest.values() if row.status == "pending"]
+                if newest.seq <= mirror.delivered_seq:
+                    shown = f"the mirror shows a newer state (#{mirror.delivered_seq})"
+                    _supersede(session, newest, shown, report)
+                    continue
+                if newest.next_attempt_at > now:
+                    continue  # paced or backing off; the older ones are gone already
+                lease_until = now + self.lease
+                mirror.lease_owner = self.owner
+                mirror.lease_until = lease_until
+                session.add(mirror)
+                newest.lease_owner = self.owner
+                newest.lease_until = lease_until
+                newest.attempts += 1  # committed before the push: a crash mid-push still shows
+                session.add(newest)
+                claimed.append(_Claimed(newest, lease_until))
+            return claimed
 
-    async def _deliver(self, row: DeliveryRow, report: DispatchReport) -> None:
+    def _still_ours(self, claimed: _Claimed, report: DispatchReport) -> bool:
+        """Under the lease, just before the push: nothing newer shown, the lease still ours."""
+        row = claimed.row
+        with session_scope(self.engine) as session:
+            mirror = session.get(MirrorRow, row.mirror_key)
+            if mirror is None or mirror.lease_owner != self.owner:
+                log.warning("delivery_lease_lost", mirror=row.mirror_key, seq=row.seq)
+                return False
+            if mirror.delivered_seq >= row.seq:
+                stored = session.get(DeliveryRow, row.id)
+                if stored is not None and stored.status == "pending":
+                    shown = f"the mirror shows a newer state (#{mirror.delivered_seq})"
+                    _supersede(session, stored, shown, report)
+                mirror.lease_owner = None
+                mirror.lease_until = None
+                session.add(mirror)
+                return False
+        return True
+
+    # --- pushing ------------------------------------------------------------------------------
+
+    async def _deliver(self, claimed: _Claimed, report: DispatchReport) -> None:
+        row = claimed.row
         mirror = self.mirrors[row.mirror_key]  # _claim superseded rows of removed mirrors
+        if not self._still_ours(claimed, report):
+            return
         with session_scope(self.engine) as session:
             mirror_row = session.get(MirrorRow, row.mirror_key)
             previous_ref = mirror_row.external_ref if mirror_row else None
             first = previous_ref is None and not _attempted_before(session, row)
         context = PushContext(previous_ref=previous_ref, first_attempt=first)
+        deadline = push_deadline(claimed.lease_until, self.clock(), self.lease)
         try:
             sink = self.sink_for(mirror.connection)
             update: KeyResultUpdate | ObjectiveUpdate
@@ -179,11 +260,16 @@ class Dispatcher:
                 update = ObjectiveUpdate.model_validate(row.payload)
             else:
                 update = KeyResultUpdate.model_validate(row.payload)
-            result = await sink.deliver(update, mirror.spec, context)
-        except ConnectorError as exc:
-            self._failed(
-                row, exc.for_subject(mirror.connection, f"mirror {row.mirror_key}"), report
+            result = await asyncio.wait_for(sink.deliver(update, mirror.spec, context), deadline)
+        except TimeoutError:
+            error = ConnectorError(
+                f"no answer within {deadline:.0f}s (the delivery's lease); will retry",
+                connection=mirror.connection,
             )
+            self._failed(row, error.for_subject(mirror.connection, _subject(row)), report)
+            return
+        except ConnectorError as exc:
+            self._failed(row, exc.for_subject(mirror.connection, _subject(row)), report)
             return
         except Exception as exc:  # a sink bug must not stop the other deliveries
             self._failed(row, exc, report)
@@ -193,6 +279,7 @@ class Dispatcher:
         log.info(
             "delivery_done",
             mirror=row.mirror_key,
+            seq=row.seq,
             key_result=row.key_result_id,
             objective=row.objective_id,
             attempts=row.attempts,
@@ -202,7 +289,9 @@ class Dispatcher:
         message = self.redactor.redact(str(exc) or type(exc).__name__)
         attempts = row.attempts  # this attempt was counted when the row was claimed
         gave_up = attempts >= self.max_attempts
+        now = self.clock()
         with session_scope(self.engine) as session:
+            mirror = self._release_mirror(session, row.mirror_key)
             stored = session.get(DeliveryRow, row.id)
             if stored is None:
                 return
@@ -210,9 +299,12 @@ class Dispatcher:
             stored.last_error = message
             stored.lease_owner = None
             stored.lease_until = None
-            stored.status = "failed" if gave_up else "pending"
-            stored.next_attempt_at = self.clock() + retry_delay(attempts)
+            if stored.status == "pending":
+                stored.status = "failed" if gave_up else "pending"
+                stored.next_attempt_at = now + retry_delay(attempts)
             session.add(stored)
+            if mirror is not None:
+                self._health(session, mirror.connection, now, error=message)
         report.failed += 1
         report.gave_up += int(gave_up)
         report.errors.append(message)
@@ -227,6 +319,7 @@ class Dispatcher:
     def _done(self, row: DeliveryRow, ref: str | None) -> None:
         now = self.clock()
         with session_scope(self.engine) as session:
+            mirror = self._release_mirror(session, row.mirror_key)
             stored = session.get(DeliveryRow, row.id)
             if stored is None:
                 return
@@ -237,12 +330,76 @@ class Dispatcher:
             stored.lease_owner = None
             stored.lease_until = None
             session.add(stored)
-            mirror_row = session.get(MirrorRow, row.mirror_key)
-            if mirror_row is not None:
-                if ref is not None:
-                    mirror_row.external_ref = ref
-                mirror_row.last_delivered_at = now
-                session.add(mirror_row)
+            if mirror is None:
+                return
+            if ref is not None:
+                mirror.external_ref = ref
+            mirror.last_delivered_at = now
+            if row.seq < mirror.delivered_seq:
+                # Our push landed after a newer one (only if our lease ran out mid-push, say the
+                # process stalled): the mirror shows ours now; push the newer state again.
+                newer, mirror.delivered_seq = mirror.delivered_seq, row.seq
+                _requeue(session, mirror.key, newer, now)
+            else:
+                mirror.delivered_seq = row.seq
+            session.add(mirror)
+            self._health(session, mirror.connection, now, error=None)
+
+    def _release_mirror(self, session: Session, key: str) -> MirrorRow | None:
+        """The mirror's row, locked first (mirrors before deliveries, as everywhere), its lease
+        given back if it is still ours."""
+        mirror = session.exec(
+            select(MirrorRow).where(MirrorRow.key == key).with_for_update()
+        ).one_or_none()
+        if mirror is not None and mirror.lease_owner == self.owner:
+            mirror.lease_owner = None
+            mirror.lease_until = None
+            session.add(mirror)
+        return mirror
+
+    def _health(self, session: Session, connection: str, now: datetime, error: str | None) -> None:
+        """A mirror-only connection's health follows its deliveries."""
+        kind = self.mirror_only.get(connection)
+        if kind is None:
+            return
+        state = session.get(ConnectionStateRow, connection) or ConnectionStateRow(
+            name=connection, type=kind
+        )
+        if error is None:
+            state.status = "ok"
+            state.consecutive_failures = 0
+            state.last_ok_at = now
+        else:
+            state.status = "failing"
+            state.consecutive_failures += 1
+            state.last_error = error
+            state.last_error_at = now
+        session.add(state)
+
+
+def _subject(row: DeliveryRow) -> str:
+    return f"mirror {row.mirror_key}"
+
+
+def _supersede(session: Session, row: DeliveryRow, why: str, report: DispatchReport) -> None:
+    row.status = "superseded"
+    row.last_error = why
+    row.lease_owner = None
+    row.lease_until = None
+    session.add(row)
+    report.superseded += 1
+
+
+def _requeue(session: Session, mirror_key: str, seq: int, now: datetime) -> None:
+    row = session.exec(
+        select(DeliveryRow).where(DeliveryRow.mirror_key == mirror_key, DeliveryRow.seq == seq)
+    ).first()
+    if row is None:
+        return
+    row.status = "pending"
+    row.next_attempt_at = now
+    session.add(row)
+    log.warning("mirror_order_repaired", mirror=mirror_key, seq=seq)
 
 
 def _attempted_before(session: Session, row: DeliveryRow) -> bool:

@@ -3,17 +3,27 @@
 Shared by the recorder (a value changed) and the daemon's scheduled pushes (a mirror's own
 cadence, whether or not anything changed). Pacing decides when a row comes due; idempotency keys
 are derived from what caused the row, so a re-run after a crash inserts nothing new.
+
+Order: every row queued for a mirror takes the mirror's next sequence number (``mirrors.last_seq``
+incremented in place, which locks the mirror's row until the transaction commits), and the state
+it carries is read only *after* that, so sequence order is the order in which states were
+recorded, across replicas: a transaction that queues later for the same mirror waits for the
+earlier one's commit and then reads what it committed. The dispatcher never pushes a row older
+than one the mirror has shown (see :mod:`okrsync.engine.dispatcher`).
+
+Locks are taken in one order everywhere — key results (by id), then mirrors (by key), then
+deliveries — so two replicas recording overlapping objectives cannot deadlock.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import or_
+from sqlalchemy import or_, update
 from sqlmodel import Session, col, select
 
 from okrsync.config import CycleDef, MirrorDef, ObjectiveDef
@@ -99,19 +109,25 @@ def on_change(
         if not policy.on_change:
             continue
         key = idempotency_key(mirror.key, cause)
-        update = key_result_update(objective, row, now, key)
-        queued += _enqueue(session, mirror, policy, update, measurement_id, now, check_change=True)
+        queued += _enqueue(
+            session,
+            mirror,
+            policy,
+            _kr_builder(objective, row, now, key),
+            measurement_id,
+            now,
+            check_change=True,
+        )
     digest_defs = {m.key: m for m in objective.mirrors}
     if digest_defs:
         for mirror in _live(session, MirrorRow.objective_id == objective.id):
             digest_def = digest_defs.get(mirror.key)
             if digest_def is None or not digest_def.policy.on_change:
                 continue
-            policy = digest_def.policy
             key = idempotency_key(mirror.key, cause)
-            digest = objective_update(session, objective, cycle, now, key)
+            build = _digest_builder(session, objective, cycle, now, key)
             queued += _enqueue(
-                session, mirror, policy, digest, measurement_id, now, check_change=True
+                session, mirror, digest_def.policy, build, measurement_id, now, check_change=True
             )
     return queued
 
@@ -146,20 +162,20 @@ def staleness_changed(
     kr_owned = col(MirrorRow.key_result_id) == row.id
     owners = or_(kr_owned, col(MirrorRow.objective_id) == objective.id)
     queued = 0
-    for mirror in _live(session, owners):
+    for mirror in sorted(_live(session, owners), key=lambda m: m.key):
         spec = announcing.get(mirror.key)
         if spec is None:
             continue
         key = idempotency_key(mirror.key, cause)
         if _queued_already(session, key):
             continue
-        update: Update = (
-            objective_update(session, objective, cycle, now, key)
+        build = (
+            _digest_builder(session, objective, cycle, now, key)
             if spec.is_digest
-            else key_result_update(objective, row, now, key)
+            else _kr_builder(objective, row, now, key)
         )
         quiet = DeliveryPolicy(quiet_hours=spec.policy.quiet_hours)
-        queued += _enqueue(session, mirror, quiet, update, None, now, check_change=False)
+        queued += _enqueue(session, mirror, quiet, build, None, now, check_change=False)
     return queued
 
 
@@ -179,32 +195,93 @@ def scheduled(
     if _queued_already(session, key):
         return False
     if mirror.is_digest:
-        update: Update = objective_update(session, objective, cycle, now, key)
+        build = _digest_builder(session, objective, cycle, now, key)
     else:
-        kr_row = session.get(KeyResultRow, row.key_result_id)
-        if kr_row is None or kr_row.value is None:
-            return False  # nothing to say yet
-        update = key_result_update(objective, kr_row, now, key)
+        # read only once the mirror's sequence is taken (see the module's docstring), and
+        # afresh: a recorder may have committed a newer value since this session last looked
+        kr_id = row.key_result_id
+
+        def build() -> Update | None:
+            statement = select(KeyResultRow).where(KeyResultRow.id == kr_id)
+            kr_row = session.exec(statement.execution_options(populate_existing=True)).first()
+            if kr_row is None or kr_row.value is None:
+                return None  # nothing to say yet
+            return key_result_update(objective, kr_row, now, key)
+
     quiet = DeliveryPolicy(quiet_hours=mirror.policy.quiet_hours)
-    return bool(_enqueue(session, row, quiet, update, None, now, check_change=False))
+    return bool(_enqueue(session, row, quiet, build, None, now, check_change=False))
+
+
+def lock_mirrors(
+    session: Session, key_result_ids: Collection[str], objective_ids: Collection[str]
+) -> None:
+    """Lock, in key order, every mirror that queueing for these key results may touch: their
+    own mirrors and their objectives' digests. Taken up front by a transaction that queues for
+    several key results, so replicas recording overlapping objectives lock in one order."""
+    if not key_result_ids and not objective_ids:
+        return
+    session.exec(
+        select(MirrorRow.key)
+        .where(
+            or_(
+                col(MirrorRow.key_result_id).in_(sorted(key_result_ids)),
+                col(MirrorRow.objective_id).in_(sorted(objective_ids)),
+            )
+        )
+        .order_by(col(MirrorRow.key))
+        .with_for_update()
+    ).all()
+
+
+def next_sequence(session: Session, mirror_key: str) -> int | None:
+    """The mirror's next sequence number; its row stays locked until the transaction ends."""
+    statement = (
+        update(MirrorRow)
+        .where(col(MirrorRow.key) == mirror_key)
+        .values(last_seq=col(MirrorRow.last_seq) + 1)
+        .returning(col(MirrorRow.last_seq))
+        .execution_options(synchronize_session=False)
+    )
+    return session.execute(statement).scalar_one_or_none()
+
+
+def _kr_builder(
+    objective: ObjectiveDef, row: KeyResultRow, now: datetime, key: str
+) -> Callable[[], Update | None]:
+    """For rows this transaction holds locked (the recorder's, the stale watch's)."""
+    return lambda: key_result_update(objective, row, now, key)
+
+
+def _digest_builder(
+    session: Session, objective: ObjectiveDef, cycle: CycleDef, now: datetime, key: str
+) -> Callable[[], Update | None]:
+    return lambda: objective_update(session, objective, cycle, now, key)
 
 
 def _enqueue(
     session: Session,
     mirror: MirrorRow,
     policy: DeliveryPolicy,
-    update: Update,
+    build: Callable[[], Update | None],
     measurement_id: int | None,
     now: datetime,
     *,
     check_change: bool,
 ) -> int:
+    """Take the mirror's next sequence number, then read the state it will carry (``build``)."""
+    seq = next_sequence(session, mirror.key)
+    if seq is None:
+        return 0  # the mirror's row is gone
+    update = build()
+    if update is None:
+        return 0
     state = (update.progress, update.status.value)
     if check_change and not worth_pushing(policy, _last_queued(session, mirror.key), state):
         return 0
     session.add(
         DeliveryRow(
             mirror_key=mirror.key,
+            seq=seq,
             key_result_id=update.key_result_id if isinstance(update, KeyResultUpdate) else None,
             objective_id=update.objective_id if isinstance(update, ObjectiveUpdate) else None,
             measurement_id=measurement_id,
@@ -232,7 +309,7 @@ def _last_queued(session: Session, mirror_key: str) -> tuple[Decimal | None, str
     row = session.exec(
         select(DeliveryRow)
         .where(DeliveryRow.mirror_key == mirror_key, DeliveryRow.status != "superseded")
-        .order_by(col(DeliveryRow.id).desc())
+        .order_by(col(DeliveryRow.seq).desc())
         .limit(1)
     ).first()
     if row is None:

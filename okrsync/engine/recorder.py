@@ -21,7 +21,7 @@ from sqlalchemy import Engine, insert, update
 from sqlmodel import Session, col, select
 
 from okrsync.engine.evaluate import Evaluation
-from okrsync.engine.outbox import on_change, staleness_changed
+from okrsync.engine.outbox import lock_mirrors, on_change, staleness_changed
 from okrsync.engine.planner import PlannedKeyResult
 from okrsync.redaction import Redactor
 from okrsync.store.db import session_scope
@@ -52,12 +52,25 @@ def record(
     redactor: Redactor,
     origin: str = "auto",
     note: str | None = None,
+    request_key: str | None = None,
 ) -> Recorded:
-    """Store one key result's evaluation; queue a delivery per mirror when its value changed."""
+    """Store one key result's evaluation; queue a delivery per mirror when its value changed.
+
+    ``request_key`` marks the new measurement with the check-in request that made it. The key
+    is unique in the store: recording a request a second time, even by another replica at the
+    same moment, raises :class:`sqlalchemy.exc.IntegrityError` and rolls everything back.
+    """
     with session_scope(engine) as session:
         (state,) = _locked_states(session, [item.key_result.id])
         pass_ = _Pass(session, run_id, now, redactor)
         (recorded,) = pass_.record([(state, item, evaluation)], origin, note)
+        if request_key is not None and recorded.changed:
+            session.execute(
+                update(MeasurementRow)
+                .where(col(MeasurementRow.id) == recorded.measurement_id)
+                .values(request_key=request_key)
+                .execution_options(synchronize_session=False)
+            )
         return recorded
 
 
@@ -85,11 +98,28 @@ def record_all(
                 done = _Pass(session, run_id, now, redactor).record(work)
         except LookupError:
             done = [
-                record(engine, item, evaluation, run_id=run_id, now=now, redactor=redactor)
+                _record_alone(engine, item, evaluation, run_id=run_id, now=now, redactor=redactor)
                 for evaluation, item in chunk
             ]
         recorded += done
     return recorded
+
+
+def _record_alone(
+    engine: Engine,
+    item: PlannedKeyResult,
+    evaluation: Evaluation,
+    *,
+    run_id: str | None,
+    now: datetime,
+    redactor: Redactor,
+) -> Recorded:
+    """One key result of a batch that failed: a key result missing from the store (the config
+    changed under a running pass) is reported as its error, and the others are still kept."""
+    try:
+        return record(engine, item, evaluation, run_id=run_id, now=now, redactor=redactor)
+    except LookupError as exc:
+        return Recorded(item.key_result.id, False, None, 0, str(exc))
 
 
 @dataclass(frozen=True)
@@ -137,6 +167,12 @@ class _Pass:
                 continue
             to_load.append((len(results), unchanged, item, evaluation))
             results.append(None)
+        if to_load:  # they may queue deliveries: lock their mirrors in key order first
+            lock_mirrors(
+                self.session,
+                {item.key_result.id for _at, _u, item, _e in to_load},
+                {item.objective.id for _at, _u, item, _e in to_load},
+            )
         rows = self._rows([item.key_result.id for _at, _u, item, _e in to_load])
         changed: list[tuple[int, KeyResultRow, PlannedKeyResult, Evaluation]] = []
         for at, unchanged, item, evaluation in to_load:

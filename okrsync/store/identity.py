@@ -62,11 +62,12 @@ class InstanceIdentity:
             raise
         if taken:
             return cls(wanted, holder)
-        holder.close()
+        holder.close()  # it holds nothing: back to the pool
         return cls(f"{wanted}:{os.getpid()}")
 
     def release(self) -> None:
         """Give the id up (closing the session drops its advisory lock)."""
         holder, self._holder = self._holder, None
         if holder is not None:
+            holder.invalidate()  # the session itself ends: a pooled one would keep the lock
             holder.close()

@@ -221,14 +221,15 @@ class Dispatcher:
                 claimed.append(_Claimed(newest, lease_until))
             return claimed
 
-    def _still_ours(self, claimed: _Claimed, report: DispatchReport) -> bool:
-        """Under the lease, just before the push: nothing newer shown, the lease still ours."""
+    def _context(self, claimed: _Claimed, report: DispatchReport) -> PushContext | None:
+        """Under the lease, just before the push: nothing newer shown and the lease still ours
+        (else None: no push); then what the sink should know of earlier pushes."""
         row = claimed.row
         with session_scope(self.engine) as session:
             mirror = session.get(MirrorRow, row.mirror_key)
             if mirror is None or mirror.lease_owner != self.owner:
                 log.warning("delivery_lease_lost", mirror=row.mirror_key, seq=row.seq)
-                return False
+                return None
             if mirror.delivered_seq >= row.seq:
                 stored = session.get(DeliveryRow, row.id)
                 if stored is not None and stored.status == "pending":
@@ -237,21 +238,19 @@ class Dispatcher:
                 mirror.lease_owner = None
                 mirror.lease_until = None
                 session.add(mirror)
-                return False
-        return True
+                return None
+            previous_ref = mirror.external_ref
+            first = previous_ref is None and not _attempted_before(session, row)
+            return PushContext(previous_ref=previous_ref, first_attempt=first)
 
     # --- pushing ------------------------------------------------------------------------------
 
     async def _deliver(self, claimed: _Claimed, report: DispatchReport) -> None:
         row = claimed.row
         mirror = self.mirrors[row.mirror_key]  # _claim superseded rows of removed mirrors
-        if not self._still_ours(claimed, report):
+        context = self._context(claimed, report)
+        if context is None:
             return
-        with session_scope(self.engine) as session:
-            mirror_row = session.get(MirrorRow, row.mirror_key)
-            previous_ref = mirror_row.external_ref if mirror_row else None
-            first = previous_ref is None and not _attempted_before(session, row)
-        context = PushContext(previous_ref=previous_ref, first_attempt=first)
         deadline = push_deadline(claimed.lease_until, self.clock(), self.lease)
         try:
             sink = self.sink_for(mirror.connection)

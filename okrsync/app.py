@@ -16,6 +16,7 @@ from okrsync.engine.sync import SyncService
 from okrsync.plugins import Registry, load_registry
 from okrsync.redaction import Redactor
 from okrsync.settings import Settings
+from okrsync.store.budget_ledger import ledger_for
 from okrsync.store.db import make_engine, session_scope, upgrade
 from okrsync.store.definitions import DefinitionChanges, sync_definitions
 from okrsync.store.identity import InstanceIdentity, stable_instance_id
@@ -73,7 +74,7 @@ class App:
             url = settings.database_url.get_secret_value()
             identity = InstanceIdentity.claim(engine, stable_instance_id(url, settings.config))
         instance_id = identity.instance_id
-        connections = Connections(config, dict(registry.connectors))
+        connections = Connections(config, dict(registry.connectors), ledger=ledger_for(engine))
         mirrors = {m.key: m for kr in config.key_results() for m in kr.mirrors}
         mirrors.update({m.key: m for objective in config.objectives for m in objective.mirrors})
         sources = {metric.connection for metric in config.metrics.values()}

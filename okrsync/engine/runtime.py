@@ -2,19 +2,38 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 from okrsync.config import Config
 from okrsync.errors import PluginError
 from okrsync.sdk.connector import Connector, ConnectorBase, Sink, Source
+from okrsync.sdk.ledger import BudgetLedger
+
+
+class ClosableLedger(BudgetLedger, Protocol):
+    """A ledger the process opened (on the store) and closes when its connections close."""
+
+    async def aclose(self) -> None: ...
 
 
 class Connections:
-    """One instance (and so one HTTP client) per configured connection, created on first use."""
+    """One instance (and so one HTTP client) per configured connection, created on first use.
 
-    def __init__(self, config: Config, connectors: dict[str, Connector]) -> None:
+    ``ledger``, when given, keeps every connection's call budgets (their pace and the vendor's
+    holds) where the other replicas on the same store see them; without one each connection
+    paces itself in memory, which is exact for a single node. :meth:`aclose` closes it.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        connectors: dict[str, Connector],
+        *,
+        ledger: ClosableLedger | None = None,
+    ) -> None:
         self.config = config
         self.connectors = connectors
+        self.ledger = ledger
         self._live: dict[str, ConnectorBase[Any]] = {}
 
     def get(self, name: str) -> ConnectorBase[Any]:
@@ -24,7 +43,7 @@ class Connections:
             connector = self.connectors.get(kind)
             if connector is None:
                 raise PluginError(f"connection {name!r}: connector type {kind!r} is not installed")
-            live = connector.create(name, self.config.connections[name])
+            live = connector.create(name, self.config.connections[name], ledger=self.ledger)
             self._live[name] = live
         return live
 
@@ -44,3 +63,5 @@ class Connections:
         for live in self._live.values():
             await live.aclose()
         self._live.clear()
+        if self.ledger is not None:
+            await self.ledger.aclose()

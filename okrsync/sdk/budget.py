@@ -8,6 +8,11 @@ is spent. When the wait would be longer than the policy allows, the budget raise
 :class:`~okrsync.errors.QuotaExhaustedError`: the scheduler pauses the connection instead of
 failing its metrics, and tries again after ``resume_at``.
 
+The tokens and the hold live in a bucket of a :mod:`ledger <okrsync.sdk.ledger>`: in memory for
+one process, or in the store shared by every replica, so that a connection's limit is one limit
+however many daemons call the vendor (the arithmetic is :mod:`okrsync.sdk.pace`). Concurrency
+slots stay per process: they bound this process's own requests in flight.
+
 Time is injected (``clock``, ``wall_clock``, ``sleep``) so the arithmetic is tested with a fake
 clock rather than by sleeping.
 """
@@ -27,6 +32,8 @@ from email.utils import parsedate_to_datetime
 import httpx
 
 from okrsync.errors import QuotaExhaustedError
+from okrsync.sdk.ledger import SharedBucket, private_bucket
+from okrsync.sdk.pace import Pace, SlidingWindow, Taken, TokenBucket
 
 HeaderObserver = Callable[[httpx.Headers], float | None]
 """A vendor-specific reader of response headers: seconds to hold the connection, or ``None``."""
@@ -59,12 +66,20 @@ class BudgetPolicy:
 
 
 class CallBudget:
-    """The pace of one connection, shared by every request it makes."""
+    """The pace of one connection, shared by every request it makes.
+
+    The rate and the holds live in a bucket (``shared``): by default one only this budget sees;
+    a connector passes ``self.budgets.bucket(name)`` so that, when the core keeps its
+    connections' buckets in the store, every replica takes its turns from the same bucket.
+    ``pace`` replaces the token bucket of ``policy`` by another shape of limit (a sliding window).
+    """
 
     def __init__(
         self,
         policy: BudgetPolicy | None = None,
         *,
+        shared: SharedBucket | None = None,
+        pace: SlidingWindow | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
@@ -77,10 +92,31 @@ class CallBudget:
         self.extra_observers: list[HeaderObserver] = list(extra_observers)
         self._slots = asyncio.Semaphore(self.policy.max_concurrency)
         self._rate = self.policy.requests_per_second
-        self._tokens = float(self.policy.burst)
-        self._refilled_at = clock()
-        self._hold_until = -math.inf
+        self._window = pace
+        self._shared = shared if shared is not None else private_bucket(clock)
+        self._hold_until = -math.inf  # what this process knows of the hold, on ``clock``
+        self._queue: list[asyncio.Future[float]] = []  # callers waiting for the bucket's answer
+        self._taking: asyncio.Task[None] | None = None
+        self._unpublished: list[float] = []  # holds learnt outside an event loop
+        self._publishing: set[asyncio.Task[None]] = set()
         self.calls = 0  # requests that got a slot
+
+    def share(self, bucket: SharedBucket) -> None:
+        """Take this budget's turns and keep its holds in ``bucket`` from now on.
+
+        For budgets built by a helper that knows nothing of the connection
+        (:func:`~okrsync.sdk.http.hourly_allowance`).
+        """
+        self._shared = bucket
+
+    @property
+    def pace(self) -> Pace | None:
+        """The limit turns are taken under (``None``: only the vendor's holds)."""
+        if self._window is not None:
+            return self._window
+        if self._rate is None:
+            return None
+        return TokenBucket(self._rate, self.policy.burst)
 
     # --- taking a slot ------------------------------------------------------------------------
 
@@ -90,35 +126,75 @@ class CallBudget:
 
         The concurrency slot is taken first and the rate wait happens while holding it: taking
         tokens first and then queueing for a slot would let several queued requests leave
-        together, breaking the pace the bucket promised.
+        together, breaking the pace the bucket promised. Holds learnt while the slot was held
+        (from the answer's headers) are in the bucket before the slot is given back, so another
+        replica's next turn already sees them.
         """
         async with self._slots:
+            await self._publish_holds()
             await self._wait_for_rate()
             self.calls += 1
             yield
+            await self._publish_holds()
 
     async def _wait_for_rate(self) -> None:
         await self._wait_out_hold()
-        rate = self._rate
-        if rate is None:
+        wait = await self._take_turn()
+        if wait <= 0:
             return
-        now = self._clock()
-        self._refill(now, rate)
-        if self._tokens >= 1.0:
-            self._tokens -= 1.0
-            return
-        wait = (1.0 - self._tokens) / rate
-        self._check_wait(wait, "the connection's request rate")
-        # Reserve the token now (the balance goes negative) so that the next caller queues
-        # behind this one instead of computing the same wake-up time.
-        self._tokens -= 1.0
         await self._sleep(wait)
+        # A hold learnt while we slept, here or by another replica, still applies.
+        self._learn_hold(await self._shared.hold_left())
         await self._wait_out_hold()
 
-    def _refill(self, now: float, rate: float) -> None:
-        elapsed = max(0.0, now - self._refilled_at)
-        self._tokens = min(float(self.policy.burst), self._tokens + elapsed * rate)
-        self._refilled_at = now
+    async def _take_turn(self) -> float:
+        """This caller's wait, booked in the bucket together with the callers queued with it.
+
+        Callers that arrive while the bucket is being asked queue for the next question, so a
+        shared bucket costs one round trip per batch of concurrent callers, not one per caller.
+        """
+        waiter: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+        self._queue.append(waiter)
+        if self._taking is None:
+            self._taking = asyncio.create_task(self._take_queued())
+        return await waiter
+
+    async def _take_queued(self) -> None:
+        batch: list[asyncio.Future[float]] = []
+        try:
+            while self._queue:
+                batch, self._queue = self._queue, []
+                try:
+                    taken = await self._shared.take(
+                        self.pace, count=len(batch), max_wait=self.policy.max_wait
+                    )
+                except Exception as exc:  # a ledger failing outright: each caller hears it
+                    for waiter in batch:
+                        if not waiter.done():
+                            waiter.set_exception(exc)
+                    continue
+                self._learn_hold(taken.hold_left)
+                for index, waiter in enumerate(batch):
+                    if waiter.done():
+                        continue  # cancelled: the turn it booked goes unused
+                    if index < len(taken.waits):
+                        waiter.set_result(taken.waits[index])
+                    else:
+                        waiter.set_exception(self._exhausted(taken))
+        except asyncio.CancelledError:
+            for waiter in [*batch, *self._queue]:
+                waiter.cancel()
+            self._queue = []
+            raise
+        finally:
+            self._taking = None
+
+    def _exhausted(self, taken: Taken) -> QuotaExhaustedError:
+        wait = taken.refused if taken.refused is not None else math.inf
+        reason = (
+            "the vendor's rate limit" if taken.reason == "hold" else "the connection's request rate"
+        )
+        return self._quota_error(wait, reason)
 
     async def _wait_out_hold(self) -> None:
         # A loop, because a 429 seen by another request while we slept may extend the hold.
@@ -128,11 +204,14 @@ class CallBudget:
 
     def _check_wait(self, wait: float, reason: str) -> None:
         if wait > self.policy.max_wait:
-            raise QuotaExhaustedError(
-                f"call budget exhausted: {reason} asks for a {wait:.0f}s wait, "
-                f"more than the {self.policy.max_wait:.0f}s allowed; pausing the connection",
-                resume_at=self._wall_clock() + wait,
-            )
+            raise self._quota_error(wait, reason)
+
+    def _quota_error(self, wait: float, reason: str) -> QuotaExhaustedError:
+        return QuotaExhaustedError(
+            f"call budget exhausted: {reason} asks for a {wait:.0f}s wait, "
+            f"more than the {self.policy.max_wait:.0f}s allowed; pausing the connection",
+            resume_at=self._wall_clock() + wait,
+        )
 
     # --- learning from the vendor -------------------------------------------------------------
 
@@ -144,24 +223,45 @@ class CallBudget:
     def set_rate(self, rate: float) -> None:
         """Pace at ``rate`` from now on: for a connector that adapts to its vendor's signals.
 
-        Tokens already earned stay earned (the bucket is refilled at the old rate up to now);
-        a budget built without a rate has nothing to adapt and stays unpaced.
+        The bucket refills at the new rate from its last turn on; a budget built without a rate
+        has nothing to adapt and stays unpaced.
         """
         if not rate > 0:
             raise ValueError("rate must be positive")
         if self._rate is None:
             return
-        self._refill(self._clock(), self._rate)
         self._rate = rate
 
     def hold_until(self, seconds_from_now: float) -> None:
-        """Nobody on this connection sends for ``seconds_from_now`` seconds (holds only grow)."""
+        """Nobody on this connection sends for ``seconds_from_now`` seconds (holds only grow).
+
+        This process knows at once; the bucket (and so every replica sharing it) as soon as the
+        write is done, which a slot awaits before it is given back.
+        """
         if not math.isfinite(seconds_from_now) or seconds_from_now <= 0:
             return
-        self._hold_until = max(self._hold_until, self._clock() + seconds_from_now)
+        self._learn_hold(seconds_from_now)
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._unpublished.append(seconds_from_now)
+            return
+        task = loop.create_task(self._shared.hold(seconds_from_now))
+        self._publishing.add(task)
+        task.add_done_callback(self._publishing.discard)
+
+    async def _publish_holds(self) -> None:
+        while self._unpublished:
+            await self._shared.hold(self._unpublished.pop())
+        if self._publishing:
+            await asyncio.gather(*self._publishing, return_exceptions=True)
+
+    def _learn_hold(self, seconds_from_now: float) -> None:
+        if seconds_from_now > 0:
+            self._hold_until = max(self._hold_until, self._clock() + seconds_from_now)
 
     def held_for(self) -> float:
-        """Seconds until the current hold ends (0 when there is none)."""
+        """Seconds until the current hold ends (0 when there is none), as this process knows."""
         return max(0.0, self._hold_until - self._clock())
 
     def observe(self, headers: httpx.Headers) -> None:

@@ -19,6 +19,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 from pydantic import BaseModel, ConfigDict, SecretStr
 
 from okrsync.errors import ConnectorError, PluginError
+from okrsync.sdk.ledger import BudgetLedger, ConnectionBudgets
 from okrsync.sdk.models import KeyResultUpdate, ObjectiveUpdate, PushResult, Query, Reading
 
 
@@ -72,11 +73,17 @@ MirrorT = TypeVar("MirrorT", bound=MirrorSpec)
 
 
 class ConnectorBase(Generic[ConnectionT]):
-    """One live, configured connection."""
+    """One live, configured connection.
+
+    ``budgets`` hands out the connection's call-budget buckets
+    (``CallBudget(policy, shared=self.budgets.bucket("api"))``): kept in memory until the core
+    says where replicas share them (:meth:`Connector.create`).
+    """
 
     def __init__(self, name: str, config: ConnectionT) -> None:
         self.name = name
         self.config = config
+        self.budgets = ConnectionBudgets(name)
 
     @property
     def api_calls(self) -> int:
@@ -224,5 +231,16 @@ class Connector:
         found = self.sandbox_credentials
         return found() if callable(found) else found
 
-    def create(self, name: str, config: ConnectionConfig) -> ConnectorBase[Any]:
-        return self.implementation(name, config)
+    def create(
+        self, name: str, config: ConnectionConfig, *, ledger: BudgetLedger | None = None
+    ) -> ConnectorBase[Any]:
+        """One live connection; with ``ledger``, its call budgets' buckets are kept there.
+
+        The ledger is given after the instance is made, so connector constructors keep their
+        ``(name, config)`` signature; buckets handed out in the constructor follow it.
+        """
+        live = self.implementation(name, config)
+        budgets = getattr(live, "budgets", None)
+        if ledger is not None and isinstance(budgets, ConnectionBudgets):
+            budgets.use(ledger)
+        return live

@@ -102,6 +102,7 @@ class AmplitudeSource(OwnsHttpClient, Source[AmplitudeConnection, AmplitudeQuery
         super().__init__(name, config)
         self.max_concurrency = config.max_concurrency
         budget, retry = hourly_allowance(config, self, burst=config.max_concurrency)
+        budget.share(self.budgets.bucket("api"))  # the project's allowance, for every replica
         self._client = HttpClient(
             connection=name,
             base_url=config.base_url,

@@ -156,7 +156,10 @@ class GA4Source(Source[GA4Connection, GA4Query]):
             connection=name,
             base_url=config.api_url,
             timeout=config.timeout,
-            budget=CallBudget(BudgetPolicy(max_concurrency=config.max_concurrency)),
+            budget=CallBudget(
+                BudgetPolicy(max_concurrency=config.max_concurrency),
+                shared=self.budgets.bucket("api"),
+            ),
             retry=self._retry,
             error_table=ERROR_TABLE,
             classify=classify,

@@ -208,6 +208,10 @@ class GitHubBase(ConnectorBase[GitHubConnection]):
     def __init__(self, name: str, config: GitHubConnection) -> None:
         super().__init__(name, config)
         self.api = GitHubApi(name, config, self.timing)
+        # GitHub counts per token: the pace and the holds its headers set are one for every
+        # replica of the daemon (core and search are separate limits, so separate buckets).
+        self.api.core.budget.share(self.budgets.bucket("core"))
+        self.api.search.budget.share(self.budgets.bucket("search"))
 
     @property
     def api_calls(self) -> int:

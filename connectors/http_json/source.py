@@ -339,7 +339,8 @@ class HttpJsonSource(OwnsHttpClient, Source[HttpJsonConnection, HttpJsonQuery]):
                 BudgetPolicy(
                     max_concurrency=config.max_concurrency,
                     requests_per_second=config.requests_per_second,
-                )
+                ),
+                shared=self.budgets.bucket("api"),
             ),
             retry=self.retry_policy(),
             secrets=secrets,

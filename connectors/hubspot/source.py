@@ -144,11 +144,14 @@ class HubSpotSource(OwnsHttpClient, Source[HubSpotConnection, HubSpotQuery]):
         super().__init__(name, config)
         self.max_concurrency = config.max_concurrency
         token = config.access_token.get_secret_value().strip()
+        # HubSpot counts per account, so the pace and its holds are in a bucket of the connection,
+        # one for every replica of the daemon when the core shares it.
         budget = CallBudget(
             BudgetPolicy(
                 max_concurrency=config.max_concurrency,
                 requests_per_second=config.search_requests_per_second,
             ),
+            shared=self.budgets.bucket("api"),
             extra_observers=[daily_limit_hold],
         )
         self._client = HttpClient(

@@ -44,6 +44,7 @@ from okrsync.sdk.http import (
     RetryPolicy,
     describe_response,
 )
+from okrsync.sdk.ledger import SharedBucket
 
 BURST = 5  # requests that may leave back to back after a quiet spell
 BACK_OFF = 0.5  # the pace is multiplied by this when Jira signals pressure
@@ -159,9 +160,19 @@ class AdaptivePace:
 
 
 def make_client(
-    name: str, config: JiraConnection, retry: RetryPolicy, budget: CallBudget | None = None
+    name: str,
+    config: JiraConnection,
+    retry: RetryPolicy,
+    budget: CallBudget | None = None,
+    *,
+    shared: SharedBucket | None = None,
 ) -> HttpClient:
-    """The connection's client; pass ``budget`` to make a second client share the same pace."""
+    """The connection's client; pass ``budget`` to make a second client share the same pace.
+
+    A new budget keeps its turns and holds in ``shared`` (the connection's bucket), so that
+    replicas of the daemon share Jira's limit; each replica still adapts its own pace to the
+    headers it sees, which report the same site-wide pressure to all of them.
+    """
     headers = {"Accept": "application/json"}
     auth: httpx.Auth | None = None
     if config.deployment == "cloud":
@@ -174,7 +185,8 @@ def make_client(
         budget = CallBudget(
             BudgetPolicy(
                 max_concurrency=4, requests_per_second=config.requests_per_second, burst=BURST
-            )
+            ),
+            shared=shared,
         )
         if config.requests_per_second is not None:
             budget.extra_observers.append(AdaptivePace(budget, config.requests_per_second).observe)

@@ -282,6 +282,8 @@ class LinearBase(ConnectorBase[LinearConnection]):
     def __init__(self, name: str, config: LinearConnection) -> None:
         super().__init__(name, config)
         self.graphql = LinearGraphQL(name, config, self.timing)
+        # Linear's buckets are the API key's: one for every replica of the daemon.
+        self.graphql.client.budget.share(self.budgets.bucket("api"))
 
     @property
     def api_calls(self) -> int:

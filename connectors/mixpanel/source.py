@@ -108,6 +108,7 @@ class MixpanelSource(OwnsHttpClient, Source[MixpanelConnection, MixpanelQuery]):
         super().__init__(name, config)
         self.max_concurrency = config.max_concurrency
         budget, retry = hourly_allowance(config, self, burst=config.burst)
+        budget.share(self.budgets.bucket("api"))  # the project's allowance, for every replica
         self._client = HttpClient(
             connection=name,
             base_url=config.base_url,

@@ -361,6 +361,7 @@ class PipedriveSource(Source[PipedriveConnection, PipedriveQuery]):
                     max_concurrency=config.max_concurrency,
                     requests_per_second=config.requests_per_second,
                 ),
+                shared=self.budgets.bucket("api"),
                 extra_observers=[daily_budget_hold],
             ),
             retry=RetryPolicy(
@@ -425,10 +426,10 @@ class PipedriveSource(Source[PipedriveConnection, PipedriveQuery]):
                 summary, bodies = await self._summary(plan, subject)
         except ConnectorError as exc:
             self._polish(exc)
-            exc.for_subject(self.name, subject)
+            named = exc.for_subject(self.name, subject)
             if raising:
-                raise exc from None
-            return [failed_reading(query, exc) for query in queries]
+                raise named from None
+            return [failed_reading(query, named) for query in queries]
         raw = digest(b"".join(bodies))
         readings = []
         for query in queries:
@@ -439,10 +440,10 @@ class PipedriveSource(Source[PipedriveConnection, PipedriveQuery]):
                     value = read_summary(summary, query.spec)
             except ConnectorError as exc:
                 self._polish(exc)
-                exc.for_subject(self.name, query.subject)
+                named = exc.for_subject(self.name, query.subject)
                 if raising:
-                    raise exc from None
-                readings.append(failed_reading(query, exc))
+                    raise named from None
+                readings.append(failed_reading(query, named))
                 continue
             readings.append(
                 Reading(

@@ -135,6 +135,7 @@ class PostHogSource(OwnsHttpClient, Source[PostHogConnection, PostHogQuery]):
         self.max_concurrency = config.max_concurrency
         key = config.personal_api_key.get_secret_value()
         budget, retry = hourly_allowance(config, self, burst=config.burst)
+        budget.share(self.budgets.bucket("api"))  # the project's allowance, for every replica
         self._client = HttpClient(
             connection=name,
             base_url=config.base_url,

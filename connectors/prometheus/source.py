@@ -183,7 +183,10 @@ class PrometheusSource(OwnsHttpClient, Source[PrometheusConnection, PrometheusQu
             base_url=config.url,
             headers=headers,
             timeout=config.timeout,
-            budget=CallBudget(BudgetPolicy(max_concurrency=config.max_concurrency)),
+            budget=CallBudget(
+                BudgetPolicy(max_concurrency=config.max_concurrency),
+                shared=self.budgets.bucket("api"),
+            ),
             retry=RetryPolicy(
                 max_attempts=config.max_retries + 1,
                 initial_backoff=self.initial_backoff,

@@ -18,8 +18,11 @@ tips it over. So two guards are checked before each call, and either one pauses 
    :data:`ORG_INFO_TTL` seconds: after that one call is let through to read a fresh count.
 
 Until the first answer the allocation is unknown and calls go through (that answer tells it).
-The count of our calls lives in memory: after a restart it starts again from zero, and the org
-guard (which reads Salesforce's own count) is what still protects the org.
+The count of our calls is a sliding window in a bucket of the connection
+(:meth:`DailyQuota.share_window`), which the core keeps in the store when replicas share one, so
+that the share holds for all of them together; on a single node it lives in memory, and after a
+restart it starts again from zero: the org guard (which reads Salesforce's own count) is what
+still protects the org then.
 """
 
 from __future__ import annotations
@@ -34,8 +37,10 @@ from dataclasses import dataclass
 import httpx
 
 from okrsync.errors import QuotaExhaustedError
+from okrsync.sdk.pace import SlidingWindow
 
 WINDOW = 86_400.0  # Salesforce's rolling 24 hours
+UNKNOWN_ALLOCATION = 1_000_000_000  # a window that only counts, until an answer tells the limit
 ORG_INFO_TTL = 3_600.0
 _API_USAGE = re.compile(r"(?:^|[;,\s])api-usage=(\d+)/(\d+)")
 
@@ -84,22 +89,53 @@ class DailyQuota:
             self._ours.popleft()
 
     def check(self) -> None:
-        """Raise :class:`QuotaExhaustedError` when one more call would break a guard."""
+        """Raise :class:`QuotaExhaustedError` when one more call would break a guard, counting
+        only this process's calls (the budget counts every replica's: :meth:`share_window`)."""
         now = self._clock()
         self._forget_old(now)
         org = self.org
         if org is None:
             return
         ours = len(self._ours)
-        allowed = math.floor(self.max_share * org.limit)
-        if ours + 1 > allowed:
+        allowed = self.allowed()
+        if allowed is not None and ours + 1 > allowed:
             resume = self._ours[0] + WINDOW if self._ours else now + WINDOW
-            raise QuotaExhaustedError(
-                f"paused to stay within {self.max_share:.0%} of the org's daily API allocation: "
-                f"this connection sent {ours} of its {allowed} allowed calls in the last 24 hours "
-                f"(org allocation {org.limit}, org usage {org.used})",
-                resume_at=resume,
-            )
+            raise self.share_spent(ours, resume - now)
+        self.check_org()
+
+    def allowed(self) -> int | None:
+        """Our calls allowed in 24 hours (``None`` until an answer told the allocation)."""
+        if self.org is None:
+            return None
+        return math.floor(self.max_share * self.org.limit)
+
+    def share_window(self) -> SlidingWindow | None:
+        """The limit of our share as a sliding window over 24 hours; ``None`` when the share
+        allows no call at all. Before the allocation is known the window only counts."""
+        allowed = self.allowed()
+        if allowed is None:
+            return SlidingWindow(UNKNOWN_ALLOCATION, WINDOW)
+        return SlidingWindow(allowed, WINDOW) if allowed >= 1 else None
+
+    def share_spent(self, ours: int, wait: float) -> QuotaExhaustedError:
+        """The pause when our share is spent: ``ours`` calls sent, a call free in ``wait`` s."""
+        org = self.org
+        allowed = self.allowed()
+        told = f" (org allocation {org.limit}, org usage {org.used})" if org is not None else ""
+        return QuotaExhaustedError(
+            f"paused to stay within {self.max_share:.0%} of the org's daily API allocation: "
+            f"this connection sent {ours} of its {allowed} allowed calls in the last 24 hours"
+            f"{told}",
+            resume_at=time.time() + wait,
+        )
+
+    def check_org(self) -> None:
+        """Raise :class:`QuotaExhaustedError` when one more call would eat into the org's
+        reserve, as Salesforce's own count (from the last answer's header) says."""
+        now = self._clock()
+        org = self.org
+        if org is None:
+            return
         if now - self._org_seen_at > ORG_INFO_TTL:
             return
         reserve = math.ceil(self.org_reserve * org.limit)
@@ -114,6 +150,10 @@ class DailyQuota:
     def claim(self) -> None:
         """Check the guards, then count one call as sent by us."""
         self.check()
+        self.record_sent()
+
+    def record_sent(self) -> None:
+        """Count one call as sent by this process (``used_by_us``)."""
         self._ours.append(self._clock())
 
     def observe(self, headers: httpx.Headers) -> float | None:

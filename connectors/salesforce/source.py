@@ -35,7 +35,7 @@ import httpx
 
 from connectors.salesforce.auth import TOKEN_ERROR_TABLE, TokenClient, describe_token_error
 from connectors.salesforce.models import SalesforceConnection, SalesforceQuery
-from connectors.salesforce.quota import DailyQuota
+from connectors.salesforce.quota import WINDOW, DailyQuota
 from connectors.salesforce.soql import aggregate_columns, render
 from okrsync.errors import (
     ConnectorError,
@@ -46,6 +46,7 @@ from okrsync.errors import (
 from okrsync.sdk.budget import BudgetPolicy, CallBudget
 from okrsync.sdk.connector import Source, failed_reading
 from okrsync.sdk.http import ErrorAction, ErrorRule, HttpClient, RetryPolicy
+from okrsync.sdk.ledger import SharedBucket, private_bucket
 from okrsync.sdk.models import Query, Reading, as_decimal, digest
 
 _LIMIT_EXCEEDED = ErrorRule(
@@ -70,16 +71,36 @@ def classify(response: httpx.Response) -> ErrorRule | None:
 
 
 class SalesforceBudget(CallBudget):
-    """The connection's call budget plus the daily-quota guards, checked for every request."""
+    """The connection's call budget plus the daily-quota guards, checked for every request.
 
-    def __init__(self, policy: BudgetPolicy, quota: DailyQuota) -> None:
-        super().__init__(policy, extra_observers=[quota.observe])
+    Our share of the org's allocation is counted in ``share`` (a bucket of the connection): when
+    replicas of the daemon share their buckets, ``max_share_of_daily_limit`` is what all of
+    them together send, not what each one sends.
+    """
+
+    def __init__(
+        self,
+        policy: BudgetPolicy,
+        quota: DailyQuota,
+        *,
+        shared: SharedBucket | None = None,
+        share: SharedBucket | None = None,
+    ) -> None:
+        super().__init__(policy, shared=shared, extra_observers=[quota.observe])
         self.quota = quota
+        self._share = share if share is not None else private_bucket()
 
     @asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
         async with super().slot():
-            self.quota.claim()
+            self.quota.check_org()
+            window = self.quota.share_window()
+            if window is None:
+                raise self.quota.share_spent(0, WINDOW)
+            taken = await self._share.take(window, max_wait=0.0)
+            if not taken.waits:
+                raise self.quota.share_spent(taken.used, taken.refused or WINDOW)
+            self.quota.record_sent()
             yield
 
 
@@ -162,7 +183,10 @@ class SalesforceSource(Source[SalesforceConnection, SalesforceQuery]):
                         headers={"Authorization": f"Bearer {token.access_token}"},
                         timeout=self.config.timeout,
                         budget=SalesforceBudget(
-                            BudgetPolicy(max_concurrency=self.config.max_concurrency), self.quota
+                            BudgetPolicy(max_concurrency=self.config.max_concurrency),
+                            self.quota,
+                            shared=self.budgets.bucket("api"),
+                            share=self.budgets.bucket("daily-share"),
                         ),
                         retry=self._retry_policy(),
                         classify=classify,

@@ -25,6 +25,8 @@ Slack's limits are per method and per minute (``chat.update`` and ``conversation
 50 a minute; ``conversations.list`` Tier 2, 20; ``chat.postMessage`` about one a second per
 channel with short bursts). Each call first takes a turn in a :class:`WindowBudget` for its method
 (for posts, its channel), so a burst of changes waits its turn instead of running into 429s.
+Slack counts per workspace and app, so the windows (and the hold a ``Retry-After`` sets) are kept
+in buckets of the connection, which the core shares between replicas of the daemon.
 """
 
 from __future__ import annotations
@@ -32,7 +34,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -65,7 +66,9 @@ from okrsync.errors import (
 from okrsync.sdk.budget import BudgetPolicy, CallBudget
 from okrsync.sdk.connector import PushContext, Sink
 from okrsync.sdk.http import ErrorAction, ErrorRule, HttpClient, RetryPolicy
+from okrsync.sdk.ledger import SharedBucket
 from okrsync.sdk.models import KeyResultUpdate, ObjectiveUpdate, PushResult
+from okrsync.sdk.pace import SlidingWindow
 
 JSON = "application/json; charset=utf-8"  # without the charset Slack warns "missing_charset"
 HISTORY_PAGE = 100
@@ -187,8 +190,11 @@ class WindowBudget(CallBudget):
 
     Slack states its limits as calls per minute and welcomes bursts within them, which a token
     bucket kept under the same count could only allow by slowing the steady pace. A call goes
-    one ``window`` after the call ``calls`` places before it. Each caller reserves its send time
-    before it sleeps, so callers waiting together leave one after another, never all at once.
+    one ``window`` after the call ``calls`` places before it (a sliding window,
+    :class:`~okrsync.sdk.pace.SlidingWindow`). Each caller books its send time before it sleeps,
+    so callers waiting together leave one after another, never all at once; with ``shared``, the
+    booking is in the connection's bucket, which every replica of the daemon shares, because
+    Slack counts per workspace and app, not per process.
     """
 
     def __init__(
@@ -197,27 +203,20 @@ class WindowBudget(CallBudget):
         window: float,
         *,
         margin: float = WINDOW_MARGIN,
+        shared: SharedBucket | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
     ) -> None:
         if calls < 1 or window <= 0:
             raise ValueError("a window budget needs at least one call in a positive window")
-        super().__init__(BudgetPolicy(), clock=clock, sleep=sleep)
         self.window = window + margin
-        self._limit = calls
-        self._sends: deque[float] = deque(maxlen=calls)  # the last ``calls`` send times
-
-    @asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
-        async with super().slot():
-            now = self._clock()
-            at = now
-            if len(self._sends) == self._limit:
-                at = max(now, self._sends[0] + self.window)
-            self._sends.append(at)  # reserved before sleeping: the next caller queues behind
-            if at > now:
-                await self._sleep(at - now)
-            yield
+        super().__init__(
+            BudgetPolicy(),
+            pace=SlidingWindow(calls, self.window),
+            shared=shared,
+            clock=clock,
+            sleep=sleep,
+        )
 
 
 @dataclass(frozen=True)
@@ -255,12 +254,16 @@ class SlackSink(Sink[SlackConnection, SlackMirror]):
             "describe_error": describe_error,
             "secrets": config.secret_values(),
         }
-        self._client = HttpClient(retry=self.retry, **options)
+        # Slack's Retry-After holds every replica of the daemon: the hold is kept in a bucket
+        # of the connection, which the core shares between replicas on one store.
+        budget = CallBudget(shared=self.budgets.bucket("api"))
+        self._client = HttpClient(retry=self.retry, budget=budget, **options)
         # chat.postMessage is not idempotent: sent once per attempt, see _post
-        self._once = HttpClient(
-            retry=RetryPolicy(max_attempts=1), budget=self._client.budget, **options
-        )
-        self._method_pace = {m: WindowBudget(*pace) for m, pace in self.method_pace.items()}
+        self._once = HttpClient(retry=RetryPolicy(max_attempts=1), budget=budget, **options)
+        self._method_pace = {
+            m: WindowBudget(*pace, shared=self.budgets.bucket(m))
+            for m, pace in self.method_pace.items()
+        }
         self._post_pace: dict[str, WindowBudget] = {}  # per channel
         self._channel_ids: dict[str, str] = {}  # channel name → id, learned on the way
 
@@ -447,7 +450,8 @@ class SlackSink(Sink[SlackConnection, SlackMirror]):
             key = self._channel_ids.get(channel.removeprefix("#"), channel)
             budget = self._post_pace.get(key)
             if budget is None:
-                budget = self._post_pace[key] = WindowBudget(*self.post_pace)
+                shared = self.budgets.bucket(f"chat.postMessage:{key}")
+                budget = self._post_pace[key] = WindowBudget(*self.post_pace, shared=shared)
         if budget is None:
             yield
             return

@@ -1,7 +1,7 @@
 """Where call budgets keep their pace and holds, so that replicas can share one budget.
 
 A vendor counts a connection's calls per workspace, account or token, not per okrsync process:
-three replicas that each paced themselves to Slack's 50 updates a minute would together send
+three replicas that each paced themselves to a vendor's 50 calls a minute would together send
 150. So a :class:`~okrsync.sdk.budget.CallBudget` keeps the state of its bucket — tokens, recent
 sends, the vendor's hold — in a :class:`BudgetLedger`. In one process the ledger is memory
 (:class:`LocalLedger`, exact for a single node); when replicas share a PostgreSQL store the core

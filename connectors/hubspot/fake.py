@@ -18,8 +18,9 @@ Routes (all want ``Authorization: Bearer <token>``; otherwise HubSpot's 401 body
 Rate limits as HubSpot applies them: search is limited per second (``search_per_second``, 5) and
 its answers carry no rate-limit headers; its 429 is the real body with ``policyName: SECONDLY``.
 Other routes carry ``X-HubSpot-RateLimit-*`` (daily, 10-second burst, secondly) and answer 429
-``TEN_SECONDLY_ROLLING`` or ``DAILY`` when those are spent. ``app.state.portal`` holds the data,
-so tests compute exact expected numbers from it.
+``TEN_SECONDLY_ROLLING`` or ``DAILY`` when those are spent; the limits are the account's, and
+``app.state.api.rate_limited`` counts the calls each policy refused, whoever sent them.
+``app.state.portal`` holds the data, so tests compute exact expected numbers from it.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import random
 import threading
 import time
 import uuid
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -372,6 +373,9 @@ class HubSpotApi:
         self.burst_max = burst_max
         self.daily_limit = daily_limit
         self.daily_used = 0
+        # Calls refused for a spent limit, per policyName: counted for the account (the private
+        # app's token), whichever client or process sent them, as HubSpot does.
+        self.rate_limited: Counter[str] = Counter()
         self._search_times: deque[float] = deque()
         self._burst_times: deque[float] = deque()
         self._lock = threading.Lock()
@@ -398,6 +402,7 @@ class HubSpotApi:
             while self._search_times and now - self._search_times[0] >= 1.0:
                 self._search_times.popleft()
             if len(self._search_times) >= self.search_per_second:
+                self.rate_limited["SECONDLY"] += 1
                 body = {
                     "status": "error",
                     "message": "You have reached your secondly limit.",
@@ -447,6 +452,8 @@ class HubSpotApi:
             }
         if policy is None:
             return None, headers
+        with self._lock:
+            self.rate_limited[policy] += 1
         body = {
             "status": "error",
             "message": message,

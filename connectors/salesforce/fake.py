@@ -93,6 +93,7 @@ class OrgData:
     opportunities: list[dict[str, Any]]
     api_limit: int = 15_000
     api_used: int = 0  # the whole org's usage in the rolling 24 h (other integrations included)
+    refused: int = 0  # calls answered 403 REQUEST_LIMIT_EXCEEDED (the org's, whoever called)
     public_key: str | None = None  # the connected app's certificate key, for JWT bearer
     tokens: set[str] = field(default_factory=set)
     tokens_issued: int = 0
@@ -182,6 +183,7 @@ class FakeSalesforce:
         if token not in self.org.tokens:
             return _error(401, "INVALID_SESSION_ID", "Session expired or invalid")
         if self.org.api_used >= self.org.api_limit:
+            self.org.refused += 1
             return _error(
                 403,
                 "REQUEST_LIMIT_EXCEEDED",

@@ -21,7 +21,8 @@ Speaks what ``https://slack.com/api/`` speaks for the methods okrsync uses —
   ``response_metadata.next_cursor``; thread replies are not in the channel history.
 
 Tests read the state in-process through ``app.state.slack`` (a :class:`SlackState`): messages per
-channel, how many were posted per channel and per key result/objective, updates per message.
+channel, how many were posted per channel and per key result/objective, updates per message, and
+``rate_limited``: how many calls each limit refused, counted for the workspace whoever sent them.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ import json
 import math
 import threading
 import time
-from collections import defaultdict, deque
+from collections import Counter, defaultdict, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
@@ -119,6 +121,10 @@ class SlackState:
     limits: dict[str, tuple[int, float]] = field(default_factory=lambda: dict(DEFAULT_LIMITS))
     posted_per_channel: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     posted_per_subject: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    # Calls refused for a spent limit, per limit (method, or ``chat.postMessage:<channel>``):
+    # counted for the workspace and app, whichever client or process sent them, as Slack does.
+    rate_limited: Counter[str] = field(default_factory=Counter)
+    clock: Callable[[], float] = time.monotonic  # the limits' clock
     lock: threading.RLock = field(default_factory=threading.RLock)
     _calls: dict[str, deque[float]] = field(default_factory=lambda: defaultdict(deque))
     _last_ts: float = 0.0
@@ -173,12 +179,13 @@ class SlackState:
         if limit is None:
             return None
         calls, window = limit
-        now = time.monotonic()
+        now = self.clock()
         with self.lock:
             recent = self._calls[key]
             while recent and recent[0] <= now - window:
                 recent.popleft()
             if len(recent) >= calls:
+                self.rate_limited[key] += 1
                 return max(1.0, math.ceil(recent[0] + window - now))
             recent.append(now)
             return None

@@ -17,6 +17,11 @@ unknown/unsettable field, 404 for a missing issue, comment or property, 401 (pla
 Jira Cloud answers) without valid Basic auth (Cloud) or Bearer personal access token (DC).
 With ``write_interval`` set, two writes to one issue closer than that answer 429 with
 ``RateLimit-Reason: jira-per-issue-on-write`` and ``Retry-After``, like Jira's per-issue limit.
+With ``burst_limit=(calls, seconds)`` set, the site answers 429 with ``Retry-After``,
+``RateLimit-Reason: jira-burst-based`` and ``X-RateLimit-Limit`` once more than ``calls``
+authenticated requests arrive in any ``seconds``: counted for the site, whichever client or
+process sent them, as Jira's burst limit is. ``app.state.fake.rate_limited`` counts the refusals
+per reason.
 
 State lives in ``app.state.jira`` (:class:`JiraData`): issues, comments and the per-issue
 counts of comments created and updated, so tests can see what a sink changed.
@@ -28,7 +33,9 @@ import base64
 import binascii
 import hmac
 import json
+import math
 import time
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime
 from typing import Any, Literal
@@ -54,6 +61,9 @@ FIELDS_PAGE_LIMIT = 100
 PROPERTY_LIMIT = 32768
 
 Handler = Callable[[Request], Awaitable[Response]]
+
+
+BURST_REASON = "jira-burst-based"
 
 
 def _errors(status: int, messages: list[str], errors: dict[str, str] | None = None) -> Response:
@@ -105,6 +115,7 @@ class JiraFake:
         api_token: str,
         pat: str,
         write_interval: float,
+        burst_limit: tuple[int, float] | None = None,
     ) -> None:
         self.data = data
         self.deployment = deployment
@@ -114,6 +125,9 @@ class JiraFake:
         self.write_interval = write_interval
         self._last_write: dict[str, float] = {}
         self.per_issue_limited = 0
+        self.burst_limit = burst_limit
+        self._recent: deque[float] = deque()  # arrival times within the burst window
+        self.rate_limited: Counter[str] = Counter()  # refusals per RateLimit-Reason
 
     # --- plumbing -------------------------------------------------------------------------------
 
@@ -142,6 +156,8 @@ class JiraFake:
                 return PlainTextResponse(
                     "Client must be authenticated to access this resource.", status_code=401
                 )
+            if not anonymous and (limited := self.burst_gate()) is not None:
+                return limited
             return await handler(request)
 
         return endpoint
@@ -161,6 +177,29 @@ class JiraFake:
     def missing_issue(self) -> Response:
         return _errors(404, ["Issue does not exist or you do not have permission to see it."])
 
+    def burst_gate(self) -> Response | None:
+        """The site's burst limit: a sliding window over every authenticated request."""
+        if self.burst_limit is None:
+            return None
+        calls, seconds = self.burst_limit
+        now = time.monotonic()
+        while self._recent and self._recent[0] <= now - seconds:
+            self._recent.popleft()
+        if len(self._recent) >= calls:
+            self.rate_limited[BURST_REASON] += 1
+            wait = max(1, math.ceil(self._recent[0] + seconds - now))
+            # Jira documents no 429 body: clients must key on the status and headers only.
+            return Response(
+                status_code=429,
+                headers={
+                    "Retry-After": str(wait),
+                    "RateLimit-Reason": BURST_REASON,
+                    "X-RateLimit-Limit": str(calls),
+                },
+            )
+        self._recent.append(now)
+        return None
+
     def write_gate(self, issue: Issue) -> Response | None:
         """Jira's per-issue write limit, simplified to a minimum gap between writes."""
         if self.write_interval <= 0:
@@ -169,6 +208,7 @@ class JiraFake:
         last = self._last_write.get(issue.key)
         if last is not None and now - last < self.write_interval:
             self.per_issue_limited += 1
+            self.rate_limited["jira-per-issue-on-write"] += 1
             return Response(
                 status_code=429,
                 headers={
@@ -532,6 +572,7 @@ def jira_app(
     api_token: str = DEFAULT_API_TOKEN,
     pat: str = DEFAULT_PAT,
     write_interval: float = 0.0,
+    burst_limit: tuple[int, float] | None = None,
 ) -> Starlette:
     """The fake as an ASGI app; its state is ``app.state.jira`` and ``app.state.fake``."""
     fake = JiraFake(
@@ -541,6 +582,7 @@ def jira_app(
         api_token=api_token,
         pat=pat,
         write_interval=write_interval,
+        burst_limit=burst_limit,
     )
     prefix = "/rest/api/{version}"
     search = fake.search_jql if deployment == "cloud" else fake.not_here

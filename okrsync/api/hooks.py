@@ -12,7 +12,8 @@ Vendors send bursts (one issue edit → several events), so events are throttled
 within the last window runs at once, so an isolated event costs no wait; the events that arrive
 within the window after a run are collected and run once, together, when that window ends (and
 that run opens the next window). A burst costs at most one run per window plus one. Bodies are
-never logged.
+never logged, and are read only for a connection that has a secret, as a stream cut at
+``MAX_HOOK_BODY`` before any signature is computed (:func:`okrsync.api.bodies.read_body`).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from okrsync.api import signatures
+from okrsync.api.bodies import BadBody, read_body
 from okrsync.api.context import ApiContext, RunRequester, error_response
 from okrsync.config import Config
 
@@ -163,12 +165,10 @@ def hook_routes(
                 "webhooks are not enabled for this connection",
                 f"set {secret_variable(name)} to the webhook's secret",
             )
-        length = request.headers.get("content-length", "")
-        if length.isdigit() and int(length) > MAX_HOOK_BODY:
-            return error_response(413, "request body too large", f"at most {MAX_HOOK_BODY} bytes")
-        body = await request.body()
-        if len(body) > MAX_HOOK_BODY:
-            return error_response(413, "request body too large", f"at most {MAX_HOOK_BODY} bytes")
+        try:  # only now that a secret exists; cut at the limit, before any signature work
+            body = await read_body(request, MAX_HOOK_BODY)
+        except BadBody as refused:
+            return refused.response()
         kind = ctx.config.connection_types[name]
         if not verify(kind, secret, request, body, wall_clock()):
             log.warning("webhook_rejected", connection=name, type=kind, reason="bad_signature")

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime
-from decimal import Decimal
+from decimal import Context, Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, field_validator
-
-MAX_ABS_VALUE = Decimal("1e18")
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+)
 
 
 class Model(BaseModel):
@@ -137,18 +142,63 @@ class ConnectionList(Model):
     connections: list[Connection]
 
 
-DECIMAL_TEXT = re.compile(r"^-?[0-9]{1,18}(\.[0-9]{1,18})?$")
+DIGITS = 18  # a check-in's value has at most this many digits before and after the point
+PLACES = Decimal(1).scaleb(-DIGITS)
+ROUNDING = Context(prec=2 * DIGITS + 1)  # holds any value in range, rounded to PLACES, whole
+DECIMAL_TEXT = re.compile(rf"^-?[0-9]{{1,{DIGITS}}}(\.[0-9]{{1,{DIGITS}}})?$")
+# C0 and C1 control characters except tab, line feed and carriage return; lone surrogates
+NOTE_REFUSED = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+NOTE_PATTERN = "^[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f]*$"
 
 
-def _check_value(raw: Any) -> Any:
-    """Strings must be plain decimals; numbers must be in range. Pydantic then makes a Decimal."""
+def _check_value(raw: Any) -> Decimal:
+    """A finite value of at most ``DIGITS`` digits before the point, kept to ``DIGITS`` after.
+
+    A string claims exactness, so it must be that plain decimal and nothing else, matched whole
+    (``re.match`` and ``$`` took ``"5\\n"``); it is stored as sent. A number is what a client's
+    float made of the value (``0.1 + 0.2`` is ``0.30000000000000004``, a ratio below 0.01 has
+    more than 18 decimals), so it is rounded to ``DIGITS`` places rather than refused. Numbers
+    arrive as exact Decimals (:func:`okrsync.api.bodies.parse_json`) and are judged by their
+    digits before any arithmetic: arithmetic raises on NaN, and on a huge exponent it rounds.
+    """
     if isinstance(raw, bool):
-        raise ValueError("the value must be a number")
-    if isinstance(raw, str) and not DECIMAL_TEXT.match(raw):
-        raise ValueError("the value must be a plain decimal such as '1250.5'")
-    if isinstance(raw, int | float) and not (-MAX_ABS_VALUE < Decimal(str(raw)) < MAX_ABS_VALUE):
-        raise ValueError("the value is out of range (|value| < 1e18)")
-    return raw
+        raise ValueError("the value must be a number or a decimal string, not true or false")
+    if isinstance(raw, str):
+        if DECIMAL_TEXT.fullmatch(raw) is None:
+            raise ValueError(
+                "the value must be a plain decimal such as '1250.5': an optional minus, "
+                f"at most {DIGITS} digits, a point and at most {DIGITS} more, nothing around them"
+            )
+        number = Decimal(raw)
+    elif isinstance(raw, int | float | Decimal):
+        number = Decimal(raw) if isinstance(raw, int | Decimal) else Decimal(repr(raw))
+        if not number.is_finite():
+            raise ValueError("the value must be a finite number, not NaN or Infinity")
+        if number and number.adjusted() >= DIGITS:
+            raise ValueError(f"the value is out of range (|value| < 1e{DIGITS})")
+        number = ROUNDING.quantize(number, PLACES) if _decimals(number) > DIGITS else number
+        if number and number.adjusted() >= DIGITS:  # 999…9.9999… rounded up
+            raise ValueError(f"the value is out of range (|value| < 1e{DIGITS})")
+        number = Decimal(format(ROUNDING.normalize(number), "f"))  # plain: 1E+2 is 100
+    else:
+        raise ValueError("the value must be a number or a decimal string")
+    return Decimal(0) if number.is_zero() else number  # -0 and 0.000 are 0
+
+
+def _decimals(number: Decimal) -> int:
+    exponent = number.as_tuple().exponent
+    assert isinstance(exponent, int)  # finite
+    return -exponent
+
+
+def _check_note(note: str) -> str:
+    found = NOTE_REFUSED.search(note)
+    if found is not None:
+        raise ValueError(
+            f"the note holds U+{ord(found.group()):04X}: no control characters other than "
+            "tab, line feed and carriage return"
+        )
+    return note
 
 
 CheckInValue = Annotated[
@@ -160,9 +210,18 @@ CheckInValue = Annotated[
                 {"type": "number", "exclusiveMinimum": -1e18, "exclusiveMaximum": 1e18},
                 {"type": "string", "pattern": DECIMAL_TEXT.pattern},
             ],
-            "description": "The observed value: a number, or a decimal string to keep it exact.",
+            "description": (
+                "The observed value: a decimal string, kept exactly (at most "
+                f"{DIGITS} digits on either side of the point), or a finite number, rounded to "
+                f"{DIGITS} decimal places."
+            ),
         }
     ),
+]
+NoteText = Annotated[
+    str,
+    Field(min_length=1, max_length=2000, json_schema_extra={"pattern": NOTE_PATTERN}),
+    AfterValidator(_check_note),
 ]
 
 
@@ -170,14 +229,11 @@ class CheckIn(Model):
     """A value reported by a person, recorded with origin ``manual``."""
 
     value: CheckInValue
-    note: str | None = Field(default=None, max_length=2000)
-
-    @field_validator("value")
-    @classmethod
-    def _finite(cls, value: Decimal) -> Decimal:
-        if not value.is_finite():
-            raise ValueError("the value must be a finite number")
-        return value
+    note: NoteText | None = Field(
+        default=None,
+        description="Why, or where the value came from. Tab, line feed and carriage return are "
+        "the only control characters a note may hold.",
+    )
 
 
 class CheckInResult(Model):

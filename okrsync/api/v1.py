@@ -10,14 +10,19 @@ passes through the process's :class:`~okrsync.redaction.Redactor`.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from decimal import Decimal, DecimalException
 from typing import Any
 
 import structlog
 from pydantic import BaseModel, ValidationError
+from sqlalchemy import and_, func, or_
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -25,6 +30,7 @@ from starlette.routing import BaseRoute, Route
 
 from okrsync.api import models as m
 from okrsync.api.auth import refuse_write
+from okrsync.api.bodies import BadBody, parse_json, read_body
 from okrsync.api.context import ApiContext, error_response
 from okrsync.engine.evaluate import Evaluation
 from okrsync.engine.planner import PlannedKeyResult
@@ -50,7 +56,7 @@ Handler = Callable[[ApiContext, Request], Awaitable[Response]]
 @dataclass(frozen=True)
 class Param:
     name: str
-    location: str  # path | query
+    location: str  # path | query | header
     description: str
     schema: dict[str, Any]
     required: bool = False
@@ -72,10 +78,8 @@ class Operation:
     errors: tuple[int, ...] = ()
 
 
-class BadInput(Exception):
-    def __init__(self, status: int, error: str, detail: Any = None) -> None:
-        super().__init__(error)
-        self.status, self.error, self.detail = status, error, detail
+class BadInput(BadBody):
+    """A request refused with a 4xx (so is a :class:`BadBody`): the handler's answer."""
 
 
 def answer(ctx: ApiContext, model: BaseModel, status: int = 200) -> JSONResponse:
@@ -96,17 +100,14 @@ def limit_of(request: Request, default: int = DEFAULT_LIMIT) -> int:
 
 
 async def parse_body(request: Request, model: type[BaseModel], *, required: bool) -> Any:
-    raw = await request.body()
-    if len(raw) > MAX_BODY:
-        raise BadInput(413, "request body too large", f"at most {MAX_BODY} bytes")
+    """The request's JSON body as ``model``: read within ``MAX_BODY`` as it streams in, then
+    parsed strictly (:mod:`okrsync.api.bodies`), then validated; every refusal a 4xx."""
+    raw = await read_body(request, MAX_BODY)
     if not raw.strip():
         if required:
             raise BadInput(400, "request body required", "send a JSON object")
         raw = b"{}"
-    try:
-        data = json.loads(raw)
-    except (ValueError, RecursionError):
-        raise BadInput(400, "malformed JSON", None) from None
+    data = parse_json(raw)
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -314,8 +315,134 @@ async def list_connections(ctx: ApiContext, request: Request) -> Response:
 # --- writes ------------------------------------------------------------------------------------
 
 
+REPEAT_WINDOW = timedelta(minutes=5)
+"""Without an ``Idempotency-Key``, a check-in with the value and note of its key result's latest
+manual measurement, made less than this long ago, is that one sent again (a double click, a
+client retrying after a timeout it took for a failure) and records nothing. Long enough for a
+client's retries; short enough that the same number reported at the next meeting is heard."""
+
+IDEMPOTENCY_KEY = re.compile(r"[!-~]{1,100}")  # visible ASCII: what a header carries unchanged
+
+
+@dataclass(frozen=True)
+class _Attempt:
+    """A check-in as it would be stored, and the ``Idempotency-Key`` it came with."""
+
+    key_result_id: str
+    value: Decimal
+    note: str | None  # redacted, as stored
+    idempotency_key: str | None
+
+    def same_as(self, row: MeasurementRow) -> bool:
+        return row.value == self.value and row.note == self.note
+
+
+def _idempotency_key(request: Request) -> str | None:
+    given = request.headers.getlist("idempotency-key")
+    if not given:
+        return None
+    if len(given) > 1 or IDEMPOTENCY_KEY.fullmatch(given[0]) is None:
+        raise BadInput(
+            422,
+            "invalid Idempotency-Key header",
+            "one header of 1 to 100 visible ASCII characters (no spaces)",
+        )
+    return given[0]
+
+
+def _request_key(kind: str, *parts: str | None) -> str:
+    """``kind:`` and the SHA-256 of ``parts`` as a JSON list (no two lists share a text): fits
+    ``measurements.request_key`` whatever the parts' length."""
+    return f"{kind}:{hashlib.sha256(json.dumps(parts).encode()).hexdigest()}"
+
+
+def _recorded_for(session: Session, attempt: _Attempt, request_key: str) -> MeasurementRow | None:
+    """The measurement recorded for ``request_key``; 422 when it is another check-in's."""
+    statement = select(MeasurementRow).where(MeasurementRow.request_key == request_key)
+    first = session.exec(statement).first()
+    if first is not None and not attempt.same_as(first):
+        raise BadInput(
+            422,
+            "Idempotency-Key already used",
+            f"it recorded another check-in (value {first.value}): send a new key for a new one",
+        )
+    return first
+
+
+def _first_of(
+    session: Session, attempt: _Attempt, now: datetime
+) -> tuple[MeasurementRow | None, str]:
+    """The measurement ``attempt`` repeats, if any, and the request key to record it with.
+
+    With an ``Idempotency-Key``, the measurement recorded under it. Without, the key result's
+    latest manual measurement when it has the same value and note and is younger than
+    ``REPEAT_WINDOW``. The key then digests the content and that latest measurement's id, so two
+    identical check-ins sent at once (to two replicas) make the same key, and the store's unique
+    constraint records one of them. Sent again after the window, its latest measurement is the
+    first one, so its key is new.
+    """
+    if attempt.idempotency_key is not None:
+        key = _request_key("key", attempt.key_result_id, attempt.idempotency_key)
+        return _recorded_for(session, attempt, key), key
+    latest = session.exec(
+        select(MeasurementRow)
+        .where(MeasurementRow.key_result_id == attempt.key_result_id)
+        .where(MeasurementRow.origin == "manual")
+        .order_by(col(MeasurementRow.observed_at).desc(), col(MeasurementRow.id).desc())
+        .limit(1)
+    ).first()
+    previous = None if latest is None else str(latest.id)
+    value = str(m.ROUNDING.normalize(attempt.value))  # 6 and 6.00 make one key
+    key = _request_key("same", attempt.key_result_id, value, attempt.note, previous)
+    repeats = (
+        latest is not None
+        and attempt.same_as(latest)
+        and abs(now - latest.observed_at) < REPEAT_WINDOW  # abs: replicas' clocks differ a bit
+    )
+    return (latest if repeats else None), key
+
+
+def _queued_with(session: Session, row: MeasurementRow, objective_id: str) -> int:
+    """The outbox rows queued by the check-in that recorded ``row``: those of its transaction,
+    stamped with its time; changes name the measurement, and a stale episode's end, announced
+    for the key result or its objective, names none."""
+    made_with = or_(
+        col(DeliveryRow.measurement_id) == row.id,
+        and_(
+            col(DeliveryRow.measurement_id).is_(None),
+            or_(
+                col(DeliveryRow.key_result_id) == row.key_result_id,
+                col(DeliveryRow.objective_id) == objective_id,
+            ),
+        ),
+    )
+    count = select(func.count()).where(col(DeliveryRow.created_at) == row.observed_at, made_with)
+    return int(session.exec(count).one())
+
+
+def _check_in_answer(
+    ctx: ApiContext, row: MeasurementRow, deliveries: int, *, replayed: bool
+) -> Response:
+    result = m.CheckInResult(
+        key_result=row.key_result_id, measurement=_measurement(row), deliveries_queued=deliveries
+    )
+    response = answer(ctx, result, 201)
+    if replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return response
+
+
+def _replay(ctx: ApiContext, row: MeasurementRow, objective_id: str, why: str) -> Response:
+    """The first check-in's answer again: nothing recorded, nothing queued."""
+    log.info("manual_check_in_repeated", key_result=row.key_result_id, measurement=row.id, by=why)
+    with session_scope(ctx.engine) as session:
+        queued = _queued_with(session, row, objective_id)
+    return _check_in_answer(ctx, row, queued, replayed=True)
+
+
 async def check_in(ctx: ApiContext, request: Request) -> Response:
     wanted = request.path_params["key_result_id"]
+    idempotency_key = _idempotency_key(request)
     body: m.CheckIn = await parse_body(request, m.CheckIn, required=True)
     try:
         kr = ctx.config.key_result(wanted)
@@ -328,6 +455,13 @@ async def check_in(ctx: ApiContext, request: Request) -> Response:
         done = progress(kr.target_spec, body.value)
     except (ArithmeticError, DecimalException, ValueError) as exc:
         raise BadInput(422, "the value cannot be evaluated", str(exc)) from None
+    note = None if body.note is None else ctx.redactor.redact(body.note)
+    attempt = _Attempt(wanted, body.value, note, idempotency_key)
+    with session_scope(ctx.engine) as session:
+        first, request_key = _first_of(session, attempt, now)
+    if first is not None:
+        why = "window" if idempotency_key is None else "idempotency_key"
+        return _replay(ctx, first, objective.id, why)
     status = status_for(kr.kind, done, elapsed_fraction(cycle.start, cycle.end, now))
     provenance = ({"origin": "manual", "source": "api", "value": str(body.value)},)
     evaluation = Evaluation(body.value, done, status, provenance)
@@ -341,21 +475,24 @@ async def check_in(ctx: ApiContext, request: Request) -> Response:
             now=now,
             redactor=ctx.redactor,
             origin="manual",
-            note=None if body.note is None else ctx.redactor.redact(body.note),
+            note=note,
+            request_key=request_key,
         )
     except LookupError:
         raise BadInput(404, "key result not in the store yet", wanted) from None
+    except IntegrityError:  # the same request, recorded meanwhile (by another replica)
+        with session_scope(ctx.engine) as session:
+            first = _recorded_for(session, attempt, request_key)
+        if first is None:
+            raise
+        return _replay(ctx, first, objective.id, "concurrent")
     log.info("manual_check_in", key_result=wanted, deliveries=recorded.deliveries)
     if ctx.daemon is not None and recorded.deliveries:
         ctx.daemon.nudge()  # deliver the new outbox rows now rather than at the next wake-up
     with session_scope(ctx.engine) as session:
         row = session.get(MeasurementRow, recorded.measurement_id)
         assert row is not None
-        measurement = _measurement(row)
-    result = m.CheckInResult(
-        key_result=wanted, measurement=measurement, deliveries_queued=recorded.deliveries
-    )
-    return answer(ctx, result, 201)
+    return _check_in_answer(ctx, row, recorded.deliveries, replayed=False)
 
 
 def _summary(report: RunReport, key_results: list[str] | None) -> m.SyncAccepted:
@@ -399,6 +536,17 @@ LIMIT = Param(
     {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT},
 )
 ID_SCHEMA: dict[str, Any] = {"type": "string", "minLength": 1, "maxLength": 100}
+
+
+IDEMPOTENCY_PARAM = Param(
+    "Idempotency-Key",
+    "header",
+    "Names this check-in: sent again with the same key (a retry), it records nothing and is "
+    "answered as the first time (with `Idempotent-Replayed: true`); the same key with another "
+    "value or note is a 422. Without it, the same value and note as the key result's latest "
+    f"check-in, within {REPEAT_WINDOW.total_seconds() / 60:g} minutes of it, is a repeat too.",
+    {"type": "string", "minLength": 1, "maxLength": 100, "pattern": "^[!-~]+$"},
+)
 
 
 def _id(name: str, what: str) -> Param:
@@ -469,7 +617,7 @@ OPERATIONS: tuple[Operation, ...] = (
         m.CheckInResult,
         status=201,
         body=m.CheckIn,
-        params=(_id("key_result_id", "key result"),),
+        params=(_id("key_result_id", "key result"), IDEMPOTENCY_PARAM),
         write=True,
         errors=(400, 404, 413, 422),
     ),
@@ -543,8 +691,9 @@ def _endpoint(ctx: ApiContext, op: Operation) -> Callable[[Request], Awaitable[R
                 return refused
         try:
             return await op.handler(ctx, request)
-        except BadInput as exc:
-            return error_response(exc.status, exc.error, ctx.redactor.redact_value(exc.detail))
+        except BadBody as exc:  # BadInput too
+            detail = ctx.redactor.redact_value(exc.detail)
+            return error_response(exc.status, exc.error, detail, exc.headers)
 
     return endpoint
 

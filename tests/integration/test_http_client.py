@@ -53,6 +53,12 @@ class FakeVendor:
     def __init__(self) -> None:
         self.active = 0
         self.peak = 0
+        self.arrivals: list[float] = []  # time.monotonic() as each /paced request arrived
+
+    async def paced(self, request: Request) -> Response:
+        # The server runs in a thread of this process: its monotonic clock is the client's.
+        self.arrivals.append(time.monotonic())
+        return JSONResponse({"ok": True})
 
     async def ok(self, request: Request) -> Response:
         return JSONResponse({"ok": True, "items": [1, 2, 3]})
@@ -84,6 +90,7 @@ class FakeVendor:
                 Route("/ok", self.ok),
                 Route("/protected", self.protected),
                 Route("/slow", self.slow),
+                Route("/paced", self.paced),
                 Route("/echo", self.echo, methods=["POST"]),
                 Route("/empty", self.no_content, methods=["PUT"]),
             ]
@@ -105,6 +112,7 @@ def server(vendor: FakeVendor) -> Iterator[SandboxServer]:
 def clean(server: SandboxServer, vendor: FakeVendor) -> None:
     server.reset()
     vendor.peak = 0
+    vendor.arrivals.clear()
 
 
 @pytest.fixture
@@ -517,12 +525,26 @@ async def test_rate_limit_headers_hold_the_next_request(server: SandboxServer) -
     assert time.monotonic() - started >= 0.35
 
 
-async def test_requests_per_second_paces_the_wire(server: SandboxServer) -> None:
-    budget = CallBudget(BudgetPolicy(requests_per_second=20.0))
+async def test_requests_per_second_paces_the_wire(
+    vendor: FakeVendor, server: SandboxServer
+) -> None:
+    # The bucket never holds more than one token (burst 1) and earns the next one every
+    # 1/rate seconds, reserving them in order: counted from any moment before the first
+    # request, the k-th request (from 0) cannot leave before that moment + k/rate, however the
+    # six are scheduled. A busy machine only makes a request late, never early, so every
+    # arrival must lie at or after its bound. (The span between the first and the last arrival
+    # is no measure of the pace: the slots are fixed from the first token on, so a first
+    # request that arrives late, say while its connection is opened, shortens the span.)
+    rate = 20.0
+    budget = CallBudget(BudgetPolicy(requests_per_second=rate))
     async with make_client(server, budget=budget) as client:
-        await asyncio.gather(*(client.get_json("/ok") for _ in range(6)))
-    times = [r.at for r in server.requests]
-    assert (times[-1] - times[0]).total_seconds() >= 0.2  # 5 intervals of 0.05 s
+        start = time.monotonic()
+        await asyncio.gather(*(client.get_json("/paced") for _ in range(6)))
+    arrivals = sorted(vendor.arrivals)
+    assert len(arrivals) == budget.calls == 6
+    # 1 µs of slack for float rounding and the event loop's timer resolution (1 ns)
+    early = [(k, at - start) for k, at in enumerate(arrivals) if at - start < k / rate - 1e-6]
+    assert not early, f"requests arrived before the pace allows (k, seconds after start): {early}"
 
 
 # --- pure parts -------------------------------------------------------------------------------

@@ -1,5 +1,12 @@
 """Three daemons on one PostgreSQL store share the schedule: no query is fetched twice in a
-tick, and when one replica is killed the others take over its metrics once its leases expire."""
+tick, and when one replica is killed the others take over its metrics once its leases expire.
+
+Which tick a fetch was for is not told by when it reached the vendor (a run started late and the
+next one started on time can reach it a few milliseconds apart, quite correctly), so the store
+tells it: a trigger logs every claim a replica makes on a metric's ``metric_states`` row (the
+lease it takes runs ``OKRSYNC_LEASE_SECONDS`` from the moment of the claim), and every claim is
+placed on the metric's tick grid.
+"""
 
 from __future__ import annotations
 
@@ -10,17 +17,38 @@ import socket
 import subprocess
 import sys
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import parse_qs
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, text
 
 from connectors.http_json import connector as http_json
+from okrsync.engine.schedule import Schedule, jitter
 from okrsync.sandbox import SandboxServer
+from okrsync.store.db import make_engine, upgrade
 
 METRICS = 8
+SCHEDULE = Schedule.parse("every 1s")
+LEASE = timedelta(seconds=3)  # OKRSYNC_LEASE_SECONDS
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+# A claim sets a metric row's lease_owner and a new lease_until (a run's end clears both).
+CLAIM_LOG = [
+    "CREATE TABLE claim_log (metric text NOT NULL, owner text NOT NULL,"
+    " until timestamptz NOT NULL)",
+    """CREATE FUNCTION log_claim() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT
+    AS $$ BEGIN
+        INSERT INTO claim_log VALUES (NEW.name, NEW.lease_owner, NEW.lease_until);
+        RETURN NEW;
+    END $$""",
+    """CREATE TRIGGER log_claim AFTER UPDATE ON metric_states FOR EACH ROW
+    WHEN (NEW.lease_owner IS NOT NULL AND NEW.lease_until IS DISTINCT FROM OLD.lease_until)
+    EXECUTE FUNCTION log_claim()""",
+]
 
 
 def config(api: str, token: str) -> str:
@@ -45,6 +73,12 @@ def config(api: str, token: str) -> str:
     )
 
 
+def metric_of(query: str) -> str:
+    """The metric whose query this is (``m{i}`` asks for deals closed after month ``i + 1``)."""
+    [closed_after] = parse_qs(query)["closed_after"]
+    return f"m{int(closed_after[5:7]) - 1}"
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -64,12 +98,37 @@ def runs_logged(log: Path) -> int:
 
 
 def fetch_times(api: SandboxServer) -> dict[str, list[float]]:
-    """When each distinct query reached the vendor."""
+    """When each metric's query reached the vendor."""
     seen: dict[str, list[float]] = defaultdict(list)
     for record in api.requests:
         if record.path == "/v1/deals/summary":
-            seen[record.query].append(record.at.timestamp())
+            seen[metric_of(record.query)].append(record.at.timestamp())
     return seen
+
+
+def log_claims(engine: Engine) -> None:
+    """Create the schema as a daemon would, and a trigger that logs every claim of a metric."""
+    upgrade(engine)
+    with engine.begin() as conn:
+        for statement in CLAIM_LOG:
+            conn.execute(text(statement))
+
+
+def claims(engine: Engine) -> dict[str, list[tuple[datetime, str]]]:
+    """Each metric's claims in order: when it was claimed, and by which replica."""
+    by_metric: dict[str, list[tuple[datetime, str]]] = defaultdict(list)
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT metric, owner, until FROM claim_log ORDER BY until"))
+        for metric, owner, until in rows:
+            by_metric[metric].append((until - LEASE, owner))
+    return by_metric
+
+
+def tick(metric: str, claimed_at: datetime) -> int:
+    """The tick of ``metric``'s schedule a claim made at ``claimed_at`` is for: the ticks of an
+    interval lie on a grid anchored at the Unix epoch and shifted by the metric's jitter."""
+    assert SCHEDULE.interval is not None
+    return (claimed_at - EPOCH - jitter(metric, SCHEDULE)) // SCHEDULE.interval
 
 
 def test_three_replicas_share_the_work_and_survive_one_killed(
@@ -77,6 +136,8 @@ def test_three_replicas_share_the_work_and_survive_one_killed(
 ) -> None:
     if database_url.startswith("sqlite"):
         pytest.skip("SQLite is single-node: a second daemon refuses to start (test_daemon)")
+    engine = make_engine(database_url)
+    log_claims(engine)
     path = tmp_path / "okrsync.yaml"
     path.write_text(config(api.url, http_json.sandbox()["token"]))
     env = {
@@ -119,25 +180,34 @@ def test_three_replicas_share_the_work_and_survive_one_killed(
     assert exits["r2"] == 0 and exits["r3"] == 0, {n: tails[n] for n in ("r2", "r3")}
 
     times = fetch_times(api)
-    assert len(times) == METRICS
-    gaps = [b - a for stamps in times.values() for a, b in itertools.pairwise(stamps)]
-    fetches = sum(len(stamps) for stamps in times.values())
-    print(f"\n{fetches} fetches of {METRICS} queries by 3 replicas, one killed")
-    print(f"shortest gap between two fetches of one query: {min(gaps):.3f} s")
-    # Two replicas racing for one tick would fetch within milliseconds of each other; a late
-    # run followed by the next tick on time is legitimately a few tenths of a second apart.
-    assert min(gaps) > 0.1, "a query was fetched twice in one tick"
-    for stamps in times.values():
-        ticks = stamps[-1] - stamps[0] + 1  # every 1s: at most one fetch per second
-        assert len(stamps) <= ticks + 1, "more fetches than ticks"
-    # the killed replica's metrics were taken over: every query was fetched after its leases ran out
-    assert all(stamps[-1] > killed_at + 3 for stamps in times.values())
-
-    engine = create_engine(database_url)
+    claimed = claims(engine)
     with engine.connect() as conn:
         runs: dict[str, int] = dict(
             conn.execute(text("SELECT instance_id, COUNT(*) FROM runs GROUP BY instance_id")).all()
         )
     engine.dispose()
+    fetches = sum(len(stamps) for stamps in times.values())
+    print(f"\n{fetches} fetches of {METRICS} queries by 3 replicas, one killed")
+    print(f"claims per replica: {Counter(owner for c in claimed.values() for _, owner in c)}")
     print(f"runs per replica: {runs}")
+    assert sorted(times) == sorted(claimed) == [f"m{i}" for i in range(METRICS)]
+
+    # No tick of a metric was claimed twice, by two replicas or by one.
+    for metric, made in claimed.items():
+        ticks = [(tick(metric, at), owner) for at, owner in made]
+        twice = [(a, b) for a, b in itertools.pairwise(ticks) if b[0] <= a[0]]
+        assert not twice, f"{metric}: a tick claimed twice (tick, replica): {twice}"
+    # Every fetch was made under a claim of its own: a metric's query reached the vendor once
+    # per claim, but for a claim the killed replica may not have got to send.
+    for metric, stamps in times.items():
+        count = len(claimed[metric])
+        assert count - 1 <= len(stamps) <= count, f"{metric}: {len(stamps)} fetches, {count} claims"
+
+    # The killed replica's metrics were taken over: the others claimed every metric after the
+    # kill, and every query was fetched after the killed replica's leases had run out.
+    killed = datetime.fromtimestamp(killed_at, UTC)
+    assert "r1" in {owner for made in claimed.values() for _, owner in made}
+    for metric, made in claimed.items():
+        assert any(at > killed and owner != "r1" for at, owner in made), metric
+    assert all(stamps[-1] > killed_at + LEASE.total_seconds() for stamps in times.values())
     assert set(runs) == {"r1", "r2", "r3"}  # all three took a share of the schedule

@@ -1,14 +1,20 @@
-"""Every broken config through the real CLI: ``okrsync validate`` exits 2, names file, line and key.
+"""Every broken config through the CLI: ``okrsync validate`` exits 2, names file, line and key.
 
-``test_config_loader.py`` checks the loader's errors; this checks what a user actually sees: a
-subprocess per file (two at a time), exit code 2, each expected ``FILE:LINE: KEY: message`` on
-stderr and no traceback anywhere. The corpus uses the test connector types ``fake_sql`` and
-``fake_hook``, so the subprocess gets them the way a third-party plugin would arrive: a
-``*.dist-info`` with an ``okrsync.connectors`` entry point, on its ``PYTHONPATH``.
+``test_config_loader.py`` checks the loader's errors; this checks what a user actually sees: exit
+code 2, each expected ``FILE:LINE: KEY: message`` on stderr and no traceback anywhere. The corpus
+runs ``validate`` in this process through typer's ``CliRunner`` (the command, its error handling
+and its consoles are the real ones; ~70 interpreters, one per file, took about a minute and more
+than the per-test timeout on a busy machine), and two cases run the real console entry point in
+a subprocess.
+
+The corpus uses the test connector types ``fake_sql`` and ``fake_hook``, so the CLI gets them
+the way a third-party plugin would arrive: a ``*.dist-info`` with an ``okrsync.connectors`` entry
+point, on ``sys.path`` (in process) or on ``PYTHONPATH`` (subprocess).
 
 Rich wraps console output at 80 columns when stderr is not a terminal, which would cut
-``FILE:LINE:`` in two; the runs set ``COLUMNS`` wide so that each error reads as one line, and
-:func:`test_errors_are_not_wrapped_when_stderr_is_not_a_terminal` shows the wrapping itself.
+``FILE:LINE:`` in two; the CLI's error console does not wrap, which
+:func:`test_errors_are_not_wrapped_when_stderr_is_not_a_terminal` shows on a real process
+(``COLUMNS`` unset); the other subprocess sets ``COLUMNS`` wide.
 """
 
 from __future__ import annotations
@@ -16,12 +22,17 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 from ruamel.yaml import YAML
+from typer.testing import CliRunner, Result
+
+from okrsync import cli
 
 REPO = Path(__file__).resolve().parents[2]
 BROKEN = Path(__file__).parent / "broken_configs"
@@ -61,35 +72,54 @@ def _plugins(root: Path) -> Path:
     return root
 
 
+# The environment of every run: no variable of the developer's leaks in, the corpus's own are set.
+DROPPED = frozenset({"DB_URL", "HOOK_SECRET", "COLUMNS"})
+SET = {"WAREHOUSE_URL": "sqlite:///x.db", "OKRSYNC_SECRETS_DIR": SECRETS_DIR, "NO_COLOR": "1"}
+
+
+def _dropped(key: str) -> bool:
+    return key in DROPPED or key.startswith("OKRSYNC_")
+
+
+@dataclass(frozen=True)
+class Validated:
+    """What a user sees of one ``okrsync validate``."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
 def _env(plugins: Path, columns: int | None) -> dict[str, str]:
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if key not in {"DB_URL", "HOOK_SECRET", "COLUMNS"} and not key.startswith("OKRSYNC_")
-    }
-    env.update(
-        {
-            "PYTHONPATH": os.pathsep.join([str(plugins), str(REPO)]),
-            "WAREHOUSE_URL": "sqlite:///x.db",
-            "OKRSYNC_SECRETS_DIR": SECRETS_DIR,
-            "NO_COLOR": "1",
-        }
-    )
+    env = {key: value for key, value in os.environ.items() if not _dropped(key)}
+    env.update(SET)
+    env["PYTHONPATH"] = os.pathsep.join([str(plugins), str(REPO)])
     if columns is not None:
         env["COLUMNS"] = str(columns)
     return env
 
 
-def _validate(path: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
+def _validate(path: Path, env: dict[str, str]) -> Validated:
+    """``okrsync validate`` through the console entry point, in a new interpreter."""
+    done = subprocess.run(
         [sys.executable, "-m", "okrsync", "validate", "--config", str(path)],
         cwd=REPO,
         env=env,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=60,
         check=False,
     )
+    return Validated(done.returncode, done.stdout, done.stderr)
+
+
+def _seen(result: Result) -> Validated:
+    """The runner's result as a user would see it: an exception the CLI let through would have
+    ended the process with a traceback on stderr (the runner catches it instead)."""
+    stderr = result.stderr
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        stderr += "".join(traceback.format_exception(result.exception))
+    return Validated(result.exit_code, result.stdout, stderr)
 
 
 @pytest.fixture(scope="module")
@@ -97,13 +127,22 @@ def plugins(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return _plugins(tmp_path_factory.mktemp("corpus_plugins"))
 
 
-@pytest.fixture(scope="module")
-def runs(plugins: Path) -> dict[str, subprocess.CompletedProcess[str]]:
-    """``okrsync validate`` on every broken config, two at a time, once per module."""
-    env = _env(plugins, columns=10_000)
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        runs = pool.map(lambda name: _validate(BROKEN / name, env), EXPECTED)
-        return dict(zip(EXPECTED, runs, strict=True))
+@pytest.fixture
+def validate(plugins: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[Path], Validated]:
+    """``okrsync validate`` in this process, in the environment the subprocesses get."""
+    for key in list(os.environ):
+        if _dropped(key):
+            monkeypatch.delenv(key)
+    for key, value in SET.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.syspath_prepend(str(plugins))  # entry points are looked up on sys.path
+    monkeypatch.chdir(REPO)
+    runner = CliRunner()
+
+    def run(path: Path) -> Validated:
+        return _seen(runner.invoke(cli.app, ["validate", "--config", str(path)]))
+
+    return run
 
 
 def _cases() -> list[Any]:
@@ -114,10 +153,8 @@ def _cases() -> list[Any]:
 
 
 @pytest.mark.parametrize("name", _cases())
-def test_validate_names_file_line_and_key(
-    name: str, runs: dict[str, subprocess.CompletedProcess[str]]
-) -> None:
-    done = runs[name]
+def test_validate_names_file_line_and_key(name: str, validate: Callable[[Path], Validated]) -> None:
+    done = validate(BROKEN / name)
     output = done.stdout + done.stderr
     assert "Traceback" not in output, output
     assert done.returncode == 2, output
@@ -133,9 +170,9 @@ def test_validate_names_file_line_and_key(
     assert f"{len(EXPECTED[name])} error(s) in the config" in done.stderr
 
 
-def test_every_broken_config_was_run(runs: dict[str, subprocess.CompletedProcess[str]]) -> None:
+def test_every_broken_config_is_run() -> None:
     present = {p.name for p in BROKEN.glob("*.yaml")} - {"expected.yaml"}
-    assert set(runs) == present
+    assert set(EXPECTED) == present  # the cases above, one per file
     assert len(present) >= 60
 
 

@@ -13,8 +13,13 @@ A mirror shows a state, not a history, and never an older state after a newer on
 - **Checked again under the lease** just before the push: a row whose mirror has meanwhile shown
   a newer state ends ``superseded``, never pushed; a lease lost meanwhile means no push at all.
 - **A push never outlives its lease**: it is cut at the lease's end (less a margin) and counts as
-  a failed attempt, so a hung vendor holds one mirror for one lease, and nobody else pushes to it
-  while the cut push might still land.
+  a failed attempt, so a hung vendor holds one mirror for one lease.
+- **A push that may still land is given time to**: a vendor usually finishes a request it
+  received even when the client has gone (a cut push, a timeout, a 502 from its proxy, a replica
+  killed mid-push). So after such a failure, and when leases are released at shutdown or start,
+  the mirror stays leased for a settle time (:func:`settle_time`) before anyone pushes to it
+  again or, for a sink that creates things, looks for what the lost push created. A vendor's
+  own error answer frees the mirror at once.
 
 The sink's external reference (message ts, comment id) is stored on the mirror, so the next push
 edits what the last one created instead of creating another.
@@ -42,7 +47,7 @@ from sqlalchemy import Engine, func, or_
 from sqlmodel import Session, col, select
 
 from okrsync.config import MirrorDef
-from okrsync.errors import ConnectorError
+from okrsync.errors import ConnectorError, RateLimitedError, RetriableError
 from okrsync.redaction import Redactor
 from okrsync.sdk.connector import PushContext, Sink
 from okrsync.sdk.models import KeyResultUpdate, ObjectiveUpdate
@@ -54,11 +59,18 @@ log = structlog.get_logger()
 BACKOFF_BASE = timedelta(seconds=5)
 BACKOFF_CEILING = timedelta(minutes=30)
 LEASE_MARGIN = timedelta(seconds=5)  # a push is cut this long before its lease ends at the most
+SETTLE_CEILING = timedelta(seconds=15)
 
 
 def retry_delay(attempts: int) -> timedelta:
     """Exponential backoff for a failed delivery: 5 s, 10 s, 20 s … capped at 30 min."""
     return min(BACKOFF_BASE * (1 << max(attempts - 1, 0)), BACKOFF_CEILING)
+
+
+def settle_time(lease: timedelta) -> timedelta:
+    """How long a mirror stays quiet after a push that may still land: a quarter of the lease,
+    15 s at the most (see :class:`Dispatcher`)."""
+    return min(SETTLE_CEILING, lease / 4)
 
 
 def push_deadline(lease_until: datetime, now: datetime, lease: timedelta) -> float:
@@ -108,6 +120,7 @@ class Dispatcher:
         self.clock = clock
         # connection name -> type, for connections that are only ever mirrors (see the docstring)
         self.mirror_only = dict(mirror_only or {})
+        self.settle = settle_time(lease)
 
     async def dispatch_due(self) -> DispatchReport:
         """Push every due delivery; returns what happened. Never raises for a sink's failure,
@@ -120,9 +133,10 @@ class Dispatcher:
             await asyncio.gather(*(self._deliver(c, report) for c in claimed))
 
     def release_leases(self, *, only_mine: bool = False) -> int:
-        """Free the leases on pending deliveries and on mirrors: this replica's (at shutdown and
-        at start, so an abandoned push is taken up at once), or everyone's (only safe when no
-        other replica can exist). Returns how many deliveries were freed."""
+        """Free the leases on pending deliveries, and those on mirrors after their settle time:
+        this replica's (at shutdown and at start, so an abandoned push is taken up without
+        waiting out the lease), or everyone's (only safe when no other replica can exist).
+        Returns how many deliveries were freed."""
         owner = col(DeliveryRow.lease_owner)
         mirror_owner = col(MirrorRow.lease_owner)
         with session_scope(self.engine) as session:
@@ -132,10 +146,11 @@ class Dispatcher:
                 .order_by(col(MirrorRow.key))
                 .with_for_update()
             ).all()
+            settled = self.clock() + settle_time(self.lease)
             for mirror in mirrors:
-                mirror.lease_owner = None
-                mirror.lease_until = None
-                session.add(mirror)
+                if mirror.lease_until is None or mirror.lease_until > settled:
+                    mirror.lease_until = settled  # a push cut short may still land meanwhile
+                    session.add(mirror)
             rows = session.exec(
                 select(DeliveryRow).where(
                     DeliveryRow.status == "pending",
@@ -261,7 +276,7 @@ class Dispatcher:
                 update = KeyResultUpdate.model_validate(row.payload)
             result = await asyncio.wait_for(sink.deliver(update, mirror.spec, context), deadline)
         except TimeoutError:
-            error = ConnectorError(
+            error = RetriableError(
                 f"no answer within {deadline:.0f}s (the delivery's lease); will retry",
                 connection=mirror.connection,
             )
@@ -290,7 +305,8 @@ class Dispatcher:
         gave_up = attempts >= self.max_attempts
         now = self.clock()
         with session_scope(self.engine) as session:
-            mirror = self._release_mirror(session, row.mirror_key)
+            settle = now + self.settle if _may_still_land(exc) else None
+            mirror = self._release_mirror(session, row.mirror_key, settle=settle)
             stored = session.get(DeliveryRow, row.id)
             if stored is None:
                 return
@@ -310,6 +326,7 @@ class Dispatcher:
         log.warning(
             "delivery_failed",
             mirror=row.mirror_key,
+            seq=row.seq,
             attempts=attempts,
             gave_up=gave_up,
             error=message,
@@ -344,15 +361,17 @@ class Dispatcher:
             session.add(mirror)
             self._health(session, mirror.connection, now, error=None)
 
-    def _release_mirror(self, session: Session, key: str) -> MirrorRow | None:
+    def _release_mirror(
+        self, session: Session, key: str, settle: datetime | None = None
+    ) -> MirrorRow | None:
         """The mirror's row, locked first (mirrors before deliveries, as everywhere), its lease
-        given back if it is still ours."""
+        given back if it is still ours: now, or at ``settle`` after a push that may still land."""
         mirror = session.exec(
             select(MirrorRow).where(MirrorRow.key == key).with_for_update()
         ).one_or_none()
         if mirror is not None and mirror.lease_owner == self.owner:
-            mirror.lease_owner = None
-            mirror.lease_until = None
+            mirror.lease_owner = None if settle is None else self.owner
+            mirror.lease_until = settle
             session.add(mirror)
         return mirror
 
@@ -374,6 +393,20 @@ class Dispatcher:
             state.last_error = error
             state.last_error_at = now
         session.add(state)
+
+
+GATEWAY_STATUSES = frozenset({502, 504})  # a proxy's answer: the vendor may have done it
+
+
+def _may_still_land(exc: Exception) -> bool:
+    """Whether a failed push may yet take effect at the vendor: no answer came (our cut at the
+    lease, a timeout, a reset connection) or only a gateway's. A vendor's own error answer
+    (4xx, 500, 503) ends the request: nothing is in flight."""
+    if isinstance(exc, TimeoutError):
+        return True
+    if isinstance(exc, RetriableError) and not isinstance(exc, RateLimitedError):
+        return exc.status_code is None or exc.status_code in GATEWAY_STATUSES
+    return False
 
 
 def _subject(row: DeliveryRow) -> str:

@@ -26,7 +26,7 @@ from sqlmodel import col, select
 from okrsync.app import App
 from okrsync.config import load_config_text
 from okrsync.engine.dispatcher import DispatchReport
-from okrsync.errors import ConnectorError
+from okrsync.errors import ConnectorError, RetriableError
 from okrsync.plugins import Registry, load_registry
 from okrsync.sdk.connector import ConnectionConfig, Connector, MirrorSpec, Sink
 from okrsync.sdk.models import KeyResultUpdate, PushResult
@@ -52,6 +52,7 @@ class BoardSink(Sink[BoardConnection, BoardMirror]):
     gate: ClassVar[asyncio.Event | None] = None
     held: ClassVar[asyncio.Event | None] = None  # set while a push waits at the gate
     fail: ClassVar[bool] = False
+    lost: ClassVar[bool] = False
 
     async def push(
         self, update: KeyResultUpdate, mirror: BoardMirror, previous_ref: str | None
@@ -61,7 +62,9 @@ class BoardSink(Sink[BoardConnection, BoardMirror]):
             self.held.set()
             await self.gate.wait()
         if self.fail:
-            raise ConnectorError("the board is down", connection=self.name)
+            raise ConnectorError("the board is down", connection=self.name, status_code=400)
+        if self.lost:  # the request went out and no answer came back
+            raise RetriableError("timed out after 10s", connection=self.name)
         ref = previous_ref or f"card-{len(self.shown) + 1}"
         self.shown[ref] = update.value
         self.pushes.append(update.value)
@@ -74,6 +77,7 @@ class BoardSink(Sink[BoardConnection, BoardMirror]):
         cls.gate = None
         cls.held = asyncio.Event()
         cls.fail = False
+        cls.lost = False
 
 
 CONFIG = """\
@@ -246,8 +250,56 @@ async def test_a_push_is_cut_at_its_lease_and_counts_as_a_failed_attempt(world: 
     (row,) = world.deliveries()
     assert row.status == "pending" and row.attempts == 1
     assert "no answer within" in (row.last_error or "")
-    assert world.mirror().lease_owner is None
     BoardSink.gate.set()
+
+
+async def test_after_a_failed_push_the_mirror_stays_quiet_for_its_settle_time(
+    world: World,
+) -> None:
+    """The vendor may still apply a push the client gave up on: nobody pushes to the mirror (or
+    looks for what that push created) until it has had time to land."""
+    a, b = world.replica("A"), world.replica("B")
+    await a.sync.run_once(dispatch=False)
+    BoardSink.lost = True
+    assert (await a.dispatcher.dispatch_due()).failed == 1
+    BoardSink.lost = False
+    settle = a.dispatcher.settle
+    assert settle == timedelta(seconds=15)  # a quarter of the 120 s lease, 15 s at the most
+    mirror = world.mirror()
+    assert mirror.lease_owner == "A" and mirror.lease_until == world.clock.now + settle
+    world.add_deal()
+    await b.sync.run_once(dispatch=False)  # a newer state, due at once
+    assert (await b.dispatcher.dispatch_due()).delivered == 0
+    world.clock.now += settle + timedelta(milliseconds=1)
+    assert (await b.dispatcher.dispatch_due()).delivered == 1
+    assert BoardSink.pushes == [2]
+
+
+async def test_after_the_vendors_own_error_answer_the_mirror_is_free_at_once(
+    world: World,
+) -> None:
+    a, b = world.replica("A"), world.replica("B")
+    await a.sync.run_once(dispatch=False)
+    BoardSink.fail = True  # a 400: the vendor answered, nothing is in flight
+    assert (await a.dispatcher.dispatch_due()).failed == 1
+    BoardSink.fail = False
+    assert world.mirror().lease_owner is None
+    world.add_deal()
+    await b.sync.run_once(dispatch=False)
+    assert (await b.dispatcher.dispatch_due()).delivered == 1
+
+
+async def test_leases_released_at_start_free_mirrors_after_their_settle_time(
+    world: World,
+) -> None:
+    a = world.replica("A")
+    await a.sync.run_once(dispatch=False)
+    a.dispatcher._claim(DispatchReport())  # A claims, then is killed mid-push
+    restarted = world.replica("A")
+    assert restarted.dispatcher.release_leases(only_mine=True) == 1
+    assert (await restarted.dispatcher.dispatch_due()).delivered == 0  # settling
+    world.clock.now += restarted.dispatcher.settle + timedelta(milliseconds=1)
+    assert (await restarted.dispatcher.dispatch_due()).delivered == 1  # not the 120 s lease
 
 
 async def test_a_mirror_only_connection_shows_the_health_of_its_deliveries(world: World) -> None:

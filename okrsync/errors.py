@@ -9,6 +9,7 @@ a token once, and the rest are reported on the connection (or the mirror) until 
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Self
 
 
 class Blame(StrEnum):
@@ -123,12 +124,23 @@ class ConnectorError(OkrsyncError):
         prefix = ", ".join(parts)
         return f"{prefix}: {self.message}" if prefix else self.message
 
-    def for_subject(self, connection: str, subject: str | None = None) -> ConnectorError:
-        """The same error, named after the connection (and metric or mirror) it concerns."""
-        self.connection = self.connection or connection
-        self.subject = self.subject or subject
-        self.args = (self.render(),)
-        return self
+    def for_subject(self, connection: str, subject: str | None = None) -> Self:
+        """A copy of this error named after the connection (and metric or mirror) it concerns;
+        names it already had are kept.
+
+        A copy, never this error changed in place: one failure of a whole connection is named
+        once per query it fails, and each reading must name its own metric, not the first one's.
+        """
+        cls = type(self)
+        named = cls.__new__(cls)  # not cls(...): subclasses' constructors differ
+        named.__dict__.update(self.__dict__)
+        named.__cause__, named.__context__ = self.__cause__, self.__context__
+        named.__suppress_context__ = self.__suppress_context__
+        named.__traceback__ = self.__traceback__
+        named.connection = self.connection or connection
+        named.subject = self.subject or subject
+        named.args = (named.render(),)
+        return named
 
 
 class RetriableError(ConnectorError):
@@ -143,6 +155,21 @@ class RateLimitedError(RetriableError):
     def __init__(self, message: str, *, retry_after: float | None = None, **kw: object) -> None:
         self.retry_after = retry_after
         super().__init__(message, **kw)  # type: ignore[arg-type]
+
+
+class FetchDeadlineError(RetriableError):
+    """A connection gave no answer within its ``fetch_deadline``: the fetch was abandoned so
+    that the connection's next pass (and nobody else's) is not held by it."""
+
+    def __init__(
+        self, deadline: float, *, connection: str | None = None, subject: str | None = None
+    ) -> None:
+        self.deadline = deadline
+        super().__init__(
+            f"no answer within {deadline:g}s (the connection's fetch_deadline)",
+            connection=connection,
+            subject=subject,
+        )
 
 
 class QuotaExhaustedError(ConnectorError):

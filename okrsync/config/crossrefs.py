@@ -9,6 +9,7 @@ itself already is).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from datetime import timedelta
 
 from okrsync.config.reporting import Reporter, suggest
 from okrsync.config.yaml_source import KeyPath
@@ -23,6 +24,7 @@ class CrossReferences:
         self.connectors = connectors
         self.connections: dict[str, ConnectionConfig] = {}  # the valid ones
         self.connection_types: dict[str, str] = {}
+        self.fetch_deadlines: dict[str, timedelta] = {}  # the connections that set one
         self.declared_connections: set[str] = set()
         self.declared_metrics: set[str] = set()
         self.connections_readable = True

@@ -129,6 +129,7 @@ def _check(
         metrics=metrics,
         objectives=objectives,
         reference_secrets=tuple(dict.fromkeys(s for s in reference_secrets if s)),
+        fetch_deadlines=dict(refs.fetch_deadlines),
     )
 
 

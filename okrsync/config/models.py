@@ -29,6 +29,10 @@ from okrsync.sdk.models import CycleWindow
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$"
 DURATION_PATTERN = r"^(\d+d)?(\d+h)?(\d+m)?(\d+s)?$"
 DEFAULT_SCHEDULE = "every 1h"  # when neither the metric nor ``defaults.schedule`` gives one
+DEFAULT_FETCH_DEADLINE = timedelta(seconds=90)
+"""How long one connection's fetch may take when its ``fetch_deadline`` is not set: three times
+the usual 30 s request timeout (a first attempt and retries), and below the default 120 s lease
+on due metrics, so a replica never takes over metrics whose fetch is still running."""
 
 # --- definitions -------------------------------------------------------------------------------
 
@@ -124,6 +128,11 @@ class Config:
     metrics: Mapping[str, MetricDef]
     objectives: tuple[ObjectiveDef, ...]
     reference_secrets: tuple[str, ...] = ()  # values ``${…}`` brought into ``connections``
+    fetch_deadlines: Mapping[str, timedelta] = field(default_factory=dict)  # set in the YAML
+
+    def fetch_deadline(self, connection: str) -> timedelta:
+        """How long a fetch of ``connection`` may take before it is abandoned as failed."""
+        return self.fetch_deadlines.get(connection, DEFAULT_FETCH_DEADLINE)
 
     def key_results(self) -> list[KeyResultDef]:
         return [kr for objective in self.objectives for kr in objective.key_results]
@@ -174,6 +183,17 @@ class CycleDocument(_Document):
     id: str = Identifier
     start: date
     end: date
+
+
+class ConnectionCommon(_Document):
+    """The okrsync fields every connection has, beside ``type`` and its connector's fields."""
+
+    fetch_deadline: str | None = Field(
+        default=None,
+        pattern=DURATION_PATTERN,
+        description="How long one pass may wait for this connection's answers before it records "
+        "them as failed (no answer within …) and moves on; default 90s. e.g. 30s, 5m.",
+    )
 
 
 class MetricCommon(_Document):

@@ -17,7 +17,13 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from okrsync.config.models import ID_PATTERN, ConfigDocument, MetricCommon, MirrorCommon
+from okrsync.config.models import (
+    ID_PATTERN,
+    ConfigDocument,
+    ConnectionCommon,
+    MetricCommon,
+    MirrorCommon,
+)
 from okrsync.sdk.connector import Connector
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -28,7 +34,7 @@ _REF_PREFIX = "#/$defs/"
 def config_json_schema(connectors: Mapping[str, Connector]) -> dict[str, Any]:
     """The schema of a config file that may use every connector in ``connectors``."""
     installed = sorted(connectors.items())
-    models: list[type[BaseModel]] = [ConfigDocument, MetricCommon, MirrorCommon]
+    models: list[type[BaseModel]] = [ConfigDocument, ConnectionCommon, MetricCommon, MirrorCommon]
     for _, connector in installed:
         models.append(connector.connection_model)
         if connector.query_model is not None:
@@ -51,11 +57,13 @@ def config_json_schema(connectors: Mapping[str, Connector]) -> dict[str, Any]:
     connection_branches: list[dict[str, Any]] = []
     metric_branches: list[dict[str, Any]] = []
     mirror_branches: list[dict[str, Any]] = []
+    connection_common = definition(ConnectionCommon)
     metric_common = definition(MetricCommon)
     mirror_common = definition(MirrorCommon)
     for kind, connector in installed:
         connection = definition(connector.connection_model)
-        connection.setdefault("properties", {})["type"] = {
+        connection.setdefault("properties", {}).update(connection_common["properties"])
+        connection["properties"]["type"] = {
             "const": kind,
             "description": connector.summary,
             "title": "Type",

@@ -13,6 +13,7 @@ from datetime import timedelta
 from okrsync.config.crossrefs import CrossReferences, UniqueIds
 from okrsync.config.models import (
     DEFAULT_SCHEDULE,
+    ConnectionCommon,
     CycleDef,
     CycleDocument,
     DefaultsDocument,
@@ -49,7 +50,8 @@ def read_defaults(read: ValueReader, value: object) -> tuple[Schedule | None, ti
 def read_connections(
     read: ValueReader, refs: CrossReferences, value: object
 ) -> dict[str, ConnectionConfig]:
-    """Each connection, validated by the connection model of its ``type``'s connector."""
+    """Each connection, validated by the connection model of its ``type``'s connector; the
+    okrsync fields every connection has (``fetch_deadline``) are read here, not by the model."""
     path: KeyPath = ("connections",)
     if value is None:
         return {}
@@ -58,6 +60,7 @@ def read_connections(
         refs.connections_readable = False
         return {}
     installed = sorted(refs.connectors)
+    common = field_names(ConnectionCommon)
     for name, body in section.items():
         where = (*path, name)
         refs.declared_connections.add(name)
@@ -82,8 +85,12 @@ def read_connections(
             )
             continue
         refs.connection_types[name] = kind
+        deadline = read.duration((*where, "fetch_deadline"), mapping.get("fetch_deadline"))
+        if deadline is not None:
+            refs.fetch_deadlines[name] = deadline
         model = refs.connectors[kind].connection_model
-        validated = validate(read, where, model, mapping, secret=True)
+        own = {k: v for k, v in mapping.items() if k not in common}
+        validated = validate(read, where, model, own, secret=True, also_allowed=common)
         if isinstance(validated, ConnectionConfig):
             refs.connections[name] = validated
     return refs.connections

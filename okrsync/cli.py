@@ -270,8 +270,9 @@ def run(
             daemon.claims.release()
         http = HttpServer(build_app(ApiContext.from_app(a, daemon)), bind(listen_host, listen_port))
         # Orderly: the scheduler starts, then HTTP; on a signal HTTP stops first (in-flight
-        # requests finish, new ones are refused), then the scheduler ends its current pass, or
-        # abandons it after the grace period (a hung vendor must not hold the shutdown).
+        # requests finish, new ones are refused), then the scheduler starts nothing new and lets
+        # the runs in flight and its dispatcher finish, or abandons them all when the grace
+        # period ends (a hung vendor or mirror must not hold the shutdown).
         daemon_stop = asyncio.Event()
         scheduler = asyncio.create_task(daemon.run(daemon_stop), name="scheduler")
         try:

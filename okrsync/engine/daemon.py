@@ -1,22 +1,32 @@
-"""The daemon loop: sleep until the next metric or delivery is due, run it, repeat.
+"""The daemon: a scheduler loop that starts due work, the runs it started, and a dispatcher task.
 
 No busy polling: the loop computes the earliest due time from the pure schedule functions and
 sleeps until then, or until it is asked to stop. Missed ticks (the daemon was down) are coalesced
 into one immediate run per metric.
 
+The loop never waits for a vendor. Each tick's due metrics are cut into groups of connections no
+key result links (:func:`~okrsync.engine.planner.split_plan`), and each group runs as a task of
+its own that records its values and queues its mirrors when its own fetch is done. A group whose
+connection is still being fetched when its metrics fall due again is skipped for that tick (not
+claimed, not queued twice), logged as ``fetch_still_running`` and shown on the connection's
+health; it runs again once that fetch ended. The outbox is delivered by another task, woken when
+a group recorded something, when a delivery falls due, or by :meth:`Daemon.nudge`.
+
 Other parts of the process (inbound webhooks, the API's "sync now") ask for a run through
-:meth:`Daemon.request_run`: the request wakes the loop, so every run of the process goes through
-this one loop and two runs never race over the same key results. Each pass of the loop records a
-heartbeat (``last_loop_at``) that readiness checks compare with the clock.
+:meth:`Daemon.request_run`: each request runs as a task too, whose groups wait for their
+connections to be free, so two runs of the process never fetch from one connection at once. Each
+turn of the loop records a heartbeat (``last_loop_at``) that readiness checks compare with the
+clock.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Collection
-from contextlib import suppress
+from collections.abc import AsyncIterator, Callable, Collection, Coroutine
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import structlog
 from sqlalchemy import Engine
@@ -26,6 +36,7 @@ from sqlmodel import select
 from okrsync.config import Config
 from okrsync.engine.dispatcher import Dispatcher
 from okrsync.engine.metric_claims import MetricClaims
+from okrsync.engine.planner import plan_queries, split_plan
 from okrsync.engine.schedule import plan_next
 from okrsync.engine.scheduled_pushes import ScheduledPushes
 from okrsync.engine.sync import RunReport, SyncService
@@ -52,9 +63,12 @@ class RunRequest:
 
 
 async def stop_within(scheduler: asyncio.Task[None], grace: float) -> bool:
-    """Let the scheduler finish its pass (its stop event is set) for ``grace`` seconds, then
-    cancel it. True when it finished; a cancelled pass is abandoned like a crash: whatever it had
-    not committed is done again on the next start, and nothing committed is lost."""
+    """Let the scheduler finish (its stop event is set) for ``grace`` seconds, then cancel it.
+
+    The scheduler's task ends only once every run it started and its dispatcher have ended, so
+    all of them share the grace period, and cancelling it cancels them all. True when it
+    finished; cancelled work is abandoned like a crash: whatever it had not committed is done
+    again on the next start, and nothing committed is lost."""
     done, _pending = await asyncio.wait({scheduler}, timeout=grace)
     if done:
         await scheduler  # its exception, if it ended with one
@@ -64,6 +78,38 @@ async def stop_within(scheduler: asyncio.Task[None], grace: float) -> bool:
         await scheduler
     log.warning("shutdown_abandoned_pass", grace_seconds=grace)
     return False
+
+
+def store_retry_delay(outages: int) -> float:
+    """Seconds before the next attempt after ``outages`` failed ones in a row: 2, 4 … 30."""
+    return min(2.0**outages, STORE_RETRY_CEILING)
+
+
+def delivery_wait(next_due: datetime | None, now: datetime) -> float:
+    """How long the dispatcher sleeps when nothing is left to deliver now, unless nudged.
+
+    Until the next pending delivery falls due; a due one it could not claim (another replica
+    holds its lease) is looked at again after :data:`CLAIM_RETRY`; with nothing pending, until
+    :data:`MAX_SLEEP`. Pure.
+    """
+    if next_due is None:
+        return MAX_SLEEP.total_seconds()
+    if next_due <= now:
+        return CLAIM_RETRY.total_seconds()
+    return min(max((next_due - now).total_seconds(), 0.05), MAX_SLEEP.total_seconds())
+
+
+@dataclass(frozen=True)
+class _Held:
+    """A due metric this process is not starting now: since when (it counts as run then, so
+    it falls due again at its next tick, not at once) and which busy connections hold it."""
+
+    since: datetime
+    connections: frozenset[str]
+
+
+def _reason(exc: BaseException) -> str:
+    return str(getattr(exc, "orig", None) or exc).strip().splitlines()[0][:200]
 
 
 class Daemon:
@@ -87,13 +133,35 @@ class Daemon:
         self.last_loop_at: datetime | None = None  # heartbeat: set at the top of every pass
         self.scheduler_lag_seconds = 0.0  # how late the most recent due metric was started
         self._requests: list[RunRequest] = []
-        self._wake = asyncio.Event()
+        self._wake = asyncio.Event()  # the scheduler loop: a request, a run ended
+        self._deliver = asyncio.Event()  # the dispatcher: something may be due to deliver
+        self._drained = asyncio.Event()  # stopping, and no run is left: deliver once, then end
+        self._released = asyncio.Event()  # a run let go of its connections (replaced each time)
+        # Connections a run of this process is fetching from, and since when.
+        self.fetching: dict[str, datetime] = {}
+        # Metrics being fetched by a scheduled run: a tick of theirs that comes meanwhile is
+        # skipped and logged (``fetch_still_running``).
+        self._running: dict[str, _Held] = {}
+        # Due metrics waiting because a run of another metric holds a connection their group
+        # needs; due again at once when it ends, and logged as above if a tick of theirs passes.
+        self._blocked: dict[str, _Held] = {}
+        self._tasks: set[asyncio.Task[None]] = set()  # runs in flight
+        self._failures: list[Exception] = []  # of scheduled runs, for the loop to act on
         self.claims = MetricClaims(engine, owner=sync.instance_id, lease=lease)
         self.claims.ensure_rows({name for kr in config.key_results() for name in kr.metric_names()})
+        for name in sorted({metric.connection for metric in config.metrics.values()}):
+            deadline = config.fetch_deadline(name)
+            if deadline >= lease:  # another replica could claim metrics still being fetched
+                log.warning(
+                    "fetch_deadline_beyond_lease",
+                    connection=name,
+                    fetch_deadline=deadline.total_seconds(),
+                    lease=lease.total_seconds(),
+                )
 
     def nudge(self) -> None:
-        """Go round the loop now (new outbox rows to deliver, say) instead of sleeping on."""
-        self._wake.set()
+        """Deliver the outbox now (new rows were queued, say) instead of at the next due time."""
+        self._deliver.set()
 
     def request_run(
         self,
@@ -128,114 +196,300 @@ class Daemon:
 
         return check
 
-    def due_metrics(self, now: datetime) -> tuple[set[str], datetime]:
-        """The metrics due at ``now`` and when the next one after those falls due."""
+    def due_metrics(self, now: datetime) -> tuple[dict[str, float], datetime]:
+        """The metrics due at ``now``, each with how late it is (seconds), and when the next one
+        after those falls due. A metric being fetched, or skipped because its connection is,
+        counts from the tick it was started or skipped at, not from its last recorded run."""
         with session_scope(self.engine) as session:
             last = {r.name: r.last_run_at for r in session.exec(select(MetricStateRow))}
+        last.update({name: held.since for name, held in self._blocked.items()})
+        last.update({name: held.since for name, held in self._running.items()})
         used = {name for kr in self.config.key_results() for name in kr.metric_names()}
-        due: set[str] = set()
-        lag = 0.0
+        due: dict[str, float] = {}
         wake = now + MAX_SLEEP
         for name in sorted(used):
             metric = self.config.metrics[name]
             plan = plan_next(metric.schedule, last.get(name), now, key=name)
             if plan.at <= now:
-                due.add(name)
-                lag = max(lag, (now - plan.at).total_seconds())
-                if plan.missed > 1:
+                due[name] = (now - plan.at).total_seconds()
+                if plan.missed > 1 and name not in self._running:
                     log.info("missed_ticks_coalesced", metric=name, missed=plan.missed)
             else:
                 wake = min(wake, plan.at)
-        if due:
-            self.scheduler_lag_seconds = lag
         return due, wake
 
     async def run(self, stop: asyncio.Event) -> None:
+        """Until ``stop`` is set; then the runs in flight finish (no new one starts), the
+        dispatcher delivers what they queued, and this returns. Cancelling it cancels them all."""
         log.info("daemon_started", metrics=len(self.config.metrics))
+        dispatcher = asyncio.create_task(self._deliver_forever(), name="dispatcher")
+        dispatcher.add_done_callback(self._dispatcher_ended)
         outages = 0
         try:
             while not stop.is_set():
                 try:
-                    delay = await self._pass()
+                    self._raise_failures()
+                    delay = self._pass()
                 except STORE_ERRORS as exc:
                     # The store went away (a restart, a failover): keep the process, retry with
                     # backoff; nothing is lost, since work is only done once it is committed.
                     outages += 1
-                    wait = min(2.0**outages, STORE_RETRY_CEILING)
-                    reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0][:200]
-                    log.warning("store_unreachable", error=reason, retry_in=wait, attempt=outages)
-                    await self._sleep(stop, wait)
+                    wait = store_retry_delay(outages)
+                    log.warning(
+                        "store_unreachable",
+                        task="scheduler",
+                        error=_reason(exc),
+                        retry_in=wait,
+                        attempt=outages,
+                    )
+                    await self._sleep(wait, stop, self._wake)
                     continue
                 if outages:
-                    log.info("store_reachable_again", after_attempts=outages)
+                    log.info("store_reachable_again", task="scheduler", after_attempts=outages)
                     outages = 0
-                if delay is not None:
-                    await self._sleep(stop, delay)
+                await self._sleep(delay, stop, self._wake)
+            while self._tasks:  # stopping: what is in flight may finish
+                await asyncio.wait(set(self._tasks))
+            self._drained.set()
+            await dispatcher
+            self._raise_failures(store_too=False)
         finally:
+            in_flight = [*self._tasks, dispatcher]
+            for task in in_flight:
+                task.cancel()
+            await asyncio.gather(*in_flight, return_exceptions=True)
             for request in self._requests:
                 request.done.cancel()
             self._requests.clear()
         log.info("daemon_stopped", ticks=self.ticks)
 
-    async def _pass(self) -> float | None:
-        """One turn of the loop; how long to sleep after it, or None to go round again now."""
+    def _dispatcher_ended(self, task: asyncio.Task[None]) -> None:
+        """The dispatcher ends only when told to; if a bug ended it, the loop raises it (a
+        daemon that no longer delivers must not look healthy)."""
+        failure = None if task.cancelled() else task.exception()
+        if isinstance(failure, Exception):
+            self._failures.append(failure)
+            self._wake.set()
+
+    def _raise_failures(self, *, store_too: bool = True) -> None:
+        """A scheduled run that failed: a store outage is the loop's to back off from; anything
+        else stops the daemon, as a failing pass always did (a bug must not loop quietly)."""
+        failures, self._failures = self._failures, []
+        for failure in failures:
+            if not isinstance(failure, STORE_ERRORS):
+                raise failure
+        if failures and store_too:
+            raise failures[0]
+
+    def _pass(self) -> float:
+        """One turn of the loop: start what is due; how long to sleep after it."""
         now = self.clock()
         self.last_loop_at = now
         self._wake.clear()  # whatever woke us is handled in this pass
-        if self._requests:
-            await self._run_requested()
-            return None
+        requests, self._requests = self._requests, []
+        for request in requests:
+            self._spawn(self._requested(request), f"requested:{request.trigger}")
         due, wake = self.due_metrics(now)
         if due:
-            claim = self.claims.claim(due, self._still_due(now), now)
-            if claim.metrics:
-                self.ticks += 1
-                await self.sync.run_once(metrics=claim.metrics, trigger="schedule")
-                return None  # the run took time: recompute from a fresh clock
-            # every due metric is another replica's for now: look again when it should be
-            # done, or when its lease runs out
-            retry = now + CLAIM_RETRY
-            wake = min(wake, retry, claim.held_until or retry)
-        _queued, next_scheduled = self.scheduled.enqueue_due()
-        _announced, next_stale = self.sync.stale.announce_due()
+            retry = self._start_due(due, now)
+            if retry is not None:
+                wake = min(wake, retry)
+        queued, next_scheduled = self.scheduled.enqueue_due()
+        announced, next_stale = self.sync.stale.announce_due()
+        if queued or announced:
+            self.nudge()
         for moment in (next_scheduled, next_stale):
             if moment is not None:
                 wake = min(wake, moment)
-        report = await self.dispatcher.dispatch_due()
-        if report.delivered or report.failed:
-            return None
-        next_delivery = self.dispatcher.next_due()
-        if next_delivery is not None and next_delivery > now:
-            wake = min(wake, next_delivery)
         return max((wake - self.clock()).total_seconds(), 0.05)
 
-    async def _sleep(self, stop: asyncio.Event, delay: float) -> None:
-        """Until ``delay`` passes, the daemon is asked to stop, or a run is requested."""
-        waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wake.wait())]
+    def _start_due(self, due: dict[str, float], now: datetime) -> datetime | None:
+        """Start a run per group of due metrics whose connections are free; skip the others.
+
+        Returns when to look again at due metrics another replica holds, if any.
+        """
+        again = {name: self._running[name] for name in due if name in self._running}
+        startable = due.keys() - again.keys()
+        groups = split_plan(plan_queries(self.config, metrics=startable))
+        waiting: dict[str, _Held] = {}
+        free: list[tuple[frozenset[str], frozenset[str]]] = []  # (due metrics, connections)
+        for group in groups:
+            wanted = frozenset(group.metric_names & startable)
+            taken = frozenset(group.connections & self.fetching.keys())
+            if not taken:
+                if wanted:
+                    free.append((wanted, group.connections))
+                continue
+            for name in wanted:
+                held = _Held(now, taken)
+                if name in self._blocked:  # it waited a whole tick of its own already
+                    again[name] = held
+                else:
+                    waiting[name] = held
+                self._blocked[name] = held
+        if waiting:
+            log.debug(
+                "fetch_waits_for_connection",
+                connections=sorted(set().union(*(h.connections for h in waiting.values()))),
+                metrics=sorted(waiting),
+            )
+        if again:
+            self._still_running(again, now)
+        if not free:
+            return None
+        asked = frozenset(name for wanted, _ in free for name in wanted)
+        claim = self.claims.claim(sorted(asked), self._still_due(now), now)
+        started = False
+        for wanted, connections in free:
+            mine = wanted & claim.metrics
+            if mine:
+                self._start_group(mine, connections, now)
+                started = True
+        if started:
+            self.ticks += 1
+            self.scheduler_lag_seconds = max(due[name] for name in claim.metrics)
+        if claim.metrics >= asked:
+            return None
+        # some due metric is another replica's for now: look again when it should be done, or
+        # when its lease runs out
+        retry = now + CLAIM_RETRY
+        return min(retry, claim.held_until or retry)
+
+    def _still_running(self, skipped: dict[str, _Held], now: datetime) -> None:
+        """A tick of these metrics came while a fetch they need still runs: skip it, say so in
+        the log and on the connections' health, and count their next tick from now."""
+        for name, held in skipped.items():
+            if name in self._running:
+                self._running[name] = _Held(now, held.connections)
+        busy = sorted(
+            {c for held in skipped.values() for c in held.connections if c in self.fetching}
+        )
+        since = {name: self.fetching[name] for name in busy}
+        log.warning(
+            "fetch_still_running",
+            connections=busy,
+            metrics=sorted(skipped),
+            since={name: moment.isoformat() for name, moment in since.items()},
+        )
+        self.sync.note_still_fetching(since)
+
+    def _start_group(
+        self, metrics: frozenset[str], connections: frozenset[str], now: datetime
+    ) -> None:
+        self.fetching.update(dict.fromkeys(connections, now))
+        self._running.update(dict.fromkeys(metrics, _Held(now, connections)))
+        for name in metrics:
+            self._blocked.pop(name, None)
+        self._spawn(self._scheduled(metrics, connections), "sync:" + ",".join(sorted(connections)))
+
+    def _spawn(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.create_task(work, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _scheduled(self, metrics: frozenset[str], connections: frozenset[str]) -> None:
+        """One group's scheduled run; its connections are this process's until it ends."""
+        try:
+            report = await self.sync.run_once(metrics=metrics, trigger="schedule", dispatch=False)
+        except Exception as exc:  # the loop acts on it (backs off, or stops the daemon)
+            self._failures.append(exc)
+            return
+        finally:
+            self._release(connections, metrics)
+        if any(recorded.deliveries for recorded in report.recorded):
+            self.nudge()
+
+    def _release(self, connections: Collection[str], metrics: Collection[str] = ()) -> None:
+        """A run let go of its connections: what waited for them may go now."""
+        for name in connections:
+            self.fetching.pop(name, None)
+        for name in metrics:
+            self._running.pop(name, None)
+        freed = set(connections)
+        for name, held in list(self._blocked.items()):
+            if held.connections & freed:
+                del self._blocked[name]
+        released, self._released = self._released, asyncio.Event()
+        released.set()
+        self._wake.set()
+
+    @asynccontextmanager
+    async def _exclusive(self, connections: frozenset[str]) -> AsyncIterator[None]:
+        """The gate of a requested run's groups: wait until no other run of this process is
+        fetching from ``connections``, hold them while fetching and recording, then nudge the
+        dispatcher for what was queued."""
+        while connections & self.fetching.keys():
+            await self._released.wait()
+        self.fetching.update(dict.fromkeys(connections, self.clock()))
+        try:
+            yield
+        finally:
+            self._release(connections)
+            self.nudge()
+
+    async def _requested(self, request: RunRequest) -> None:
+        if request.done.done():  # the asker gave up
+            return
+        try:
+            # Without dispatch: the asker hears as soon as the values are recorded, and the
+            # dispatcher delivers them meanwhile (each group nudges it).
+            report = await self.sync.run_once(
+                metrics=request.metrics,
+                key_results=request.key_results,
+                trigger=request.trigger,
+                dispatch=False,
+                gate=self._exclusive,
+            )
+        except asyncio.CancelledError:
+            request.done.cancel()
+            raise
+        except Exception as exc:  # the asker hears of it; the schedule goes on
+            log.exception("requested_run_failed", trigger=request.trigger)
+            if not request.done.done():
+                request.done.set_exception(exc)
+            return
+        if not request.done.done():
+            request.done.set_result(report)
+
+    async def _deliver_forever(self) -> None:
+        """The dispatcher's task: deliver what is due, sleep until the next delivery falls due
+        or a nudge; once the daemon stops and its runs are drained, deliver once more and end."""
+        outages = 0
+        while True:
+            last_round = self._drained.is_set()
+            self._deliver.clear()
+            try:
+                report = await self.dispatcher.dispatch_due()
+                more = bool(report.delivered or report.failed)  # more may be due already
+                wait = 0.0 if more else delivery_wait(self.dispatcher.next_due(), self.clock())
+            except STORE_ERRORS as exc:
+                outages += 1
+                wait = store_retry_delay(outages)
+                log.warning(
+                    "store_unreachable",
+                    task="dispatcher",
+                    error=_reason(exc),
+                    retry_in=wait,
+                    attempt=outages,
+                )
+                if last_round:
+                    return
+                await self._sleep(wait, self._drained)
+                continue
+            if outages:
+                log.info("store_reachable_again", task="dispatcher", after_attempts=outages)
+                outages = 0
+            if last_round:
+                return
+            if wait > 0:
+                await self._sleep(wait, self._deliver, self._drained)
+
+    @staticmethod
+    async def _sleep(delay: float, *events: asyncio.Event) -> None:
+        """Until ``delay`` passes or one of ``events`` is set."""
+        waiters = [asyncio.ensure_future(event.wait()) for event in events]
         try:
             await asyncio.wait(waiters, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
         finally:
             for waiter in waiters:
                 waiter.cancel()
-
-    async def _run_requested(self) -> None:
-        requests, self._requests = self._requests, []
-        for request in requests:
-            if request.done.done():  # the asker gave up
-                continue
-            try:
-                # Without dispatch: the asker hears as soon as the values are recorded, and the
-                # next pass of the loop delivers the outbox as usual.
-                report = await self.sync.run_once(
-                    metrics=request.metrics,
-                    key_results=request.key_results,
-                    trigger=request.trigger,
-                    dispatch=False,
-                )
-            except Exception as exc:  # the asker hears of it; the schedule goes on
-                log.exception("requested_run_failed", trigger=request.trigger)
-                if not request.done.done():
-                    request.done.set_exception(exc)
-                continue
-            if not request.done.done():
-                request.done.set_result(report)

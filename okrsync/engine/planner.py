@@ -36,6 +36,15 @@ class QueryPlan:
     def query_count(self) -> int:
         return sum(len(queries) for queries in self.by_connection.values())
 
+    @property
+    def connections(self) -> frozenset[str]:
+        return frozenset(self.by_connection)
+
+    @property
+    def metric_names(self) -> frozenset[str]:
+        """Every metric the plan asks for, the due ones and their key results' other operands."""
+        return frozenset(name for name, _cycle in self.key_for)
+
 
 def plan_queries(
     config: Config,
@@ -73,3 +82,41 @@ def plan_queries(
         query = Query(key, connection, tuple(askers[key]), spec, cycle)
         plan.by_connection.setdefault(connection, []).append(query)
     return plan
+
+
+def split_plan(plan: QueryPlan) -> list[QueryPlan]:
+    """The plan cut into parts that share no connection, each with the key results it answers.
+
+    Two connections fall in one part when a key result reads both (an expression over metrics of
+    several connections needs all its operands from the same pass); otherwise each connection is
+    its own part. A part can then be fetched, evaluated and recorded without waiting for any
+    other, so a slow vendor holds back only the key results that read it. Parts come in the
+    order of their first connection's name; key results keep the plan's order. Pure.
+    """
+    connection_of = {q.key: name for name, queries in plan.by_connection.items() for q in queries}
+    parent = {name: name for name in plan.by_connection}
+
+    def root(name: str) -> str:
+        while parent[name] != name:
+            parent[name] = parent[parent[name]]
+            name = parent[name]
+        return name
+
+    reads: list[set[str]] = []
+    for item in plan.key_results:
+        names = item.key_result.metric_names()
+        connections = {connection_of[plan.key_for[(n, item.cycle.id)]] for n in names}
+        reads.append(connections)
+        ordered = sorted(connections)
+        for other in ordered[1:]:
+            parent[root(other)] = root(ordered[0])
+    parts: dict[str | None, QueryPlan] = {}
+    for name in sorted(plan.by_connection):
+        part = parts.setdefault(root(name), QueryPlan())
+        part.by_connection[name] = plan.by_connection[name]
+    for (metric, cycle), key in plan.key_for.items():
+        parts[root(connection_of[key])].key_for[(metric, cycle)] = key
+    for item, connections in zip(plan.key_results, reads, strict=True):
+        group = root(min(connections)) if connections else None  # reads no source at all
+        parts.setdefault(group, QueryPlan()).key_results.append(item)
+    return list(parts.values())

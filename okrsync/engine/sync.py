@@ -1,7 +1,10 @@
 """One sync pass: plan → fetch (per connection, concurrently) → evaluate → record → dispatch.
 
 A failing connection never stops the others: each connection's fetch is isolated, its errors
-become error readings, and the connection's health row says what happened.
+become error readings, and the connection's health row says what happened. A slow one does not
+hold them back either: each fetch ends by its connection's ``fetch_deadline``, and a pass is cut
+into groups of connections no key result links (:func:`~okrsync.engine.planner.split_plan`), each
+recorded, its metrics marked as run and its mirrors queued as soon as its own fetch is done.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Callable, Collection, Mapping
+from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -21,11 +25,16 @@ from okrsync.config import Config
 from okrsync.engine.backoff import failure_pause, quota_resume
 from okrsync.engine.dispatcher import Dispatcher, DispatchReport
 from okrsync.engine.evaluate import Evaluation, MetricReading, evaluate
-from okrsync.engine.planner import PlannedKeyResult, QueryPlan, plan_queries
+from okrsync.engine.planner import PlannedKeyResult, QueryPlan, plan_queries, split_plan
 from okrsync.engine.recorder import Recorded, record_all
 from okrsync.engine.runtime import Connections
 from okrsync.engine.staleness import StaleWatch
-from okrsync.errors import ConnectorError, CredentialsError, QuotaExhaustedError
+from okrsync.errors import (
+    ConnectorError,
+    CredentialsError,
+    FetchDeadlineError,
+    QuotaExhaustedError,
+)
 from okrsync.redaction import Redactor
 from okrsync.sdk.connector import failed_reading
 from okrsync.sdk.models import Query, Reading
@@ -33,6 +42,12 @@ from okrsync.store.db import session_scope
 from okrsync.store.tables import ConnectionStateRow, MetricStateRow, RunRow
 
 log = structlog.get_logger()
+
+
+GroupGate = Callable[[frozenset[str]], AbstractAsyncContextManager[object]]
+"""Entered by each group of a run, with the group's connections, before it fetches and left once
+it has recorded: the daemon's gate waits there while another run of the process is still
+fetching from one of them, so two runs never fetch from one connection at once."""
 
 
 def new_run_id(now: datetime) -> str:
@@ -68,21 +83,26 @@ async def fetch_all(
     *,
     paused: Mapping[str, ConnectorError] | None = None,
     on_answered: Callable[[list[Reading]], None] | None = None,
+    deadlines: Mapping[str, float] | None = None,
 ) -> Fetched:
     """Ask every connection its queries at once; a paused connection is not asked at all.
 
     ``on_answered`` hears each connection's readings as soon as that connection is done, while
-    the others are still being asked (a run evaluates key results meanwhile). Touches no store:
-    ``plan`` uses it too.
+    the others are still being asked (a run evaluates key results meanwhile). ``deadlines``:
+    seconds each connection may take (unbounded when absent). Touches no store: ``plan`` uses it
+    too.
     """
     paused = paused or {}
+    deadlines = deadlines or {}
 
     async def one(name: str) -> tuple[list[Reading], int]:
         queries = plan.by_connection[name]
         if name in paused:
             answered = [failed_reading(q, paused[name]) for q in queries], 0
         else:
-            answered = await fetch_connection(connections, name, queries, redactor)
+            answered = await fetch_connection(
+                connections, name, queries, redactor, deadline=deadlines.get(name)
+            )
         if on_answered is not None:
             on_answered(answered[0])
         return answered
@@ -99,25 +119,44 @@ async def fetch_all(
 
 
 async def fetch_connection(
-    connections: Connections, name: str, queries: list[Query[Any]], redactor: Redactor
+    connections: Connections,
+    name: str,
+    queries: list[Query[Any]],
+    redactor: Redactor,
+    *,
+    deadline: float | None = None,
 ) -> tuple[list[Reading], int]:
-    """One connection's readings; whatever goes wrong stays with this connection."""
+    """One connection's readings; whatever goes wrong stays with this connection.
+
+    A fetch still running after ``deadline`` seconds is cancelled and every query gets a
+    :class:`~okrsync.errors.FetchDeadlineError`: a vendor that hangs fails like one that answers
+    an error, instead of holding its group's values (and the connection's next pass) for as long
+    as it likes.
+    """
     try:
         source = connections.source(name)
     except Exception as exc:
         error = ConnectorError(redactor.redact(str(exc)), connection=name)
         return [failed_reading(q, error) for q in queries], 0
     before = source.api_calls
+    limit = asyncio.timeout(deadline)
     try:
-        readings = await source.fetch(queries)
+        async with limit:
+            readings = await source.fetch(queries)
     except ConnectorError as exc:
         readings = [failed_reading(q, exc.for_subject(name, q.subject)) for q in queries]
-    except Exception as exc:  # a connector bug is that connection's problem only
-        log.exception("connector_crashed", connection=name)
-        error = ConnectorError(
-            redactor.redact(f"connector failed: {type(exc).__name__}: {exc}"), connection=name
-        )
-        readings = [failed_reading(q, error) for q in queries]
+    except Exception as exc:
+        if isinstance(exc, TimeoutError) and limit.expired() and deadline is not None:
+            log.warning("fetch_deadline_passed", connection=name, deadline=deadline)
+            late = FetchDeadlineError(deadline, connection=name)
+            readings = [failed_reading(q, late.for_subject(name, q.subject)) for q in queries]
+        else:  # a connector bug is that connection's problem only
+            log.exception("connector_crashed", connection=name)
+            crashed = ConnectorError(
+                redactor.redact(f"connector failed: {type(exc).__name__}: {exc}"),
+                connection=name,
+            )
+            readings = [failed_reading(q, crashed.for_subject(name, q.subject)) for q in queries]
     answered = {r.key for r in readings}
     for query in queries:
         if query.key not in answered:
@@ -133,6 +172,19 @@ def evaluate_plan(
     evaluator = PlanEvaluator(config, plan, run_id, lambda: now)
     evaluator.answered(list(readings.values()))
     return evaluator.results()
+
+
+STILL_FETCHING = "still fetching since "
+BEFORE = "; last error: "
+
+
+def still_fetching_note(since: datetime, last_error: str | None) -> str:
+    """A connection's ``last_error`` while a pass of it is skipped: since when its fetch runs,
+    and the error it had before (not an earlier note). Pure."""
+    if last_error is not None and last_error.startswith(STILL_FETCHING):
+        last_error = last_error.partition(BEFORE)[2] or None
+    note = f"{STILL_FETCHING}{since:%Y-%m-%d %H:%M:%S} UTC (a pass that fell due was skipped)"
+    return note + (f"{BEFORE}{last_error}" if last_error else "")
 
 
 class PlanEvaluator:
@@ -229,7 +281,16 @@ class SyncService:
         key_results: Collection[str] | None = None,
         trigger: str = "manual",
         dispatch: bool = True,
+        gate: GroupGate | None = None,
     ) -> RunReport:
+        """One run (one ``runs`` row) over the key results that read ``metrics`` or are named.
+
+        Its groups of connections (see :func:`split_plan`) run side by side, and each records
+        its values, marks its metrics as run and queues its mirrors as soon as its own fetch is
+        done: a hung vendor holds back only the key results that read it, not the run's others.
+        ``gate`` is entered by each group around its fetch and record. With ``dispatch`` the
+        outbox is delivered once every group is done.
+        """
         started = self.clock()
         report = RunReport(new_run_id(started))
         plan = plan_queries(self.config, metrics=metrics, key_results=key_results)
@@ -244,21 +305,41 @@ class SyncService:
                     instance_id=self.instance_id,
                 )
             )
-        log.info("run_started", run_id=report.run_id, trigger=trigger, queries=report.queries)
-        evaluator = PlanEvaluator(self.config, plan, report.run_id, self.clock)
-        await self.fetch(plan, report, on_answered=evaluator.answered)
-        evaluated = evaluator.results()
-        now = self.clock()
-        report.recorded = record_all(
-            self.engine, evaluated, run_id=report.run_id, now=now, redactor=self.redactor
+        groups = split_plan(plan)
+        log.info(
+            "run_started",
+            run_id=report.run_id,
+            trigger=trigger,
+            queries=report.queries,
+            groups=len(groups),
         )
-        report.errors += [r.error for r in report.recorded if r.error]
-        self._mark_metrics_ran(plan, now)
+        # Every group is let finish even when another fails (what it fetched is recorded); the
+        # first failure is raised once they all ended.
+        ended = await asyncio.gather(
+            *(self._run_group(group, report, gate) for group in groups), return_exceptions=True
+        )
+        for outcome in ended:
+            if isinstance(outcome, BaseException):
+                raise outcome
         if dispatch:
             self.stale.announce_due()  # values this run could not confirm may have gone stale
             report.dispatch = await self.dispatcher.dispatch_due()
         self._finish_run(report)
         return report
+
+    async def _run_group(self, plan: QueryPlan, report: RunReport, gate: GroupGate | None) -> None:
+        """Fetch, evaluate and record one group of a run, as one unit."""
+        async with gate(plan.connections) if gate is not None else nullcontext():
+            evaluator = PlanEvaluator(self.config, plan, report.run_id, self.clock)
+            await self.fetch(plan, report, on_answered=evaluator.answered)
+            evaluated = evaluator.results()
+            now = self.clock()
+            recorded = record_all(
+                self.engine, evaluated, run_id=report.run_id, now=now, redactor=self.redactor
+            )
+            report.recorded += recorded
+            report.errors += [r.error for r in recorded if r.error]
+            self._mark_metrics_ran(plan, now)
 
     async def fetch(
         self,
@@ -266,16 +347,44 @@ class SyncService:
         report: RunReport,
         on_answered: Callable[[list[Reading]], None] | None = None,
     ) -> dict[str, Reading]:
-        """Fetch the plan's queries and keep each connection's health row current."""
+        """Fetch the plan's queries, each connection within its ``fetch_deadline``, and keep
+        each connection's health row current."""
         paused = self.paused_connections(list(plan.by_connection))
+        deadlines = {
+            name: self.config.fetch_deadline(name).total_seconds() for name in plan.by_connection
+        }
         fetched = await fetch_all(
-            plan, self.connections, self.redactor, paused=paused, on_answered=on_answered
+            plan,
+            self.connections,
+            self.redactor,
+            paused=paused,
+            on_answered=on_answered,
+            deadlines=deadlines,
         )
         report.api_calls += fetched.api_calls
         for name, connection_readings in fetched.by_connection.items():
             if name not in paused:
                 self._update_connection_state(name, connection_readings)
         return fetched.readings
+
+    def note_still_fetching(self, since: Mapping[str, datetime]) -> None:
+        """Say on each connection's health that a pass of it was skipped because its previous
+        fetch (running since ``since[name]``) has not ended.
+
+        The status stays what it was: the fetch may still succeed, and its end (an answer, or
+        its deadline) sets the status. ``last_error`` tells meanwhile why the values stand still,
+        and keeps the error before it (a connection failing by its deadline pass after pass
+        shows both: it is fetching again, and how the last fetch ended).
+        """
+        now = self.clock()
+        with session_scope(self.engine) as session:
+            for name, started in sorted(since.items()):
+                state = session.get(ConnectionStateRow, name) or ConnectionStateRow(
+                    name=name, type=self.config.connection_types[name]
+                )
+                state.last_error = still_fetching_note(started, state.last_error)
+                state.last_error_at = now
+                session.add(state)
 
     def _update_connection_state(self, name: str, readings: list[Reading]) -> None:
         """ok / partial (some queries failed) / failing / credentials_rejected / paused_quota.

@@ -68,9 +68,9 @@ def retry_delay(attempts: int) -> timedelta:
 
 
 def settle_time(lease: timedelta) -> timedelta:
-    """How long a mirror stays quiet after a push that may still land: a quarter of the lease,
-    15 s at the most (see :class:`Dispatcher`)."""
-    return min(SETTLE_CEILING, lease / 4)
+    """How long a mirror stays quiet after a push that may still land: as long as a push may
+    take (the lease), 15 s at the most — vendors finish what they received within seconds."""
+    return min(SETTLE_CEILING, lease)
 
 
 def push_deadline(lease_until: datetime, now: datetime, lease: timedelta) -> float:

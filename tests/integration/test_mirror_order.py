@@ -264,7 +264,7 @@ async def test_after_a_failed_push_the_mirror_stays_quiet_for_its_settle_time(
     assert (await a.dispatcher.dispatch_due()).failed == 1
     BoardSink.lost = False
     settle = a.dispatcher.settle
-    assert settle == timedelta(seconds=15)  # a quarter of the 120 s lease, 15 s at the most
+    assert settle == timedelta(seconds=15)  # the lease (120 s), 15 s at the most
     mirror = world.mirror()
     assert mirror.lease_owner == "A" and mirror.lease_until == world.clock.now + settle
     world.add_deal()

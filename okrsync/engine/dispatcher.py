@@ -16,10 +16,11 @@ A mirror shows a state, not a history, and never an older state after a newer on
   a failed attempt, so a hung vendor holds one mirror for one lease.
 - **A push that may still land is given time to**: a vendor usually finishes a request it
   received even when the client has gone (a cut push, a timeout, a 502 from its proxy, a replica
-  killed mid-push). So after such a failure, and when leases are released at shutdown or start,
-  the mirror stays leased for a settle time (:func:`settle_time`) before anyone pushes to it
-  again or, for a sink that creates things, looks for what the lost push created. A vendor's
-  own error answer frees the mirror at once.
+  killed mid-push). So a mirror's lease that was not given back as finished — it ran out (its
+  holder died), it was released at shutdown or start, or its push failed that way — keeps the
+  mirror for a settle time (:func:`settle_time`) past its end before anyone pushes to it again
+  or, for a sink that creates things, looks for what the lost push created. A push that ended
+  (done, or the vendor's own error answer) frees the mirror at once.
 
 The sink's external reference (message ts, comment id) is stored on the mirror, so the next push
 edits what the last one created instead of creating another.
@@ -146,10 +147,10 @@ class Dispatcher:
                 .order_by(col(MirrorRow.key))
                 .with_for_update()
             ).all()
-            settled = self.clock() + settle_time(self.lease)
+            now = self.clock()
             for mirror in mirrors:
-                if mirror.lease_until is None or mirror.lease_until > settled:
-                    mirror.lease_until = settled  # a push cut short may still land meanwhile
+                if mirror.lease_until is None or mirror.lease_until > now:
+                    mirror.lease_until = now  # ends now; then settles (a push may still land)
                     session.add(mirror)
             rows = session.exec(
                 select(DeliveryRow).where(
@@ -180,7 +181,11 @@ class Dispatcher:
     def _claim(self, report: DispatchReport) -> list[_Claimed]:
         """Lease up to ``batch`` mirrors with a due delivery, and each one's newest row."""
         now = self.clock()
-        free = or_(col(MirrorRow.lease_until).is_(None), col(MirrorRow.lease_until) < now)
+        free = or_(
+            col(MirrorRow.lease_owner).is_(None),
+            col(MirrorRow.lease_until).is_(None),
+            col(MirrorRow.lease_until) < now - self.settle,  # not given back: settled first
+        )
         with session_scope(self.engine) as session:
             due = session.exec(
                 select(DeliveryRow.mirror_key)
@@ -305,8 +310,7 @@ class Dispatcher:
         gave_up = attempts >= self.max_attempts
         now = self.clock()
         with session_scope(self.engine) as session:
-            settle = now + self.settle if _may_still_land(exc) else None
-            mirror = self._release_mirror(session, row.mirror_key, settle=settle)
+            mirror = self._release_mirror(session, row.mirror_key, ended=not _may_still_land(exc))
             stored = session.get(DeliveryRow, row.id)
             if stored is None:
                 return
@@ -362,16 +366,17 @@ class Dispatcher:
             self._health(session, mirror.connection, now, error=None)
 
     def _release_mirror(
-        self, session: Session, key: str, settle: datetime | None = None
+        self, session: Session, key: str, *, ended: bool = True
     ) -> MirrorRow | None:
         """The mirror's row, locked first (mirrors before deliveries, as everywhere), its lease
-        given back if it is still ours: now, or at ``settle`` after a push that may still land."""
+        given back if it is still ours: as finished (``ended``), or ending now, so that the
+        mirror settles first (a push that may still land)."""
         mirror = session.exec(
             select(MirrorRow).where(MirrorRow.key == key).with_for_update()
         ).one_or_none()
         if mirror is not None and mirror.lease_owner == self.owner:
-            mirror.lease_owner = None if settle is None else self.owner
-            mirror.lease_until = settle
+            mirror.lease_owner = None if ended else self.owner
+            mirror.lease_until = None if ended else self.clock()
             session.add(mirror)
         return mirror
 

@@ -94,6 +94,7 @@ class App:
             batch=settings.dispatch_batch,
             clock=clock,
             mirror_only=mirror_only,
+            push_timeout=timedelta(seconds=settings.push_timeout_seconds),
         )
         sync = SyncService(
             engine,

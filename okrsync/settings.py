@@ -27,6 +27,8 @@ class Settings(BaseSettings):
     dispatch_max_attempts: int = 8
     dispatch_batch: int = 100
     lease_seconds: float = 120.0
+    # a push to a mirror is cut after this long (its lease is renewed meanwhile), then retried
+    push_timeout_seconds: float = Field(default=300.0, gt=0)
     # on SIGTERM the pass in progress gets this long to finish, then it is abandoned (a fetch or
     # a push against a hung vendor); keep it below the orchestrator's kill timeout (k8s: 30 s)
     shutdown_grace_seconds: float = Field(default=10.0, ge=0)

@@ -459,7 +459,7 @@ class Daemon:
             last_round = self._drained.is_set()
             self._deliver.clear()
             try:
-                report = await self.dispatcher.dispatch_due()
+                report = await self.dispatcher.dispatch_due(wake=self._deliver)
                 more = bool(report.delivered or report.failed)  # more may be due already
                 wait = 0.0 if more else delivery_wait(self.dispatcher.next_due(), self.clock())
             except STORE_ERRORS as exc:

@@ -12,8 +12,14 @@ A mirror shows a state, not a history, and never an older state after a newer on
   a state (``mirrors.delivered_seq``).
 - **Checked again under the lease** just before the push: a row whose mirror has meanwhile shown
   a newer state ends ``superseded``, never pushed; a lease lost meanwhile means no push at all.
-- **A push never outlives its lease**: it is cut at the lease's end (less a margin) and counts as
-  a failed attempt, so a hung vendor holds one mirror for one lease.
+- **The lease is liveness, the push timeout is patience**: while a push is in flight its
+  replica renews the lease every third of it, so a push may wait on a vendor's pace for longer
+  than a lease (a hundred new messages in one Slack channel) without anyone else pushing to that
+  mirror, and a dead replica's mirrors are free one lease (plus the settle time) after it died.
+  A push is cut after ``push_timeout`` and counts as a failed attempt.
+- **A slow vendor delays only itself**: every push is its own task; the dispatcher claims more
+  due rows as pushes end, when nudged, and every second meanwhile, so one hung mirror holds no
+  other.
 - **A push that may still land is given time to**: a vendor usually finishes a request it
   received even when the client has gone (a cut push, a timeout, a 502 from its proxy, a replica
   killed mid-push). So a mirror's lease that was not given back as finished — it ran out (its
@@ -44,7 +50,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import Engine, func, or_
+from sqlalchemy import Engine, func, or_, update
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlmodel import Session, col, select
 
 from okrsync.config import MirrorDef
@@ -59,7 +66,6 @@ log = structlog.get_logger()
 
 BACKOFF_BASE = timedelta(seconds=5)
 BACKOFF_CEILING = timedelta(minutes=30)
-LEASE_MARGIN = timedelta(seconds=5)  # a push is cut this long before its lease ends at the most
 SETTLE_CEILING = timedelta(seconds=15)
 
 
@@ -74,12 +80,6 @@ def settle_time(lease: timedelta) -> timedelta:
     return min(SETTLE_CEILING, lease)
 
 
-def push_deadline(lease_until: datetime, now: datetime, lease: timedelta) -> float:
-    """Seconds a push may take: up to its lease's end, less a margin (a tenth of short leases)."""
-    margin = min(LEASE_MARGIN, lease / 10)
-    return max((lease_until - margin - now).total_seconds(), 0.0)
-
-
 @dataclass
 class DispatchReport:
     delivered: int = 0
@@ -92,7 +92,9 @@ class DispatchReport:
 @dataclass(frozen=True)
 class _Claimed:
     row: DeliveryRow
-    lease_until: datetime
+
+
+CLAIM_POLL = 1.0  # seconds between claims while pushes are in flight and nothing else wakes us
 
 
 class Dispatcher:
@@ -109,6 +111,7 @@ class Dispatcher:
         batch: int = 100,
         clock: Callable[[], datetime],
         mirror_only: Mapping[str, str] | None = None,
+        push_timeout: timedelta = timedelta(minutes=5),
     ) -> None:
         self.engine = engine
         self.sink_for = sink_for
@@ -122,16 +125,77 @@ class Dispatcher:
         # connection name -> type, for connections that are only ever mirrors (see the docstring)
         self.mirror_only = dict(mirror_only or {})
         self.settle = settle_time(lease)
+        self.push_timeout = push_timeout
 
-    async def dispatch_due(self) -> DispatchReport:
-        """Push every due delivery; returns what happened. Never raises for a sink's failure,
-        and never waits on one sink longer than a lease."""
+    async def dispatch_due(self, wake: asyncio.Event | None = None) -> DispatchReport:
+        """Push every due delivery, each in its own task, claiming more as pushes end, when
+        ``wake`` is set, and every :data:`CLAIM_POLL` seconds; returns once nothing is due and
+        nothing in flight. Never raises for a sink's failure. Leases of the mirrors in flight
+        are renewed meanwhile."""
         report = DispatchReport()
+        pushes: dict[asyncio.Task[None], str] = {}
+        renewer = asyncio.create_task(self._renew_while(pushes), name="lease-renewer")
+        try:
+            while True:
+                if wake is not None:
+                    wake.clear()
+                room = self.batch - len(pushes)
+                for claimed in self._claim(report, limit=room) if room > 0 else []:
+                    task = asyncio.create_task(self._deliver(claimed, report))
+                    pushes[task] = claimed.row.mirror_key
+                if not pushes:
+                    return report
+                waiters: set[asyncio.Future[Any]] = set(pushes)
+                woken = asyncio.ensure_future(wake.wait()) if wake is not None else None
+                if woken is not None:
+                    waiters.add(woken)
+                try:
+                    done, _ = await asyncio.wait(
+                        waiters, timeout=CLAIM_POLL, return_when=asyncio.FIRST_COMPLETED
+                    )
+                finally:
+                    if woken is not None:
+                        woken.cancel()
+                for finished in done:
+                    if finished in pushes:
+                        del pushes[finished]
+                        finished.result()  # _deliver handles a sink's failures; a bug is raised
+        finally:
+            renewer.cancel()
+            for task in pushes:
+                task.cancel()
+            await asyncio.gather(renewer, *pushes, return_exceptions=True)
+
+    async def _renew_while(self, pushes: Mapping[asyncio.Task[None], str]) -> None:
+        """Every third of a lease, extend the leases of the mirrors being pushed to."""
+        interval = self.lease.total_seconds() / 3
         while True:
-            claimed = self._claim(report)
-            if not claimed:
-                return report
-            await asyncio.gather(*(self._deliver(c, report) for c in claimed))
+            await asyncio.sleep(interval)
+            keys = sorted(set(pushes.values()))
+            if not keys:
+                continue
+            try:
+                self._renew(keys)
+            except (OperationalError, InterfaceError) as exc:  # the store is away for a while
+                log.warning("lease_renewal_failed", mirrors=len(keys), error=str(exc.orig))
+
+    def _renew(self, keys: list[str]) -> None:
+        until = self.clock() + self.lease
+        with session_scope(self.engine) as session:
+            session.execute(
+                update(MirrorRow)
+                .where(col(MirrorRow.key).in_(keys), col(MirrorRow.lease_owner) == self.owner)
+                .values(lease_until=until)
+            )
+            session.execute(
+                update(DeliveryRow)
+                .where(
+                    col(DeliveryRow.mirror_key).in_(keys),
+                    col(DeliveryRow.lease_owner) == self.owner,
+                    col(DeliveryRow.status) == "pending",
+                )
+                .values(lease_until=until)
+            )
 
     def release_leases(self, *, only_mine: bool = False) -> int:
         """Free the leases on pending deliveries, and those on mirrors after their settle time:
@@ -178,8 +242,9 @@ class Dispatcher:
 
     # --- claiming -----------------------------------------------------------------------------
 
-    def _claim(self, report: DispatchReport) -> list[_Claimed]:
-        """Lease up to ``batch`` mirrors with a due delivery, and each one's newest row."""
+    def _claim(self, report: DispatchReport, limit: int | None = None) -> list[_Claimed]:
+        """Lease up to ``limit`` (``batch``) mirrors with a due delivery, and each one's newest
+        row."""
         now = self.clock()
         free = or_(
             col(MirrorRow.lease_owner).is_(None),
@@ -192,7 +257,7 @@ class Dispatcher:
                 .where(DeliveryRow.status == "pending", DeliveryRow.next_attempt_at <= now)
                 .group_by(col(DeliveryRow.mirror_key))
                 .order_by(func.min(DeliveryRow.id))
-                .limit(self.batch)
+                .limit(self.batch if limit is None else limit)
             ).all()
             if not due:
                 return []
@@ -238,7 +303,7 @@ class Dispatcher:
                 newest.lease_until = lease_until
                 newest.attempts += 1  # committed before the push: a crash mid-push still shows
                 session.add(newest)
-                claimed.append(_Claimed(newest, lease_until))
+                claimed.append(_Claimed(newest))
             return claimed
 
     def _context(self, claimed: _Claimed, report: DispatchReport) -> PushContext | None:
@@ -271,7 +336,7 @@ class Dispatcher:
         context = self._context(claimed, report)
         if context is None:
             return
-        deadline = push_deadline(claimed.lease_until, self.clock(), self.lease)
+        deadline = self.push_timeout.total_seconds()
         try:
             sink = self.sink_for(mirror.connection)
             update: KeyResultUpdate | ObjectiveUpdate
@@ -282,7 +347,7 @@ class Dispatcher:
             result = await asyncio.wait_for(sink.deliver(update, mirror.spec, context), deadline)
         except TimeoutError:
             error = RetriableError(
-                f"no answer within {deadline:.0f}s (the delivery's lease); will retry",
+                f"no answer within {deadline:g}s (push_timeout_seconds); will retry",
                 connection=mirror.connection,
             )
             self._failed(row, error.for_subject(mirror.connection, _subject(row)), report)

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -120,9 +121,12 @@ class World:
     clock: Clock
     apps: list[App] = field(default_factory=list)
 
-    def replica(self, instance_id: str, lease: float = 120.0) -> App:
+    def replica(self, instance_id: str, lease: float = 120.0, push_timeout: float = 300) -> App:
         settings = Settings(
-            database_url=SecretStr(self.database_url), instance_id=instance_id, lease_seconds=lease
+            database_url=SecretStr(self.database_url),
+            instance_id=instance_id,
+            lease_seconds=lease,
+            push_timeout_seconds=push_timeout,
         )
         text = CONFIG.replace("WAREHOUSE", str(self.warehouse))
         app = App.open(
@@ -168,6 +172,13 @@ async def _close(world: World) -> AsyncIterator[None]:
     yield
     for app in world.apps:
         await app.aclose()
+
+
+async def eventually(condition: Callable[[], bool]) -> None:
+    """Until a row of the store or the board says so (neither has an event to wait on)."""
+    async with asyncio.timeout(30):
+        while not condition():  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
 
 
 async def test_one_push_in_flight_per_mirror_across_replicas(world: World) -> None:
@@ -243,16 +254,71 @@ async def test_a_push_that_lands_late_is_followed_by_the_newer_state_again(world
     assert world.mirror().delivered_seq == 2
 
 
-async def test_a_push_is_cut_at_its_lease_and_counts_as_a_failed_attempt(world: World) -> None:
-    a = world.replica("A", lease=2.0)
+async def test_a_push_is_cut_at_its_timeout_and_counts_as_a_failed_attempt(world: World) -> None:
+    a = world.replica("A", push_timeout=1.0)
     await a.sync.run_once(dispatch=False)
     BoardSink.gate = asyncio.Event()  # never set: the board hangs
     report = await asyncio.wait_for(a.dispatcher.dispatch_due(), timeout=60)
     assert (report.delivered, report.failed) == (0, 1)
     (row,) = world.deliveries()
     assert row.status == "pending" and row.attempts == 1
-    assert "no answer within" in (row.last_error or "")
+    assert "no answer within 1s" in (row.last_error or "")
     BoardSink.gate.set()
+
+
+async def test_a_push_longer_than_the_lease_keeps_its_mirror(world: World) -> None:
+    """The lease is renewed while the push runs: nobody else pushes to that mirror meanwhile."""
+    a, b = world.replica("A", lease=0.3), world.replica("B", lease=0.3)
+    await a.sync.run_once(dispatch=False)
+    BoardSink.gate = asyncio.Event()
+    pushing = asyncio.create_task(a.dispatcher.dispatch_due())
+    assert BoardSink.held is not None
+    await asyncio.wait_for(BoardSink.held.wait(), 30)
+    world.add_deal()
+    await b.sync.run_once(dispatch=False)
+    for _ in range(3):  # many leases (and settle times) pass while A's push is in flight
+        world.clock.now += timedelta(seconds=10)
+        renewed = world.clock.now + timedelta(seconds=0.3)
+        await eventually(lambda at=renewed: world.mirror().lease_until == at)  # renewed by A
+        assert (await b.dispatcher.dispatch_due()).delivered == 0
+    BoardSink.gate.set()
+    assert (await pushing).delivered == 2
+    assert BoardSink.pushes == [1, 2]
+
+
+async def test_a_hung_push_holds_no_other_mirror(world: World) -> None:
+    a = world.replica("A")
+    await a.sync.run_once(dispatch=False)
+    BoardSink.gate = asyncio.Event()
+    wake = asyncio.Event()
+    pushing = asyncio.create_task(a.dispatcher.dispatch_due(wake=wake))
+    assert BoardSink.held is not None
+    await asyncio.wait_for(BoardSink.held.wait(), 30)
+    with session_scope(a.engine) as session:  # a second mirror, and a state queued for it
+        session.add(MirrorRow(key="other", key_result_id="deals", connection="board", last_seq=1))
+        (queued,) = session.exec(select(DeliveryRow))
+        session.add(
+            DeliveryRow(
+                mirror_key="other",
+                seq=1,
+                key_result_id="deals",
+                idempotency_key="other-1",
+                payload=queued.payload,
+                created_at=world.clock.now,
+                next_attempt_at=world.clock.now,
+            )
+        )
+    a.dispatcher.mirrors = {
+        **a.dispatcher.mirrors,
+        "other": a.dispatcher.mirrors[queued.mirror_key],
+    }
+    BoardSink.gate = None  # pushes from now on go through
+    wake.set()
+    await eventually(lambda: bool(BoardSink.pushes))
+    assert not pushing.done()  # the first push still hangs
+    pushing.cancel()
+    with suppress(asyncio.CancelledError):
+        await pushing
 
 
 async def test_after_a_failed_push_the_mirror_stays_quiet_for_its_settle_time(

@@ -35,6 +35,10 @@ class CycleRow(SQLModel, table=True):
 
 class ObjectiveRow(SQLModel, table=True):
     __tablename__ = "objectives"
+    __table_args__ = (
+        Index("ix_objectives_position", "position", "id"),
+        Index("ix_objectives_cycle_position", "cycle_id", "position", "id"),
+    )
 
     id: str = Field(primary_key=True, max_length=100)
     title: str
@@ -51,6 +55,7 @@ class KeyResultRow(SQLModel, table=True):
     """A key result's definition and its current state (value, progress, status)."""
 
     __tablename__ = "key_results"
+    __table_args__ = (Index("ix_key_results_objective_position", "objective_id", "position", "id"),)
 
     id: str = Field(primary_key=True, max_length=100)
     objective_id: str = Field(max_length=100, index=True)
@@ -107,6 +112,7 @@ class RunRow(SQLModel, table=True):
     """One execution of a sync pass: what was asked, how many calls, what failed."""
 
     __tablename__ = "runs"
+    __table_args__ = (Index("ix_runs_started", "started_at", "id"),)
 
     id: str = Field(primary_key=True, max_length=64)
     trigger: str = Field(max_length=20)
@@ -152,6 +158,7 @@ class DeliveryRow(SQLModel, table=True):
         UniqueConstraint("idempotency_key", name="uq_deliveries_idempotency_key"),
         Index("ix_deliveries_due", "status", "next_attempt_at"),
         Index("ix_deliveries_mirror_seq", "mirror_key", "seq"),
+        Index("ix_deliveries_status_id", "status", "id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -6,12 +6,14 @@ cycle changes as days pass even when the value does not.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, Generic, TypeVar
 
-from sqlalchemy import func
+from sqlalchemy import ColumnElement, and_, func, or_
+from sqlalchemy import select as core_select
 from sqlmodel import Session, col, select
 
 from okrsync.engine.progress import KRKind
@@ -90,6 +92,8 @@ def is_stale(row: KeyResultRow, now: datetime) -> bool:
 
 
 def status_view(session: Session, now: datetime) -> list[ObjectiveView]:
+    """Every live objective with its key results: the whole store (``status``, the dashboard).
+    The API reads pages instead (:func:`objectives_page`, :func:`key_results_page`)."""
     cycles = {c.id: c for c in session.exec(select(CycleRow))}
     objectives = session.exec(
         select(ObjectiveRow)
@@ -223,3 +227,302 @@ def deliveries_done(session: Session) -> dict[str, int]:
         .group_by(col(MirrorRow.connection))
     ).all()
     return {connection: count for connection, count in sorted(rows)}
+
+
+# --- pages: what the API reads, a bounded number of rows and statements per request ----------
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    """One page of a keyset-ordered list: its items, how many the whole list holds, and the sort
+    key of its last item when more follow (the API's cursor encodes it)."""
+
+    items: list[T]
+    total: int
+    next_after: tuple[Any, ...] | None
+
+
+def _page(items: list[T], keys: list[tuple[Any, ...]], total: int, limit: int) -> Page[T]:
+    """``items`` read with ``limit + 1``: the extra row only says that another page follows."""
+    more = len(items) > limit
+    return Page(items[:limit], total, keys[limit - 1] if more else None)
+
+
+def after(columns: Sequence[Any], values: Sequence[Any], *, descending: bool = False) -> Any:
+    """Rows strictly past ``values`` in the order of ``columns`` (a keyset page's start).
+
+    Spelled as ``a > x OR (a = x AND b > y) …`` with ``a >= x`` in front, so every backend can
+    seek the leading column's index rather than read the rows before the cursor."""
+    terms: list[ColumnElement[bool]] = []
+    for i in range(len(columns)):
+        equal = [columns[j] == values[j] for j in range(i)]
+        beyond = columns[i] < values[i] if descending else columns[i] > values[i]
+        terms.append(and_(*equal, beyond))
+    lead = columns[0] <= values[0] if descending else columns[0] >= values[0]
+    return and_(lead, or_(*terms))
+
+
+# the key-result columns a view needs: read as plain rows, never as ORM objects
+_KR_COLUMNS = (
+    col(KeyResultRow.id),
+    col(KeyResultRow.objective_id),
+    col(KeyResultRow.title),
+    col(KeyResultRow.kind),
+    col(KeyResultRow.value),
+    col(KeyResultRow.start),
+    col(KeyResultRow.target),
+    col(KeyResultRow.unit),
+    col(KeyResultRow.progress),
+    col(KeyResultRow.weight),
+    col(KeyResultRow.stale_after_seconds),
+    col(KeyResultRow.observed_at),
+    col(KeyResultRow.checked_at),
+    col(KeyResultRow.last_error),
+    col(KeyResultRow.position),
+)
+
+
+def _stale(row: Any, now: datetime) -> bool:
+    if row.stale_after_seconds is None:
+        return False
+    seen = row.checked_at or row.observed_at
+    return seen is None or now > stale_deadline(seen, row.stale_after_seconds)
+
+
+def _kr_view(row: Any, elapsed: Decimal, now: datetime) -> KeyResultView:
+    return KeyResultView(
+        id=row.id,
+        title=row.title,
+        kind=row.kind,
+        value=row.value,
+        start=row.start,
+        target=row.target,
+        unit=row.unit,
+        progress=row.progress,
+        status=status_for(KRKind(row.kind), row.progress, elapsed).value,
+        stale=_stale(row, now),
+        observed_at=row.observed_at,
+        checked_at=row.checked_at,
+        last_error=row.last_error,
+    )
+
+
+def _cycle_elapsed(session: Session, now: datetime) -> dict[str, Decimal]:
+    """Each cycle's elapsed fraction now (a handful of rows: one statement)."""
+    return {c.id: elapsed_fraction(c.start, c.end, now) for c in session.exec(select(CycleRow))}
+
+
+def _objective_views(
+    session: Session, objectives: Sequence[ObjectiveRow], now: datetime
+) -> list[ObjectiveView]:
+    """``objectives`` with their live key results: two statements whatever their number."""
+    if not objectives:
+        return []
+    elapsed = _cycle_elapsed(session, now)
+    rows_by_objective: dict[str, list[Any]] = {o.id: [] for o in objectives}
+    for row in session.connection().execute(
+        core_select(*_KR_COLUMNS)
+        .where(
+            col(KeyResultRow.objective_id).in_(list(rows_by_objective)),
+            col(KeyResultRow.archived_at).is_(None),
+        )
+        .order_by(col(KeyResultRow.objective_id), col(KeyResultRow.position), col(KeyResultRow.id))
+    ):
+        rows_by_objective[row.objective_id].append(row)
+    out = []
+    for objective in objectives:
+        fraction = elapsed[objective.cycle_id]
+        rows = rows_by_objective[objective.id]
+        progress = rollup([Weighted(r.progress, r.weight) for r in rows])
+        out.append(
+            ObjectiveView(
+                id=objective.id,
+                title=objective.title,
+                cycle=objective.cycle_id,
+                owner=objective.owner,
+                progress=progress,
+                status=objective_status(progress, fraction).value,
+                elapsed=fraction,
+                key_results=[_kr_view(r, fraction, now) for r in rows],
+            )
+        )
+    return out
+
+
+def objectives_page(
+    session: Session,
+    now: datetime,
+    *,
+    limit: int,
+    after_key: tuple[int, str] | None = None,
+    cycle: str | None = None,
+) -> Page[ObjectiveView]:
+    """Live objectives in ``(position, id)`` order (the order of :func:`status_view`), from past
+    ``after_key``, ``limit`` of them, optionally of one cycle. Four statements: the count, the
+    page (ix_objectives_position or ix_objectives_cycle_position), its key results
+    (ix_key_results_objective_position) and the cycles."""
+    live: list[ColumnElement[bool]] = [col(ObjectiveRow.archived_at).is_(None)]
+    if cycle is not None:
+        live.append(col(ObjectiveRow.cycle_id) == cycle)
+    total = session.exec(select(func.count()).select_from(ObjectiveRow).where(*live)).one()
+    query = select(ObjectiveRow).where(*live)
+    order = (col(ObjectiveRow.position), col(ObjectiveRow.id))
+    if after_key is not None:
+        query = query.where(after(order, after_key))
+    rows = session.exec(query.order_by(*order).limit(limit + 1)).all()
+    more = len(rows) > limit
+    views = _objective_views(session, rows[:limit], now)
+    return Page(views, int(total), (rows[limit - 1].position, rows[limit - 1].id) if more else None)
+
+
+def objective_view(session: Session, now: datetime, objective_id: str) -> ObjectiveView | None:
+    """One live objective with its key results: three statements (the row by its key, its key
+    results, the cycles)."""
+    row = session.get(ObjectiveRow, objective_id)
+    if row is None or row.archived_at is not None:
+        return None
+    return _objective_views(session, [row], now)[0]
+
+
+def _live_key_results() -> Any:
+    """Key results of live objectives, with the objective's position and cycle beside them."""
+    return (
+        core_select(
+            *_KR_COLUMNS,
+            col(ObjectiveRow.position).label("o_position"),
+            col(ObjectiveRow.cycle_id),
+        )
+        .join(ObjectiveRow, col(ObjectiveRow.id) == col(KeyResultRow.objective_id))
+        .where(col(KeyResultRow.archived_at).is_(None), col(ObjectiveRow.archived_at).is_(None))
+    )
+
+
+def key_results_page(
+    session: Session,
+    now: datetime,
+    *,
+    limit: int,
+    after_key: tuple[int, str, int, str] | None = None,
+) -> Page[tuple[str, KeyResultView]]:
+    """Live key results (with their objective's id) in the order of :func:`status_view`: by
+    objective ``(position, id)``, then ``(position, id)`` within it. Three statements: the count,
+    the page (a join walking ix_objectives_position and ix_key_results_objective_position), the
+    cycles."""
+    total = session.exec(
+        select(func.count())
+        .select_from(KeyResultRow)
+        .join(ObjectiveRow, col(ObjectiveRow.id) == col(KeyResultRow.objective_id))
+        .where(col(KeyResultRow.archived_at).is_(None), col(ObjectiveRow.archived_at).is_(None))
+    ).one()
+    order = (
+        col(ObjectiveRow.position),
+        col(ObjectiveRow.id),
+        col(KeyResultRow.position),
+        col(KeyResultRow.id),
+    )
+    query = _live_key_results()
+    if after_key is not None:
+        query = query.where(after(order, after_key))
+    rows = session.connection().execute(query.order_by(*order).limit(limit + 1)).all()
+    elapsed = _cycle_elapsed(session, now) if rows else {}
+    items = [(r.objective_id, _kr_view(r, elapsed[r.cycle_id], now)) for r in rows]
+    keys = [(r.o_position, r.objective_id, r.position, r.id) for r in rows]
+    return _page(items, keys, int(total), limit)
+
+
+def key_result_view(
+    session: Session, now: datetime, kr_id: str
+) -> tuple[str, KeyResultView] | None:
+    """One live key result and its objective's id: one indexed statement (by primary key, joined
+    to its objective and cycle), never the whole view."""
+    row = (
+        session.connection()
+        .execute(
+            core_select(
+                *_KR_COLUMNS, col(CycleRow.start).label("c_start"), col(CycleRow.end).label("c_end")
+            )
+            .join(ObjectiveRow, col(ObjectiveRow.id) == col(KeyResultRow.objective_id))
+            .join(CycleRow, col(CycleRow.id) == col(ObjectiveRow.cycle_id))
+            .where(
+                col(KeyResultRow.id) == kr_id,
+                col(KeyResultRow.archived_at).is_(None),
+                col(ObjectiveRow.archived_at).is_(None),
+            )
+        )
+        .first()
+    )
+    if row is None:
+        return None
+    elapsed = elapsed_fraction(row.c_start, row.c_end, now)
+    return row.objective_id, _kr_view(row, elapsed, now)
+
+
+@dataclass(frozen=True)
+class ReadStamp:
+    """What the OKR reads were computed from, read in one statement: the API's ETag digests it
+    (with the minute, as status and staleness move with the clock) and its latest time is the
+    Last-Modified. A recorded value, a confirmation, an error, a new run, an objective or key
+    result added or archived all change it."""
+
+    last_measurement: int | None
+    key_results: int
+    objectives: int
+    last_checked: datetime | None
+    last_error: datetime | None
+    last_run: datetime | None
+
+    def last_change(self) -> datetime | None:
+        times = [t for t in (self.last_checked, self.last_error, self.last_run) if t is not None]
+        return max(times) if times else None
+
+    def parts(self) -> tuple[str, ...]:
+        return tuple(
+            str(v)
+            for v in (
+                self.last_measurement,
+                self.key_results,
+                self.objectives,
+                self.last_checked,
+                self.last_error,
+                self.last_run,
+            )
+        )
+
+
+def read_stamp(session: Session) -> ReadStamp:
+    live_krs = col(KeyResultRow.archived_at).is_(None)
+    row = (
+        session.connection()
+        .execute(
+            core_select(
+                core_select(func.max(MeasurementRow.id)).scalar_subquery(),
+                core_select(func.count())
+                .select_from(KeyResultRow)
+                .where(live_krs)
+                .scalar_subquery(),
+                core_select(func.count())
+                .select_from(ObjectiveRow)
+                .where(col(ObjectiveRow.archived_at).is_(None))
+                .scalar_subquery(),
+                core_select(func.max(KeyResultRow.checked_at)).scalar_subquery(),
+                core_select(func.max(KeyResultRow.last_error_at)).scalar_subquery(),
+                core_select(func.max(RunRow.started_at)).scalar_subquery(),
+            )
+        )
+        .one()
+    )
+    return ReadStamp(
+        row[0], int(row[1]), int(row[2]), _aware(row[3]), _aware(row[4]), _aware(row[5])
+    )
+
+
+def _aware(value: Any) -> datetime | None:
+    """An aggregate's datetime: SQLite returns text (the column's type is not applied to max())."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    assert isinstance(value, datetime)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

@@ -16,19 +16,24 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation, localcontext
-from typing import Any
+from typing import Any, TypeVar
+from urllib.parse import quote, urlencode
 
 import sqlalchemy
 from sqlalchemy.exc import DBAPIError
-from sqlmodel import col, select
+from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 from starlette.routing import BaseRoute, Route
 
 from okrsync.engine.progress import display_progress, percent
+from okrsync.store import dashboard_pages as pages
 from okrsync.store import views
 from okrsync.store.db import session_scope
-from okrsync.store.tables import CycleRow, KeyResultRow, MeasurementRow
+from okrsync.store.tables import KeyResultRow
+
+T = TypeVar("T")
 
 HISTORY_LIMIT = 500
 """Measurements drawn per chart: the newest ones (a value is recorded only when it changes)."""
@@ -414,7 +419,7 @@ def _ago(at: datetime | None, now: datetime) -> str:
     return "just now"
 
 
-def _cycle_dates(cycle: CycleRow | None) -> str:
+def _cycle_dates(cycle: pages.Cycle | None) -> str:
     if cycle is None:
         return ""
     if cycle.start.year == cycle.end.year:
@@ -428,102 +433,107 @@ def _day(day: date) -> str:
 
 # --------------------------------------------------------------------------- data
 
+KeyResultPanel = pages.KeyResultDetail
 
-@dataclass(frozen=True)
-class KeyResultPanel:
-    view: views.KeyResultView
-    row: KeyResultRow
-    current: MeasurementRow | None
-    samples: list[Sample]
+PAGE_SIZE = 25
+"""Objectives per overview page unless ``limit`` asks for another number (up to ``MAX_LIMIT``)."""
 
-
-@dataclass(frozen=True)
-class Snapshot:
-    objectives: list[views.ObjectiveView]
-    cycles: dict[str, CycleRow]
-    connections: list[views.ConnectionView]
-    panels: dict[str, KeyResultPanel]
+KR_PAGE_SIZE = 20
+"""Key results (each with its chart) per objective page unless ``limit`` says otherwise."""
 
 
-def _snapshot(
-    engine: sqlalchemy.Engine, now: datetime, objective_id: str | None = None
-) -> Snapshot | None:
-    """Everything a page shows, read in one transaction; ``None`` when the store has no schema."""
+class BadQuery(ValueError):
+    """A query parameter the dashboard cannot use; answered 400 with the reason."""
+
+
+def _int_param(request: Request, name: str, default: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    if not raw.isdigit() or not 1 <= int(raw) <= 100_000:
+        raise BadQuery(f"“{name}” must be a whole number from 1, got “{raw}”.")
+    return int(raw)
+
+
+def _filters(request: Request) -> pages.Filters:
+    params = request.query_params
+    status = params.get("status") or None
+    if status is not None and status not in STATUS_LABEL:
+        raise BadQuery(f"There is no status “{status}”; use one of {', '.join(STATUS_LABEL)}.")
+    search = (params.get("q") or "").strip()[:200] or None
+    return pages.Filters(
+        cycle=params.get("cycle") or None,
+        owner=params.get("owner") or None,
+        status=status,
+        search=search,
+        page=_int_param(request, "page", 1),
+        limit=min(_int_param(request, "limit", PAGE_SIZE), pages.MAX_LIMIT),
+    )
+
+
+def _read(engine: sqlalchemy.Engine, read: Callable[[Session], T]) -> T | None:
+    """``read`` in one transaction; ``None`` when the store has no schema yet."""
     try:
         with session_scope(engine) as session:
-            objectives = views.status_view(session, now)
-            cycles = {c.id: c for c in session.exec(select(CycleRow).order_by(col(CycleRow.start)))}
-            connections = views.connections_view(session)
-            panels: dict[str, KeyResultPanel] = {}
-            for objective in objectives:
-                if objective_id is not None and objective.id != objective_id:
-                    continue
-                for kr in objective.key_results:
-                    row = views.key_result(session, kr.id)
-                    if row is None:
-                        continue
-                    samples: list[Sample] = []
-                    if objective_id is not None:
-                        samples = [
-                            (m.observed_at, m.value)
-                            for m in views.history(session, kr.id, HISTORY_LIMIT)
-                            if m.value is not None
-                        ]
-                    current = views.current_measurement(session, row)
-                    panels[kr.id] = KeyResultPanel(kr, row, current, samples)
+            return read(session)
     except DBAPIError:
         if not sqlalchemy.inspect(engine).has_table("objectives"):
             return None
         raise
-    return Snapshot(objectives, cycles, connections, panels)
-
-
-def _pick_cycle(cycle_ids: Sequence[str], cycles: dict[str, CycleRow], now: datetime) -> str:
-    """The cycle running today, else the latest one started, else the first."""
-    today = now.astimezone(UTC).date()
-    dated = [cycles[c] for c in cycle_ids if c in cycles]
-    running = [c for c in dated if c.start <= today <= c.end]
-    if running:
-        return running[0].id
-    started = [c for c in dated if c.start <= today]
-    if started:
-        return max(started, key=lambda c: c.start).id
-    return cycle_ids[0]
 
 
 # --------------------------------------------------------------------------- pages
 
 
 def dashboard_routes(engine: sqlalchemy.Engine, clock: Callable[[], datetime]) -> list[BaseRoute]:
-    """``/`` (objectives of one cycle) and ``/objectives/{id}`` (burn-up charts), read-only."""
+    """``/`` (one cycle's objectives, filtered and paginated) and ``/objectives/{id}`` (one
+    objective's key results with their burn-up charts), read-only.
 
-    def index(request: Request) -> HTMLResponse:
+    Each page is read with a fixed number of SQL statements (see
+    :mod:`okrsync.store.dashboard_pages`) and built in a worker thread, so neither the store nor
+    the HTML holds the event loop.
+    """
+
+    def index_page(request: Request) -> HTMLResponse:
         now = clock()
         base = _base(request)
-        snapshot = _snapshot(engine, now)
-        if snapshot is None or not snapshot.objectives:
+        try:
+            filters = _filters(request)
+        except BadQuery as exc:
+            return _page("Bad request · okrsync", _not_found(str(exc), base), base, now, 400)
+        view = _read(engine, lambda s: pages.cycle_page(s, now, filters))
+        if view is None or not view.cycles:
             return _page("okrsync", _empty_body(), base, now)
-        cycle_ids = list(dict.fromkeys(o.cycle for o in snapshot.objectives))
-        cycle_ids.sort(key=lambda c: snapshot.cycles[c].start if c in snapshot.cycles else date.min)
-        chosen = request.query_params.get("cycle") or _pick_cycle(cycle_ids, snapshot.cycles, now)
-        if chosen not in cycle_ids:
-            body = _not_found(f"There is no cycle “{chosen}” with objectives.", base)
+        if view.cycle is None:
+            body = _not_found(f"There is no cycle “{filters.cycle}” with objectives.", base)
             return _page("Not found · okrsync", body, base, now, status_code=404)
-        return _page(
-            f"{chosen} · okrsync", _index_body(snapshot, cycle_ids, chosen, base, now), base, now
-        )
+        title = f"{view.cycle.id} · okrsync"
+        return _page(title, _index_body(view, filters, base, now), base, now)
 
-    def objective(request: Request) -> HTMLResponse:
+    def objective_page(request: Request) -> HTMLResponse:
         now = clock()
         base = _base(request)
         objective_id = request.path_params["objective_id"]
-        snapshot = _snapshot(engine, now, objective_id)
-        found = [o for o in snapshot.objectives if o.id == objective_id] if snapshot else []
-        if snapshot is None or not found:
+        try:
+            page = _int_param(request, "page", 1)
+            limit = min(_int_param(request, "limit", KR_PAGE_SIZE), pages.MAX_LIMIT)
+        except BadQuery as exc:
+            return _page("Bad request · okrsync", _not_found(str(exc), base), base, now, 400)
+        found = _read(
+            engine,
+            lambda s: pages.objective_page(s, now, objective_id, page, limit, HISTORY_LIMIT),
+        )
+        if found is None:
             body = _not_found(f"There is no objective “{objective_id}”.", base)
             return _page("Not found · okrsync", body, base, now, status_code=404)
-        body = _objective_body(snapshot, found[0], base, now)
-        return _page(f"{found[0].title} · okrsync", body, base, now)
+        body = _objective_body(found, base, now)
+        return _page(f"{found.objective.title} · okrsync", body, base, now)
+
+    async def index(request: Request) -> HTMLResponse:
+        return await run_in_threadpool(index_page, request)
+
+    async def objective(request: Request) -> HTMLResponse:
+        return await run_in_threadpool(objective_page, request)
 
     return [
         Route("/", index, methods=["GET", "HEAD"], name="dashboard"),
@@ -544,7 +554,7 @@ def _base(request: Request) -> str:
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; "
-        "form-action 'none'; frame-ancestors 'none'"
+        "form-action 'self'; frame-ancestors 'none'"
     ),
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
@@ -682,23 +692,18 @@ def _provenance(panel: KeyResultPanel, now: datetime) -> str:
     )
 
 
-def _cycle_header(
-    cycle_id: str, cycle: CycleRow | None, objectives: list[views.ObjectiveView]
-) -> str:
-    elapsed = objectives[0].elapsed if objectives else Decimal(0)
-    counts: dict[str, int] = {}
-    for objective in objectives:
-        for kr in objective.key_results:
-            counts[kr.status] = counts.get(kr.status, 0) + 1
+def _cycle_header(view: pages.CyclePage) -> str:
+    cycle = view.cycle
+    assert cycle is not None
     summary = "".join(
-        f'<li>{_badge(status)} <span class="count">{counts[status]}</span></li>'
+        f'<li>{_badge(status)} <span class="count">{view.counts[status]:,}</span></li>'
         for status in STATUS_LABEL
-        if counts.get(status)
+        if view.counts.get(status)
     )
     return (
-        f'<section class="cycle-head"><div><h1>{_e(cycle_id)}</h1>'
+        f'<section class="cycle-head"><div><h1>{_e(cycle.id)}</h1>'
         f'<p class="muted">{_e(_cycle_dates(cycle))} · '
-        f"{_e(_percent(elapsed))} of the cycle elapsed</p>"
+        f"{_e(_percent(view.elapsed))} of the cycle elapsed</p>"
         '<p class="muted small"><span class="tick-key" aria-hidden="true"></span>'
         "on a bar marks the progress expected by today</p></div>"
         f'<ul class="summary" aria-label="key results by status">{summary}</ul></section>'
@@ -722,26 +727,135 @@ def _connection_alerts(connections: list[views.ConnectionView]) -> str:
     )
 
 
-def _index_body(
-    snapshot: Snapshot, cycle_ids: list[str], chosen: str, base: str, now: datetime
-) -> str:
+def _query(base: str, **params: object) -> str:
+    """``base/?…`` with the parameters that are set (page 1 is left out), in the order given."""
+    kept = {
+        k: str(v) for k, v in params.items() if v is not None and v != "" and (k, v) != ("page", 1)
+    }
+    return f"{base}/?{urlencode(kept)}" if kept else f"{base}/"
+
+
+def _filter_form(view: pages.CyclePage, filters: pages.Filters, base: str) -> str:
+    assert view.cycle is not None
+    owners = "".join(
+        f'<option value="{_e(o)}"'
+        + (" selected" if o == filters.owner else "")
+        + f">{_e(o)}</option>"
+        for o in view.owners
+    )
+    statuses = "".join(
+        f'<option value="{s}"' + (" selected" if s == filters.status else "") + f">{label}</option>"
+        for s, (label, _) in STATUS_LABEL.items()
+    )
+    limit = (
+        ""
+        if filters.limit == PAGE_SIZE
+        else f'<input type="hidden" name="limit" value="{filters.limit}">'
+    )
+    return (
+        f'<form class="filters" method="get" action="{_e(base)}/" role="search">'
+        f'<input type="hidden" name="cycle" value="{_e(view.cycle.id)}">{limit}'
+        '<label><span class="muted small">Search</span>'
+        f'<input type="search" name="q" value="{_e(filters.search or "")}" '
+        'placeholder="title or id" maxlength="200"></label>'
+        '<label><span class="muted small">Owner</span><select name="owner">'
+        f'<option value="">any</option>{owners}</select></label>'
+        '<label><span class="muted small">Status</span><select name="status">'
+        f'<option value="">any</option>{statuses}</select></label>'
+        '<button type="submit">Filter</button>'
+        + (
+            f'<a class="small" href="{_e(_query(base, cycle=view.cycle.id))}">clear</a>'
+            if filters.owner or filters.status or filters.search
+            else ""
+        )
+        + "</form>"
+    )
+
+
+def _pager(view: pages.CyclePage, filters: pages.Filters, base: str) -> str:
+    assert view.cycle is not None
+    limit = max(1, min(filters.limit, pages.MAX_LIMIT))
+    pages_total = max(1, -(-view.total // limit))
+    page = max(filters.page, 1)
+    first = (page - 1) * limit
+    shown = f"{first + 1:,}{DASH}{first + len(view.objectives):,}" if view.objectives else "none"
+
+    def link(to: int, text: str, rel: str) -> str:
+        href = _query(
+            base,
+            cycle=view.cycle.id if view.cycle else None,
+            owner=filters.owner,
+            status=filters.status,
+            q=filters.search,
+            limit=None if limit == PAGE_SIZE else limit,
+            page=to,
+        )
+        return f'<a rel="{rel}" href="{_e(href)}">{text}</a>'
+
+    parts = [f'<span class="muted">{shown} of {view.total:,} objectives</span>']
+    if page > 1:
+        parts.append(link(min(page - 1, pages_total), "← Previous", "prev"))
+    if page < pages_total:
+        parts.append(link(page + 1, "Next →", "next"))
+    return f'<nav class="pager" aria-label="pages">{"".join(parts)}</nav>'
+
+
+def _index_body(view: pages.CyclePage, filters: pages.Filters, base: str, now: datetime) -> str:
+    assert view.cycle is not None
     parts: list[str] = []
-    if len(cycle_ids) > 1:
+    if len(view.cycles) > 1:
         links = "".join(
-            f'<a href="{_e(base)}/?cycle={_e(c)}"'
-            + (' aria-current="page"' if c == chosen else "")
-            + f">{_e(c)}</a>"
-            for c in cycle_ids
+            f'<a href="{_e(_query(base, cycle=c.id))}"'
+            + (' aria-current="page"' if c.id == view.cycle.id else "")
+            + f">{_e(c.id)}</a>"
+            for c in view.cycles
         )
         parts.append(
             f'<nav class="cycles" aria-label="cycles"><span class="muted">Cycle</span>{links}</nav>'
         )
-    objectives = [o for o in snapshot.objectives if o.cycle == chosen]
-    parts.append(_cycle_header(chosen, snapshot.cycles.get(chosen), objectives))
-    parts.append(_connection_alerts(snapshot.connections))
-    for objective in objectives:
-        parts.append(_objective_card(snapshot, objective, base, now))
+    parts.append(_cycle_header(view))
+    parts.append(_connection_alerts(view.connections))
+    parts.append(_filter_form(view, filters, base))
+    rows = "".join(_objective_row(o, base) for o in view.objectives)
+    if not rows:
+        rows = '<li class="obj-row muted">No objectives match.</li>'
+    parts.append(f'<section class="card"><ul class="objs">{rows}</ul></section>')
+    parts.append(_pager(view, filters, base))
     return "".join(parts)
+
+
+def _objective_row(objective: pages.ObjectiveSummary, base: str) -> str:
+    """One objective on the overview: its roll-up, and its key results counted by status."""
+    link = f"{base}/objectives/{quote(objective.id, safe='')}"
+    meta = [f"<code>{_e(objective.id)}</code>"]
+    if objective.owner:
+        meta.insert(0, f"owner <strong>{_e(objective.owner)}</strong>")
+    counts = "".join(
+        f'<li class="badge s-{status}" title="{_e(STATUS_LABEL[status][0])}">'
+        f'<span aria-hidden="true">{STATUS_LABEL[status][1]}</span> '
+        f'{objective.by_status[status]}<span class="sr"> {_e(STATUS_LABEL[status][0])}</span></li>'
+        for status in STATUS_LABEL
+        if objective.by_status.get(status)
+    )
+    if objective.stale:
+        counts += (
+            f'<li class="badge stale"><span aria-hidden="true">◷</span> '
+            f"{objective.stale} Stale</li>"
+        )
+    krs = f"{objective.key_results} key result" + ("" if objective.key_results == 1 else "s")
+    return (
+        f'<li class="obj-row"><div class="obj-title"><h2><a href="{_e(link)}">'
+        f"{_e(objective.title)}</a></h2>"
+        f'<p class="muted">{" · ".join(meta)} · {krs}</p>'
+        f'<ul class="kr-counts" aria-label="key results by status">{counts}</ul></div>'
+        f'<div class="obj-progress">'
+        + _bar(
+            objective.progress, objective.status, objective.elapsed, f"{objective.title} progress"
+        )
+        + "</div>"
+        f'<div class="obj-score">{_badge(objective.status)}'
+        f'<span class="big">{_e(_percent(objective.progress))}</span></div></li>'
+    )
 
 
 def _objective_head(objective: views.ObjectiveView, link: str | None) -> str:
@@ -762,70 +876,37 @@ def _objective_head(objective: views.ObjectiveView, link: str | None) -> str:
     )
 
 
-def _objective_card(
-    snapshot: Snapshot, objective: views.ObjectiveView, base: str, now: datetime
-) -> str:
-    link = f"{base}/objectives/{objective.id}"
-    rows = []
-    for kr in objective.key_results:
-        panel = snapshot.panels.get(kr.id)
-        if panel is None:
-            continue
-        pace = objective.elapsed if kr.kind in PACED_KINDS else None
-        rows.append(
-            f'<li class="kr"><div class="kr-name"><span class="kr-title">{_e(kr.title)}</span>'
-            f'<span class="muted small"><code>{_e(kr.id)}</code> · '
-            f"{_e(kr.kind.replace('_', ' '))}</span></div>"
-            f'<div class="kr-progress">{_bar(kr.progress, kr.status, pace, f"{kr.title} progress")}'
-            f'<div class="kr-numbers"><span>{_value_line(kr, panel.row)}</span>'
-            f'<span class="pct">{_e(_percent(kr.progress))}</span></div></div>'
-            f'<div class="kr-badges">{_badge(kr.status)}{_stale_badge(kr, now)}</div>'
-            f'<div class="kr-prov">{_provenance(panel, now)}</div></li>'
-        )
-    if not rows:
-        rows.append('<li class="kr muted">No key results.</li>')
-    return (
-        f'<article class="card objective">{_objective_head(objective, link)}'
-        f'<ul class="krs">{"".join(rows)}</ul>'
-        f'<p class="more"><a href="{_e(link)}">Burn-up charts →</a></p></article>'
-    )
-
-
-def _objective_body(
-    snapshot: Snapshot, objective: views.ObjectiveView, base: str, now: datetime
-) -> str:
-    cycle = snapshot.cycles.get(objective.cycle)
-    cycle_link = f"{base}/?cycle={objective.cycle}"
+def _objective_body(found: pages.ObjectivePage, base: str, now: datetime) -> str:
+    objective, cycle = found.objective, found.cycle
+    cycle_link = _query(base, cycle=objective.cycle)
     cards = []
-    for kr in objective.key_results:
-        panel = snapshot.panels.get(kr.id)
-        if panel is None:
-            continue
-        chart = ""
-        if cycle is not None:
-            chart = burnup_svg(
-                BurnupChart(
-                    title=kr.title,
-                    kind=kr.kind,
-                    unit=kr.unit,
-                    cycle_start=cycle.start,
-                    cycle_end=cycle.end,
-                    start=kr.start,
-                    target=kr.target,
-                    low=panel.row.low,
-                    high=panel.row.high,
-                    samples=panel.samples,
-                    now=now,
-                )
+    for panel in found.key_results:
+        kr = panel.view
+        chart = burnup_svg(
+            BurnupChart(
+                title=kr.title,
+                kind=kr.kind,
+                unit=kr.unit,
+                cycle_start=cycle.start,
+                cycle_end=cycle.end,
+                start=kr.start,
+                target=kr.target,
+                low=panel.row.low,
+                high=panel.row.high,
+                samples=panel.samples,
+                now=now,
             )
+        )
         reference = "expected pace" if kr.kind in PACED_KINDS else "target"
+        pace = objective.elapsed if kr.kind in PACED_KINDS else None
         cards.append(
             f'<article class="card kr-card"><header class="kr-card-head"><div>'
             f'<h2>{_e(kr.title)}</h2><p class="muted small"><code>{_e(kr.id)}</code> · '
             f"{_e(kr.kind.replace('_', ' '))}</p></div>"
             f'<div class="kr-badges">{_badge(kr.status)}{_stale_badge(kr, now)}</div></header>'
+            f'<div class="kr-progress">{_bar(kr.progress, kr.status, pace, f"{kr.title} progress")}'
             f'<div class="kr-numbers big-numbers"><span>{_value_line(kr, panel.row)}</span>'
-            f'<span class="pct">{_e(_percent(kr.progress))}</span></div>'
+            f'<span class="pct">{_e(_percent(kr.progress))}</span></div></div>'
             f'<figure class="chart">{chart}<figcaption class="legend">'
             '<span><i class="key actual"></i>actual</span>'
             f'<span><i class="key pace"></i>{reference}</span>'
@@ -833,13 +914,30 @@ def _objective_body(
             f"{_provenance(panel, now)}{_history_table(panel)}</article>"
         )
     head = _objective_head(objective, None)
+    pager = ""
+    if found.total > found.limit:
+        here = f"{base}/objectives/{quote(objective.id, safe='')}"
+        last = max(1, -(-found.total // found.limit))
+        limit = "" if found.limit == KR_PAGE_SIZE else f"&limit={found.limit}"
+        first = (found.page - 1) * found.limit
+        links = [
+            f'<span class="muted">key results {first + 1:,}{DASH}{first + len(cards):,} '
+            f"of {found.total:,}</span>"
+        ]
+        if found.page > 1:
+            prev = min(found.page - 1, last)
+            links.append(f'<a rel="prev" href="{_e(here)}?page={prev}{limit}">← Previous</a>')
+        if found.page < last:
+            nxt = found.page + 1
+            links.append(f'<a rel="next" href="{_e(here)}?page={nxt}{limit}">Next →</a>')
+        pager = f'<nav class="pager" aria-label="pages">{"".join(links)}</nav>'
     return (
         f'<nav class="crumbs"><a href="{_e(base)}/">← All objectives</a> · '
         f'<a href="{_e(cycle_link)}">{_e(objective.cycle)}</a></nav>'
         f'<section class="card objective detail-head">{head}'
         f'<p class="muted small">{_e(_cycle_dates(cycle))} · {_e(_percent(objective.elapsed))} '
         "of the cycle elapsed</p></section>"
-        f'<section class="kr-grid">{"".join(cards) or "<p>No key results.</p>"}</section>'
+        f'<section class="kr-grid">{"".join(cards) or "<p>No key results.</p>"}</section>{pager}'
     )
 
 
@@ -937,6 +1035,20 @@ background:var(--bg);border-radius:0 8px 8px 0}
 .alert{border:1px solid var(--risk);background:var(--risk-bg);border-radius:12px;padding:12px 16px;
 overflow-wrap:anywhere}.alert ul{margin:6px 0 0;padding-left:18px}
 .crumbs{font-size:.92rem}
+.objs{list-style:none;margin:0;padding:0}
+.obj-row{display:grid;grid-template-columns:minmax(0,6fr) minmax(0,4fr) 8.5rem;gap:8px 18px;
+align-items:center;padding:14px 0;border-top:1px solid var(--line)}
+.obj-row:first-child{border-top:0;padding-top:0}.obj-row:last-child{padding-bottom:0}
+.obj-row h2{font-size:1.05rem;overflow-wrap:anywhere}
+.kr-counts{list-style:none;margin:6px 0 0;padding:0;display:flex;flex-wrap:wrap;gap:6px}
+.sr{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap}
+.filters{display:flex;flex-wrap:wrap;gap:10px;align-items:flex-end}
+.filters label{display:flex;flex-direction:column;gap:2px;min-width:0}
+.filters input,.filters select,.filters button{font:inherit;padding:5px 9px;border-radius:8px;
+border:1px solid var(--line);background:var(--card);color:var(--text);max-width:100%}
+.filters button{background:var(--accent);border-color:var(--accent);color:var(--card);
+font-weight:600;cursor:pointer}
+.pager{display:flex;flex-wrap:wrap;gap:16px;align-items:center;justify-content:flex-end}
 .detail-head p{margin:10px 0 0}
 .kr-grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(min(100%,440px),1fr));gap:16px}
 .kr-card-head{display:flex;justify-content:space-between;align-items:flex-start;gap:10px}
@@ -968,6 +1080,8 @@ th{color:var(--muted);font-weight:600}
 border-radius:8px;overflow-x:auto}
 .foot{color:var(--muted);font-size:.8rem;padding-bottom:28px}
 @media (max-width:720px){
+.obj-row{grid-template-columns:minmax(0,1fr)}.obj-row .obj-score{flex-direction:row;
+align-items:center;justify-content:space-between}
 .kr{grid-template-columns:minmax(0,1fr)}
 .kr-name{grid-row:1}.kr-badges{grid-row:2;justify-content:flex-start}
 .kr-progress{grid-row:3}.kr-prov{grid-row:4}

@@ -1,0 +1,363 @@
+"""The dashboard's page queries: a fixed number of SQL statements per page, whatever the size.
+
+The overview (``cycle_page``) reads one cycle's objectives and only the columns of their key results
+that status and roll-up need, in five statements; one objective's page (``objective_page``) reads
+that objective, its key results, the current measurements and the newest values of the key results
+shown (one window query), in four. Nothing is read per key result or per objective, so a page costs
+the same number of round trips at 10 and at 100,000 key results. Status and roll-up stay in Python
+(progress is exact decimal text, never compared in SQL, see :mod:`okrsync.store.types`), over the
+key results of the chosen cycle only; the objectives' filters (owner, title search) are SQL.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import func, or_
+from sqlalchemy import select as sa_select
+from sqlmodel import Session, col, select
+
+from okrsync.engine.progress import KRKind
+from okrsync.engine.status import Weighted, elapsed_fraction, objective_status, rollup, status_for
+from okrsync.store import views
+from okrsync.store.tables import CycleRow, KeyResultRow, MeasurementRow, ObjectiveRow
+
+STATUSES = ("on_track", "at_risk", "off_track", "no_data")
+MAX_LIMIT = 100
+"""No page lists more objectives (or key results) than this, whatever ``limit`` asks for."""
+
+
+@dataclass(frozen=True)
+class Cycle:
+    id: str
+    start: date
+    end: date
+
+
+@dataclass(frozen=True)
+class ObjectiveSummary:
+    """One objective's line on the overview: its roll-up and its key results counted by status."""
+
+    id: str
+    title: str
+    cycle: str
+    owner: str | None
+    progress: Decimal | None
+    status: str
+    elapsed: Decimal
+    key_results: int
+    by_status: dict[str, int]
+    stale: int
+
+
+@dataclass(frozen=True)
+class Filters:
+    cycle: str | None = None
+    owner: str | None = None
+    status: str | None = None
+    search: str | None = None
+    page: int = 1
+    limit: int = 25
+
+
+@dataclass(frozen=True)
+class CyclePage:
+    cycles: list[Cycle]
+    cycle: Cycle | None
+    elapsed: Decimal
+    owners: list[str]
+    objectives: list[ObjectiveSummary]
+    total: int
+    """Objectives matching the filters (``objectives`` is one page of them)."""
+    counts: dict[str, int]
+    """Key results of the matching objectives, by status."""
+    connections: list[views.ConnectionView]
+
+
+def pick_cycle(cycles: list[Cycle], now: datetime) -> Cycle | None:
+    """The cycle running today, else the latest one started, else the first."""
+    today = now.date()
+    running = [c for c in cycles if c.start <= today <= c.end]
+    if running:
+        return running[0]
+    started = [c for c in cycles if c.start <= today]
+    if started:
+        return max(started, key=lambda c: c.start)
+    return cycles[0] if cycles else None
+
+
+def cycles_with_objectives(session: Session) -> list[Cycle]:
+    live = select(ObjectiveRow.cycle_id).where(col(ObjectiveRow.archived_at).is_(None))
+    rows = session.execute(
+        sa_select(col(CycleRow.id), col(CycleRow.start), col(CycleRow.end))
+        .where(col(CycleRow.id).in_(live))
+        .order_by(col(CycleRow.start), col(CycleRow.id))
+    ).all()
+    return [Cycle(r[0], r[1], r[2]) for r in rows]
+
+
+def _objective_filters(cycle_id: str, filters: Filters) -> list[Any]:
+    where: list[Any] = [
+        col(ObjectiveRow.cycle_id) == cycle_id,
+        col(ObjectiveRow.archived_at).is_(None),
+    ]
+    if filters.owner:
+        where.append(col(ObjectiveRow.owner) == filters.owner)
+    if filters.search:
+        needle = "%" + _like_escape(filters.search.lower()) + "%"
+        where.append(
+            or_(
+                func.lower(col(ObjectiveRow.title)).like(needle, escape="\\"),
+                func.lower(col(ObjectiveRow.id)).like(needle, escape="\\"),
+            )
+        )
+    return where
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def cycle_page(session: Session, now: datetime, filters: Filters) -> CyclePage:
+    """The overview of one cycle (``filters.cycle`` or the one running): five statements."""
+    cycles = cycles_with_objectives(session)
+    chosen = (
+        next((c for c in cycles if c.id == filters.cycle), None)
+        if filters.cycle
+        else pick_cycle(cycles, now)
+    )
+    connections = views.connections_view(session)
+    if chosen is None:
+        return CyclePage(cycles, None, Decimal(0), [], [], 0, {}, connections)
+    elapsed = elapsed_fraction(chosen.start, chosen.end, now)
+    where = _objective_filters(chosen.id, filters)
+    objectives = session.execute(
+        sa_select(
+            col(ObjectiveRow.id),
+            col(ObjectiveRow.title),
+            col(ObjectiveRow.owner),
+        )
+        .where(*where)
+        .order_by(col(ObjectiveRow.position), col(ObjectiveRow.id))
+    ).all()
+    krs = session.execute(
+        sa_select(
+            col(KeyResultRow.objective_id),
+            col(KeyResultRow.kind),
+            col(KeyResultRow.progress),
+            col(KeyResultRow.weight),
+            col(KeyResultRow.stale_after_seconds),
+            col(KeyResultRow.checked_at),
+            col(KeyResultRow.observed_at),
+        )
+        .join(ObjectiveRow, col(ObjectiveRow.id) == col(KeyResultRow.objective_id))
+        .where(*where, col(KeyResultRow.archived_at).is_(None))
+    ).all()
+    grouped: dict[str, list[Any]] = {}
+    for kr in krs:
+        grouped.setdefault(kr[0], []).append(kr)
+    summaries: list[ObjectiveSummary] = []
+    counts = dict.fromkeys(STATUSES, 0)
+    for oid, title, owner in objectives:
+        summary = _summarise(oid, title, chosen.id, owner, grouped.get(oid, []), elapsed, now)
+        if filters.status and summary.status != filters.status:
+            continue
+        summaries.append(summary)
+        for status, n in summary.by_status.items():
+            counts[status] = counts.get(status, 0) + n
+    limit = max(1, min(filters.limit, MAX_LIMIT))
+    first = (max(filters.page, 1) - 1) * limit
+    return CyclePage(
+        cycles=cycles,
+        cycle=chosen,
+        elapsed=elapsed,
+        owners=owner_list(session, chosen.id),
+        objectives=summaries[first : first + limit],
+        total=len(summaries),
+        counts=counts,
+        connections=connections,
+    )
+
+
+def owner_list(session: Session, cycle_id: str) -> list[str]:
+    """Owners of a cycle's objectives, for the owner filter."""
+    rows = session.execute(
+        sa_select(col(ObjectiveRow.owner))
+        .where(
+            col(ObjectiveRow.cycle_id) == cycle_id,
+            col(ObjectiveRow.archived_at).is_(None),
+            col(ObjectiveRow.owner).is_not(None),
+        )
+        .distinct()
+        .order_by(col(ObjectiveRow.owner))
+    ).all()
+    return [r[0] for r in rows]
+
+
+def _summarise(
+    oid: str,
+    title: str,
+    cycle_id: str,
+    owner: str | None,
+    krs: list[Any],
+    elapsed: Decimal,
+    now: datetime,
+) -> ObjectiveSummary:
+    by_status: dict[str, int] = {}
+    stale = 0
+    for _, kind, progress, _weight, stale_after, checked_at, observed_at in krs:
+        status = status_for(KRKind(kind), progress, elapsed).value
+        by_status[status] = by_status.get(status, 0) + 1
+        if stale_after is not None:
+            seen = checked_at or observed_at
+            if seen is None or now > views.stale_deadline(seen, stale_after):
+                stale += 1
+    progress = rollup([Weighted(kr[2], kr[3]) for kr in krs])
+    return ObjectiveSummary(
+        id=oid,
+        title=title,
+        cycle=cycle_id,
+        owner=owner,
+        progress=progress,
+        status=objective_status(progress, elapsed).value,
+        elapsed=elapsed,
+        key_results=len(krs),
+        by_status=by_status,
+        stale=stale,
+    )
+
+
+# --------------------------------------------------------------------------- one objective
+
+
+@dataclass(frozen=True)
+class KeyResultDetail:
+    view: views.KeyResultView
+    row: KeyResultRow
+    current: MeasurementRow | None
+    samples: list[tuple[datetime, Decimal]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ObjectivePage:
+    objective: views.ObjectiveView
+    """The objective with the key results of this page (its progress rolls up all of them)."""
+    cycle: Cycle
+    key_results: list[KeyResultDetail]
+    total: int
+    page: int
+    limit: int
+
+
+def objective_page(
+    session: Session,
+    now: datetime,
+    objective_id: str,
+    page: int = 1,
+    limit: int = 20,
+    history_limit: int = 500,
+) -> ObjectivePage | None:
+    """One objective with one page of its key results, each with its current measurement and its
+    newest ``history_limit`` values: four statements, ``None`` when there is no such objective."""
+    found = session.execute(
+        sa_select(ObjectiveRow, CycleRow)
+        .join(CycleRow, col(CycleRow.id) == col(ObjectiveRow.cycle_id))
+        .where(col(ObjectiveRow.id) == objective_id, col(ObjectiveRow.archived_at).is_(None))
+    ).first()
+    if found is None:
+        return None
+    objective, cycle_row = found
+    cycle = Cycle(cycle_row.id, cycle_row.start, cycle_row.end)
+    elapsed = elapsed_fraction(cycle.start, cycle.end, now)
+    rows = session.exec(
+        select(KeyResultRow)
+        .where(
+            col(KeyResultRow.objective_id) == objective_id,
+            col(KeyResultRow.archived_at).is_(None),
+        )
+        .order_by(col(KeyResultRow.position), col(KeyResultRow.id))
+    ).all()
+    limit = max(1, min(limit, MAX_LIMIT))
+    first = (max(page, 1) - 1) * limit
+    shown = rows[first : first + limit]
+    ids = [r.id for r in shown]
+    current_ids = [r.last_measurement_id for r in shown if r.last_measurement_id is not None]
+    currents: dict[int, MeasurementRow] = {}
+    if current_ids:
+        for m in session.exec(
+            select(MeasurementRow).where(col(MeasurementRow.id).in_(current_ids))
+        ):
+            assert m.id is not None
+            currents[m.id] = m
+    samples = _newest_values(session, ids, history_limit) if ids else {}
+    details = []
+    for row in shown:
+        view = views.KeyResultView(
+            id=row.id,
+            title=row.title,
+            kind=row.kind,
+            value=row.value,
+            start=row.start,
+            target=row.target,
+            unit=row.unit,
+            progress=row.progress,
+            status=status_for(KRKind(row.kind), row.progress, elapsed).value,
+            stale=views.is_stale(row, now),
+            observed_at=row.observed_at,
+            checked_at=row.checked_at,
+            last_error=row.last_error,
+        )
+        current = currents.get(row.last_measurement_id) if row.last_measurement_id else None
+        details.append(KeyResultDetail(view, row, current, samples.get(row.id, [])))
+    progress = rollup([Weighted(r.progress, r.weight) for r in rows])
+    summary = views.ObjectiveView(
+        id=objective.id,
+        title=objective.title,
+        cycle=objective.cycle_id,
+        owner=objective.owner,
+        progress=progress,
+        status=objective_status(progress, elapsed).value,
+        elapsed=elapsed,
+        key_results=[d.view for d in details],
+    )
+    return ObjectivePage(summary, cycle, details, len(rows), max(page, 1), limit)
+
+
+def _newest_values(
+    session: Session, kr_ids: list[str], limit: int
+) -> dict[str, list[tuple[datetime, Decimal]]]:
+    """The newest ``limit`` values of each key result, oldest first: one window query."""
+    rank = (
+        func.row_number()
+        .over(
+            partition_by=col(MeasurementRow.key_result_id),
+            order_by=(col(MeasurementRow.observed_at).desc(), col(MeasurementRow.id).desc()),
+        )
+        .label("rank")
+    )
+    inner = (
+        sa_select(
+            col(MeasurementRow.key_result_id),
+            col(MeasurementRow.observed_at),
+            col(MeasurementRow.value),
+            col(MeasurementRow.id),
+            rank,
+        )
+        .where(
+            col(MeasurementRow.key_result_id).in_(kr_ids),
+            col(MeasurementRow.value).is_not(None),
+        )
+        .subquery()
+    )
+    rows = session.execute(
+        sa_select(inner.c.key_result_id, inner.c.observed_at, inner.c.value)
+        .where(inner.c.rank <= limit)
+        .order_by(inner.c.key_result_id, inner.c.observed_at, inner.c.id)
+    ).all()
+    out: dict[str, list[tuple[datetime, Decimal]]] = {}
+    for kr_id, at, value in rows:
+        out.setdefault(kr_id, []).append((at, value))
+    return out

@@ -334,12 +334,24 @@ class SyncService:
             await self.fetch(plan, report, on_answered=evaluator.answered)
             evaluated = evaluator.results()
             now = self.clock()
-            recorded = record_all(
-                self.engine, evaluated, run_id=report.run_id, now=now, redactor=self.redactor
-            )
+            # The store's work off the event loop: health, webhooks and the API answer while
+            # thousands of key results are recorded (a thread per group, each its own session).
+            recorded = await asyncio.to_thread(self._record, plan, evaluated, report.run_id, now)
             report.recorded += recorded
             report.errors += [r.error for r in recorded if r.error]
-            self._mark_metrics_ran(plan, now)
+
+    def _record(
+        self,
+        plan: QueryPlan,
+        evaluated: list[tuple[Evaluation, PlannedKeyResult]],
+        run_id: str,
+        now: datetime,
+    ) -> list[Recorded]:
+        recorded = record_all(
+            self.engine, evaluated, run_id=run_id, now=now, redactor=self.redactor
+        )
+        self._mark_metrics_ran(plan, now)
+        return recorded
 
     async def fetch(
         self,

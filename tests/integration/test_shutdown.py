@@ -62,7 +62,7 @@ def start(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
 
 
 def wait_until(check: Callable[[], bool], daemon: subprocess.Popen[bytes], what: str) -> None:
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 90  # start-up alone takes many seconds on a loaded machine
     while not check():
         if daemon.poll() is not None:
             pytest.fail(f"the daemon exited while waiting for {what}")

@@ -737,12 +737,7 @@ def _query(base: str, **params: object) -> str:
 
 def _filter_form(view: pages.CyclePage, filters: pages.Filters, base: str) -> str:
     assert view.cycle is not None
-    owners = "".join(
-        f'<option value="{_e(o)}"'
-        + (" selected" if o == filters.owner else "")
-        + f">{_e(o)}</option>"
-        for o in view.owners
-    )
+    owners = "".join(f'<option value="{_e(o)}">' for o in view.owners)
     statuses = "".join(
         f'<option value="{s}"' + (" selected" if s == filters.status else "") + f">{label}</option>"
         for s, (label, _) in STATUS_LABEL.items()
@@ -758,8 +753,9 @@ def _filter_form(view: pages.CyclePage, filters: pages.Filters, base: str) -> st
         '<label><span class="muted small">Search</span>'
         f'<input type="search" name="q" value="{_e(filters.search or "")}" '
         'placeholder="title or id" maxlength="200"></label>'
-        '<label><span class="muted small">Owner</span><select name="owner">'
-        f'<option value="">any</option>{owners}</select></label>'
+        '<label><span class="muted small">Owner</span>'
+        f'<input name="owner" list="owners" value="{_e(filters.owner or "")}" placeholder="any" '
+        f'maxlength="100" autocomplete="off"></label><datalist id="owners">{owners}</datalist>'
         '<label><span class="muted small">Status</span><select name="status">'
         f'<option value="">any</option>{statuses}</select></label>'
         '<button type="submit">Filter</button>'

@@ -16,7 +16,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, or_
+from sqlalchemy import String, case, func, or_, type_coerce
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
@@ -24,7 +24,10 @@ from okrsync.engine.progress import KRKind
 from okrsync.engine.status import Weighted, elapsed_fraction, objective_status, rollup, status_for
 from okrsync.store import views
 from okrsync.store.tables import CycleRow, KeyResultRow, MeasurementRow, ObjectiveRow
+from okrsync.store.types import UtcDateTime
 
+MAX_OWNERS = 500
+"""The owner filter suggests at most this many owners (any other can still be typed)."""
 STATUSES = ("on_track", "at_risk", "off_track", "no_data")
 MAX_LIMIT = 100
 """No page lists more objectives (or key results) than this, whatever ``limit`` asks for."""
@@ -143,47 +146,71 @@ def cycle_page(session: Session, now: datetime, filters: Filters) -> CyclePage:
         .where(*where)
         .order_by(col(ObjectiveRow.position), col(ObjectiveRow.id))
     ).all()
-    krs = session.execute(
-        sa_select(
-            col(KeyResultRow.objective_id),
-            col(KeyResultRow.kind),
-            col(KeyResultRow.progress),
-            col(KeyResultRow.weight),
-            col(KeyResultRow.stale_after_seconds),
-            col(KeyResultRow.checked_at),
-            col(KeyResultRow.observed_at),
+    seen = func.coalesce(col(KeyResultRow.checked_at), col(KeyResultRow.observed_at))
+    # read through the Connection: plain rows, no ORM loading per key result; the last-seen
+    # moment only where a staleness deadline makes it matter (most rows skip its conversion)
+    krs = (
+        session.connection()
+        .execute(
+            sa_select(
+                col(KeyResultRow.objective_id),
+                col(KeyResultRow.kind),
+                type_coerce(col(KeyResultRow.progress), String),
+                type_coerce(col(KeyResultRow.weight), String),
+                col(KeyResultRow.stale_after_seconds),
+                type_coerce(
+                    case((col(KeyResultRow.stale_after_seconds).is_not(None), seen)),
+                    UtcDateTime,
+                ),
+            )
+            .join(ObjectiveRow, col(ObjectiveRow.id) == col(KeyResultRow.objective_id))
+            .where(*where, col(KeyResultRow.archived_at).is_(None))
         )
-        .join(ObjectiveRow, col(ObjectiveRow.id) == col(KeyResultRow.objective_id))
-        .where(*where, col(KeyResultRow.archived_at).is_(None))
-    ).all()
+        .all()
+    )
     grouped: dict[str, list[Any]] = {}
     for kr in krs:
         grouped.setdefault(kr[0], []).append(kr)
-    summaries: list[ObjectiveSummary] = []
+    status_of = _StatusOf(elapsed)
     counts = dict.fromkeys(STATUSES, 0)
-    for oid, title, owner in objectives:
-        summary = _summarise(oid, title, chosen.id, owner, grouped.get(oid, []), elapsed, now)
-        if filters.status and summary.status != filters.status:
-            continue
-        summaries.append(summary)
-        for status, n in summary.by_status.items():
-            counts[status] = counts.get(status, 0) + n
     limit = max(1, min(filters.limit, MAX_LIMIT))
     first = (max(filters.page, 1) - 1) * limit
+    if filters.status:
+        # the status filter needs every objective's roll-up; without it only the page's
+        matching = [
+            s
+            for oid, title, owner in objectives
+            if (
+                s := _summarise(oid, title, chosen.id, owner, grouped.get(oid, []), status_of, now)
+            ).status
+            == filters.status
+        ]
+        for summary in matching:
+            for status, n in summary.by_status.items():
+                counts[status] += n
+        shown, total = matching[first : first + limit], len(matching)
+    else:
+        for row in krs:
+            counts[status_of(row[1], row[2])] += 1
+        shown = [
+            _summarise(oid, title, chosen.id, owner, grouped.get(oid, []), status_of, now)
+            for oid, title, owner in objectives[first : first + limit]
+        ]
+        total = len(objectives)
     return CyclePage(
         cycles=cycles,
         cycle=chosen,
         elapsed=elapsed,
         owners=owner_list(session, chosen.id),
-        objectives=summaries[first : first + limit],
-        total=len(summaries),
+        objectives=shown,
+        total=total,
         counts=counts,
         connections=connections,
     )
 
 
 def owner_list(session: Session, cycle_id: str) -> list[str]:
-    """Owners of a cycle's objectives, for the owner filter."""
+    """Owners of a cycle's objectives (the first ``MAX_OWNERS``), offered by the owner filter."""
     rows = session.execute(
         sa_select(col(ObjectiveRow.owner))
         .where(
@@ -193,8 +220,33 @@ def owner_list(session: Session, cycle_id: str) -> list[str]:
         )
         .distinct()
         .order_by(col(ObjectiveRow.owner))
+        .limit(MAX_OWNERS)
     ).all()
     return [r[0] for r in rows]
+
+
+_KINDS = {kind.value: kind for kind in KRKind}
+
+
+def _decimal(text: str | None) -> Decimal | None:
+    return None if text is None else Decimal(text)
+
+
+class _StatusOf:
+    """A key result's status by kind and progress text, each distinct pair computed once per
+    page (many key results share a progress: 0, 1, none yet)."""
+
+    def __init__(self, elapsed: Decimal) -> None:
+        self.elapsed = elapsed
+        self.memo: dict[tuple[str, str | None], str] = {}
+
+    def __call__(self, kind: str, progress: str | None) -> str:
+        got = self.memo.get((kind, progress))
+        if got is None:
+            value = None if progress is None else Decimal(progress)
+            got = status_for(_KINDS[kind], value, self.elapsed).value
+            self.memo[(kind, progress)] = got
+        return got
 
 
 def _summarise(
@@ -203,19 +255,21 @@ def _summarise(
     cycle_id: str,
     owner: str | None,
     krs: list[Any],
-    elapsed: Decimal,
+    status_of: _StatusOf,
     now: datetime,
 ) -> ObjectiveSummary:
     by_status: dict[str, int] = {}
     stale = 0
-    for _, kind, progress, _weight, stale_after, checked_at, observed_at in krs:
-        status = status_for(KRKind(kind), progress, elapsed).value
+    for row in krs:
+        status = status_of(row[1], row[2])
         by_status[status] = by_status.get(status, 0) + 1
-        if stale_after is not None:
-            seen = checked_at or observed_at
-            if seen is None or now > views.stale_deadline(seen, stale_after):
-                stale += 1
-    progress = rollup([Weighted(kr[2], kr[3]) for kr in krs])
+        stale_after, seen = row[4], row[5]
+        if stale_after is not None and (
+            seen is None or now > views.stale_deadline(seen, stale_after)
+        ):
+            stale += 1
+    progress = rollup([Weighted(_decimal(kr[2]), Decimal(kr[3])) for kr in krs])
+    elapsed = status_of.elapsed
     return ObjectiveSummary(
         id=oid,
         title=title,

@@ -190,7 +190,8 @@ async def test_the_overview_filters_by_owner_status_and_search(store: Store) -> 
             for status in ("on_track", "at_risk", "off_track", "no_data")
         }
     assert "Make the product fast" in by_owner and "Grow new-business" not in by_owner
-    assert '<option value="platform-team" selected>' in by_owner
+    assert 'name="owner" list="owners" value="platform-team"' in by_owner
+    assert '<option value="sales">' in by_owner  # the other owners stay on offer
     assert "Grow new-business" in by_search and "Make the product fast" not in by_search
     assert "No objectives match." in no_match and "none of 0 objectives" in no_match
     # page 2 of 1 per page: the second objective only, a link back, none onward

@@ -25,10 +25,12 @@ JSONPath dialect: ``jsonpath_ng.ext``, a superset of the basic grammar that adds
 
 from __future__ import annotations
 
+import asyncio
+import copy
 import functools
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -47,10 +49,10 @@ from pydantic import (
     model_validator,
 )
 
-from okrsync.errors import Blame, VendorResponseError
+from okrsync.errors import Blame, ConnectorError, VendorResponseError
 from okrsync.sdk.auth import HttpAuth, auth_headers
 from okrsync.sdk.budget import BudgetPolicy, CallBudget
-from okrsync.sdk.connector import ConnectionConfig, QuerySpec, Source
+from okrsync.sdk.connector import ConnectionConfig, QuerySpec, Source, failed_reading
 from okrsync.sdk.http import HttpClient, OwnsHttpClient, RetryPolicy
 from okrsync.sdk.models import CycleWindow, Query, Reading, as_decimal, digest
 
@@ -295,6 +297,21 @@ def _shorten(text: str) -> str:
     return text if len(text) <= _SHOWN else text[: _SHOWN - 1] + "…"
 
 
+def _subject(queries: Sequence[Query[HttpJsonQuery]]) -> str:
+    """How a shared request names itself in errors: every metric it answers."""
+    names = [name for query in queries for name in query.metrics]
+    return f"metrics {', '.join(names)}"
+
+
+def _named(error: ConnectorError, connection: str, subject: str) -> ConnectorError:
+    """A copy of ``error`` naming this query's own metric(s), not the shared request's."""
+    own = copy.copy(error)
+    own.connection = own.connection or connection
+    own.subject = subject
+    own.args = (own.render(),)
+    return own
+
+
 def _first(path: str, document: Any) -> Any:
     matches = compile_json_path(path).find(document)
     return matches[0].value if matches else None
@@ -354,13 +371,53 @@ class HttpJsonSource(OwnsHttpClient, Source[HttpJsonConnection, HttpJsonQuery]):
             rate_limit_backoff=self.rate_limit_backoff,
         )
 
+    # --- one request, several metrics --------------------------------------------------------
+
+    def batch_key(self, spec: HttpJsonQuery) -> str:
+        """Everything that shapes the request (method, path, params, body, paging), not what is
+        read from the answer: metrics differing only in ``json_path`` or ``aggregate`` share one
+        request, and the scheduler (``request_key`` defaults to this) lets them fall due in the
+        same pass."""
+        return spec.model_dump_json(exclude={"json_path", "aggregate"})
+
+    async def fetch(self, queries: Sequence[Query[HttpJsonQuery]]) -> list[Reading]:
+        """Every query, one request (or page sequence) per distinct request and cycle: the
+        answer is read at each query's path, so 40 metrics reading ``/stats`` cost one GET."""
+        groups: dict[tuple[str, str, str, str], list[int]] = {}
+        for index, query in enumerate(queries):
+            cycle = query.cycle
+            key = (self.batch_key(query.spec), cycle.id, str(cycle.start), str(cycle.end))
+            groups.setdefault(key, []).append(index)
+        readings: dict[int, Reading] = {}
+        limit = asyncio.Semaphore(self.max_concurrency)
+
+        async def run(indexes: list[int]) -> None:
+            async with limit:
+                answers = await self._answer([queries[i] for i in indexes])
+            readings.update(zip(indexes, answers, strict=True))
+
+        await asyncio.gather(*(run(indexes) for indexes in groups.values()))
+        return [readings[index] for index in range(len(queries))]
+
     async def fetch_one(self, query: Query[HttpJsonQuery]) -> Reading:
-        spec = query.spec
-        subject = query.subject
-        reducer = _Reducer(spec)
+        (reading,) = await self._answer([query])
+        if reading.error is not None:
+            raise reading.error
+        return reading
+
+    async def _answer(self, queries: Sequence[Query[HttpJsonQuery]]) -> list[Reading]:
+        """Answer ``queries``, which share one request: its pages are read once, each page at
+        every query's path. A query whose path fails (no match, not a number) fails alone; a
+        request that fails fails every query that still needed it."""
+        first = queries[0]
+        spec = first.spec  # the request's fields are equal in all of them (``batch_key``)
+        subject = first.subject if len(queries) == 1 else _subject(queries)
+        reducers = [_Reducer(query.spec) for query in queries]
+        errors: list[VendorResponseError | None] = [None] * len(queries)
         bodies: list[bytes] = []
         seen: set[str] = set()
-        request: _PageRequest | None = self._first_request(spec, query.cycle)
+        request: _PageRequest | None = self._first_request(spec, first.cycle)
+        failure: ConnectorError | None = None
         try:
             while request is not None:
                 if len(bodies) >= spec.max_pages:
@@ -377,24 +434,48 @@ class HttpJsonSource(OwnsHttpClient, Source[HttpJsonConnection, HttpJsonQuery]):
                 )
                 bodies.append(response.content)
                 document = self._client.parse_json(response, subject=subject)
-                reducer.add(
-                    [match.value for match in compile_json_path(spec.json_path).find(document)]
-                )
-                if reducer.done:
+                for index, (query, reducer) in enumerate(zip(queries, reducers, strict=True)):
+                    if errors[index] is not None or reducer.done:
+                        continue
+                    path = compile_json_path(query.spec.json_path)
+                    try:
+                        reducer.add([match.value for match in path.find(document)])
+                    except VendorResponseError as exc:
+                        errors[index] = exc
+                if all(e is not None or r.done for e, r in zip(errors, reducers, strict=True)):
                     break
                 request = self._next_request(spec, request, response, document, seen, len(bodies))
-            value = reducer.result(len(bodies))
-        except VendorResponseError as exc:
-            exc.message = self._client.redact(exc.message)
-            raise exc.for_subject(self.name, subject) from None
-        return Reading(
-            key=query.key,
-            value=value,
-            query_text=spec.query_text(),
-            fetched_at=datetime.now(UTC),
-            raw_digest=digest(b"".join(bodies)),
-            api_calls=len(bodies),
-        )
+        except ConnectorError as exc:
+            failure = exc  # redacted below, with the path errors
+        fetched_at = datetime.now(UTC)
+        raw = digest(b"".join(bodies))
+        readings: list[Reading] = []
+        for index, (query, reducer) in enumerate(zip(queries, reducers, strict=True)):
+            error: ConnectorError | None = errors[index]
+            value: Decimal | None = None
+            if error is None and failure is not None and not reducer.done:
+                error = failure
+            if error is None:
+                try:
+                    value = reducer.result(len(bodies))
+                except VendorResponseError as exc:
+                    error = exc
+            if error is not None:
+                if isinstance(error, VendorResponseError):
+                    error.message = self._client.redact(error.message)
+                readings.append(failed_reading(query, _named(error, self.name, query.subject)))
+                continue
+            readings.append(
+                Reading(
+                    key=query.key,
+                    value=value,
+                    query_text=query.spec.query_text(),
+                    fetched_at=fetched_at,
+                    raw_digest=raw,
+                    api_calls=len(bodies) if index == 0 else 0,  # counted once per request
+                )
+            )
+        return readings
 
     # --- pagination ----------------------------------------------------------------------------
 

@@ -18,6 +18,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
 from okrsync.api.context import ApiContext
+from okrsync.api.offload import in_thread
 from okrsync.store import views
 from okrsync.store.db import session_scope
 
@@ -88,15 +89,22 @@ def connection_states(ctx: ApiContext) -> list[dict[str, Any]]:
     return states
 
 
+def _store_checks(ctx: ApiContext) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The store's answer and the connections' health rows: run in a worker thread, as a store
+    that hangs must not hold the loop (and ``/healthz`` with it)."""
+    store = check_store(ctx)
+    return store, connection_states(ctx) if store["ok"] else []
+
+
 def health_routes(ctx: ApiContext) -> list[BaseRoute]:
     async def healthz(request: Request) -> JSONResponse:
+        # no store work: the process answers while a list call, a scrape or a pass holds it
         return JSONResponse({"status": "ok", "instance": ctx.settings.instance_id})
 
     async def readyz(request: Request) -> JSONResponse:
         now = ctx.clock()
-        store = check_store(ctx)
+        store, connections = await in_thread(_store_checks, ctx)
         scheduler = check_scheduler(ctx, now)
-        connections = connection_states(ctx) if store["ok"] else []
         ready = bool(store["ok"] and scheduler["ok"])
         body = {
             "status": "ready" if ready else "not_ready",

@@ -26,6 +26,14 @@ class ErrorBody(Model):
     detail: Any = Field(default=None, description="More about it, when there is more.")
 
 
+TOTAL = "How many the whole list holds (every page), as of this answer."
+NEXT = (
+    "Pass as `cursor` to get the page after this one; null on the last page. Opaque: it holds "
+    "the last item's sort key, so an item listed throughout a walk, in the same place of the "
+    "order, is on exactly one page, whatever is added or removed meanwhile."
+)
+
+
 class Cycle(Model):
     id: str
     start: date
@@ -35,6 +43,8 @@ class Cycle(Model):
 
 class CycleList(Model):
     cycles: list[Cycle]
+    total: int = Field(description=TOTAL)
+    next_cursor: str | None = Field(description=NEXT)
 
 
 class KeyResult(Model):
@@ -56,6 +66,8 @@ class KeyResult(Model):
 
 class KeyResultList(Model):
     key_results: list[KeyResult]
+    total: int = Field(description=TOTAL)
+    next_cursor: str | None = Field(description=NEXT)
 
 
 class Objective(Model):
@@ -71,6 +83,8 @@ class Objective(Model):
 
 class ObjectiveList(Model):
     objectives: list[Objective]
+    total: int = Field(description=TOTAL)
+    next_cursor: str | None = Field(description=NEXT)
 
 
 class Measurement(Model):
@@ -88,6 +102,8 @@ class Measurement(Model):
 class MeasurementList(Model):
     key_result: str
     measurements: list[Measurement]
+    total: int = Field(description=TOTAL)
+    next_cursor: str | None = Field(description=NEXT)
 
 
 class Run(Model):
@@ -106,6 +122,8 @@ class Run(Model):
 
 class RunList(Model):
     runs: list[Run]
+    total: int = Field(description=TOTAL)
+    next_cursor: str | None = Field(description=NEXT)
 
 
 class Delivery(Model):
@@ -123,6 +141,8 @@ class Delivery(Model):
 
 class DeliveryList(Model):
     deliveries: list[Delivery]
+    total: int = Field(description=TOTAL)
+    next_cursor: str | None = Field(description=NEXT)
 
 
 class Connection(Model):
@@ -140,6 +160,8 @@ class Connection(Model):
 
 class ConnectionList(Model):
     connections: list[Connection]
+    total: int = Field(description=TOTAL)
+    next_cursor: str | None = Field(description=NEXT)
 
 
 DIGITS = 18  # a check-in's value has at most this many digits before and after the point

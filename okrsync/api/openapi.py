@@ -15,7 +15,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from okrsync.api import models as m
-from okrsync.api.v1 import OPERATIONS, PREFIX, Operation
+from okrsync.api.v1 import IF_NONE_MATCH, OPERATIONS, PREFIX, Operation
 
 REF = "#/components/schemas/{model}"
 ERROR_TEXT = {
@@ -56,6 +56,23 @@ def _operation(op: Operation, refs: dict[Any, Any]) -> Any:
             "content": {"application/json": {"schema": refs[(op.response, "serialization")]}},
         }
     }
+    if op.cached:
+        headers = {
+            "ETag": {
+                "description": "Changes with every recorded value, confirmation, error or run "
+                "(and each minute, as status follows the clock); send it as If-None-Match",
+                "schema": {"type": "string"},
+            },
+            "Last-Modified": {
+                "description": "The last change recorded in the store",
+                "schema": {"type": "string"},
+            },
+        }
+        responses[str(op.status)]["headers"] = headers
+        responses["304"] = {
+            "description": "Not modified: If-None-Match is current",
+            "headers": headers,
+        }
     codes = set(op.errors) | ({401, 403} if op.write else set())
     for code in sorted(codes):
         responses[str(code)] = error(code)
@@ -64,7 +81,8 @@ def _operation(op: Operation, refs: dict[Any, Any]) -> Any:
         "summary": op.summary,
         "responses": responses,
     }
-    if op.params:
+    params = (*op.params, IF_NONE_MATCH) if op.cached else op.params
+    if params:
         doc["parameters"] = [
             {
                 "name": p.name,
@@ -73,7 +91,7 @@ def _operation(op: Operation, refs: dict[Any, Any]) -> Any:
                 "description": p.description,
                 "schema": p.schema,
             }
-            for p in op.params
+            for p in params
         ]
     if op.body is not None:
         doc["requestBody"] = {

@@ -10,14 +10,17 @@ passes through the process's :class:`~okrsync.redaction.Redactor`.
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import hashlib
 import json
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, DecimalException
-from typing import Any
+from email.utils import format_datetime
+from typing import Any, TypeVar
 
 import structlog
 from pydantic import BaseModel, ValidationError
@@ -32,6 +35,7 @@ from okrsync.api import models as m
 from okrsync.api.auth import refuse_write
 from okrsync.api.bodies import BadBody, parse_json, read_body
 from okrsync.api.context import ApiContext, error_response
+from okrsync.api.offload import in_thread
 from okrsync.engine.evaluate import Evaluation
 from okrsync.engine.planner import PlannedKeyResult
 from okrsync.engine.progress import progress
@@ -51,6 +55,7 @@ DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 
 Handler = Callable[[ApiContext, Request], Awaitable[Response]]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -76,6 +81,7 @@ class Operation:
     params: tuple[Param, ...] = ()
     write: bool = False
     errors: tuple[int, ...] = ()
+    cached: bool = False  # answers carry an ETag; a current If-None-Match gets a 304
 
 
 class BadInput(BadBody):
@@ -121,6 +127,140 @@ async def parse_body(request: Request, model: type[BaseModel], *, required: bool
 # --- reads -------------------------------------------------------------------------------------
 
 
+def _measurement(row: MeasurementRow) -> m.Measurement:
+    return m.Measurement(
+        id=row.id,
+        value=_dec(row.value),
+        progress=_dec(row.progress),
+        status=row.status,
+        observed_at=row.observed_at,
+        run_id=row.run_id,
+        origin=row.origin,
+        note=row.note,
+        provenance=list(row.provenance or []),
+    )
+
+
+def _run(row: RunRow) -> m.Run:
+    return m.Run(
+        id=row.id,
+        trigger=row.trigger,
+        status=row.status,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        queries=row.queries,
+        api_calls=row.api_calls,
+        changed=row.changed,
+        errors=row.errors,
+        instance=row.instance_id,
+        detail=dict(row.detail or {}),
+    )
+
+
+# --- pages and caching -------------------------------------------------------------------------
+
+BAD_CURSOR = "cursor: not one this list gave (send back `next_cursor` unchanged)"
+MAX_CURSOR = 1000
+CURSOR_PARAM_SCHEMA: dict[str, Any] = {"type": "string", "minLength": 1, "maxLength": MAX_CURSOR}
+# sort-key parts a cursor may hold: JSON ints and strings; "when" is an ISO datetime string
+Part = type[int] | type[str] | str
+
+
+def encode_cursor(kind: str, key: tuple[Any, ...]) -> str:
+    """The opaque ``next_cursor``: the list's name and its last item's sort key, as URL-safe
+    base64 of JSON (datetimes as ISO text). Not signed: a forged one only picks a start."""
+    parts = [kind, *(v.isoformat() if isinstance(v, datetime) else v for v in key)]
+    raw = json.dumps(parts, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def cursor_of(request: Request, kind: str, shape: tuple[Part, ...]) -> tuple[Any, ...] | None:
+    """The sort key in the request's ``cursor``, checked against the list's ``shape``; a 400 for
+    anything this list did not give."""
+    raw = request.query_params.get("cursor")
+    if raw is None:
+        return None
+    try:
+        if len(raw) > MAX_CURSOR or not raw.isascii():
+            raise ValueError
+        data = json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
+        if not isinstance(data, list) or len(data) != len(shape) + 1 or data[0] != kind:
+            raise ValueError
+        key: list[Any] = []
+        for want, value in zip(shape, data[1:], strict=True):
+            if want == "when":
+                when = datetime.fromisoformat(value) if isinstance(value, str) else None
+                if when is None or when.tzinfo is None:
+                    raise ValueError
+                key.append(when.astimezone(UTC))  # OverflowError at the ends of time
+            elif type(value) is not want:  # bool is not an int here
+                raise ValueError
+            elif isinstance(value, int) and not -(2**63) <= value < 2**63:
+                raise ValueError  # no store column holds it
+            elif isinstance(value, str) and ("\x00" in value or not _encodable(value)):
+                raise ValueError  # PostgreSQL text holds no NUL, nor a lone surrogate
+            else:
+                key.append(value)
+    except (ValueError, TypeError, binascii.Error, OverflowError, RecursionError):
+        raise BadInput(400, "invalid query parameter", BAD_CURSOR) from None
+    return tuple(key)
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _next(kind: str, key: tuple[Any, ...] | None) -> str | None:
+    return None if key is None else encode_cursor(kind, key)
+
+
+CACHE_SECONDS = 60
+"""The ETag of an OKR read digests the store's read stamp and the current minute: status, pace
+and staleness are computed against the clock, so an answer is reused for at most this long past
+the minute it was made in, and never past a recorded change."""
+
+
+def _etag(request: Request, stamp: views.ReadStamp, now: datetime) -> str:
+    minute = int(now.timestamp()) // CACHE_SECONDS
+    query = sorted(request.query_params.multi_items())
+    text = json.dumps([request.url.path, query, stamp.parts(), minute])
+    return f'W/"{hashlib.sha256(text.encode()).hexdigest()[:32]}"'
+
+
+def _matches(header: str | None, etag: str) -> bool:
+    """``If-None-Match`` compared weakly (RFC 9110 §13.1.2): ``*`` or any listed tag."""
+    if header is None:
+        return False
+    opaque = etag.removeprefix("W/")
+    for tag in header.split(","):
+        tag = tag.strip()
+        if tag == "*" or tag.removeprefix("W/") == opaque:
+            return True
+    return False
+
+
+def cached(
+    ctx: ApiContext, request: Request, session: Session, build: Callable[[], BaseModel]
+) -> Response:
+    """``build()``'s answer with an ETag and Last-Modified from the store's read stamp (one
+    statement), or a 304 without building it when the client's ``If-None-Match`` is current."""
+    now = ctx.clock()
+    stamp = views.read_stamp(session)
+    headers = {"ETag": _etag(request, stamp, now), "Cache-Control": "no-cache"}
+    changed = stamp.last_change()
+    if changed is not None:
+        headers["Last-Modified"] = format_datetime(changed, usegmt=True)
+    if _matches(request.headers.get("if-none-match"), headers["ETag"]):
+        return Response(status_code=304, headers=headers)
+    response = answer(ctx, build())
+    response.headers.update(headers)
+    return response
+
+
 def _key_result(objective: str, kr: views.KeyResultView) -> m.KeyResult:
     return m.KeyResult(
         id=kr.id,
@@ -153,39 +293,19 @@ def _objective(view: views.ObjectiveView) -> m.Objective:
     )
 
 
-def _objectives(ctx: ApiContext) -> list[m.Objective]:
-    with session_scope(ctx.engine) as session:
-        return [_objective(v) for v in views.status_view(session, ctx.clock())]
+def _in_memory_page(
+    items: list[T], key: Callable[[T], tuple[str, ...]], request: Request, kind: str
+) -> tuple[list[T], int, str | None]:
+    """A page of a short list kept in the config (cycles, connections), sorted by ``key``."""
+    limit = limit_of(request)
+    width = len(key(items[0])) if items else 1
+    after = cursor_of(request, kind, (str,) * width)
+    rest = items if after is None else [i for i in items if key(i) > after]
+    more = len(rest) > limit
+    return rest[:limit], len(items), _next(kind, key(rest[limit - 1]) if more else None)
 
 
-def _measurement(row: MeasurementRow) -> m.Measurement:
-    return m.Measurement(
-        id=row.id,
-        value=_dec(row.value),
-        progress=_dec(row.progress),
-        status=row.status,
-        observed_at=row.observed_at,
-        run_id=row.run_id,
-        origin=row.origin,
-        note=row.note,
-        provenance=list(row.provenance or []),
-    )
-
-
-def _run(row: RunRow) -> m.Run:
-    return m.Run(
-        id=row.id,
-        trigger=row.trigger,
-        status=row.status,
-        started_at=row.started_at,
-        finished_at=row.finished_at,
-        queries=row.queries,
-        api_calls=row.api_calls,
-        changed=row.changed,
-        errors=row.errors,
-        instance=row.instance_id,
-        detail=dict(row.detail or {}),
-    )
+# --- reads -------------------------------------------------------------------------------------
 
 
 async def list_cycles(ctx: ApiContext, request: Request) -> Response:
@@ -196,59 +316,139 @@ async def list_cycles(ctx: ApiContext, request: Request) -> Response:
         )
         for c in sorted(ctx.config.cycles.values(), key=lambda c: (c.start, c.id))
     ]
-    return answer(ctx, m.CycleList(cycles=cycles))
+    page, total, cursor = _in_memory_page(
+        cycles, lambda c: (c.start.isoformat(), c.id), request, "cycles"
+    )
+    return answer(ctx, m.CycleList(cycles=page, total=total, next_cursor=cursor))
+
+
+def _objectives_answer(
+    ctx: ApiContext, request: Request, limit: int, after: Any, cycle: str | None
+) -> Response:
+    def build() -> m.ObjectiveList:
+        page = views.objectives_page(
+            session, ctx.clock(), limit=limit, after_key=after, cycle=cycle
+        )
+        return m.ObjectiveList(
+            objectives=[_objective(v) for v in page.items],
+            total=page.total,
+            next_cursor=_next("objectives", page.next_after),
+        )
+
+    with session_scope(ctx.engine) as session:
+        return cached(ctx, request, session, build)
 
 
 async def list_objectives(ctx: ApiContext, request: Request) -> Response:
-    return answer(ctx, m.ObjectiveList(objectives=_objectives(ctx)))
+    limit = limit_of(request)
+    after = cursor_of(request, "objectives", (int, str))
+    cycle = request.query_params.get("cycle")
+    if cycle is not None and not 1 <= len(cycle) <= 100:
+        raise BadInput(400, "invalid query parameter", "cycle: a cycle's id, 1 to 100 characters")
+    return await in_thread(_objectives_answer, ctx, request, limit, after, cycle)
+
+
+def _objective_answer(ctx: ApiContext, request: Request, wanted: str) -> Response:
+    def build() -> m.Objective:
+        view = views.objective_view(session, ctx.clock(), wanted)
+        if view is None:
+            raise BadInput(404, "objective not found", wanted)
+        return _objective(view)
+
+    with session_scope(ctx.engine) as session:
+        return cached(ctx, request, session, build)
 
 
 async def get_objective(ctx: ApiContext, request: Request) -> Response:
-    wanted = request.path_params["objective_id"]
-    for objective in _objectives(ctx):
-        if objective.id == wanted:
-            return answer(ctx, objective)
-    raise BadInput(404, "objective not found", wanted)
+    return await in_thread(_objective_answer, ctx, request, request.path_params["objective_id"])
+
+
+def _key_results_answer(ctx: ApiContext, request: Request, limit: int, after: Any) -> Response:
+    def build() -> m.KeyResultList:
+        page = views.key_results_page(session, ctx.clock(), limit=limit, after_key=after)
+        return m.KeyResultList(
+            key_results=[_key_result(objective, kr) for objective, kr in page.items],
+            total=page.total,
+            next_cursor=_next("key-results", page.next_after),
+        )
+
+    with session_scope(ctx.engine) as session:
+        return cached(ctx, request, session, build)
 
 
 async def list_key_results(ctx: ApiContext, request: Request) -> Response:
-    krs = [kr for o in _objectives(ctx) for kr in o.key_results]
-    return answer(ctx, m.KeyResultList(key_results=krs))
+    limit = limit_of(request)
+    after = cursor_of(request, "key-results", (int, str, int, str))
+    return await in_thread(_key_results_answer, ctx, request, limit, after)
+
+
+def _key_result_answer(ctx: ApiContext, request: Request, wanted: str) -> Response:
+    def build() -> m.KeyResult:
+        found = views.key_result_view(session, ctx.clock(), wanted)
+        if found is None:
+            raise BadInput(404, "key result not found", wanted)
+        return _key_result(*found)
+
+    with session_scope(ctx.engine) as session:
+        return cached(ctx, request, session, build)
 
 
 async def get_key_result(ctx: ApiContext, request: Request) -> Response:
-    wanted = request.path_params["key_result_id"]
-    for objective in _objectives(ctx):
-        for kr in objective.key_results:
-            if kr.id == wanted:
-                return answer(ctx, kr)
-    raise BadInput(404, "key result not found", wanted)
+    return await in_thread(_key_result_answer, ctx, request, request.path_params["key_result_id"])
+
+
+def _measurements_answer(ctx: ApiContext, wanted: str, limit: int, after: Any) -> Response:
+    with session_scope(ctx.engine) as session:
+        if views.key_result(session, wanted) is None:
+            raise BadInput(404, "key result not found", wanted)
+        mine = MeasurementRow.key_result_id == wanted
+        total = session.exec(select(func.count()).select_from(MeasurementRow).where(mine)).one()
+        order = (col(MeasurementRow.observed_at), col(MeasurementRow.id))
+        query = select(MeasurementRow).where(mine)
+        if after is not None:
+            query = query.where(views.after(order, after, descending=True))
+        rows = session.exec(query.order_by(*(c.desc() for c in order)).limit(limit + 1)).all()
+        more = len(rows) > limit
+        page = rows[:limit]
+        cursor = _next("measurements", (page[-1].observed_at, page[-1].id) if more else None)
+        listed = [_measurement(r) for r in reversed(page)]
+    return answer(
+        ctx,
+        m.MeasurementList(
+            key_result=wanted, measurements=listed, total=int(total), next_cursor=cursor
+        ),
+    )
 
 
 async def list_measurements(ctx: ApiContext, request: Request) -> Response:
     wanted = request.path_params["key_result_id"]
     limit = limit_of(request)
+    after = cursor_of(request, "measurements", ("when", int))
+    return await in_thread(_measurements_answer, ctx, wanted, limit, after)
+
+
+def _runs_answer(ctx: ApiContext, limit: int, after: Any) -> Response:
     with session_scope(ctx.engine) as session:
-        if views.key_result(session, wanted) is None:
-            raise BadInput(404, "key result not found", wanted)
-        rows = [_measurement(r) for r in views.history(session, wanted, limit)]
-    return answer(ctx, m.MeasurementList(key_result=wanted, measurements=rows))
+        total = session.exec(select(func.count()).select_from(RunRow)).one()
+        order = (col(RunRow.started_at), col(RunRow.id))
+        query = select(RunRow)
+        if after is not None:
+            query = query.where(views.after(order, after, descending=True))
+        rows = session.exec(query.order_by(*(c.desc() for c in order)).limit(limit + 1)).all()
+        more = len(rows) > limit
+        runs = [_run(r) for r in rows[:limit]]
+        last = rows[limit - 1] if more else None
+        cursor = None if last is None else _next("runs", (last.started_at, last.id))
+    return answer(ctx, m.RunList(runs=runs, total=int(total), next_cursor=cursor))
 
 
 async def list_runs(ctx: ApiContext, request: Request) -> Response:
     limit = limit_of(request, 50)
-    with session_scope(ctx.engine) as session:
-        rows = session.exec(
-            select(RunRow)
-            .order_by(col(RunRow.started_at).desc(), col(RunRow.id).desc())
-            .limit(limit)
-        ).all()
-        runs = [_run(r) for r in rows]
-    return answer(ctx, m.RunList(runs=runs))
+    after = cursor_of(request, "runs", ("when", str))
+    return await in_thread(_runs_answer, ctx, limit, after)
 
 
-async def get_run(ctx: ApiContext, request: Request) -> Response:
-    wanted = request.path_params["run_id"]
+def _run_answer(ctx: ApiContext, wanted: str) -> Response:
     with session_scope(ctx.engine) as session:
         row = views.run(session, wanted)
         if row is None:
@@ -256,29 +456,44 @@ async def get_run(ctx: ApiContext, request: Request) -> Response:
         return answer(ctx, _run(row))
 
 
+async def get_run(ctx: ApiContext, request: Request) -> Response:
+    return await in_thread(_run_answer, ctx, request.path_params["run_id"])
+
+
 DELIVERY_STATUSES = ("pending", "done", "failed", "superseded")
 
 
-def _deliveries(session: Session, status: str | None, limit: int) -> list[m.Delivery]:
-    query = select(DeliveryRow)
-    if status is not None:
-        query = query.where(DeliveryRow.status == status)
-    rows = session.exec(query.order_by(col(DeliveryRow.id).desc()).limit(limit)).all()
-    return [
-        m.Delivery(
-            id=r.id or 0,
-            mirror=r.mirror_key,
-            key_result=r.key_result_id,
-            objective=r.objective_id,
-            status=r.status,
-            attempts=r.attempts,
-            created_at=r.created_at,
-            next_attempt_at=r.next_attempt_at,
-            delivered_at=r.delivered_at,
-            last_error=r.last_error,
-        )
-        for r in rows
-    ]
+def _delivery(r: DeliveryRow) -> m.Delivery:
+    return m.Delivery(
+        id=r.id or 0,
+        mirror=r.mirror_key,
+        key_result=r.key_result_id,
+        objective=r.objective_id,
+        status=r.status,
+        attempts=r.attempts,
+        created_at=r.created_at,
+        next_attempt_at=r.next_attempt_at,
+        delivered_at=r.delivered_at,
+        last_error=r.last_error,
+    )
+
+
+def _deliveries_answer(ctx: ApiContext, status: str | None, limit: int, after: Any) -> Response:
+    """Newest first by id: (status, id) or the primary key is the index walked."""
+    with session_scope(ctx.engine) as session:
+        count = select(func.count()).select_from(DeliveryRow)
+        query = select(DeliveryRow)
+        if status is not None:
+            count = count.where(DeliveryRow.status == status)
+            query = query.where(DeliveryRow.status == status)
+        if after is not None:
+            query = query.where(col(DeliveryRow.id) < after[0])
+        total = session.exec(count).one()
+        rows = session.exec(query.order_by(col(DeliveryRow.id).desc()).limit(limit + 1)).all()
+        more = len(rows) > limit
+        deliveries = [_delivery(r) for r in rows[:limit]]
+    cursor = _next("deliveries", (deliveries[-1].id,) if more else None)
+    return answer(ctx, m.DeliveryList(deliveries=deliveries, total=int(total), next_cursor=cursor))
 
 
 async def list_deliveries(ctx: ApiContext, request: Request) -> Response:
@@ -286,16 +501,21 @@ async def list_deliveries(ctx: ApiContext, request: Request) -> Response:
     status = request.query_params.get("status")
     if status is not None and status not in DELIVERY_STATUSES:
         raise BadInput(400, "invalid query parameter", f"status: one of {DELIVERY_STATUSES}")
+    after = cursor_of(request, "deliveries", (int,))
+    return await in_thread(_deliveries_answer, ctx, status, limit, after)
+
+
+def _connection_rows(ctx: ApiContext) -> dict[str, views.ConnectionView]:
     with session_scope(ctx.engine) as session:
-        deliveries = _deliveries(session, status, limit)
-    return answer(ctx, m.DeliveryList(deliveries=deliveries))
+        return {c.name: c for c in views.connections_view(session)}
 
 
 async def list_connections(ctx: ApiContext, request: Request) -> Response:
-    with session_scope(ctx.engine) as session:
-        rows = {c.name: c for c in views.connections_view(session)}
+    names = sorted(ctx.config.connections)
+    page, total, cursor = _in_memory_page(names, lambda n: (n,), request, "connections")
+    rows = await in_thread(_connection_rows, ctx)
     out = []
-    for name in sorted(ctx.config.connections):
+    for name in page:
         row = rows.get(name)
         out.append(
             m.Connection(
@@ -309,7 +529,7 @@ async def list_connections(ctx: ApiContext, request: Request) -> Response:
                 paused_until=row.paused_until if row else None,
             )
         )
-    return answer(ctx, m.ConnectionList(connections=out))
+    return answer(ctx, m.ConnectionList(connections=out, total=total, next_cursor=cursor))
 
 
 # --- writes ------------------------------------------------------------------------------------
@@ -457,15 +677,31 @@ async def check_in(ctx: ApiContext, request: Request) -> Response:
         raise BadInput(422, "the value cannot be evaluated", str(exc)) from None
     note = None if body.note is None else ctx.redactor.redact(body.note)
     attempt = _Attempt(wanted, body.value, note, idempotency_key)
-    with session_scope(ctx.engine) as session:
-        first, request_key = _first_of(session, attempt, now)
-    if first is not None:
-        why = "window" if idempotency_key is None else "idempotency_key"
-        return _replay(ctx, first, objective.id, why)
     status = status_for(kr.kind, done, elapsed_fraction(cycle.start, cycle.end, now))
     provenance = ({"origin": "manual", "source": "api", "value": str(body.value)},)
     evaluation = Evaluation(body.value, done, status, provenance)
     item = PlannedKeyResult(kr, objective, cycle)
+    response, queued = await in_thread(_record_check_in, ctx, attempt, item, evaluation, now)
+    if ctx.daemon is not None and queued:
+        ctx.daemon.nudge()  # deliver the new outbox rows now rather than at the next wake-up
+    return response
+
+
+def _record_check_in(
+    ctx: ApiContext,
+    attempt: _Attempt,
+    item: PlannedKeyResult,
+    evaluation: Evaluation,
+    now: datetime,
+) -> tuple[Response, int]:
+    """The store side of a check-in, in a worker thread: the repeat it may be, else the record;
+    the answer, and how many deliveries it queued (0 for a repeat)."""
+    wanted, objective_id = attempt.key_result_id, item.objective.id
+    with session_scope(ctx.engine) as session:
+        first, request_key = _first_of(session, attempt, now)
+    if first is not None:
+        why = "window" if attempt.idempotency_key is None else "idempotency_key"
+        return _replay(ctx, first, objective_id, why), 0
     try:
         recorded = record(
             ctx.engine,
@@ -475,7 +711,7 @@ async def check_in(ctx: ApiContext, request: Request) -> Response:
             now=now,
             redactor=ctx.redactor,
             origin="manual",
-            note=note,
+            note=attempt.note,
             request_key=request_key,
         )
     except LookupError:
@@ -485,14 +721,12 @@ async def check_in(ctx: ApiContext, request: Request) -> Response:
             first = _recorded_for(session, attempt, request_key)
         if first is None:
             raise
-        return _replay(ctx, first, objective.id, "concurrent")
+        return _replay(ctx, first, objective_id, "concurrent"), 0
     log.info("manual_check_in", key_result=wanted, deliveries=recorded.deliveries)
-    if ctx.daemon is not None and recorded.deliveries:
-        ctx.daemon.nudge()  # deliver the new outbox rows now rather than at the next wake-up
     with session_scope(ctx.engine) as session:
         row = session.get(MeasurementRow, recorded.measurement_id)
         assert row is not None
-    return _check_in_answer(ctx, row, recorded.deliveries, replayed=False)
+    return _check_in_answer(ctx, row, recorded.deliveries, replayed=False), recorded.deliveries
 
 
 def _summary(report: RunReport, key_results: list[str] | None) -> m.SyncAccepted:
@@ -529,11 +763,40 @@ async def sync_now(ctx: ApiContext, request: Request) -> Response:
 
 # --- the table ---------------------------------------------------------------------------------
 
-LIMIT = Param(
-    "limit",
-    "query",
-    "At most this many, newest first.",
-    {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT},
+
+def _limit(default: int) -> Param:
+    return Param(
+        "limit",
+        "query",
+        f"At most this many on the page (default {default}).",
+        {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT},
+    )
+
+
+def _cursor(kind: str) -> Param:
+    """The ``cursor`` parameter of list ``kind``; its format names the list (a client, or a
+    test generating requests, can tell one list's cursors from another's)."""
+    return Param(
+        "cursor",
+        "query",
+        "The `next_cursor` of the previous page: this page starts after its last item.",
+        {**CURSOR_PARAM_SCHEMA, "format": f"okrsync-cursor-{kind}"},
+    )
+
+
+LIMIT = _limit(DEFAULT_LIMIT)
+
+
+def _page_params(kind: str) -> tuple[Param, Param]:
+    return LIMIT, _cursor(kind)
+
+
+IF_NONE_MATCH = Param(
+    "If-None-Match",
+    "header",
+    "The `ETag` of an earlier answer: when nothing was recorded since (and within the minute, "
+    "as status follows the clock), the answer is a 304 with no body.",
+    {"type": "string"},
 )
 ID_SCHEMA: dict[str, Any] = {"type": "string", "minLength": 1, "maxLength": 100}
 
@@ -558,17 +821,25 @@ OPERATIONS: tuple[Operation, ...] = (
         "GET",
         "/cycles",
         "listCycles",
-        "Cycles and how far through each one is",
+        "Cycles and how far through each one is, by start",
         list_cycles,
         m.CycleList,
+        params=_page_params("cycles"),
+        errors=(400,),
     ),
     Operation(
         "GET",
         "/objectives",
         "listObjectives",
-        "Objectives with their key results' current state",
+        "Objectives with their key results' current state, a page at a time",
         list_objectives,
         m.ObjectiveList,
+        params=(
+            *_page_params("objectives"),
+            Param("cycle", "query", "Only the objectives of this cycle.", ID_SCHEMA),
+        ),
+        errors=(400,),
+        cached=True,
     ),
     Operation(
         "GET",
@@ -579,14 +850,18 @@ OPERATIONS: tuple[Operation, ...] = (
         m.Objective,
         params=(_id("objective_id", "objective"),),
         errors=(404,),
+        cached=True,
     ),
     Operation(
         "GET",
         "/key-results",
         "listKeyResults",
-        "Every key result with its current state",
+        "Key results with their current state, a page at a time",
         list_key_results,
         m.KeyResultList,
+        params=_page_params("key-results"),
+        errors=(400,),
+        cached=True,
     ),
     Operation(
         "GET",
@@ -597,15 +872,16 @@ OPERATIONS: tuple[Operation, ...] = (
         m.KeyResult,
         params=(_id("key_result_id", "key result"),),
         errors=(404,),
+        cached=True,
     ),
     Operation(
         "GET",
         "/key-results/{key_result_id}/measurements",
         "listMeasurements",
-        "A key result's recorded values, oldest first",
+        "A key result's newest recorded values, oldest first; `next_cursor` pages back in time",
         list_measurements,
         m.MeasurementList,
-        params=(_id("key_result_id", "key result"), LIMIT),
+        params=(_id("key_result_id", "key result"), *_page_params("measurements")),
         errors=(400, 404),
     ),
     Operation(
@@ -628,7 +904,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "Sync runs, newest first",
         list_runs,
         m.RunList,
-        params=(LIMIT,),
+        params=(_limit(50), _cursor("runs")),
         errors=(400,),
     ),
     Operation(
@@ -649,7 +925,7 @@ OPERATIONS: tuple[Operation, ...] = (
         list_deliveries,
         m.DeliveryList,
         params=(
-            LIMIT,
+            *_page_params("deliveries"),
             Param(
                 "status",
                 "query",
@@ -663,9 +939,11 @@ OPERATIONS: tuple[Operation, ...] = (
         "GET",
         "/connections",
         "listConnections",
-        "Each connection's health",
+        "Each connection's health, by name",
         list_connections,
         m.ConnectionList,
+        params=_page_params("connections"),
+        errors=(400,),
     ),
     Operation(
         "POST",

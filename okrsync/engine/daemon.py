@@ -36,7 +36,13 @@ from sqlmodel import select
 from okrsync.config import Config
 from okrsync.engine.dispatcher import Dispatcher
 from okrsync.engine.metric_claims import MetricClaims
-from okrsync.engine.planner import plan_queries, split_plan
+from okrsync.engine.planner import (
+    default_request_key,
+    plan_queries,
+    request_keys,
+    schedule_offsets,
+    split_plan,
+)
 from okrsync.engine.schedule import plan_next
 from okrsync.engine.scheduled_pushes import ScheduledPushes
 from okrsync.engine.sync import RunReport, SyncService
@@ -146,6 +152,7 @@ class Daemon:
         # needs; due again at once when it ends, and logged as above if a tick of theirs passes.
         self._blocked: dict[str, _Held] = {}
         self._tasks: set[asyncio.Task[None]] = set()  # runs in flight
+        self._offsets: dict[str, timedelta] | None = None  # see offsets()
         self._failures: list[Exception] = []  # of scheduled runs, for the loop to act on
         self.claims = MetricClaims(engine, owner=sync.instance_id, lease=lease)
         self.claims.ensure_rows({name for kr in config.key_results() for name in kr.metric_names()})
@@ -187,12 +194,30 @@ class Daemon:
         self._wake.set()
         return done
 
+    def offsets(self) -> dict[str, timedelta]:
+        """Each metric's jitter, keyed by the request that answers it rather than by its name:
+        metrics one request answers (the same query, one batch, one response read at several
+        paths) fall due in the same pass, so a tick asks each request once. The same on every
+        replica and after a restart (it hashes the config, and the grid is anchored at the
+        epoch). Computed once; a connection that cannot be made aligns on the whole spec."""
+        if self._offsets is None:
+            schedules = {name: m.schedule for name, m in self.config.metrics.items()}
+            self._offsets = schedule_offsets(schedules, request_keys(self.config, self._request))
+        return self._offsets
+
+    def _request(self, connection: str, spec: Any) -> str:
+        try:
+            return self.sync.connections.source(connection).request_key(spec)
+        except Exception:  # a broken plugin is reported where it is fetched, not here
+            return default_request_key(connection, spec)
+
     def _still_due(self, now: datetime) -> Callable[[MetricStateRow], bool]:
         """Checked under the row lock: a replica may have run the metric since we looked."""
 
         def check(row: MetricStateRow) -> bool:
             schedule = self.config.metrics[row.name].schedule
-            return plan_next(schedule, row.last_run_at, now, key=row.name).at <= now
+            offset = self.offsets()[row.name]
+            return plan_next(schedule, row.last_run_at, now, offset=offset).at <= now
 
         return check
 
@@ -207,9 +232,10 @@ class Daemon:
         used = {name for kr in self.config.key_results() for name in kr.metric_names()}
         due: dict[str, float] = {}
         wake = now + MAX_SLEEP
+        offsets = self.offsets()
         for name in sorted(used):
             metric = self.config.metrics[name]
-            plan = plan_next(metric.schedule, last.get(name), now, key=name)
+            plan = plan_next(metric.schedule, last.get(name), now, offset=offsets[name])
             if plan.at <= now:
                 due[name] = (now - plan.at).total_seconds()
                 if plan.missed > 1 and name not in self._running:

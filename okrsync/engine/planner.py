@@ -6,11 +6,13 @@ and cycle are equal share one :class:`Query`, so the vendor sees a single reques
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from okrsync.config import Config, CycleDef, KeyResultDef, ObjectiveDef
+from okrsync.engine.schedule import Schedule, shared_jitter
 from okrsync.sdk.models import CycleWindow, Query
 
 
@@ -120,3 +122,41 @@ def split_plan(plan: QueryPlan) -> list[QueryPlan]:
         group = root(min(connections)) if connections else None  # reads no source at all
         parts.setdefault(group, QueryPlan()).key_results.append(item)
     return list(parts.values())
+
+
+RequestKey = Callable[[str, Any], str]
+"""``(connection, spec) -> str``: what a connection's source says one request answers (its
+``Source.request_key``)."""
+
+
+def default_request_key(connection: str, spec: Any) -> str:
+    """The spec itself: only metrics asking the very same question share a request."""
+    return str(spec.model_dump_json())
+
+
+def request_keys(config: Config, request_key: RequestKey = default_request_key) -> dict[str, str]:
+    """Each metric's alignment key: its connection and the request its source would send.
+
+    Metrics with equal keys are answered by one request (one query the planner dedupes, one
+    batch a source answers together, one response read at several paths), so the scheduler
+    gives them one jitter and lets them fall due in the same pass. The cycle is left out: a
+    metric's schedule does not depend on the key results reading it. Pure given ``request_key``.
+    """
+    return {
+        name: f"{metric.connection}\n{request_key(metric.connection, metric.spec)}"
+        for name, metric in config.metrics.items()
+    }
+
+
+def schedule_offsets(
+    schedules: dict[str, Schedule],
+    keys: dict[str, str],
+    max_jitter: timedelta = timedelta(seconds=30),
+) -> dict[str, timedelta]:
+    """Each metric's jitter: the :func:`shared_jitter` of its alignment key over the schedules
+    of every metric with that key, so they tick together whatever their own schedules. Pure."""
+    by_key: dict[str, dict[str, Schedule]] = {}
+    for name, schedule in schedules.items():
+        by_key.setdefault(keys[name], {})[schedule.text] = schedule
+    shared = {key: shared_jitter(key, found.values(), max_jitter) for key, found in by_key.items()}
+    return {name: shared[keys[name]] for name in schedules}

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -163,9 +163,10 @@ def jitter(
     6 seconds. Staying under 10 % of the interval keeps runs in order: a jittered run never lands
     on or after the following tick.
 
-    Because interval ticks are anchored to the previous run, an interval schedule's jitter is
-    paid on every run: ``every 15m`` with a 20 s jitter runs every 15 min 20 s for that key.
-    Cron ticks are absolute, so there the jitter is only an offset.
+    Interval ticks lie on a grid anchored at the Unix epoch and cron ticks are absolute, so the
+    jitter is only an offset: runs do not drift by it. The daemon keys it by the metric's
+    query (see :func:`shared_jitter`), not by the metric, so metrics reading one answer run
+    together.
     """
     if max_jitter < timedelta(0):
         raise ValueError("max_jitter must not be negative")
@@ -174,6 +175,23 @@ def jitter(
     draw = int.from_bytes(hashlib.sha256(key.encode("utf-8")).digest()[:8], "big")
     # ``draw / 2**64`` is uniform in [0, 1); scaling by cap + 1 makes both ends reachable.
     return timedelta(milliseconds=(draw * (cap_ms + 1)) >> 64)
+
+
+def shared_jitter(
+    key: str, schedules: Iterable[Schedule], max_jitter: timedelta = timedelta(seconds=30)
+) -> timedelta:
+    """One offset for every metric that shares the query (or request) named by ``key``.
+
+    Metrics reading one answer must fall due in the same pass, or each pass asks the vendor
+    again. Their schedules may differ (``every 1m`` beside ``every 1h``), so the offset is
+    ``key``'s jitter under the tightest of them: the draw is the same, and the smallest cap
+    keeps it under 10 % of every interval, so each schedule keeps its runs in order, and ticks
+    that coincide on the epoch grid (the hourly one is also a minutely one) coincide in time.
+    """
+    offsets = [jitter(key, schedule, max_jitter) for schedule in schedules]
+    if not offsets:
+        raise ValueError("shared_jitter needs at least one schedule")
+    return min(offsets)
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -199,10 +217,15 @@ def plan_next(
     now: datetime,
     *,
     key: str = "",
+    offset: timedelta | None = None,
     catch_up_limit: int = 100,
     max_jitter: timedelta = timedelta(seconds=30),
 ) -> Due:
     """When the metric identified by ``key`` should run next, given its last run and ``now``.
+
+    ``offset``, when given, is the jitter to use instead of ``key``'s own (the daemon passes the
+    :func:`shared_jitter` of the metric's query, so metrics sharing a query share their ticks);
+    it must stay under 10 % of the interval (a minute for cron) to keep runs in order.
 
     * never ran: run now;
     * otherwise the next tick after the last run, shifted by ``key``'s jitter, if still ahead;
@@ -220,7 +243,10 @@ def plan_next(
     if last_run is None:
         return Due(at=now, missed=0)
     last_run = _utc(last_run, "last_run")
-    offset = jitter(key, schedule, max_jitter)
+    if offset is None:
+        offset = jitter(key, schedule, max_jitter)
+    elif offset < timedelta(0):
+        raise ValueError("offset must not be negative")
     if schedule.interval is not None:
         # Interval ticks sit on a grid anchored at the epoch and shifted by this key's jitter:
         # runs never drift by the jitter, and metrics on one schedule stay spread out.

@@ -109,6 +109,14 @@ class Source(ConnectorBase[ConnectionT], Generic[ConnectionT, QueryT], ABC):
         """Queries with the same batch key may be answered by one request. Default: none batch."""
         return ""
 
+    def request_key(self, spec: QueryT) -> str:
+        """What the scheduler aligns on: metrics of this connection whose specs have equal
+        request keys fall due together (one jitter, one tick grid), so one pass sends their
+        request once. Override it when one request answers more than :meth:`batch_key` groups
+        (several reports in one batch call, say). Default: the batch key when the source
+        batches, else the whole spec (only identical questions align)."""
+        return self.batch_key(spec) or spec.model_dump_json()
+
     async def fetch(self, queries: Sequence[Query[QueryT]]) -> list[Reading]:
         """Answer every query; a failure becomes that query's reading error, never an exception."""
         limit = asyncio.Semaphore(self.max_concurrency)

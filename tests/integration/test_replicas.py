@@ -10,6 +10,7 @@ placed on the metric's tick grid.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import os
 import signal
@@ -26,8 +27,12 @@ from urllib.parse import parse_qs
 import pytest
 from sqlalchemy import Engine, text
 
+from connectors.http_json import HttpJsonSource
 from connectors.http_json import connector as http_json
-from okrsync.engine.schedule import Schedule, jitter
+from okrsync.config import load_config_text
+from okrsync.engine.planner import request_keys, schedule_offsets
+from okrsync.engine.schedule import Schedule
+from okrsync.plugins import load_registry
 from okrsync.sandbox import SandboxServer
 from okrsync.store.db import make_engine, upgrade
 
@@ -124,11 +129,22 @@ def claims(engine: Engine) -> dict[str, list[tuple[datetime, str]]]:
     return by_metric
 
 
-def tick(metric: str, claimed_at: datetime) -> int:
-    """The tick of ``metric``'s schedule a claim made at ``claimed_at`` is for: the ticks of an
+def offsets(text: str) -> dict[str, timedelta]:
+    """Each metric's jitter as the daemon computes it: shared by the metrics of one request."""
+    config = load_config_text(text, load_registry().connectors)
+    source = HttpJsonSource("api", config.connections["api"])  # type: ignore[arg-type]
+    try:
+        keys = request_keys(config, lambda _connection, spec: source.request_key(spec))
+    finally:
+        asyncio.run(source.aclose())
+    return schedule_offsets({name: m.schedule for name, m in config.metrics.items()}, keys)
+
+
+def tick(offset: timedelta, claimed_at: datetime) -> int:
+    """The tick of a metric's schedule a claim made at ``claimed_at`` is for: the ticks of an
     interval lie on a grid anchored at the Unix epoch and shifted by the metric's jitter."""
     assert SCHEDULE.interval is not None
-    return (claimed_at - EPOCH - jitter(metric, SCHEDULE)) // SCHEDULE.interval
+    return (claimed_at - EPOCH - offset) // SCHEDULE.interval
 
 
 def test_three_replicas_share_the_work_and_survive_one_killed(
@@ -140,6 +156,7 @@ def test_three_replicas_share_the_work_and_survive_one_killed(
     log_claims(engine)
     path = tmp_path / "okrsync.yaml"
     path.write_text(config(api.url, http_json.sandbox()["token"]))
+    jitters = offsets(path.read_text())
     env = {
         **os.environ,
         "OKRSYNC_CONFIG": str(path),
@@ -194,7 +211,7 @@ def test_three_replicas_share_the_work_and_survive_one_killed(
 
     # No tick of a metric was claimed twice, by two replicas or by one.
     for metric, made in claimed.items():
-        ticks = [(tick(metric, at), owner) for at, owner in made]
+        ticks = [(tick(jitters[metric], at), owner) for at, owner in made]
         twice = [(a, b) for a, b in itertools.pairwise(ticks) if b[0] <= a[0]]
         assert not twice, f"{metric}: a tick claimed twice (tick, replica): {twice}"
     # Every fetch was made under a claim of its own: a metric's query reached the vendor once

@@ -496,3 +496,85 @@ def test_connection_model_and_descriptor() -> None:
     assert load_registry().connectors["http_json"] is connector
     assert connector.query_model is HttpJsonQuery and connector.fake is not None
     assert connector.fake().state.data.anchor is not None
+
+
+# --- one request, several metrics ------------------------------------------------------------
+
+LISTING: dict[str, Any] = {"request_path": "/v1/deals", "params": {"limit": 100}}
+
+
+async def test_forty_metrics_reading_one_answer_cost_one_request(
+    fake: Fake, source: HttpJsonSource
+) -> None:
+    """40 metrics differing only in their JSONPath: one GET, each read at its own path."""
+    queries = [query(f"deal{i}", **LISTING, json_path=f"$.data[{i}].amount") for i in range(40)]
+    assert len({q.key for q in queries}) == 40  # 40 distinct questions for the planner
+    assert len({source.batch_key(q.spec) for q in queries}) == 1  # one request
+    assert len({source.request_key(q.spec) for q in queries}) == 1  # the scheduler aligns them
+    readings = await source.fetch(queries)
+    assert len(fake.server.requests) == 1 and source.api_calls == 1
+    deals = fake.data.deals()[:40]
+    assert [r.value for r in readings] == [d.amount for d in deals]
+    assert [r.key for r in readings] == [q.key for q in queries]
+    assert sum(r.api_calls for r in readings) == 1  # counted once, not once per metric
+    assert len({r.raw_digest for r in readings}) == 1
+    await source.fetch(queries)  # the next tick: one more request, not 40
+    assert len(fake.server.requests) == 2
+
+
+async def test_a_shared_request_reads_every_page_once_for_all_aggregates(
+    fake: Fake, source: HttpJsonSource
+) -> None:
+    spec = {**SUMMARY, "request_path": "/v1/deals"}
+    spec["params"] = {**SUMMARY["params"], "limit": 10}
+    paged: dict[str, Any] = {**spec, "json_path": "$.data[*].amount", "pagination": CURSOR}
+    won = won_q4(fake.data)
+    queries = [
+        query("won_first", **paged),  # done after the first page, alone
+        query("won_sum", **paged, aggregate="sum"),
+        query("won_count", **paged, aggregate="count"),
+        query("won_max", **paged, aggregate="max"),
+    ]
+    readings = await source.fetch(queries)
+    pages = -(-len(won) // 10)
+    assert len(fake.server.requests) == pages
+    assert [r.value for r in readings] == [
+        won[0].amount,
+        total(won),
+        Decimal(len(won)),
+        max(d.amount for d in won),
+    ]
+
+
+async def test_a_path_failing_fails_only_its_metric_and_a_request_failing_names_each(
+    fake: Fake, source: HttpJsonSource
+) -> None:
+    good = query("good", **LISTING, json_path="$.data[0].amount")
+    missing = query("missing", **LISTING, json_path="$.nothing")
+    word = query("word", **LISTING, json_path="$.data[0].status")
+    readings = await source.fetch([good, missing, word])
+    assert len(fake.server.requests) == 1
+    assert readings[0].ok and readings[0].value == fake.data.deals()[0].amount
+    assert "metric 'missing'" in str(readings[1].error) and "matched nothing" in str(
+        readings[1].error
+    )
+    assert "metric 'word'" in str(readings[2].error) and "non-number" in str(readings[2].error)
+    fake.fault(FaultKind.STATUS, status=404, times=-1)
+    failed = await source.fetch([good, missing])
+    assert [
+        str(r.error).startswith(f"connection 'crm', metric '{name}'")
+        for r, name in zip(failed, ["good", "missing"], strict=True)
+    ] == [True, True]
+
+
+async def test_different_requests_and_cycles_are_not_merged(
+    fake: Fake, source: HttpJsonSource
+) -> None:
+    won = query("won", **SUMMARY, json_path="$.total")
+    lost = query("lost", **{**SUMMARY, "params": {"status": "lost"}}, json_path="$.total")
+    spec = HttpJsonQuery.model_validate({**SUMMARY, "json_path": "$.count"})
+    q3 = CycleWindow("2026-Q3", date(2026, 7, 1), date(2026, 9, 30))
+    earlier = Query(Query.make_key("crm", spec, q3), "crm", ("won_q3",), spec, q3)
+    readings = await source.fetch([won, lost, earlier])
+    assert len(fake.server.requests) == 3 and all(r.ok for r in readings)
+    assert source.batch_key(won.spec) != source.batch_key(lost.spec)

@@ -1,10 +1,9 @@
 """``github``: issue/PR counts and milestone completion in, one edited issue comment out."""
 
-from connectors.github.fake import github_app
 from connectors.github.models import GitHubCommentMirror, GitHubConnection, GitHubQuery
 from connectors.github.sink import GitHubSink
 from connectors.github.source import GitHubSource
-from okrsync.sdk.connector import Connector
+from okrsync.sdk.connector import Connector, ImportedFactory
 
 
 class GitHubConnector(GitHubSource, GitHubSink):
@@ -16,7 +15,7 @@ connector = Connector(
     summary="GitHub: issue/PR search counts, milestone completion; one issue comment per KR",
     connection_model=GitHubConnection,
     implementation=GitHubConnector,
-    fake=github_app,
+    fake=ImportedFactory("connectors.github.fake:github_app"),
 )
 
 __all__ = [

@@ -1,10 +1,9 @@
 """``linear``: issue counts and estimate sums in, one edited project update per key result out."""
 
-from connectors.linear.fake import linear_app
 from connectors.linear.models import LinearConnection, LinearProjectUpdateMirror, LinearQuery
 from connectors.linear.sink import LinearSink
 from connectors.linear.source import LinearSource
-from okrsync.sdk.connector import Connector
+from okrsync.sdk.connector import Connector, ImportedFactory
 
 
 class LinearConnector(LinearSource, LinearSink):
@@ -16,7 +15,7 @@ connector = Connector(
     summary="Linear: issue counts / estimate sums by team, project, label, state; project updates",
     connection_model=LinearConnection,
     implementation=LinearConnector,
-    fake=linear_app,
+    fake=ImportedFactory("connectors.linear.fake:linear_app"),
 )
 
 __all__ = [

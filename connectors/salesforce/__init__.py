@@ -1,6 +1,5 @@
 """``salesforce``: SOQL aggregates and report totals from a Salesforce org, within its quota."""
 
-from connectors.salesforce.fake import CLIENT_ID, CLIENT_SECRET, salesforce_app
 from connectors.salesforce.models import (
     ClientCredentials,
     JwtBearer,
@@ -8,15 +7,23 @@ from connectors.salesforce.models import (
     SalesforceQuery,
 )
 from connectors.salesforce.source import SalesforceSource
-from okrsync.sdk.connector import Connector
+from okrsync.sdk.connector import Connector, ImportedFactory
+
+
+def sandbox_credentials() -> dict[str, str]:
+    """What the fake accepts (imported from it only when asked)."""
+    from connectors.salesforce.fake import CLIENT_ID, CLIENT_SECRET
+
+    return {"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}
+
 
 connector = Connector(
     type="salesforce",
     summary="Salesforce: SOQL aggregates (batched GROUP BY) and report totals, quota-aware",
     connection_model=SalesforceConnection,
     implementation=SalesforceSource,
-    fake=salesforce_app,
-    sandbox_credentials={"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET},
+    fake=ImportedFactory("connectors.salesforce.fake:salesforce_app"),
+    sandbox_credentials=sandbox_credentials,
 )
 
 __all__ = [

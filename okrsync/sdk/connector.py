@@ -14,7 +14,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Generic, TypeVar
+from importlib import import_module
+from typing import Any, ClassVar, Generic, TypeVar, cast
 
 from pydantic import BaseModel, ConfigDict, SecretStr
 
@@ -197,6 +198,28 @@ def failed_reading(query: Query[Any], error: ConnectorError) -> Reading:
     )
 
 
+@dataclass(frozen=True)
+class ImportedFactory:
+    """A factory named ``"package.module:attribute"``, imported when first called.
+
+    For :attr:`Connector.fake`: ``okrsync validate``, ``status`` and the daemon load every plugin
+    but never start a sandbox, so a fake (an ASGI app, its data, its router) is imported only by
+    what calls it: ``okrsync demo``, the tests and the benchmarks.
+    """
+
+    target: str
+
+    def resolve(self) -> Callable[..., Any]:
+        module, _, attribute = self.target.partition(":")
+        found = getattr(import_module(module), attribute)
+        if not callable(found):
+            raise PluginError(f"{self.target!r} is not callable")
+        return cast("Callable[..., Any]", found)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.resolve()(*args, **kwargs)
+
+
 ConnectionModel = type[ConnectionConfig]
 QueryModel = type[QuerySpec]
 MirrorModel = type[MirrorSpec]
@@ -211,7 +234,9 @@ class Connector:
     summary: str
     connection_model: ConnectionModel
     implementation: Implementation
-    fake: Callable[[], Any] | None = None  # an ASGI app factory: the vendor's sandbox fake
+    # An ASGI app factory: the vendor's sandbox fake. Give an ``ImportedFactory`` so that loading
+    # the plugin does not import its fake (only ``okrsync demo``, tests and benchmarks call it).
+    fake: Callable[[], Any] | None = None
     # Credentials the fake accepts (public, made up), for ``okrsync demo`` and examples; a
     # callable when they are costly to make (a generated key pair).
     sandbox_credentials: Mapping[str, str] | Callable[[], Mapping[str, str]] = field(

@@ -2,36 +2,32 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import signal
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
-from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
 from rich.markup import escape as esc
 from rich.table import Table
 from rich.text import Text
-from sqlmodel import Session
 
-from okrsync.app import App, load, utc_now
-from okrsync.config import render_schema, write_schema
-from okrsync.engine.plan_report import store_exists
 from okrsync.errors import ConfigError, ConfigErrors, OkrsyncError
-from okrsync.logging import configure_logging
-from okrsync.plugins import Registry, load_registry
-from okrsync.redaction import Redactor
-from okrsync.settings import Settings
-from okrsync.store import views
-from okrsync.store.db import is_current, make_engine, session_scope, upgrade
-from okrsync.store.single_node import daemon_lock
-from okrsync.store.tables import KeyResultRow
+
+# Each command imports what it needs when it runs: ``--help`` and ``validate`` must not pay for
+# the store (SQLAlchemy, Alembic), the HTTP server or the connectors' fakes (issue 13).
+if TYPE_CHECKING:
+    from sqlmodel import Session
+
+    from okrsync.app import App
+    from okrsync.redaction import Redactor
+    from okrsync.settings import Settings
+    from okrsync.store.tables import KeyResultRow
+    from okrsync.store.views import ObjectiveView
 
 app = typer.Typer(
     name="okrsync",
@@ -66,6 +62,8 @@ EXIT_FAILED = 1
 
 
 def settings_for(config: Path | None) -> Settings:
+    from okrsync.settings import Settings
+
     settings = Settings()
     if config is not None:
         settings = settings.model_copy(update={"config": config})
@@ -92,6 +90,10 @@ def user_errors(redactor: Redactor | None = None) -> Iterator[None]:
 
 
 def open_app(config: Path | None) -> App:
+    from okrsync.app import App
+    from okrsync.logging import configure_logging
+    from okrsync.redaction import Redactor
+
     settings = settings_for(config)
     redactor = Redactor([settings.database_url.get_secret_value()])
     configure_logging(redactor, fmt=settings.log_format, level=settings.log_level)
@@ -100,6 +102,8 @@ def open_app(config: Path | None) -> App:
 
 
 def run_async(app_: App, work: Callable[[App], Any]) -> Any:
+    import asyncio
+
     async def main() -> Any:
         try:
             return await work(app_)
@@ -149,10 +153,14 @@ def init(
 @app.command()
 def validate(config: ConfigOption = None) -> None:
     """Check the config: syntax, fields, references, expressions, schedules."""
+    from okrsync.config import load_config
+    from okrsync.plugins import load_registry
+
     settings = settings_for(config)
     with user_errors():
         registry = load_registry()
-        loaded = load(settings, registry)
+        # okrsync.app.load, without importing the wiring (the store, the engine) to read YAML
+        loaded = load_config(settings.config, registry.connectors, secrets_dir=settings.secrets_dir)
     krs = loaded.key_results()
     mirrors = sum(len(kr.mirrors) for kr in krs) + sum(len(o.mirrors) for o in loaded.objectives)
     out.print(
@@ -169,7 +177,13 @@ def plan(
     json_out: JsonOption = False,
 ) -> None:
     """Dry run: what would be fetched, changed and pushed. Writes nothing, pushes nothing."""
+    import asyncio
+
+    from okrsync.app import load
     from okrsync.engine.plan_report import build_plan
+    from okrsync.logging import configure_logging
+    from okrsync.plugins import load_registry
+    from okrsync.redaction import Redactor
 
     settings = settings_for(config)
     redactor = Redactor([settings.database_url.get_secret_value()])
@@ -241,10 +255,15 @@ def run(
     ] = None,
 ) -> None:
     """The daemon: sync on schedule, deliver mirrors and serve HTTP until SIGTERM or SIGINT."""
+    import asyncio
+    import signal
+    from datetime import timedelta
+
     from okrsync.api.app import build_app
     from okrsync.api.context import ApiContext
     from okrsync.api.server import HttpServer, bind
     from okrsync.engine.daemon import STORE_ERRORS, Daemon, stop_within
+    from okrsync.store.single_node import daemon_lock
 
     app_ = open_app(config)
     listen_host = host if host is not None else app_.settings.http_host
@@ -295,6 +314,10 @@ def run(
 @contextmanager
 def store_session() -> Iterator[Session | None]:
     """A read-only look at the store (None when empty); a read never creates or migrates it."""
+    from okrsync.redaction import Redactor
+    from okrsync.settings import Settings
+    from okrsync.store.db import is_current, make_engine, session_scope
+
     url = Settings().database_url.get_secret_value()
     with user_errors(Redactor([url])):
         engine = make_engine(url) if store_exists(url) else None
@@ -308,7 +331,24 @@ def store_session() -> Iterator[Session | None]:
         engine.dispose()
 
 
+def store_exists(url: str) -> bool:
+    """False for a SQLite file that does not exist yet (reading must not create it).
+
+    ``okrsync.engine.plan_report.store_exists``, without importing the planner to ask.
+    """
+    from sqlalchemy.engine import make_url
+
+    from okrsync.store.db import normalise_url
+
+    parsed = make_url(normalise_url(url))
+    if parsed.get_backend_name() != "sqlite" or not parsed.database:
+        return True
+    return parsed.database == ":memory:" or Path(parsed.database).exists()
+
+
 def require_key_result(session: Session | None, kr: str) -> tuple[Session, KeyResultRow]:
+    from okrsync.store import views
+
     row = views.key_result(session, kr) if session is not None else None
     if session is None or row is None:
         error(f"no key result {kr!r} in the store (has `okrsync sync` run?)")
@@ -316,26 +356,70 @@ def require_key_result(session: Session | None, kr: str) -> tuple[Session, KeyRe
     return session, row
 
 
+StatusName = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--status",
+        help="Only key results with this status: on_track, at_risk, off_track, no_data "
+        "(repeatable).",
+    ),
+]
+
+
 @app.command()
-def status(json_out: JsonOption = False) -> None:
-    """Objectives and key results with progress bars (reads the store)."""
+def status(
+    json_out: JsonOption = False,
+    owner: Annotated[str | None, typer.Option(help="Only this owner's objectives.")] = None,
+    cycle: Annotated[str | None, typer.Option(help="Only objectives of this cycle.")] = None,
+    status_: StatusName = None,
+) -> None:
+    """Objectives and key results with progress bars (reads the store, streamed)."""
+    from datetime import UTC, datetime
+
+    from okrsync.store import views
+    from okrsync.store.status_stream import (
+        STATUSES,
+        StatusFilter,
+        stream_status,
+        write_status_json,
+    )
+
+    unknown = sorted(set(status_ or ()) - set(STATUSES))
+    if unknown:
+        error(f"unknown status: {', '.join(unknown)} (one of {', '.join(STATUSES)})")
+        raise typer.Exit(EXIT_CONFIG)
+    where = StatusFilter(owner=owner, cycle=cycle, status=frozenset(status_ or ()))
     with store_session() as session:
-        objectives = views.status_view(session, utc_now()) if session is not None else []
         connections = views.connections_view(session) if session is not None else []
-    if json_out:
-        out.print_json(
-            json.dumps(
-                {
-                    "objectives": [o.as_json() for o in objectives],
-                    "connections": [c.as_json() for c in connections],
-                }
-            )
+        stream = stream_status(session, datetime.now(UTC), where) if session is not None else None
+        if json_out:
+            write_status_json(sys.stdout, stream or (), connections)
+            sys.stdout.flush()
+            return
+        shown = print_status(stream or ())
+    if not shown:
+        filtered = owner is not None or cycle is not None or bool(status_)
+        out.print(
+            "no objective matches these filters"
+            if filtered and session is not None
+            else "nothing in the store yet: run `okrsync sync` first"
         )
         return
-    if not objectives:
-        out.print("nothing in the store yet: run `okrsync sync` first")
-        return
+    unhealthy = [c for c in connections if c.status not in ("ok", "unknown")]
+    for c in unhealthy:
+        until = f", paused until {c.paused_until:%Y-%m-%d %H:%M} UTC" if c.paused_until else ""
+        out.print(
+            f"[yellow]{esc(f'connection {c.name} ({c.type})')}: "
+            f"{c.status.replace('_', ' ')}{until}[/yellow] — {esc(c.last_error or '')}",
+            highlight=False,
+        )
+
+
+def print_status(objectives: Iterable[ObjectiveView]) -> int:
+    """One table per objective, printed as it streams in; how many were printed."""
+    shown = 0
     for objective in objectives:
+        shown += 1
         where = esc(f"({objective.id}, {objective.cycle})")
         table = Table(
             title=f"{esc(objective.title)} [dim]{where}[/dim]",
@@ -364,14 +448,7 @@ def status(json_out: JsonOption = False) -> None:
             f"{fmt_decimal(objective.elapsed * 100, 0)}% of the cycle elapsed"
         )
         out.print(table)
-    unhealthy = [c for c in connections if c.status not in ("ok", "unknown")]
-    for c in unhealthy:
-        until = f", paused until {c.paused_until:%Y-%m-%d %H:%M} UTC" if c.paused_until else ""
-        out.print(
-            f"[yellow]{esc(f'connection {c.name} ({c.type})')}: "
-            f"{c.status.replace('_', ' ')}{until}[/yellow] — {esc(c.last_error or '')}",
-            highlight=False,
-        )
+    return shown
 
 
 @app.command()
@@ -381,6 +458,8 @@ def history(
     json_out: JsonOption = False,
 ) -> None:
     """Every recorded value of one key result."""
+    from okrsync.store import views
+
     with store_session() as maybe:
         session, _row = require_key_result(maybe, kr)
         rows = views.history(session, kr, limit)
@@ -412,6 +491,8 @@ def explain(
     json_out: JsonOption = False,
 ) -> None:
     """Where the current value came from: connection, query, run and time."""
+    from okrsync.store import views
+
     with store_session() as maybe:
         session, row = require_key_result(maybe, kr)
         current = views.current_measurement(session, row)
@@ -472,7 +553,9 @@ def explain(
 @app.command()
 def connectors(json_out: JsonOption = False) -> None:
     """Installed connector plugins, their fields, and plugins that failed to load."""
-    registry: Registry = load_registry()
+    from okrsync.plugins import load_registry
+
+    registry = load_registry()
     rows: list[dict[str, Any]] = []
     for name, connector in registry.connectors.items():
         roles = [
@@ -524,6 +607,9 @@ def schema(
     ] = None,
 ) -> None:
     """The config's JSON Schema, covering every installed connector (for editors and CI)."""
+    from okrsync.config import render_schema, write_schema
+    from okrsync.plugins import load_registry
+
     registry = load_registry()
     if output is None:
         sys.stdout.write(render_schema(registry.connectors))
@@ -535,6 +621,10 @@ def schema(
 @db_app.command("upgrade")
 def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
     """Migrate the store's schema (OKRSYNC_DATABASE_URL) to the latest revision."""
+    from okrsync.redaction import Redactor
+    from okrsync.settings import Settings
+    from okrsync.store.db import make_engine, upgrade
+
     settings = Settings()
     url = settings.database_url.get_secret_value()
     with user_errors(Redactor([url])):

@@ -1,0 +1,250 @@
+"""``okrsync status`` at any size: key results streamed from the store, one objective at a time.
+
+:func:`okrsync.store.views.status_view` builds every objective in memory (fine for a page, not
+for 10,000 key results printed by the CLI). Here one query joins objectives, their cycle and their
+key results in display order and is read in chunks (``yield_per``: a server-side cursor on
+PostgreSQL, ``fetchmany`` on SQLite); rows are grouped into one objective at a time, so what is
+held at once is one chunk of rows plus the key results of one objective, whatever the store holds.
+
+Filters: ``owner`` and ``cycle`` are ``WHERE`` clauses. A key result's status is computed at read
+time from its progress and the clock (pace against the cycle changes as days pass), and progress
+is exact text that is never compared in SQL (see :class:`okrsync.store.types.DecimalText`), so
+``status`` is applied to each row as it streams past: the objective's own progress still rolls up
+all of its key results, as ``status`` shows it unfiltered, and an objective none of whose key
+results match is left out.
+
+The JSON written is what ``status --json`` printed before (``json.dumps(..., indent=2)`` of
+``{"objectives": [...], "connections": [...]}``), written object by object.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import IO, Any
+
+from sqlalchemy import Row, select
+from sqlalchemy.orm import Session
+
+from okrsync.engine.progress import KRKind
+from okrsync.engine.status import Weighted, elapsed_fraction, objective_status, rollup, status_for
+from okrsync.store.tables import CycleRow, KeyResultRow, ObjectiveRow
+from okrsync.store.views import ConnectionView, KeyResultView, ObjectiveView, stale_deadline
+
+CHUNK = 500
+STATUSES = ("on_track", "at_risk", "off_track", "no_data")
+
+_o = ObjectiveRow.__table__.c  # type: ignore[attr-defined]
+_k = KeyResultRow.__table__.c  # type: ignore[attr-defined]
+_c = CycleRow.__table__.c  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class StatusFilter:
+    owner: str | None = None
+    cycle: str | None = None
+    status: frozenset[str] = frozenset()  # empty: every status
+
+    def wants(self, status: str) -> bool:
+        return not self.status or status in self.status
+
+
+@dataclass
+class StreamStats:
+    """What a stream held at once, so tests can check it stays bounded (not RSS: a counter)."""
+
+    rows: int = 0  # key-result rows read
+    objectives: int = 0  # objectives yielded
+    max_chunk: int = 0  # the most rows fetched in one go
+    max_held: int = 0  # the most key results held for one objective
+    chunks: int = 0  # fetches
+
+
+def _query(where: StatusFilter) -> Any:
+    stmt = (
+        select(
+            _o.id,
+            _o.title,
+            _o.cycle_id,
+            _o.owner,
+            _c.start.label("cycle_start"),
+            _c.end.label("cycle_end"),
+            _k.id.label("kr_id"),
+            _k.title.label("kr_title"),
+            _k.kind,
+            _k.value,
+            _k.start,
+            _k.target,
+            _k.unit,
+            _k.progress,
+            _k.weight,
+            _k.stale_after_seconds,
+            _k.observed_at,
+            _k.checked_at,
+            _k.last_error,
+        )
+        .select_from(ObjectiveRow.__table__)  # type: ignore[attr-defined]
+        .join(CycleRow.__table__, _c.id == _o.cycle_id)  # type: ignore[attr-defined]
+        .outerjoin(
+            KeyResultRow.__table__,  # type: ignore[attr-defined]
+            (_k.objective_id == _o.id) & _k.archived_at.is_(None),
+        )
+        .where(_o.archived_at.is_(None))
+        .order_by(_o.position, _o.id, _k.position, _k.id)
+    )
+    if where.owner is not None:
+        stmt = stmt.where(_o.owner == where.owner)
+    if where.cycle is not None:
+        stmt = stmt.where(_o.cycle_id == where.cycle)
+    return stmt
+
+
+def _stale(row: Row[Any], now: datetime) -> bool:
+    if row.stale_after_seconds is None:
+        return False
+    seen = row.checked_at or row.observed_at
+    return seen is None or now > stale_deadline(seen, row.stale_after_seconds)
+
+
+def stream_status(
+    session: Session,
+    now: datetime,
+    where: StatusFilter | None = None,
+    *,
+    chunk: int = CHUNK,
+    stats: StreamStats | None = None,
+) -> Iterator[ObjectiveView]:
+    """Objectives in display order, each with its key results; rows read ``chunk`` at a time."""
+    where = where or StatusFilter()
+    stats = stats if stats is not None else StreamStats()
+    result = session.execute(_query(where), execution_options={"yield_per": chunk})
+    current: Row[Any] | None = None
+    elapsed = Decimal(0)
+    shown: list[KeyResultView] = []
+    weights: list[Weighted] = []
+
+    def finish() -> ObjectiveView | None:
+        assert current is not None
+        progress = rollup(weights)
+        if where.status and not shown:
+            return None
+        return ObjectiveView(
+            id=current.id,
+            title=current.title,
+            cycle=current.cycle_id,
+            owner=current.owner,
+            progress=progress,
+            status=objective_status(progress, elapsed).value,
+            elapsed=elapsed,
+            key_results=shown,
+        )
+
+    for part in result.partitions():
+        stats.max_chunk = max(stats.max_chunk, len(part))
+        stats.chunks += 1
+        for row in part:
+            if current is None or row.id != current.id:
+                if current is not None and (view := finish()) is not None:
+                    stats.objectives += 1
+                    yield view
+                current = row
+                elapsed = elapsed_fraction(row.cycle_start, row.cycle_end, now)
+                shown, weights = [], []
+            if row.kr_id is None:  # an objective without key results
+                continue
+            stats.rows += 1
+            status = status_for(KRKind(row.kind), row.progress, elapsed).value
+            weights.append(Weighted(row.progress, row.weight))
+            if where.wants(status):
+                shown.append(
+                    KeyResultView(
+                        id=row.kr_id,
+                        title=row.kr_title,
+                        kind=row.kind,
+                        value=row.value,
+                        start=row.start,
+                        target=row.target,
+                        unit=row.unit,
+                        progress=row.progress,
+                        status=status,
+                        stale=_stale(row, now),
+                        observed_at=row.observed_at,
+                        checked_at=row.checked_at,
+                        last_error=row.last_error,
+                    )
+                )
+            stats.max_held = max(stats.max_held, len(weights))
+    if current is not None and (view := finish()) is not None:
+        stats.objectives += 1
+        yield view
+
+
+def _text(value: Decimal | datetime | None) -> str | None:
+    if value is None:
+        return None
+    return value.isoformat() if isinstance(value, datetime) else str(value)
+
+
+def key_result_json(kr: KeyResultView) -> dict[str, Any]:
+    """``KeyResultView.as_json`` without ``dataclasses.asdict`` (which deep-copies each field)."""
+    return {
+        "id": kr.id,
+        "title": kr.title,
+        "kind": kr.kind,
+        "value": _text(kr.value),
+        "start": _text(kr.start),
+        "target": _text(kr.target),
+        "unit": kr.unit,
+        "progress": _text(kr.progress),
+        "status": kr.status,
+        "stale": kr.stale,
+        "observed_at": _text(kr.observed_at),
+        "checked_at": _text(kr.checked_at),
+        "last_error": kr.last_error,
+    }
+
+
+def objective_json(objective: ObjectiveView) -> dict[str, Any]:
+    """``ObjectiveView.as_json``, the same keys in the same order."""
+    return {
+        "id": objective.id,
+        "title": objective.title,
+        "cycle": objective.cycle,
+        "owner": objective.owner,
+        "progress": _text(objective.progress),
+        "status": objective.status,
+        "elapsed": _text(objective.elapsed),
+        "key_results": [key_result_json(kr) for kr in objective.key_results],
+    }
+
+
+def _indented(data: Any, depth: int) -> str:
+    """``data`` as it appears ``depth`` levels deep in an ``indent=2`` dump."""
+    text = json.dumps(data, indent=2, ensure_ascii=False)
+    return text.replace("\n", "\n" + "  " * depth)
+
+
+def _write_list(out: IO[str], items: Iterable[dict[str, Any]]) -> None:
+    first = True
+    for item in items:
+        out.write(("\n    " if first else ",\n    ") + _indented(item, 2))
+        first = False
+    out.write("]" if first else "\n  ]")
+
+
+def write_status_json(
+    out: IO[str], objectives: Iterable[ObjectiveView], connections: Sequence[ConnectionView]
+) -> None:
+    """Write ``{"objectives": [...], "connections": [...]}`` as each objective arrives.
+
+    The bytes are those of ``json.dumps(document, indent=2, ensure_ascii=False)`` (what
+    ``Console.print_json`` printed), followed by a newline.
+    """
+    out.write('{\n  "objectives": [')
+    _write_list(out, (objective_json(objective) for objective in objectives))
+    out.write(',\n  "connections": [')
+    _write_list(out, (c.as_json() for c in connections))
+    out.write("\n}\n")

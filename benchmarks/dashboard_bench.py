@@ -9,7 +9,11 @@ serves, worker thread included) and timed, on SQLite and on PostgreSQL. Results 
 (``benchmarks/dashboard_bench.md``); nothing in the text is written by hand.
 
     python -m benchmarks.dashboard_bench [--size 10000] [--repeat 30] [--pg URL|none]
-        [--baseline path/to/old_dashboard.py]
+        [--baseline path/to/old_dashboard.py] [--compare earlier.json] [--out path/stem]
+
+The committed ``dashboard_bench_baseline.*`` is the dashboard before issue 13 (``git show
+add973b^:okrsync/api/dashboard.py``) measured with ``--baseline … --pg none --repeat 3``; the
+committed ``dashboard_bench.*`` is ``--compare benchmarks/dashboard_bench_baseline.json``.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import asyncio
 import importlib.util
 import json
 import statistics
+import sys
 import tempfile
 import time
 import uuid
@@ -157,6 +162,7 @@ def _routes(baseline: str | None) -> RoutesFactory:
     spec = importlib.util.spec_from_file_location("baseline_dashboard", baseline)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while it loads
     spec.loader.exec_module(module)
     factory: RoutesFactory = module.dashboard_routes
     return factory
@@ -247,8 +253,9 @@ TARGET_P95_MS = 150
 TARGET_BYTES = 300_000
 
 
-def markdown(result: dict[str, Any]) -> str:
-    """The section for the results, every figure and verdict computed from ``result``."""
+def markdown(result: dict[str, Any], before: dict[str, Any] | None = None) -> str:
+    """The section for the results, every figure and verdict computed from ``result`` (and from
+    ``before``, a run of the same harness on an older dashboard, when given)."""
     lines = [
         "## Dashboard at scale",
         "",
@@ -275,7 +282,32 @@ def markdown(result: dict[str, Any]) -> str:
             )
     met = sum(verdicts)
     lines += ["", f"{met} of {len(verdicts)} page figures meet both targets."]
+    if before is not None:
+        lines += ["", *_comparison(result, before)]
     return "\n".join(lines) + "\n"
+
+
+def _comparison(result: dict[str, Any], before: dict[str, Any]) -> list[str]:
+    lines = [
+        f"Before, `{before['dashboard']}` on the same {before['key_results']:,} key results "
+        "(it has no filters or pages, so every overview variant is the whole overview):",
+        "",
+        "| store | page | p50 ms before → now | bytes before → now | statements before → now |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for store, figures in before["stores"].items():
+        now = result["stores"].get(store, {}).get("pages", {})
+        for name, old in figures.get("pages", {}).items():
+            new = now.get(name)
+            if new is None:
+                continue
+            lines.append(
+                f"| {store} | `{name}` | {old['p50_ms']} → {new['p50_ms']} "
+                f"({old['p50_ms'] / max(new['p50_ms'], 0.1):,.0f}x) | "
+                f"{old['bytes']:,} → {new['bytes']:,} | "
+                f"{old['statements']:,} → {new['statements']} |"
+            )
+    return lines
 
 
 def main() -> None:
@@ -284,12 +316,15 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=30)
     parser.add_argument("--pg", default=PG_URL, help="PostgreSQL URL, or 'none'")
     parser.add_argument("--baseline", help="a dashboard module file to measure instead")
+    parser.add_argument("--compare", help="a JSON result of an earlier run, shown beside this one")
     parser.add_argument("--out", default=str(HERE / "dashboard_bench"))
     args = parser.parse_args()
     result = run(args.size, args.repeat, None if args.pg == "none" else args.pg, args.baseline)
+    before = json.loads(Path(args.compare).read_text()) if args.compare else None
+    text_ = markdown(result, before)
     Path(args.out + ".json").write_text(json.dumps(result, indent=2) + "\n")
-    Path(args.out + ".md").write_text(markdown(result))
-    print(markdown(result))
+    Path(args.out + ".md").write_text(text_)
+    print(text_)
 
 
 if __name__ == "__main__":

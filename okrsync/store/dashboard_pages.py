@@ -16,12 +16,20 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import String, case, func, or_, type_coerce
+from sqlalchemy import Float, String, case, cast, func, literal, or_, type_coerce
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from okrsync.engine.progress import KRKind
-from okrsync.engine.status import Weighted, elapsed_fraction, objective_status, rollup, status_for
+from okrsync.engine.status import (
+    AT_RISK_GAP,
+    ON_TRACK_GAP,
+    Weighted,
+    elapsed_fraction,
+    objective_status,
+    rollup,
+    status_for,
+)
 from okrsync.store import views
 from okrsync.store.tables import CycleRow, KeyResultRow, MeasurementRow, ObjectiveRow
 from okrsync.store.types import UtcDateTime
@@ -125,7 +133,13 @@ def _like_escape(text: str) -> str:
 
 
 def cycle_page(session: Session, now: datetime, filters: Filters) -> CyclePage:
-    """The overview of one cycle (``filters.cycle`` or the one running): five statements."""
+    """The overview of one cycle (``filters.cycle`` or the one running) in six statements.
+
+    Without a status filter only the page's objectives and their key results are read; the
+    cycle's key results are counted by status in SQL (``status_counts``). A status filter needs
+    every objective's roll-up, so it reads the key results of every objective that passes the
+    other filters (a fixed number of statements still, but rows in proportion to the cycle).
+    """
     cycles = cycles_with_objectives(session)
     chosen = (
         next((c for c in cycles if c.id == filters.cycle), None)
@@ -137,66 +151,44 @@ def cycle_page(session: Session, now: datetime, filters: Filters) -> CyclePage:
         return CyclePage(cycles, None, Decimal(0), [], [], 0, {}, connections)
     elapsed = elapsed_fraction(chosen.start, chosen.end, now)
     where = _objective_filters(chosen.id, filters)
-    objectives = session.execute(
-        sa_select(
-            col(ObjectiveRow.id),
-            col(ObjectiveRow.title),
-            col(ObjectiveRow.owner),
-        )
-        .where(*where)
-        .order_by(col(ObjectiveRow.position), col(ObjectiveRow.id))
-    ).all()
-    seen = func.coalesce(col(KeyResultRow.checked_at), col(KeyResultRow.observed_at))
-    # read through the Connection: plain rows, no ORM loading per key result; the last-seen
-    # moment only where a staleness deadline makes it matter (most rows skip its conversion)
-    krs = (
-        session.connection()
-        .execute(
-            sa_select(
-                col(KeyResultRow.objective_id),
-                col(KeyResultRow.kind),
-                type_coerce(col(KeyResultRow.progress), String),
-                type_coerce(col(KeyResultRow.weight), String),
-                col(KeyResultRow.stale_after_seconds),
-                type_coerce(
-                    case((col(KeyResultRow.stale_after_seconds).is_not(None), seen)),
-                    UtcDateTime,
-                ),
-            )
-            .join(ObjectiveRow, col(ObjectiveRow.id) == col(KeyResultRow.objective_id))
-            .where(*where, col(KeyResultRow.archived_at).is_(None))
-        )
-        .all()
-    )
-    grouped: dict[str, list[Any]] = {}
-    for kr in krs:
-        grouped.setdefault(kr[0], []).append(kr)
     status_of = _StatusOf(elapsed)
-    counts = dict.fromkeys(STATUSES, 0)
     limit = max(1, min(filters.limit, MAX_LIMIT))
     first = (max(filters.page, 1) - 1) * limit
+    listed = sa_select(
+        col(ObjectiveRow.id),
+        col(ObjectiveRow.title),
+        col(ObjectiveRow.owner),
+        func.count().over().label("total"),
+    ).where(*where)
+    ordered = listed.order_by(col(ObjectiveRow.position), col(ObjectiveRow.id))
     if filters.status:
+        objectives = session.execute(ordered).all()
+        grouped = _group(_key_results(session, *where))
         # the status filter needs every objective's roll-up; without it only the page's
         matching = [
             s
-            for oid, title, owner in objectives
+            for oid, title, owner, _ in objectives
             if (
                 s := _summarise(oid, title, chosen.id, owner, grouped.get(oid, []), status_of, now)
             ).status
             == filters.status
         ]
+        counts = dict.fromkeys(STATUSES, 0)
         for summary in matching:
             for status, n in summary.by_status.items():
                 counts[status] += n
         shown, total = matching[first : first + limit], len(matching)
     else:
-        for row in krs:
-            counts[status_of(row[1], row[2])] += 1
+        objectives = session.execute(ordered.limit(limit).offset(first)).all()
+        ids = [o[0] for o in objectives]
+        grouped = _group(_key_results(session, col(KeyResultRow.objective_id).in_(ids)))
         shown = [
             _summarise(oid, title, chosen.id, owner, grouped.get(oid, []), status_of, now)
-            for oid, title, owner in objectives[first : first + limit]
+            for oid, title, owner, _ in objectives
         ]
-        total = len(objectives)
+        counts = status_counts(session, where, status_of)
+        # the total rides on the page's rows; past the last page there is none: count them
+        total = objectives[0][3] if objectives else (_count(session, where) if first else 0)
     return CyclePage(
         cycles=cycles,
         cycle=chosen,
@@ -207,6 +199,113 @@ def cycle_page(session: Session, now: datetime, filters: Filters) -> CyclePage:
         counts=counts,
         connections=connections,
     )
+
+
+def _count(session: Session, where: list[Any]) -> int:
+    return int(
+        session.execute(sa_select(func.count()).select_from(ObjectiveRow).where(*where)).one()[0]
+    )
+
+
+def _key_results(session: Session, *where: Any) -> list[Any]:
+    """What status, roll-up and staleness need of each key result, as plain rows (read through the
+    Connection: no ORM loading per key result); the last-seen moment only where a staleness
+    deadline makes it matter, so most rows skip its conversion."""
+    seen = func.coalesce(col(KeyResultRow.checked_at), col(KeyResultRow.observed_at))
+    query = (
+        sa_select(
+            col(KeyResultRow.objective_id),
+            col(KeyResultRow.kind),
+            type_coerce(col(KeyResultRow.progress), String),
+            type_coerce(col(KeyResultRow.weight), String),
+            col(KeyResultRow.stale_after_seconds),
+            type_coerce(
+                case((col(KeyResultRow.stale_after_seconds).is_not(None), seen)), UtcDateTime
+            ),
+        )
+        .join(ObjectiveRow, col(ObjectiveRow.id) == col(KeyResultRow.objective_id))
+        .where(*where, col(KeyResultRow.archived_at).is_(None))
+    )
+    return list(session.connection().execute(query).all())
+
+
+def _group(krs: list[Any]) -> dict[str, list[Any]]:
+    grouped: dict[str, list[Any]] = {}
+    for kr in krs:
+        grouped.setdefault(kr[0], []).append(kr)
+    return grouped
+
+
+NEAR = 1e-9
+"""How close (as a float) a progress may be to a status threshold before SQL leaves it to Python."""
+
+PACED = ("increase", "decrease")
+HELD = ("stay_above", "stay_below", "stay_between")
+
+
+def status_counts(session: Session, where: list[Any], status_of: _StatusOf) -> dict[str, int]:
+    """Key results of the objectives matching ``where``, counted by status, in one statement.
+
+    Every status is a threshold on progress (see :func:`okrsync.engine.status.status_for`): for
+    increase/decrease, on track from ``elapsed - ON_TRACK_GAP``, at risk from ``elapsed -
+    AT_RISK_GAP``; held lines and milestones from 1. SQL compares the progress as a float and
+    counts each kind and status; a progress within ``NEAR`` of a threshold, or not a finite
+    number, comes back as its exact text and gets its status from ``status_for`` in Python, so
+    the counts are exactly what the per-key-result statuses are (a float of a decimal text is off
+    by far less than ``NEAR``).
+    """
+    elapsed = status_of.elapsed
+    p = cast(col(KeyResultRow.progress), Float)
+    text_ = col(KeyResultRow.progress)
+
+    def above(threshold: float, yes: str, otherwise: Any) -> Any:
+        return case(
+            (p >= threshold + NEAR, literal(yes)),
+            (p > threshold - NEAR, literal(EXACT)),
+            else_=otherwise,
+        )
+
+    on_pace = float(elapsed - ON_TRACK_GAP)
+    at_risk = float(elapsed - AT_RISK_GAP)
+    milestone_late = status_for(KRKind.MILESTONE, Decimal(0), elapsed).value
+    band = case(
+        (text_.is_(None), literal("no_data")),
+        (func.lower(text_).like("%n%"), literal(EXACT)),  # nan, inf(inity): not for floats
+        (
+            col(KeyResultRow.kind).in_(PACED),
+            above(on_pace, "on_track", above(at_risk, "at_risk", literal("off_track"))),
+        ),
+        (col(KeyResultRow.kind).in_(HELD), above(1.0, "on_track", literal("off_track"))),
+        (
+            col(KeyResultRow.kind) == "milestone",
+            above(1.0, "on_track", literal(milestone_late)),
+        ),
+        else_=literal(EXACT),
+    )
+    inner = (
+        sa_select(
+            col(KeyResultRow.kind).label("kind"),
+            band.label("band"),
+            case((band == EXACT, text_)).label("exact"),
+        )
+        .join(ObjectiveRow, col(ObjectiveRow.id) == col(KeyResultRow.objective_id))
+        .where(*where, col(KeyResultRow.archived_at).is_(None))
+        .subquery()
+    )
+    rows = session.connection().execute(
+        sa_select(inner.c.kind, inner.c.band, inner.c.exact, func.count()).group_by(
+            inner.c.kind, inner.c.band, inner.c.exact
+        )
+    )
+    counts = dict.fromkeys(STATUSES, 0)
+    for kind, status, exact, n in rows:
+        if status == EXACT:
+            status = status_of(kind, exact)
+        counts[status] = counts.get(status, 0) + n
+    return counts
+
+
+EXACT = "exact"
 
 
 def owner_list(session: Session, cycle_id: str) -> list[str]:

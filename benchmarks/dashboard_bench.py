@@ -173,6 +173,7 @@ def pages(size: int) -> dict[str, str]:
     return {
         "/": "/",
         "/ (owner, status, search)": "/?owner=team7&status=off_track&q=objective",
+        "/?status=at_risk": "/?status=at_risk",
         "/?page=20": "/?page=20",
         "/objectives/{id}": f"/objectives/{middle}",
     }

@@ -1,12 +1,13 @@
 """The dashboard's page queries: a fixed number of SQL statements per page, whatever the size.
 
-The overview (``cycle_page``) reads one cycle's objectives and only the columns of their key results
-that status and roll-up need, in five statements; one objective's page (``objective_page``) reads
-that objective, its key results, the current measurements and the newest values of the key results
-shown (one window query), in four. Nothing is read per key result or per objective, so a page costs
-the same number of round trips at 10 and at 100,000 key results. Status and roll-up stay in Python
-(progress is exact decimal text, never compared in SQL, see :mod:`okrsync.store.types`), over the
-key results of the chosen cycle only; the objectives' filters (owner, title search) are SQL.
+The overview (``cycle_page``) reads one page of a cycle's objectives and their key results, and
+counts and rolls up the rest in SQL, in six or seven statements; one objective's page
+(``objective_page``) reads that objective, its key results, the current measurements and the
+newest values of the key results shown (one window query), in four. Nothing is read per key
+result or per objective, so a page costs the same number of round trips at 10 and at 100,000 key
+results. Progress is exact decimal text (:mod:`okrsync.store.types`): where SQL compares or sums
+it, it does so as a float only to sort the clear cases, and anything within ``NEAR`` of a status
+threshold comes back to Python and ``okrsync.engine.status``, so statuses are exact.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Float, String, case, cast, func, literal, or_, type_coerce
+from sqlalchemy import Float, String, and_, case, cast, func, literal, or_, type_coerce
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
@@ -133,12 +134,13 @@ def _like_escape(text: str) -> str:
 
 
 def cycle_page(session: Session, now: datetime, filters: Filters) -> CyclePage:
-    """The overview of one cycle (``filters.cycle`` or the one running) in six statements.
+    """The overview of one cycle (``filters.cycle`` or the one running) in six or seven
+    statements, whatever the cycle holds.
 
-    Without a status filter only the page's objectives and their key results are read; the
-    cycle's key results are counted by status in SQL (``status_counts``). A status filter needs
-    every objective's roll-up, so it reads the key results of every objective that passes the
-    other filters (a fixed number of statements still, but rows in proportion to the cycle).
+    Only the page's objectives and their key results are read as rows; the cycle's key results
+    are counted by status in SQL (``status_counts``), and for a status filter every objective's
+    roll-up is summed in SQL (``_objective_statuses``), in both cases with values too close to a
+    threshold for a float settled exactly in Python.
     """
     cycles = cycles_with_objectives(session)
     chosen = (
@@ -162,22 +164,27 @@ def cycle_page(session: Session, now: datetime, filters: Filters) -> CyclePage:
     ).where(*where)
     ordered = listed.order_by(col(ObjectiveRow.position), col(ObjectiveRow.id))
     if filters.status:
-        objectives = session.execute(ordered).all()
-        grouped = _group(_key_results(session, *where))
-        # the status filter needs every objective's roll-up; without it only the page's
-        matching = [
-            s
-            for oid, title, owner, _ in objectives
-            if (
-                s := _summarise(oid, title, chosen.id, owner, grouped.get(oid, []), status_of, now)
-            ).status
-            == filters.status
+        # the status filter needs every objective's roll-up: summed in SQL, one row per objective
+        rolled = _objective_statuses(session, where, elapsed)
+        unsure = [oid for oid, _, _, status in rolled if status is None]
+        exact = _group(_key_results(session, col(KeyResultRow.objective_id).in_(unsure)))
+        matching = []
+        for oid, title, owner, status in rolled:
+            if status is None:
+                krs = exact.get(oid, [])
+                status = _summarise(oid, title, chosen.id, owner, krs, status_of, now).status
+            if status == filters.status:
+                matching.append((oid, title, owner))
+        page = matching[first : first + limit]
+        grouped = _group(
+            _key_results(session, col(KeyResultRow.objective_id).in_([o[0] for o in page]))
+        )
+        shown = [
+            _summarise(oid, title, chosen.id, owner, grouped.get(oid, []), status_of, now)
+            for oid, title, owner in page
         ]
-        counts = dict.fromkeys(STATUSES, 0)
-        for summary in matching:
-            for status, n in summary.by_status.items():
-                counts[status] += n
-        shown, total = matching[first : first + limit], len(matching)
+        total = len(matching)
+        counts = status_counts(session, where, status_of, within={o[0] for o in matching})
     else:
         objectives = session.execute(ordered.limit(limit).offset(first)).all()
         ids = [o[0] for o in objectives]
@@ -243,8 +250,11 @@ PACED = ("increase", "decrease")
 HELD = ("stay_above", "stay_below", "stay_between")
 
 
-def status_counts(session: Session, where: list[Any], status_of: _StatusOf) -> dict[str, int]:
-    """Key results of the objectives matching ``where``, counted by status, in one statement.
+def status_counts(
+    session: Session, where: list[Any], status_of: _StatusOf, within: set[str] | None = None
+) -> dict[str, int]:
+    """Key results of the objectives matching ``where`` (and in ``within`` when given), counted
+    by status, in one statement (grouped per objective too when ``within`` is given).
 
     Every status is a threshold on progress (see :func:`okrsync.engine.status.status_for`): for
     increase/decrease, on track from ``elapsed - ON_TRACK_GAP``, at risk from ``elapsed -
@@ -284,6 +294,9 @@ def status_counts(session: Session, where: list[Any], status_of: _StatusOf) -> d
     )
     inner = (
         sa_select(
+            col(KeyResultRow.objective_id).label("oid")
+            if within is not None
+            else literal("").label("oid"),
             col(KeyResultRow.kind).label("kind"),
             band.label("band"),
             case((band == EXACT, text_)).label("exact"),
@@ -292,13 +305,15 @@ def status_counts(session: Session, where: list[Any], status_of: _StatusOf) -> d
         .where(*where, col(KeyResultRow.archived_at).is_(None))
         .subquery()
     )
-    rows = session.connection().execute(
-        sa_select(inner.c.kind, inner.c.band, inner.c.exact, func.count()).group_by(
-            inner.c.kind, inner.c.band, inner.c.exact
-        )
-    )
+    groups: tuple[Any, ...] = (inner.c.kind, inner.c.band, inner.c.exact)
+    if within is not None:
+        groups = (inner.c.oid, *groups)
+    rows = session.connection().execute(sa_select(*groups, func.count()).group_by(*groups))
     counts = dict.fromkeys(STATUSES, 0)
-    for kind, status, exact, n in rows:
+    for *key, n in rows:
+        if within is not None and key[0] not in within:
+            continue
+        kind, status, exact = key[-3:]
         if status == EXACT:
             status = status_of(kind, exact)
         counts[status] = counts.get(status, 0) + n
@@ -306,6 +321,68 @@ def status_counts(session: Session, where: list[Any], status_of: _StatusOf) -> d
 
 
 EXACT = "exact"
+
+
+def _objective_statuses(
+    session: Session, where: list[Any], elapsed: Decimal
+) -> list[tuple[str, str, str | None, str | None]]:
+    """Each objective matching ``where`` with its status, in order: the roll-up (weighted mean of
+    progress clamped to 0..1, a missing one counting 0, see :func:`okrsync.engine.status.rollup`)
+    summed in SQL as floats. The status is ``None`` where the float leaves it in doubt (within
+    ``NEAR`` of a threshold, a non-finite progress or weight, weights summing to almost 0): the
+    caller settles those exactly from their key results."""
+    progress = col(KeyResultRow.progress)
+    weight = col(KeyResultRow.weight)
+    p = cast(progress, Float)
+    w = cast(weight, Float)
+    clamped = case((progress.is_(None), 0.0), (p < 0.0, 0.0), (p > 1.0, 1.0), else_=p)
+    odd = case((or_(func.lower(progress).like("%n%"), func.lower(weight).like("%n%")), 1), else_=0)
+    rows = session.connection().execute(
+        sa_select(
+            col(ObjectiveRow.id),
+            col(ObjectiveRow.title),
+            col(ObjectiveRow.owner),
+            func.sum(w * clamped),
+            func.sum(w),
+            func.count(progress),
+            func.max(odd),
+        )
+        .select_from(ObjectiveRow)
+        .outerjoin(
+            KeyResultRow,
+            and_(
+                col(KeyResultRow.objective_id) == col(ObjectiveRow.id),
+                col(KeyResultRow.archived_at).is_(None),
+            ),
+        )
+        .where(*where)
+        .group_by(
+            col(ObjectiveRow.id),
+            col(ObjectiveRow.title),
+            col(ObjectiveRow.owner),
+            col(ObjectiveRow.position),
+        )
+        .order_by(col(ObjectiveRow.position), col(ObjectiveRow.id))
+    )
+    on_pace = float(elapsed - ON_TRACK_GAP)
+    at_risk = float(elapsed - AT_RISK_GAP)
+    out: list[tuple[str, str, str | None, str | None]] = []
+    for oid, title, owner, weighted, weights, measured, strange in rows:
+        status: str | None
+        if not measured:
+            status = "no_data"  # no key result with progress: the roll-up is unknown
+        elif strange or weights is None or weights < 1e-6:
+            status = None
+        else:
+            mean = weighted / weights
+            if abs(mean - on_pace) < NEAR or abs(mean - at_risk) < NEAR:
+                status = None
+            else:
+                status = (
+                    "on_track" if mean >= on_pace else "at_risk" if mean >= at_risk else "off_track"
+                )
+        out.append((oid, title, owner, status))
+    return out
 
 
 def owner_list(session: Session, cycle_id: str) -> list[str]:

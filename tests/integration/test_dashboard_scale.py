@@ -248,10 +248,9 @@ def test_status_counts_in_sql_equal_each_key_results_status(serve: Callable[...,
     kinds = ["increase", "decrease", "stay_above", "stay_below", "stay_between", "milestone"]
     with session_scope(engine) as session:
         rows = session.exec(select(KeyResultRow).order_by(KeyResultRow.id)).all()
-        for i, row in enumerate(rows):
-            row.kind = kinds[i % len(kinds)]
-            if i % 2 == 0:
-                row.progress = edges[(i // 2) % len(edges)]
+        for i, row in enumerate(rows[: len(edges) * len(kinds)]):  # every kind at every edge
+            row.kind = kinds[i // len(edges)]
+            row.progress = edges[i % len(edges)]
             session.add(row)
     with session_scope(engine) as session:
         expected = Counter(
@@ -260,3 +259,61 @@ def test_status_counts_in_sql_equal_each_key_results_status(serve: Callable[...,
         )
         page = dashboard_pages.cycle_page(session, NOW, dashboard_pages.Filters())
     assert {k: v for k, v in page.counts.items() if v} == dict(expected)
+
+
+def test_the_status_filter_agrees_with_each_objectives_exact_roll_up(
+    serve: Callable[..., Served],
+) -> None:
+    """Roll-ups for the status filter are summed in SQL as floats; an objective whose roll-up
+    sits on a threshold is settled exactly, so the filter agrees with ``rollup`` everywhere."""
+    from decimal import Decimal
+
+    from sqlmodel import select
+
+    from okrsync.engine.status import (
+        AT_RISK_GAP,
+        ON_TRACK_GAP,
+        Weighted,
+        elapsed_fraction,
+        objective_status,
+        rollup,
+    )
+    from okrsync.store import dashboard_pages
+    from okrsync.store.db import session_scope
+    from okrsync.store.tables import KeyResultRow
+
+    _, engine = serve(100, per_objective=4)  # 25 objectives
+    elapsed = elapsed_fraction(CYCLE[1], CYCLE[2], NOW)
+    tiny = Decimal("1e-20")
+    on_edge = [
+        elapsed - ON_TRACK_GAP,
+        elapsed - ON_TRACK_GAP - tiny,
+        elapsed - AT_RISK_GAP,
+        elapsed - AT_RISK_GAP - tiny,
+        None,
+        Decimal("Infinity"),
+    ]
+    with session_scope(engine) as session:
+        rows = session.exec(select(KeyResultRow).order_by(KeyResultRow.id)).all()
+        for i, row in enumerate(rows):
+            o = i // 4
+            if o < len(on_edge):  # every key result of objective o at the same edge value
+                row.progress = on_edge[o]
+            elif o == len(on_edge):
+                row.weight = Decimal(0)  # weights summing to 0: no roll-up
+            session.add(row)
+    with session_scope(engine) as session:
+        by_objective: dict[str, list[KeyResultRow]] = {}
+        for row in session.exec(select(KeyResultRow)):
+            by_objective.setdefault(row.objective_id, []).append(row)
+        expected: dict[str, set[str]] = {}
+        for oid, krs in by_objective.items():
+            progress = rollup([Weighted(r.progress, r.weight) for r in krs])
+            expected.setdefault(objective_status(progress, elapsed).value, set()).add(oid)
+        for status in ("on_track", "at_risk", "off_track", "no_data"):
+            page = dashboard_pages.cycle_page(
+                session, NOW, dashboard_pages.Filters(status=status, limit=100)
+            )
+            assert {o.id for o in page.objectives} == expected.get(status, set()), status
+            assert page.total == len(expected.get(status, set()))
+            assert all(o.status == status for o in page.objectives)

@@ -181,10 +181,11 @@ class Window:
     bound: dict[str, int]
 
 
-def start_daemon(env: dict[str, str], log: Path) -> subprocess.Popen[str]:
+def start_daemon(env: dict[str, str], log: Path, tree: Path) -> subprocess.Popen[str]:
+    """``okrsync run`` from ``tree`` (``python -m`` imports from its working directory first)."""
     command = [sys.executable, "-m", "okrsync", "run", "--port", str(free_port())]
     return subprocess.Popen(
-        command, env=env, stdout=subprocess.DEVNULL, stderr=log.open("a"), text=True
+        command, cwd=tree, env=env, stdout=subprocess.DEVNULL, stderr=log.open("a"), text=True
     )
 
 
@@ -247,10 +248,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "OKRSYNC_LOG_FORMAT": "json",
                 "OKRSYNC_LOG_LEVEL": "info",
             }
-            if args.okrsync_path:
-                env["PYTHONPATH"] = str(Path(args.okrsync_path).resolve())
+            tree = Path(args.okrsync_path).resolve() if args.okrsync_path else HERE.parent
+            env["PYTHONPATH"] = str(tree)
             began = datetime.now(UTC)
-            daemon = start_daemon(env, daemon_log)
+            daemon = start_daemon(env, daemon_log, tree)
             restarts = 0
             try:
                 # windows: those holding the start (cold), then ``ticks`` whole ones
@@ -274,7 +275,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                         raise RuntimeError(f"okrsync run exited: {daemon_log.read_text()[-2000:]}")
                     if restart_at is not None and datetime.now(UTC) >= restart_at:
                         stop_daemon(daemon)
-                        daemon = start_daemon(env, daemon_log)
+                        daemon = start_daemon(env, daemon_log, tree)
                         restarts += 1
                         restart_at = None
                     time.sleep(0.2)

@@ -1,7 +1,7 @@
 """The dashboard's page queries: a fixed number of SQL statements per page, whatever the size.
 
 The overview (``cycle_page``) reads one page of a cycle's objectives and their key results, and
-counts and rolls up the rest in SQL, in six or seven statements; one objective's page
+counts and rolls up the rest in SQL, in six statements; one objective's page
 (``objective_page``) reads that objective, its key results, the current measurements and the
 newest values of the key results shown (one window query), in four. Nothing is read per key
 result or per objective, so a page costs the same number of round trips at 10 and at 100,000 key
@@ -17,7 +17,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Float, String, and_, case, cast, func, literal, or_, type_coerce
+from sqlalchemy import Float, String, case, cast, func, literal, or_, type_coerce
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
@@ -134,8 +134,8 @@ def _like_escape(text: str) -> str:
 
 
 def cycle_page(session: Session, now: datetime, filters: Filters) -> CyclePage:
-    """The overview of one cycle (``filters.cycle`` or the one running) in six or seven
-    statements, whatever the cycle holds.
+    """The overview of one cycle (``filters.cycle`` or the one running) in six statements (seven
+    for a page past the last), whatever the cycle holds.
 
     Only the page's objectives and their key results are read as rows; the cycle's key results
     are counted by status in SQL (``status_counts``), and for a status filter every objective's
@@ -166,15 +166,20 @@ def cycle_page(session: Session, now: datetime, filters: Filters) -> CyclePage:
     if filters.status:
         # the status filter needs every objective's roll-up: summed in SQL, one row per objective
         rolled = _objective_statuses(session, where, elapsed)
-        unsure = [oid for oid, _, _, status in rolled if status is None]
+        unsure = [r.id for r in rolled if r.status is None or r.doubtful]
         exact = _group(_key_results(session, col(KeyResultRow.objective_id).in_(unsure)))
         matching = []
-        for oid, title, owner, status in rolled:
-            if status is None:
-                krs = exact.get(oid, [])
-                status = _summarise(oid, title, chosen.id, owner, krs, status_of, now).status
+        counts = dict.fromkeys(STATUSES, 0)
+        for r in rolled:
+            status, by_status = r.status, r.by_status
+            if status is None or r.doubtful:
+                krs = exact.get(r.id, [])
+                settled = _summarise(r.id, r.title, chosen.id, r.owner, krs, status_of, now)
+                status, by_status = settled.status, settled.by_status
             if status == filters.status:
-                matching.append((oid, title, owner))
+                matching.append((r.id, r.title, r.owner))
+                for name, n in by_status.items():
+                    counts[name] += n
         page = matching[first : first + limit]
         grouped = _group(
             _key_results(session, col(KeyResultRow.objective_id).in_([o[0] for o in page]))
@@ -184,7 +189,6 @@ def cycle_page(session: Session, now: datetime, filters: Filters) -> CyclePage:
             for oid, title, owner in page
         ]
         total = len(matching)
-        counts = status_counts(session, where, status_of, within={o[0] for o in matching})
     else:
         objectives = session.execute(ordered.limit(limit).offset(first)).all()
         ids = [o[0] for o in objectives]
@@ -250,21 +254,15 @@ PACED = ("increase", "decrease")
 HELD = ("stay_above", "stay_below", "stay_between")
 
 
-def status_counts(
-    session: Session, where: list[Any], status_of: _StatusOf, within: set[str] | None = None
-) -> dict[str, int]:
-    """Key results of the objectives matching ``where`` (and in ``within`` when given), counted
-    by status, in one statement (grouped per objective too when ``within`` is given).
+def _band(elapsed: Decimal) -> Any:
+    """A key result's status as SQL sees it, or ``EXACT`` where a float cannot be trusted.
 
     Every status is a threshold on progress (see :func:`okrsync.engine.status.status_for`): for
     increase/decrease, on track from ``elapsed - ON_TRACK_GAP``, at risk from ``elapsed -
-    AT_RISK_GAP``; held lines and milestones from 1. SQL compares the progress as a float and
-    counts each kind and status; a progress within ``NEAR`` of a threshold, or not a finite
-    number, comes back as its exact text and gets its status from ``status_for`` in Python, so
-    the counts are exactly what the per-key-result statuses are (a float of a decimal text is off
-    by far less than ``NEAR``).
+    AT_RISK_GAP``; held lines and milestones from 1. A progress within ``NEAR`` of a threshold,
+    or not a finite number, is ``EXACT``: its status is for Python to settle (a float of a
+    decimal text is off by far less than ``NEAR``).
     """
-    elapsed = status_of.elapsed
     p = cast(col(KeyResultRow.progress), Float)
     text_ = col(KeyResultRow.progress)
 
@@ -278,7 +276,7 @@ def status_counts(
     on_pace = float(elapsed - ON_TRACK_GAP)
     at_risk = float(elapsed - AT_RISK_GAP)
     milestone_late = status_for(KRKind.MILESTONE, Decimal(0), elapsed).value
-    band = case(
+    return case(
         (text_.is_(None), literal("no_data")),
         (func.lower(text_).like("%n%"), literal(EXACT)),  # nan, inf(inity): not for floats
         (
@@ -292,28 +290,28 @@ def status_counts(
         ),
         else_=literal(EXACT),
     )
+
+
+def status_counts(session: Session, where: list[Any], status_of: _StatusOf) -> dict[str, int]:
+    """Key results of the objectives matching ``where``, counted by status, in one statement:
+    SQL counts each kind and band (``_band``); those it leaves ``EXACT`` come back as their
+    progress text and get their status from ``status_for``, so the counts are exactly what the
+    per-key-result statuses are."""
+    band = _band(status_of.elapsed)
     inner = (
         sa_select(
-            col(KeyResultRow.objective_id).label("oid")
-            if within is not None
-            else literal("").label("oid"),
             col(KeyResultRow.kind).label("kind"),
             band.label("band"),
-            case((band == EXACT, text_)).label("exact"),
+            case((band == EXACT, col(KeyResultRow.progress))).label("exact"),
         )
         .join(ObjectiveRow, col(ObjectiveRow.id) == col(KeyResultRow.objective_id))
         .where(*where, col(KeyResultRow.archived_at).is_(None))
         .subquery()
     )
-    groups: tuple[Any, ...] = (inner.c.kind, inner.c.band, inner.c.exact)
-    if within is not None:
-        groups = (inner.c.oid, *groups)
+    groups = (inner.c.kind, inner.c.band, inner.c.exact)
     rows = session.connection().execute(sa_select(*groups, func.count()).group_by(*groups))
     counts = dict.fromkeys(STATUSES, 0)
-    for *key, n in rows:
-        if within is not None and key[0] not in within:
-            continue
-        kind, status, exact = key[-3:]
+    for kind, status, exact, n in rows:
         if status == EXACT:
             status = status_of(kind, exact)
         counts[status] = counts.get(status, 0) + n
@@ -323,38 +321,58 @@ def status_counts(
 EXACT = "exact"
 
 
-def _objective_statuses(
-    session: Session, where: list[Any], elapsed: Decimal
-) -> list[tuple[str, str, str | None, str | None]]:
-    """Each objective matching ``where`` with its status, in order: the roll-up (weighted mean of
-    progress clamped to 0..1, a missing one counting 0, see :func:`okrsync.engine.status.rollup`)
-    summed in SQL as floats. The status is ``None`` where the float leaves it in doubt (within
-    ``NEAR`` of a threshold, a non-finite progress or weight, weights summing to almost 0): the
-    caller settles those exactly from their key results."""
+@dataclass(frozen=True)
+class _Rolled:
+    id: str
+    title: str
+    owner: str | None
+    status: str | None
+    """``None`` where the float roll-up leaves the status in doubt."""
+    by_status: dict[str, int]
+    doubtful: int
+    """Key results whose status SQL left to Python (``by_status`` leaves them out)."""
+
+
+def _objective_statuses(session: Session, where: list[Any], elapsed: Decimal) -> list[_Rolled]:
+    """Each objective matching ``where``, in order, with its status and its key results counted
+    by status, in one statement: the roll-up (weighted mean of progress clamped to 0..1, a
+    missing one counting 0, see :func:`okrsync.engine.status.rollup`) is summed in SQL as floats.
+    The status is ``None`` where the float leaves it in doubt (within ``NEAR`` of a threshold, a
+    non-finite progress or weight, weights summing to almost 0); the caller settles those, and the
+    objectives with ``doubtful`` key results, exactly from their key results."""
     progress = col(KeyResultRow.progress)
     weight = col(KeyResultRow.weight)
     p = cast(progress, Float)
     w = cast(weight, Float)
     clamped = case((progress.is_(None), 0.0), (p < 0.0, 0.0), (p > 1.0, 1.0), else_=p)
     odd = case((or_(func.lower(progress).like("%n%"), func.lower(weight).like("%n%")), 1), else_=0)
+    inner = (
+        sa_select(
+            col(KeyResultRow.objective_id).label("oid"),
+            _band(elapsed).label("band"),
+            (w * clamped).label("wp"),
+            w.label("w"),
+            progress.label("progress"),
+            odd.label("odd"),
+        )
+        .join(ObjectiveRow, col(ObjectiveRow.id) == col(KeyResultRow.objective_id))
+        .where(*where, col(KeyResultRow.archived_at).is_(None))
+        .subquery()
+    )
+    bands = (*STATUSES, EXACT)
     rows = session.connection().execute(
         sa_select(
             col(ObjectiveRow.id),
             col(ObjectiveRow.title),
             col(ObjectiveRow.owner),
-            func.sum(w * clamped),
-            func.sum(w),
-            func.count(progress),
-            func.max(odd),
+            func.sum(inner.c.wp),
+            func.sum(inner.c.w),
+            func.count(inner.c.progress),
+            func.max(inner.c.odd),
+            *(func.sum(case((inner.c.band == band, 1), else_=0)) for band in bands),
         )
         .select_from(ObjectiveRow)
-        .outerjoin(
-            KeyResultRow,
-            and_(
-                col(KeyResultRow.objective_id) == col(ObjectiveRow.id),
-                col(KeyResultRow.archived_at).is_(None),
-            ),
-        )
+        .outerjoin(inner, inner.c.oid == col(ObjectiveRow.id))
         .where(*where)
         .group_by(
             col(ObjectiveRow.id),
@@ -366,8 +384,8 @@ def _objective_statuses(
     )
     on_pace = float(elapsed - ON_TRACK_GAP)
     at_risk = float(elapsed - AT_RISK_GAP)
-    out: list[tuple[str, str, str | None, str | None]] = []
-    for oid, title, owner, weighted, weights, measured, strange in rows:
+    out: list[_Rolled] = []
+    for oid, title, owner, weighted, weights, measured, strange, *per_band in rows:
         status: str | None
         if not measured:
             status = "no_data"  # no key result with progress: the roll-up is unknown
@@ -377,11 +395,14 @@ def _objective_statuses(
             mean = weighted / weights
             if abs(mean - on_pace) < NEAR or abs(mean - at_risk) < NEAR:
                 status = None
+            elif mean >= on_pace:
+                status = "on_track"
             else:
-                status = (
-                    "on_track" if mean >= on_pace else "at_risk" if mean >= at_risk else "off_track"
-                )
-        out.append((oid, title, owner, status))
+                status = "at_risk" if mean >= at_risk else "off_track"
+        counts = {band: int(n or 0) for band, n in zip(bands, per_band, strict=True)}
+        doubtful = counts.pop(EXACT)
+        by_status = {k: v for k, v in counts.items() if v}
+        out.append(_Rolled(oid, title, owner, status, by_status, doubtful))
     return out
 
 

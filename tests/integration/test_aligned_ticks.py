@@ -22,6 +22,7 @@ from okrsync.config import load_config_text
 from okrsync.engine.daemon import Daemon, stop_within
 from okrsync.plugins import load_registry
 from okrsync.sandbox import SandboxServer
+from okrsync.sandbox.faults import RequestRecord
 from okrsync.settings import Settings
 
 T0 = datetime(2026, 11, 2, 9, 0, 5, tzinfo=UTC)  # mid-tick: the first run is not on a tick
@@ -91,10 +92,13 @@ def api() -> Iterator[SandboxServer]:
         yield server
 
 
-async def test_each_request_is_asked_once_per_tick(database_url: str, api: SandboxServer) -> None:
+async def drive(
+    database_url: str, api: SandboxServer, text: str, span: timedelta
+) -> list[tuple[datetime, list[RequestRecord]]]:
+    """Run the daemon on ``text`` from ``T0`` for ``span`` in steps of ``STEP``; the requests
+    the fake received at each step."""
     now = T0
     registry = load_registry()
-    text = config(api.url, str(http_json.sandbox()["token"]))
     app = App.open(
         Settings(database_url=SecretStr(database_url)),
         config=load_config_text(text, registry.connectors),
@@ -105,7 +109,7 @@ async def test_each_request_is_asked_once_per_tick(database_url: str, api: Sandb
     daemon = Daemon(app.engine, app.config, app.sync, app.dispatcher, clock=app.clock)
     stop = asyncio.Event()
     task = asyncio.create_task(daemon.run(stop))
-    per_step: list[tuple[datetime, list[str]]] = []
+    per_step: list[tuple[datetime, list[RequestRecord]]] = []
 
     async def settle() -> None:
         """Until the daemon looked at ``now`` and everything it started has ended."""
@@ -118,9 +122,9 @@ async def test_each_request_is_asked_once_per_tick(database_url: str, api: Sandb
     try:
         seen = 0
         await settle()
-        while now < T0 + 6 * TICK - STEP:
+        while now < T0 + span:
             log = api.requests
-            per_step.append((now, [request_of(r.path, r.query) for r in log[seen:]]))
+            per_step.append((now, log[seen:]))
             seen = len(log)
             now += STEP
             daemon._wake.set()
@@ -129,10 +133,21 @@ async def test_each_request_is_asked_once_per_tick(database_url: str, api: Sandb
         stop.set()
         await stop_within(task, 10)
         await app.aclose()
+    return per_step
 
+
+def per_window(per_step: list[tuple[datetime, list[RequestRecord]]]) -> dict[int, list[str]]:
+    """The requests of each 10 s window (window 0 holds the first run, at ``T0``)."""
     windows: dict[int, list[str]] = {}
     for moment, asked in per_step:
-        windows.setdefault((moment - T0 + timedelta(seconds=5)) // TICK, []).extend(asked)
+        window = (moment - T0 + timedelta(seconds=5)) // TICK
+        windows.setdefault(window, []).extend(request_of(r.path, r.query) for r in asked)
+    return windows
+
+
+async def test_each_request_is_asked_once_per_tick(database_url: str, api: SandboxServer) -> None:
+    text = config(api.url, str(http_json.sandbox()["token"]))
+    windows = per_window(await drive(database_url, api, text, 6 * TICK - STEP))
     assert sorted(windows[0]) == ["deals", "lost", "won"]  # the first run: everything, once
     assert max(windows) == 6
     for tick in range(1, 7):
@@ -140,3 +155,30 @@ async def test_each_request_is_asked_once_per_tick(database_url: str, api: Sandb
         assert sorted(asked) == sorted(bound(tick)), (tick, asked)  # each due request, once
     total = sum(len(asked) for asked in windows.values())
     assert total == 3 + sum(len(bound(tick)) for tick in range(1, 7))
+
+
+async def test_forty_metrics_reading_one_answer_cost_one_request_per_tick(
+    database_url: str, api: SandboxServer
+) -> None:
+    """The case seen in the issue: 40 metrics reading one answer, every 10s (was 120 requests
+    in 35 s of ``okrsync run``; the bound is one per tick)."""
+    token = str(http_json.sandbox()["token"])
+    metrics = "\n".join(
+        f"  s{i}: {{connection: api, request_path: /v1/deals, params: {{limit: 100}}, "
+        f"json_path: '$.data[{i}].amount', schedule: every 10s}}"
+        for i in range(40)
+    )
+    krs = "\n".join(
+        f"      - {{id: s{i}, title: s{i}, metric: s{i}, kind: increase, start: 0, target: 9}}"
+        for i in range(40)
+    )
+    text = (
+        "version: 1\n"
+        f"connections:\n  api: {{type: http_json, url: '{api.url}', "
+        f"auth: {{type: bearer, token: '{token}'}}}}\n"
+        "cycles:\n  - {id: q4, start: 2026-10-01, end: 2026-12-31}\n"
+        f"metrics:\n{metrics}\n"
+        f"objectives:\n  - id: o\n    title: O\n    cycle: q4\n    key_results:\n{krs}\n"
+    )
+    windows = per_window(await drive(database_url, api, text, 4 * TICK - STEP))
+    assert {tick: len(asked) for tick, asked in windows.items()} == dict.fromkeys(range(5), 1)

@@ -22,6 +22,7 @@ import argparse
 import asyncio
 import importlib.util
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -223,6 +224,8 @@ def bench(url: str, size: int, repeat: int, factory: RoutesFactory) -> dict[str,
 def run(size: int, repeat: int, pg_url: str | None, baseline: str | None) -> dict[str, Any]:
     factory = _routes(baseline)
     out: dict[str, Any] = {
+        "cpus": os.cpu_count(),
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
         "key_results": size,
         "objectives": -(-size // KRS_PER_OBJECTIVE),
         "measurements": size * HISTORY,
@@ -247,6 +250,7 @@ def run(size: int, repeat: int, pg_url: str | None, baseline: str | None) -> dic
             out["stores"]["postgresql"] = {"error": f"{type(exc).__name__}: {exc}"[:300]}
         finally:
             root.dispose()
+    out["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     return out
 
 
@@ -266,6 +270,7 @@ def markdown(result: dict[str, Any], before: dict[str, Any] | None = None) -> st
         "timed). Targets: p95 < "
         f"{TARGET_P95_MS} ms, < {TARGET_BYTES // 1000} KB, a fixed number of statements per page.",
         "",
+        *_machine(result),
         "| store | page | p50 ms | p95 ms | bytes | SQL statements | meets targets |",
         "| --- | --- | ---: | ---: | ---: | ---: | --- |",
     ]
@@ -286,6 +291,17 @@ def markdown(result: dict[str, Any], before: dict[str, Any] | None = None) -> st
     if before is not None:
         lines += ["", *_comparison(result, before)]
     return "\n".join(lines) + "\n"
+
+
+def _machine(result: dict[str, Any]) -> list[str]:
+    if "load_average_at_start" not in result:
+        return []
+    start, end = result["load_average_at_start"][0], result["load_average_at_end"][0]
+    return [
+        f"Machine: {result['cpus']} CPUs, 1-minute load average {start} at the start and {end} "
+        "at the end (other work was running: times are wall-clock, shared).",
+        "",
+    ]
 
 
 def _comparison(result: dict[str, Any], before: dict[str, Any]) -> list[str]:

@@ -1050,6 +1050,7 @@ font-weight:600;cursor:pointer}
 .kr-card-head{display:flex;justify-content:space-between;align-items:flex-start;gap:10px}
 .kr-card-head h2{overflow-wrap:anywhere}.kr-card-head p{margin:4px 0 0}
 .big-numbers{font-size:1rem;margin-top:10px}
+.kr-card .kr-progress{margin-top:10px}
 .chart{margin:10px 0 0}
 .burnup{display:block;width:100%;height:auto;font-size:12px;font-family:inherit}
 .burnup .grid{stroke:var(--line);stroke-width:1}

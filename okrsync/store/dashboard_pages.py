@@ -3,7 +3,7 @@
 The overview (``cycle_page``) reads one page of a cycle's objectives and their key results, and
 counts and rolls up the rest in SQL, in six statements; one objective's page
 (``objective_page``) reads that objective, its key results, the current measurements and the
-newest values of the key results shown (one window query), in four. Nothing is read per key
+newest values of the key results shown (one window query), in five. Nothing is read per key
 result or per objective, so a page costs the same number of round trips at 10 and at 100,000 key
 results. Progress is exact decimal text (:mod:`okrsync.store.types`): where SQL compares or sums
 it, it does so as a float only to sort the clear cases, and anything within ``NEAR`` of a status
@@ -512,7 +512,8 @@ def objective_page(
     history_limit: int = 500,
 ) -> ObjectivePage | None:
     """One objective with one page of its key results, each with its current measurement and its
-    newest ``history_limit`` values: four statements, ``None`` when there is no such objective."""
+    newest ``history_limit`` values: five statements (fewer when nothing is recorded), ``None``
+    when there is no such objective. Only the roll-up reads every key result, as plain rows."""
     found = session.execute(
         sa_select(ObjectiveRow, CycleRow)
         .join(CycleRow, col(CycleRow.id) == col(ObjectiveRow.cycle_id))
@@ -523,17 +524,20 @@ def objective_page(
     objective, cycle_row = found
     cycle = Cycle(cycle_row.id, cycle_row.start, cycle_row.end)
     elapsed = elapsed_fraction(cycle.start, cycle.end, now)
-    rows = session.exec(
+    # the roll-up needs every key result, as plain rows; whole rows only for the page shown
+    everything = _key_results(session, col(KeyResultRow.objective_id) == objective_id)
+    limit = max(1, min(limit, MAX_LIMIT))
+    first = (max(page, 1) - 1) * limit
+    shown = session.exec(
         select(KeyResultRow)
         .where(
             col(KeyResultRow.objective_id) == objective_id,
             col(KeyResultRow.archived_at).is_(None),
         )
         .order_by(col(KeyResultRow.position), col(KeyResultRow.id))
+        .limit(limit)
+        .offset(first)
     ).all()
-    limit = max(1, min(limit, MAX_LIMIT))
-    first = (max(page, 1) - 1) * limit
-    shown = rows[first : first + limit]
     ids = [r.id for r in shown]
     current_ids = [r.last_measurement_id for r in shown if r.last_measurement_id is not None]
     currents: dict[int, MeasurementRow] = {}
@@ -563,7 +567,7 @@ def objective_page(
         )
         current = currents.get(row.last_measurement_id) if row.last_measurement_id else None
         details.append(KeyResultDetail(view, row, current, samples.get(row.id, [])))
-    progress = rollup([Weighted(r.progress, r.weight) for r in rows])
+    progress = rollup([Weighted(_decimal(r[2]), Decimal(r[3])) for r in everything])
     summary = views.ObjectiveView(
         id=objective.id,
         title=objective.title,
@@ -574,7 +578,7 @@ def objective_page(
         elapsed=elapsed,
         key_results=[d.view for d in details],
     )
-    return ObjectivePage(summary, cycle, details, len(rows), max(page, 1), limit)
+    return ObjectivePage(summary, cycle, details, len(everything), max(page, 1), limit)
 
 
 def _newest_values(

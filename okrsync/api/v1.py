@@ -52,6 +52,7 @@ PREFIX = "/api/v1"
 MAX_BODY = 64 * 1024
 SYNC_ANSWER_WAIT = 2.0  # seconds a "sync now" waits for a quick run before answering "queued"
 DEFAULT_LIMIT = 100
+OBJECTIVES_LIMIT = 25  # each comes with all its key results (ten each: ~75 KB a page)
 MAX_LIMIT = 1000
 
 Handler = Callable[[ApiContext, Request], Awaitable[Response]]
@@ -254,7 +255,10 @@ def cached(
     changed = stamp.last_change()
     if changed is not None:
         headers["Last-Modified"] = format_datetime(changed, usegmt=True)
-    if _matches(request.headers.get("if-none-match"), headers["ETag"]):
+    condition = request.headers.get("if-none-match")
+    if _matches(condition, headers["ETag"]):
+        if condition is not None and "*" in (t.strip() for t in condition.split(",")):
+            build()  # "*" matches only what exists: a missing one is still a 404
         return Response(status_code=304, headers=headers)
     response = answer(ctx, build())
     response.headers.update(headers)
@@ -340,7 +344,7 @@ def _objectives_answer(
 
 
 async def list_objectives(ctx: ApiContext, request: Request) -> Response:
-    limit = limit_of(request)
+    limit = limit_of(request, OBJECTIVES_LIMIT)
     after = cursor_of(request, "objectives", (int, str))
     cycle = request.query_params.get("cycle")
     if cycle is not None and not 1 <= len(cycle) <= 100:
@@ -835,7 +839,8 @@ OPERATIONS: tuple[Operation, ...] = (
         list_objectives,
         m.ObjectiveList,
         params=(
-            *_page_params("objectives"),
+            _limit(OBJECTIVES_LIMIT),
+            _cursor("objectives"),
             Param("cycle", "query", "Only the objectives of this cycle.", ID_SCHEMA),
         ),
         errors=(400,),

@@ -236,6 +236,10 @@ def test_a_current_etag_gets_a_304_until_something_is_recorded(
             listed = http.get(path, headers={"If-None-Match": f'"other", {etag}'})
             assert listed.status_code == 304
             assert http.get(path, headers={"If-None-Match": '"other"'}).status_code == 200
+        star = {"If-None-Match": "*"}  # matches what exists, and nothing else
+        assert http.get("/api/v1/key-results/deals", headers=star).status_code == 304
+        assert http.get("/api/v1/key-results/nope", headers=star).status_code == 404
+        assert http.get("/api/v1/objectives/nope", headers=star).status_code == 404
         etag = http.get("/api/v1/key-results/deals").headers["etag"]
         checked = http.post("/api/v1/key-results/deals/check-ins", json={"value": 9}, headers=AUTH)
         assert checked.status_code == 201

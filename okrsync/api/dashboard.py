@@ -1,11 +1,14 @@
 """The dashboard: objectives, key results and burn-up charts as server-rendered HTML.
 
-There is no front-end build and no JavaScript. Pages are plain HTML with one inline stylesheet,
-and each burn-up chart is inline SVG computed here by pure functions (``burnup_scale``,
-``pace_line``, ``sample_points``, ``burnup_svg``) that map dates and values to coordinates, so the
-geometry is tested without a browser. Everything shown comes from user config or vendor answers
-and is HTML-escaped; of a measurement's provenance only the connection, query, run, fetch time and
-answer digest are shown. Status is recomputed at read time against the injected clock.
+There is no front-end build and no JavaScript. Pages are Jinja2 templates (``templates/``, every
+value autoescaped) with one inline stylesheet, and each burn-up chart is inline SVG computed here
+by pure functions (``burnup_scale``, ``pace_line``, ``sample_points``, ``burnup_svg``) that map
+dates and values to coordinates, so the geometry is tested without a browser; the SVG escapes what
+it prints and is the only markup handed to the templates as is. Everything shown comes from user
+config or vendor answers; of a measurement's provenance only the connection, query, run, fetch
+time and answer digest are shown. Status is recomputed at read time against the injected clock.
+The pages' data come from :mod:`okrsync.store.dashboard_pages`, read and rendered in a worker
+thread.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from typing import Any, TypeVar
 from urllib.parse import quote, urlencode
 
 import sqlalchemy
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
@@ -29,9 +34,8 @@ from starlette.routing import BaseRoute, Route
 
 from okrsync.engine.progress import display_progress, percent
 from okrsync.store import dashboard_pages as pages
-from okrsync.store import views
 from okrsync.store.db import session_scope
-from okrsync.store.tables import KeyResultRow
+from okrsync.store.tables import MeasurementRow
 
 T = TypeVar("T")
 
@@ -500,15 +504,14 @@ def dashboard_routes(engine: sqlalchemy.Engine, clock: Callable[[], datetime]) -
         try:
             filters = _filters(request)
         except BadQuery as exc:
-            return _page("Bad request · okrsync", _not_found(str(exc), base), base, now, 400)
+            return _message_page("Bad request", "Bad request", str(exc), base, now, 400)
         view = _read(engine, lambda s: pages.cycle_page(s, now, filters))
         if view is None or not view.cycles:
-            return _page("okrsync", _empty_body(), base, now)
+            return _empty_page(base, now)
         if view.cycle is None:
-            body = _not_found(f"There is no cycle “{filters.cycle}” with objectives.", base)
-            return _page("Not found · okrsync", body, base, now, status_code=404)
-        title = f"{view.cycle.id} · okrsync"
-        return _page(title, _index_body(view, filters, base, now), base, now)
+            message = f"There is no cycle “{filters.cycle}” with objectives."
+            return _message_page("Not found", "Not found", message, base, now, 404)
+        return _overview(view, filters, base, now)
 
     def objective_page(request: Request) -> HTMLResponse:
         now = clock()
@@ -518,16 +521,15 @@ def dashboard_routes(engine: sqlalchemy.Engine, clock: Callable[[], datetime]) -
             page = _int_param(request, "page", 1)
             limit = min(_int_param(request, "limit", KR_PAGE_SIZE), pages.MAX_LIMIT)
         except BadQuery as exc:
-            return _page("Bad request · okrsync", _not_found(str(exc), base), base, now, 400)
+            return _message_page("Bad request", "Bad request", str(exc), base, now, 400)
         found = _read(
             engine,
             lambda s: pages.objective_page(s, now, objective_id, page, limit, HISTORY_LIMIT),
         )
         if found is None:
-            body = _not_found(f"There is no objective “{objective_id}”.", base)
-            return _page("Not found · okrsync", body, base, now, status_code=404)
-        body = _objective_body(found, base, now)
-        return _page(f"{found.objective.title} · okrsync", body, base, now)
+            message = f"There is no objective “{objective_id}”."
+            return _message_page("Not found", "Not found", message, base, now, 404)
+        return _objective(found, base, now)
 
     async def index(request: Request) -> HTMLResponse:
         return await run_in_threadpool(index_page, request)
@@ -560,395 +562,6 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",
 }
-
-
-def _page(title: str, body: str, base: str, now: datetime, status_code: int = 200) -> HTMLResponse:
-    document = (
-        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        '<meta name="color-scheme" content="light dark">'
-        f"<title>{_e(title)}</title><style>{CSS}</style></head><body>"
-        f'<header class="top"><div class="wrap top-inner"><a class="brand" href="{_e(base)}/">'
-        '<span class="logo" aria-hidden="true">◎</span> okrsync</a>'
-        f'<span class="asof">as of {_e(_when(now))}</span></div></header>'
-        f'<main class="wrap">{body}</main>'
-        '<footer class="wrap foot">Read-only view of the okrsync store · values are refreshed '
-        "by <code>okrsync run</code></footer></body></html>"
-    )
-    return HTMLResponse(document, status_code=status_code, headers=SECURITY_HEADERS)
-
-
-def _empty_body() -> str:
-    return (
-        '<section class="card empty-state"><h1>Nothing synced yet</h1>'
-        "<p>The store has no objectives. Describe them in your config, then run one sync pass:</p>"
-        "<pre><code>okrsync validate\nokrsync sync</code></pre>"
-        "<p>or keep them current with <code>okrsync run</code>. To look around first, "
-        "<code>okrsync demo</code> fills a sandbox store with example objectives.</p></section>"
-    )
-
-
-def _not_found(message: str, base: str) -> str:
-    return (
-        f'<section class="card empty-state"><h1>Not found</h1><p>{_e(message)}</p>'
-        f'<p><a href="{_e(base)}/">← All objectives</a></p></section>'
-    )
-
-
-def _badge(status: str) -> str:
-    label, icon = STATUS_LABEL.get(status, (status.replace("_", " ").capitalize(), "•"))
-    return (
-        f'<span class="badge s-{_e(status)}"><span aria-hidden="true">{icon}</span> '
-        f"{_e(label)}</span>"
-    )
-
-
-def _stale_badge(kr: views.KeyResultView, now: datetime) -> str:
-    if not kr.stale:
-        return ""
-    seen = kr.checked_at or kr.observed_at
-    return (
-        f'<span class="badge stale" title="not confirmed since {_e(_when(seen))}">'
-        f'<span aria-hidden="true">◷</span> Stale · {_e(_ago(seen, now))}</span>'
-    )
-
-
-def _bar(progress: Decimal | None, status: str, pace: Decimal | None, label: str) -> str:
-    pace_mark = ""
-    if pace is not None:
-        pace_mark = (
-            f'<span class="pace-mark" style="left:{float(pace) * 100:.1f}%" '
-            'title="where the pace line is today"></span>'
-        )
-    now_value = "" if progress is None else f' aria-valuenow="{_bar_width(progress)}"'
-    return (
-        f'<div class="bar" role="progressbar" aria-label="{_e(label)}" aria-valuemin="0" '
-        f'aria-valuemax="100"{now_value}><span class="fill s-{_e(status)}" '
-        f'style="width:{_bar_width(progress)}%"></span>{pace_mark}</div>'
-    )
-
-
-def _value_line(kr: views.KeyResultView, row: KeyResultRow) -> str:
-    value = f"<strong>{_e(_number(kr.value, kr.unit))}</strong>"
-    match kr.kind:
-        case "increase" | "decrease":
-            target = _e(_number(kr.target, kr.unit))
-            return f'{value} <span class="muted">/ {target}</span>'
-        case "stay_above":
-            return (
-                f'{value} <span class="muted">· target ≥ {_e(_number(kr.target, kr.unit))}</span>'
-            )
-        case "stay_below":
-            return (
-                f'{value} <span class="muted">· target ≤ {_e(_number(kr.target, kr.unit))}</span>'
-            )
-        case "stay_between":
-            band = f"{_number(row.low)} {DASH} {_number(row.high, kr.unit)}"
-            return f'{value} <span class="muted">· target {_e(band)}</span>'
-        case _:
-            target = "done" if kr.target is None else _number(kr.target, kr.unit)
-            return f'{value} <span class="muted">· milestone {_e(target)}</span>'
-
-
-def _provenance(panel: KeyResultPanel, now: datetime) -> str:
-    row, current = panel.row, panel.current
-    items: list[str] = []
-    if row.expression:
-        items.append(f"<dt>Value</dt><dd><code>{_e(row.expression)}</code></dd>")
-    elif row.metric:
-        items.append(f"<dt>Metric</dt><dd><code>{_e(row.metric)}</code></dd>")
-    checked = row.checked_at or row.observed_at
-    items.append(f"<dt>Last confirmed</dt><dd>{_e(_when(checked))} ({_e(_ago(checked, now))})</dd>")
-    sources = ""
-    if current is None:
-        items.append("<dt>Recorded</dt><dd>no value recorded yet</dd>")
-    else:
-        items.append(f"<dt>Recorded</dt><dd>{_e(_when(current.observed_at))}</dd>")
-        if current.run_id:
-            items.append(f"<dt>Run</dt><dd><code>{_e(current.run_id)}</code></dd>")
-        if current.origin != "auto":
-            items.append(f"<dt>Origin</dt><dd>{_e(current.origin)}</dd>")
-        for source in current.provenance or []:
-            shown = {k: source.get(k) for k in PROVENANCE_FIELDS if source.get(k) is not None}
-            lines = []
-            if "connection" in shown:
-                lines.append(f"<dt>Connection</dt><dd>{_e(shown['connection'])}</dd>")
-            if "query" in shown:
-                lines.append(f"<dt>Query</dt><dd><pre><code>{_e(shown['query'])}</code></pre></dd>")
-            if "fetched_at" in shown:
-                lines.append(f"<dt>Fetched</dt><dd>{_e(_iso_when(shown['fetched_at']))}</dd>")
-            if "run_id" in shown and shown["run_id"] != current.run_id:
-                lines.append(f"<dt>Run</dt><dd><code>{_e(shown['run_id'])}</code></dd>")
-            if "digest" in shown:
-                digest = _e(shown["digest"])
-                lines.append(f'<dt>Answer digest</dt><dd><code class="digest">{digest}</code></dd>')
-            sources += f'<dl class="prov source">{"".join(lines)}</dl>'
-    error = ""
-    if row.last_error:
-        error = f'<p class="error"><strong>Last error:</strong> {_e(row.last_error)}</p>'
-    return (
-        '<details class="prov-box"><summary>Where this value came from</summary>'
-        f'<dl class="prov">{"".join(items)}</dl>{sources}{error}</details>'
-    )
-
-
-def _cycle_header(view: pages.CyclePage) -> str:
-    cycle = view.cycle
-    assert cycle is not None
-    summary = "".join(
-        f'<li>{_badge(status)} <span class="count">{view.counts[status]:,}</span></li>'
-        for status in STATUS_LABEL
-        if view.counts.get(status)
-    )
-    return (
-        f'<section class="cycle-head"><div><h1>{_e(cycle.id)}</h1>'
-        f'<p class="muted">{_e(_cycle_dates(cycle))} · '
-        f"{_e(_percent(view.elapsed))} of the cycle elapsed</p>"
-        '<p class="muted small"><span class="tick-key" aria-hidden="true"></span>'
-        "on a bar marks the progress expected by today</p></div>"
-        f'<ul class="summary" aria-label="key results by status">{summary}</ul></section>'
-    )
-
-
-def _connection_alerts(connections: list[views.ConnectionView]) -> str:
-    bad = [c for c in connections if c.status not in ("ok", "unknown")]
-    if not bad:
-        return ""
-    items = "".join(
-        f"<li><strong>{_e(c.name)}</strong> ({_e(c.type)}): {_e(c.status.replace('_', ' '))}"
-        + (f" until {_e(_when(c.paused_until))}" if c.paused_until else "")
-        + (f' — <span class="muted">{_e(c.last_error)}</span>' if c.last_error else "")
-        + "</li>"
-        for c in bad
-    )
-    return (
-        '<aside class="alert" role="status"><strong>Connections needing attention</strong>'
-        f"<ul>{items}</ul></aside>"
-    )
-
-
-def _query(base: str, **params: object) -> str:
-    """``base/?…`` with the parameters that are set (page 1 is left out), in the order given."""
-    kept = {
-        k: str(v) for k, v in params.items() if v is not None and v != "" and (k, v) != ("page", 1)
-    }
-    return f"{base}/?{urlencode(kept)}" if kept else f"{base}/"
-
-
-def _filter_form(view: pages.CyclePage, filters: pages.Filters, base: str) -> str:
-    assert view.cycle is not None
-    owners = "".join(f'<option value="{_e(o)}">' for o in view.owners)
-    statuses = "".join(
-        f'<option value="{s}"' + (" selected" if s == filters.status else "") + f">{label}</option>"
-        for s, (label, _) in STATUS_LABEL.items()
-    )
-    limit = (
-        ""
-        if filters.limit == PAGE_SIZE
-        else f'<input type="hidden" name="limit" value="{filters.limit}">'
-    )
-    return (
-        f'<form class="filters" method="get" action="{_e(base)}/" role="search">'
-        f'<input type="hidden" name="cycle" value="{_e(view.cycle.id)}">{limit}'
-        '<label><span class="muted small">Search</span>'
-        f'<input type="search" name="q" value="{_e(filters.search or "")}" '
-        'placeholder="title or id" maxlength="200"></label>'
-        '<label><span class="muted small">Owner</span>'
-        f'<input name="owner" list="owners" value="{_e(filters.owner or "")}" placeholder="any" '
-        f'maxlength="100" autocomplete="off"></label><datalist id="owners">{owners}</datalist>'
-        '<label><span class="muted small">Status</span><select name="status">'
-        f'<option value="">any</option>{statuses}</select></label>'
-        '<button type="submit">Filter</button>'
-        + (
-            f'<a class="small" href="{_e(_query(base, cycle=view.cycle.id))}">clear</a>'
-            if filters.owner or filters.status or filters.search
-            else ""
-        )
-        + "</form>"
-    )
-
-
-def _pager(view: pages.CyclePage, filters: pages.Filters, base: str) -> str:
-    assert view.cycle is not None
-    limit = max(1, min(filters.limit, pages.MAX_LIMIT))
-    pages_total = max(1, -(-view.total // limit))
-    page = max(filters.page, 1)
-    first = (page - 1) * limit
-    shown = f"{first + 1:,}{DASH}{first + len(view.objectives):,}" if view.objectives else "none"
-
-    def link(to: int, text: str, rel: str) -> str:
-        href = _query(
-            base,
-            cycle=view.cycle.id if view.cycle else None,
-            owner=filters.owner,
-            status=filters.status,
-            q=filters.search,
-            limit=None if limit == PAGE_SIZE else limit,
-            page=to,
-        )
-        return f'<a rel="{rel}" href="{_e(href)}">{text}</a>'
-
-    parts = [f'<span class="muted">{shown} of {view.total:,} objectives</span>']
-    if page > 1:
-        parts.append(link(min(page - 1, pages_total), "← Previous", "prev"))
-    if page < pages_total:
-        parts.append(link(page + 1, "Next →", "next"))
-    return f'<nav class="pager" aria-label="pages">{"".join(parts)}</nav>'
-
-
-def _index_body(view: pages.CyclePage, filters: pages.Filters, base: str, now: datetime) -> str:
-    assert view.cycle is not None
-    parts: list[str] = []
-    if len(view.cycles) > 1:
-        links = "".join(
-            f'<a href="{_e(_query(base, cycle=c.id))}"'
-            + (' aria-current="page"' if c.id == view.cycle.id else "")
-            + f">{_e(c.id)}</a>"
-            for c in view.cycles
-        )
-        parts.append(
-            f'<nav class="cycles" aria-label="cycles"><span class="muted">Cycle</span>{links}</nav>'
-        )
-    parts.append(_cycle_header(view))
-    parts.append(_connection_alerts(view.connections))
-    parts.append(_filter_form(view, filters, base))
-    rows = "".join(_objective_row(o, base) for o in view.objectives)
-    if not rows:
-        rows = '<li class="obj-row muted">No objectives match.</li>'
-    parts.append(f'<section class="card"><ul class="objs">{rows}</ul></section>')
-    parts.append(_pager(view, filters, base))
-    return "".join(parts)
-
-
-def _objective_row(objective: pages.ObjectiveSummary, base: str) -> str:
-    """One objective on the overview: its roll-up, and its key results counted by status."""
-    link = f"{base}/objectives/{quote(objective.id, safe='')}"
-    meta = [f"<code>{_e(objective.id)}</code>"]
-    if objective.owner:
-        meta.insert(0, f"owner <strong>{_e(objective.owner)}</strong>")
-    counts = "".join(
-        f'<li class="badge s-{status}" title="{_e(STATUS_LABEL[status][0])}">'
-        f'<span aria-hidden="true">{STATUS_LABEL[status][1]}</span> '
-        f'{objective.by_status[status]}<span class="sr"> {_e(STATUS_LABEL[status][0])}</span></li>'
-        for status in STATUS_LABEL
-        if objective.by_status.get(status)
-    )
-    if objective.stale:
-        counts += (
-            f'<li class="badge stale"><span aria-hidden="true">◷</span> '
-            f"{objective.stale} Stale</li>"
-        )
-    krs = f"{objective.key_results} key result" + ("" if objective.key_results == 1 else "s")
-    return (
-        f'<li class="obj-row"><div class="obj-title"><h2><a href="{_e(link)}">'
-        f"{_e(objective.title)}</a></h2>"
-        f'<p class="muted">{" · ".join(meta)} · {krs}</p>'
-        f'<ul class="kr-counts" aria-label="key results by status">{counts}</ul></div>'
-        f'<div class="obj-progress">'
-        + _bar(
-            objective.progress, objective.status, objective.elapsed, f"{objective.title} progress"
-        )
-        + "</div>"
-        f'<div class="obj-score">{_badge(objective.status)}'
-        f'<span class="big">{_e(_percent(objective.progress))}</span></div></li>'
-    )
-
-
-def _objective_head(objective: views.ObjectiveView, link: str | None) -> str:
-    title = _e(objective.title)
-    heading = f'<a href="{_e(link)}">{title}</a>' if link else title
-    tag = "h2" if link else "h1"
-    meta = [f"<code>{_e(objective.id)}</code>"]
-    if objective.owner:
-        meta.insert(0, f"owner <strong>{_e(objective.owner)}</strong>")
-    return (
-        f'<header class="obj-head"><div class="obj-title"><{tag}>{heading}</{tag}>'
-        f'<p class="muted">{" · ".join(meta)}</p></div>'
-        f'<div class="obj-score">{_badge(objective.status)}'
-        f'<span class="big">{_e(_percent(objective.progress))}</span></div></header>'
-        + _bar(
-            objective.progress, objective.status, objective.elapsed, f"{objective.title} progress"
-        )
-    )
-
-
-def _objective_body(found: pages.ObjectivePage, base: str, now: datetime) -> str:
-    objective, cycle = found.objective, found.cycle
-    cycle_link = _query(base, cycle=objective.cycle)
-    cards = []
-    for panel in found.key_results:
-        kr = panel.view
-        chart = burnup_svg(
-            BurnupChart(
-                title=kr.title,
-                kind=kr.kind,
-                unit=kr.unit,
-                cycle_start=cycle.start,
-                cycle_end=cycle.end,
-                start=kr.start,
-                target=kr.target,
-                low=panel.row.low,
-                high=panel.row.high,
-                samples=panel.samples,
-                now=now,
-            )
-        )
-        reference = "expected pace" if kr.kind in PACED_KINDS else "target"
-        pace = objective.elapsed if kr.kind in PACED_KINDS else None
-        cards.append(
-            f'<article class="card kr-card"><header class="kr-card-head"><div>'
-            f'<h2>{_e(kr.title)}</h2><p class="muted small"><code>{_e(kr.id)}</code> · '
-            f"{_e(kr.kind.replace('_', ' '))}</p></div>"
-            f'<div class="kr-badges">{_badge(kr.status)}{_stale_badge(kr, now)}</div></header>'
-            f'<div class="kr-progress">{_bar(kr.progress, kr.status, pace, f"{kr.title} progress")}'
-            f'<div class="kr-numbers big-numbers"><span>{_value_line(kr, panel.row)}</span>'
-            f'<span class="pct">{_e(_percent(kr.progress))}</span></div></div>'
-            f'<figure class="chart">{chart}<figcaption class="legend">'
-            '<span><i class="key actual"></i>actual</span>'
-            f'<span><i class="key pace"></i>{reference}</span>'
-            '<span><i class="key today"></i>today</span></figcaption></figure>'
-            f"{_provenance(panel, now)}{_history_table(panel)}</article>"
-        )
-    head = _objective_head(objective, None)
-    pager = ""
-    if found.total > found.limit:
-        here = f"{base}/objectives/{quote(objective.id, safe='')}"
-        last = max(1, -(-found.total // found.limit))
-        limit = "" if found.limit == KR_PAGE_SIZE else f"&limit={found.limit}"
-        first = (found.page - 1) * found.limit
-        links = [
-            f'<span class="muted">key results {first + 1:,}{DASH}{first + len(cards):,} '
-            f"of {found.total:,}</span>"
-        ]
-        if found.page > 1:
-            prev = min(found.page - 1, last)
-            links.append(f'<a rel="prev" href="{_e(here)}?page={prev}{limit}">← Previous</a>')
-        if found.page < last:
-            nxt = found.page + 1
-            links.append(f'<a rel="next" href="{_e(here)}?page={nxt}{limit}">Next →</a>')
-        pager = f'<nav class="pager" aria-label="pages">{"".join(links)}</nav>'
-    return (
-        f'<nav class="crumbs"><a href="{_e(base)}/">← All objectives</a> · '
-        f'<a href="{_e(cycle_link)}">{_e(objective.cycle)}</a></nav>'
-        f'<section class="card objective detail-head">{head}'
-        f'<p class="muted small">{_e(_cycle_dates(cycle))} · {_e(_percent(objective.elapsed))} '
-        "of the cycle elapsed</p></section>"
-        f'<section class="kr-grid">{"".join(cards) or "<p>No key results.</p>"}</section>{pager}'
-    )
-
-
-def _history_table(panel: KeyResultPanel) -> str:
-    if not panel.samples:
-        return ""
-    rows = "".join(
-        f"<tr><td>{_e(_when(at))}</td><td>{_e(_number(value, panel.view.unit))}</td></tr>"
-        for at, value in reversed(panel.samples[-20:])
-    )
-    return (
-        f'<details class="prov-box"><summary>Recorded values ({len(panel.samples)})</summary>'
-        f'<div class="table-wrap"><table><thead><tr><th>recorded</th><th>value</th></tr></thead>'
-        f"<tbody>{rows}</tbody></table></div></details>"
-    )
 
 
 CSS = """
@@ -1092,3 +705,184 @@ h1{font-size:1.3rem}.card{padding:14px}
 @media (max-width:420px){.obj-head{flex-direction:column}.obj-score{flex-direction:row;
 align-items:center;align-self:stretch;justify-content:space-between}}
 """
+
+
+def _sources(current: MeasurementRow) -> list[dict[str, Any]]:
+    """Of each provenance entry only the fields the dashboard shows (never credentials)."""
+    return [
+        {k: source[k] for k in PROVENANCE_FIELDS if source.get(k) is not None}
+        for source in current.provenance or []
+    ]
+
+
+def _status_label(status: str) -> tuple[str, str]:
+    return STATUS_LABEL.get(status, (status.replace("_", " ").capitalize(), "•"))
+
+
+def _query(base: str, **params: object) -> str:
+    """``base/?…`` with the parameters that are set (page 1 is left out), in the order given."""
+    kept = {
+        k: str(v) for k, v in params.items() if v is not None and v != "" and (k, v) != ("page", 1)
+    }
+    return f"{base}/?{urlencode(kept)}" if kept else f"{base}/"
+
+
+TEMPLATES = Environment(
+    loader=PackageLoader("okrsync.api", "templates"),
+    autoescape=select_autoescape(("html",), default_for_string=True, default=True),
+    trim_blocks=True,
+    lstrip_blocks=True,
+    undefined=StrictUndefined,
+)
+"""The pages' templates (``okrsync/api/templates``); every value is escaped unless it is Markup."""
+TEMPLATES.filters["urlquote"] = lambda text: quote(str(text), safe="")
+TEMPLATES.globals.update(
+    when=_when,
+    iso_when=_iso_when,
+    ago=_ago,
+    number=_number,
+    percent=_percent,
+    bar_width=_bar_width,
+    cycle_dates=_cycle_dates,
+    status_label=_status_label,
+    sources=_sources,
+    query=_query,
+    statuses=tuple(STATUS_LABEL),
+    css=Markup(CSS),  # noqa: S704 - a constant of this module
+)
+
+
+def _render(
+    template: str, title: str, base: str, now: datetime, status_code: int = 200, **context: Any
+) -> HTMLResponse:
+    document = TEMPLATES.get_template(template).render(title=title, base=base, now=now, **context)
+    return HTMLResponse(document, status_code=status_code, headers=SECURITY_HEADERS)
+
+
+def _empty_page(base: str, now: datetime) -> HTMLResponse:
+    return _render("message.html", "okrsync", base, now, empty=True)
+
+
+def _message_page(
+    title: str, heading: str, message: str, base: str, now: datetime, status_code: int
+) -> HTMLResponse:
+    return _render(
+        "message.html",
+        f"{title} · okrsync",
+        base,
+        now,
+        status_code,
+        empty=False,
+        heading=heading,
+        message=message,
+    )
+
+
+@dataclass(frozen=True)
+class Pager:
+    shown: str
+    prev: str | None
+    next: str | None
+
+
+def _overview_pager(view: pages.CyclePage, filters: pages.Filters, base: str) -> Pager:
+    assert view.cycle is not None
+    limit = max(1, min(filters.limit, pages.MAX_LIMIT))
+    last = max(1, -(-view.total // limit))
+    page = max(filters.page, 1)
+    first = (page - 1) * limit
+    shown = f"{first + 1:,}{DASH}{first + len(view.objectives):,}" if view.objectives else "none"
+
+    def link(to: int) -> str:
+        return _query(
+            base,
+            cycle=view.cycle.id if view.cycle else None,
+            owner=filters.owner,
+            status=filters.status,
+            q=filters.search,
+            limit=None if limit == PAGE_SIZE else limit,
+            page=to,
+        )
+
+    return Pager(
+        shown,
+        link(min(page - 1, last)) if page > 1 else None,
+        link(page + 1) if page < last else None,
+    )
+
+
+def _overview(
+    view: pages.CyclePage, filters: pages.Filters, base: str, now: datetime
+) -> HTMLResponse:
+    assert view.cycle is not None
+    return _render(
+        "overview.html",
+        f"{view.cycle.id} · okrsync",
+        base,
+        now,
+        view=view,
+        filters=filters,
+        pager=_overview_pager(view, filters, base),
+        page_size=PAGE_SIZE,
+    )
+
+
+@dataclass(frozen=True)
+class Card:
+    """One key result on its objective's page, with its chart drawn."""
+
+    panel: KeyResultPanel
+    chart: Markup
+    pace: Decimal | None
+    reference: str
+
+
+def _objective(found: pages.ObjectivePage, base: str, now: datetime) -> HTMLResponse:
+    objective, cycle = found.objective, found.cycle
+    cards = []
+    for panel in found.key_results:
+        kr = panel.view
+        chart = burnup_svg(
+            BurnupChart(
+                title=kr.title,
+                kind=kr.kind,
+                unit=kr.unit,
+                cycle_start=cycle.start,
+                cycle_end=cycle.end,
+                start=kr.start,
+                target=kr.target,
+                low=panel.row.low,
+                high=panel.row.high,
+                samples=panel.samples,
+                now=now,
+            )
+        )
+        paced = kr.kind in PACED_KINDS
+        cards.append(
+            Card(
+                panel,
+                Markup(chart),  # noqa: S704 - built by burnup_svg, which escapes what it prints
+                objective.elapsed if paced else None,
+                "expected pace" if paced else "target",
+            )
+        )
+    pager = None
+    if found.total > found.limit:
+        here = f"{base}/objectives/{quote(objective.id, safe='')}"
+        last = max(1, -(-found.total // found.limit))
+        limit = "" if found.limit == KR_PAGE_SIZE else f"&limit={found.limit}"
+        first = (found.page - 1) * found.limit
+        pager = Pager(
+            f"{first + 1:,}{DASH}{first + len(cards):,}",
+            f"{here}?page={min(found.page - 1, last)}{limit}" if found.page > 1 else None,
+            f"{here}?page={found.page + 1}{limit}" if found.page < last else None,
+        )
+    return _render(
+        "objective.html",
+        f"{objective.title} · okrsync",
+        base,
+        now,
+        found=found,
+        cards=cards,
+        pager=pager,
+    )

@@ -389,7 +389,7 @@ def status(
         error(f"unknown status: {', '.join(unknown)} (one of {', '.join(STATUSES)})")
         raise typer.Exit(EXIT_CONFIG)
     where = StatusFilter(owner=owner, cycle=cycle, status=frozenset(status_ or ()))
-    with store_session() as session:
+    with store_session() as session, reader_gone():
         connections = views.connections_view(session) if session is not None else []
         stream = stream_status(session, datetime.now(UTC), where) if session is not None else None
         if json_out:
@@ -413,6 +413,19 @@ def status(
             f"{c.status.replace('_', ' ')}{until}[/yellow] — {esc(c.last_error or '')}",
             highlight=False,
         )
+
+
+@contextmanager
+def reader_gone() -> Iterator[None]:
+    """A reader that stops early (``okrsync status --json | head``) ends the stream quietly."""
+    try:
+        yield
+    except BrokenPipeError:
+        import os
+
+        # nothing more can be written; point stdout at /dev/null so the exit's flush is silent
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise typer.Exit(EXIT_FAILED) from None
 
 
 def print_status(objectives: Iterable[ObjectiveView]) -> int:

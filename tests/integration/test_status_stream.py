@@ -300,3 +300,26 @@ def test_cli_status_on_a_missing_store_says_so(tmp_path: Path) -> None:
     done = okrsync(f"sqlite:///{tmp_path / 'none.db'}", "status", "--json")
     assert json.loads(done.stdout) == {"objectives": [], "connections": []}
     assert not (tmp_path / "none.db").exists()
+
+
+def test_a_reader_that_stops_early_ends_the_stream_quietly(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'okrsync.db'}"
+    engine = make_engine(url)
+    try:
+        upgrade(engine)
+        fill(engine, objectives=150, per_objective=5)  # far more than a pipe's buffer
+    finally:
+        engine.dispose()
+    for args in (["status", "--json"], ["status"]):
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "okrsync", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env={**os.environ, "OKRSYNC_DATABASE_URL": url},
+        )
+        assert proc.stdout is not None and proc.stderr is not None
+        assert proc.stdout.read(200)
+        proc.stdout.close()  # like `| head -c 200`
+        errors = proc.stderr.read().decode()
+        assert proc.wait(timeout=120) == 1
+        assert "Traceback" not in errors and "BrokenPipe" not in errors, errors

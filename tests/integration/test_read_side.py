@@ -336,3 +336,62 @@ def test_pages_walk_their_indexes(tmp_path: Path) -> None:
     joined = " ".join(plans.values())
     for index in ("ix_objectives_position", "ix_objectives_cycle_position"):
         assert index in joined
+
+
+def test_answers_are_written_item_by_item_as_json_response_would() -> None:
+    """The piecewise writer of big pages makes the bytes ``JSONResponse`` made, redacted."""
+    from types import SimpleNamespace
+
+    from starlette.responses import JSONResponse
+
+    from okrsync.api import models as m
+    from okrsync.api.v1 import answer
+    from okrsync.redaction import Redactor
+
+    secret = "s3cret-token-0123456789"
+    ctx: Any = SimpleNamespace(redactor=Redactor([secret]))
+    when = datetime(2026, 11, 1, 12, 30, tzinfo=UTC)
+    kr = m.KeyResult(
+        id="k",
+        objective="o",
+        title=f"Ünïcode “quotes” and {secret}",
+        kind="increase",
+        unit=None,
+        value="1.50",
+        start="0",
+        target="10",
+        progress="0.15",
+        status="off_track",
+        stale=False,
+        observed_at=when,
+        checked_at=None,
+        last_error=f"HTTP 401 with {secret}",
+    )
+    models: list[Any] = [
+        m.KeyResultList(key_results=[kr, kr], total=2, next_cursor=None),
+        m.KeyResultList(key_results=[], total=0, next_cursor="abc"),
+        m.ObjectiveList(
+            objectives=[
+                m.Objective(
+                    id="o",
+                    title="O",
+                    cycle="c",
+                    owner=None,
+                    progress=None,
+                    status="no_data",
+                    elapsed="0.5",
+                    key_results=[kr],
+                )
+            ],
+            total=1,
+            next_cursor="x",
+        ),
+        m.MeasurementList(key_result="k", measurements=[], total=0, next_cursor=None),
+        kr,
+    ]
+    for model in models:
+        written = answer(ctx, model)
+        expected = JSONResponse(ctx.redactor.redact_value(model.model_dump(mode="json")))
+        assert written.body == expected.body
+        assert written.headers["content-type"] == expected.headers["content-type"]
+        assert secret.encode() not in written.body

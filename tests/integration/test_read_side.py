@@ -395,3 +395,21 @@ def test_answers_are_written_item_by_item_as_json_response_would() -> None:
         assert written.body == expected.body
         assert written.headers["content-type"] == expected.headers["content-type"]
         assert secret.encode() not in written.body
+
+
+def test_the_read_side_benchmark_runs_and_reports_its_own_figures(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A small run of ``benchmarks/read_side.py``: every request answered, the markdown made from
+    the JSON's figures."""
+    from benchmarks import read_side
+
+    monkeypatch.setattr(read_side, "HEALTH_SAMPLES", 20)
+    result = read_side.run(60, 2, None, "smoke", True)
+    figures = result["stores"]["sqlite"]
+    assert figures["requests"]["one key result"]["statements"] == 2
+    assert figures["requests"]["one key result, If-None-Match (304)"]["status"] == 304
+    assert figures["requests"]["/metrics"]["statements"] == 5
+    assert figures["healthz_under_load"]["samples"] == 20
+    text = read_side.markdown(result)
+    assert f"| sqlite | `/metrics` | 200 | {figures['requests']['/metrics']['p50_ms']} |" in text

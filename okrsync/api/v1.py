@@ -5,6 +5,11 @@ Every operation is declared once in :data:`OPERATIONS` (path, models, parameters
 the OpenAPI document (:mod:`okrsync.api.openapi`) are both built from that table, so they cannot
 disagree. Reads are open; writes need the bearer token (:mod:`okrsync.api.auth`). Every answer
 passes through the process's :class:`~okrsync.redaction.Redactor`.
+
+Every list is a keyset page (``limit``, an opaque ``cursor``, ``total``, ``next_cursor``) read
+with a fixed number of indexed statements (:mod:`okrsync.store.views`); the OKR reads carry an
+ETag from the store's read stamp and answer a current ``If-None-Match`` with a 304. Store work
+runs in worker threads (:mod:`okrsync.api.offload`), never on the event loop.
 """
 
 from __future__ import annotations

@@ -251,7 +251,9 @@ async def test_failed_push_is_retried_by_looking_first(lossy: Lossy, world: Worl
         (failed,) = world.deliveries()
         assert failed.status == "pending" and failed.attempts == 1
         lossy.server.faults.clear()
-        world.clock.now += timedelta(seconds=10)  # past the delivery's backoff
+        # past the delivery's backoff and the mirror's settle time (a post whose answer was
+        # lost may still land at Slack; the search waits for it)
+        world.clock.now += app.dispatcher.settle + timedelta(seconds=1)
         retried = await app.dispatcher.dispatch_due()
     finally:
         await app.aclose()

@@ -145,7 +145,7 @@ def _targets(http: httpx.Client, size: int) -> dict[str, tuple[str, dict[str, st
     middle_objective = f"o{size // KRS_PER_OBJECTIVE // 2:05d}"
     out: dict[str, tuple[str, dict[str, str]]] = {
         "key-results page 1 (100)": ("/api/v1/key-results", {}),
-        "objectives page 1 (100)": ("/api/v1/objectives", {}),
+        "objectives page 1 (25)": ("/api/v1/objectives", {}),
     }
     for name, path in (
         ("key-results", "/api/v1/key-results?limit=1000"),
@@ -163,7 +163,7 @@ def _targets(http: httpx.Client, size: int) -> dict[str, tuple[str, dict[str, st
                 f"/api/v1/{name}?limit=100&cursor={cursor}",
                 {},
             )
-    out["objectives of a cycle (100)"] = ("/api/v1/objectives?cycle=2026-Q4", {})
+    out["objectives of a cycle (25)"] = ("/api/v1/objectives?cycle=2026-Q4", {})
     out["one objective"] = (f"/api/v1/objectives/{middle_objective}", {})
     out["one key result"] = (f"/api/v1/key-results/{middle_kr}", {})
     etag = http.get(f"/api/v1/key-results/{middle_kr}").headers.get("etag")
@@ -367,7 +367,7 @@ def _target(name: str) -> float | None:
         return TARGETS_MS["/metrics"]
     if name.startswith("one key result"):
         return TARGETS_MS["one key result"]
-    if "page" in name or "(100)" in name or name == "one objective":
+    if "page" in name or name.endswith(("(25)", "(100)")) or name == "one objective":
         return TARGETS_MS["page"]
     return None
 

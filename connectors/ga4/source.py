@@ -216,6 +216,11 @@ class GA4Source(Source[GA4Connection, GA4Query]):
 
     # --- batching ------------------------------------------------------------------------------
 
+    def request_key(self, spec: GA4Query) -> str:
+        """One ``batchRunReports`` carries reports of one property whatever their dimensions,
+        so every metric of a property falls due together and travels in as few calls."""
+        return str(spec.property_id or self.config.property_id)
+
     def batch_key(self, spec: GA4Query) -> str:
         return json.dumps(
             [

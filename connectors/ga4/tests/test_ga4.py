@@ -411,3 +411,18 @@ def test_models() -> None:
         "sessionDefaultChannelGroup begins_with 'Paid' (TOTAL)"
     )
     assert "andGroup" in (spec.dimension_filter() or {})
+
+
+def test_metrics_of_one_property_fall_due_together(source: FastSource) -> None:
+    """The scheduler aligns on the request key: reports of one property, whatever their
+    dimensions or filters, travel in one batchRunReports, so they tick together."""
+    france = {"filters": [{"field": "country", "value": "France"}]}
+    specs = [
+        query("sessions", "a").spec,
+        query("conversions", "b", **france).spec,
+        query("sessions", "c", dimensions=["country"]).spec,
+    ]
+    assert len({source.request_key(spec) for spec in specs}) == 1
+    assert source.request_key(query("sessions", "d", property_id=OTHER).spec) != (
+        source.request_key(specs[0])
+    )

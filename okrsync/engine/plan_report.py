@@ -141,7 +141,12 @@ async def build_plan(
         return result
     connections = Connections(config, dict(registry.connectors))
     try:
-        fetched = await fetch_all(plan, connections, redactor)
+        # each connection within its fetch_deadline, as in a run: a hung vendor cannot hang
+        # the review step; it shows as that connection's error
+        deadlines = {
+            name: config.fetch_deadline(name).total_seconds() for name in plan.by_connection
+        }
+        fetched = await fetch_all(plan, connections, redactor, deadlines=deadlines)
         result.fetched = True
         result.api_calls = fetched.api_calls
         for evaluation, item in evaluate_plan(config, plan, fetched.readings, "plan", now):

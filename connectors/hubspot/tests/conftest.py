@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 import pytest
 
 from connectors.hubspot import HubSpotConnection, HubSpotQuery, HubSpotSource
+from connectors.hubspot import source as hubspot_source
 from connectors.hubspot.fake import Portal, hubspot_app
 from okrsync.sandbox import Fault, FaultKind, SandboxServer
 from okrsync.sdk.models import CycleWindow, Query
@@ -17,6 +18,18 @@ from okrsync.sdk.models import CycleWindow, Query
 TOKEN = "pat-na1-5b7e0c1d-4f2a-test"
 ANCHOR = date(2026, 12, 31)
 CYCLE = CycleWindow("2026-Q4", date(2026, 10, 1), date(2026, 12, 31))
+
+
+@pytest.fixture(autouse=True)
+def _noon(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A spent daily limit holds until UTC midnight; tests run at any hour, and a minute
+    before midnight the hold is too short to pause anything. Every test sees noon."""
+    real = hubspot_source.seconds_to_utc_midnight
+
+    def at_noon(now: datetime) -> float:
+        return real(now.replace(hour=12, minute=0, second=0, microsecond=0))
+
+    monkeypatch.setattr(hubspot_source, "seconds_to_utc_midnight", at_noon)
 
 
 class FastSource(HubSpotSource):

@@ -137,7 +137,6 @@ class AdaptivePace:
         self.ceiling = ceiling  # the configured one, or lower when Data Center announces less
         self._clock = clock
         self._last_cut = -math.inf
-        self.cuts = 0  # times the pace was halved
 
     def observe(self, headers: httpx.Headers) -> float | None:
         rate = self.budget.rate
@@ -149,7 +148,6 @@ class AdaptivePace:
             now = self._clock()
             if now - self._last_cut >= CUT_COOLDOWN:
                 self._last_cut = now
-                self.cuts += 1
                 rate = max(min(MIN_PACE, self.ceiling), rate * BACK_OFF)
         else:
             rate += self.ceiling / RECOVERY_ANSWERS

@@ -41,7 +41,7 @@ class GA4Connection(ConnectionConfig):
     api_url: str = Field(default=API_URL, description="Data API root (a proxy or the sandbox).")
     timeout: float = Field(default=30.0, gt=0)
     max_retries: int = Field(default=3, ge=0, le=10)
-    max_concurrency: int = Field(default=4, ge=1, le=10, description="GA4 allows 10 at once.")
+    max_concurrency: int = Field(default=10, ge=1, le=10, description="GA4 allows 10 at once.")
     page_size: int = Field(default=10_000, ge=1, le=250_000, description="Rows per report page.")
 
     @field_validator("property_id")

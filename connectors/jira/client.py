@@ -3,12 +3,15 @@
 Jira Cloud answers 429 with ``Retry-After`` (seconds) and says which limit was hit in
 ``RateLimit-Reason`` (``jira-burst-based``, ``jira-quota-tenant-based``,
 ``jira-per-issue-on-write``…); ``X-RateLimit-Remaining``/``X-RateLimit-Reset`` (an ISO-8601
-time) are read by the SDK's call budget. Atlassian publishes no per-second figure for API-token
-traffic (its burst limits are token buckets per site, endpoint and method), so the pace is
-steered by what Jira says (:class:`AdaptivePace`): ``X-RateLimit-NearLimit: true`` (under 20%
-of a budget left) or a ``RateLimit-Reason`` halves it, quiet answers win it back, and a Data
+time) are read by the SDK's call budget. API-token traffic is governed by Jira Cloud's burst
+limits, documented as 100 requests a second per site, endpoint and method for GET and POST (50
+for PUT and DELETE): the default ceiling of the pace, ``requests_per_second``, is that 100, and
+``max_concurrency`` (10) is enough in flight to reach it while answers take up to 100 ms. Below
+the ceiling the pace is steered by what Jira says (:class:`AdaptivePace`): a Cloud site's
+``X-RateLimit-Limit`` (its per-second limit) caps it, ``X-RateLimit-NearLimit: true`` (under
+20% of a budget left) or a ``RateLimit-Reason`` halves it, quiet answers win it back, and a Data
 Center that announces its bucket (``X-RateLimit-FillRate`` per ``-Interval-Seconds``) is
-followed. ``requests_per_second`` is the ceiling.
+followed.
 Writes to one issue are spaced by ``issue_write_interval`` (default 0.5 s, so one push — field,
 comment, property — spends about a second on an issue), because Jira also limits writes per
 issue and a burst of edits there is the easiest way to earn a ``jira-per-issue-on-write`` 429.
@@ -102,6 +105,15 @@ def under_pressure(headers: httpx.Headers) -> bool:
     return bool(reason) and reason != PER_ISSUE_REASON
 
 
+def announced_limit(headers: httpx.Headers) -> float | None:
+    """Jira Cloud's ``X-RateLimit-Limit``: the burst limit of the endpoint, per second."""
+    try:
+        limit = float(headers["x-ratelimit-limit"])
+    except (KeyError, ValueError):
+        return None
+    return limit if math.isfinite(limit) and limit > 0 else None
+
+
 def announced_rate(headers: httpx.Headers) -> float | None:
     """Data Center's bucket, when an admin turned rate limiting on: tokens per second."""
     try:
@@ -119,10 +131,11 @@ class AdaptivePace:
 
     Additive increase, multiplicative decrease: a pressure signal halves the pace (at most once
     per :data:`CUT_COOLDOWN`, not below :data:`MIN_PACE`), every quiet answer adds a
-    :data:`RECOVERY_ANSWERS`-th of the ceiling back. A lower rate announced by Data Center
-    becomes the ceiling. Registered as a header observer of the budget, so it sees every answer of
-    every client sharing that budget; it never holds the connection itself (``Retry-After`` and
-    ``X-RateLimit-Reset`` do that).
+    :data:`RECOVERY_ANSWERS`-th of the ceiling back. A lower rate announced by the site becomes
+    the ceiling (Cloud: ``X-RateLimit-Limit`` per second, when ``cloud``; Data Center: its fill
+    rate), and the pace drops to it at once. Registered as a header observer of the budget, so
+    it sees every answer of every client sharing that budget; it never holds the connection
+    itself (``Retry-After`` and ``X-RateLimit-Reset`` do that).
     """
 
     def __init__(
@@ -130,9 +143,11 @@ class AdaptivePace:
         budget: CallBudget,
         ceiling: float,
         *,
+        cloud: bool = True,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.budget = budget
+        self.cloud = cloud
         self.configured = ceiling
         self.ceiling = ceiling  # the configured one, or lower when Data Center announces less
         self._clock = clock
@@ -142,7 +157,8 @@ class AdaptivePace:
         rate = self.budget.rate
         if rate is None:
             return None
-        if (announced := announced_rate(headers)) is not None:
+        announced = announced_limit(headers) if self.cloud else announced_rate(headers)
+        if announced is not None:
             self.ceiling = min(self.configured, announced)
         if under_pressure(headers):
             now = self._clock()
@@ -182,12 +198,17 @@ def make_client(
     if budget is None:
         budget = CallBudget(
             BudgetPolicy(
-                max_concurrency=4, requests_per_second=config.requests_per_second, burst=BURST
+                max_concurrency=config.max_concurrency,
+                requests_per_second=config.requests_per_second,
+                burst=BURST,
             ),
             shared=shared,
         )
         if config.requests_per_second is not None:
-            budget.extra_observers.append(AdaptivePace(budget, config.requests_per_second).observe)
+            pace = AdaptivePace(
+                budget, config.requests_per_second, cloud=config.deployment == "cloud"
+            )
+            budget.extra_observers.append(pace.observe)
     return HttpClient(
         connection=name,
         base_url=config.url,

@@ -36,12 +36,23 @@ class JiraConnection(ConnectionConfig):
         default=100, ge=1, le=5000, description="Issues per search page when fields are read."
     )
     requests_per_second: float | None = Field(
-        default=40.0,
+        default=100.0,
         gt=0,
         description=(
-            "Ceiling of our pace for this site (requests per second): Jira's "
-            "X-RateLimit-NearLimit and RateLimit-Reason halve the pace, quiet answers win it "
-            "back. null: no pacing (Retry-After and X-RateLimit-Reset are still obeyed)."
+            "Ceiling of our pace for this site (requests per second; Jira Cloud documents a "
+            "burst limit of 100/s per endpoint for GET and POST): a lower X-RateLimit-Limit "
+            "announced by Jira Cloud caps it, X-RateLimit-NearLimit and RateLimit-Reason halve "
+            "it, quiet answers win it back. null: no pacing (Retry-After and X-RateLimit-Reset "
+            "are still obeyed)."
+        ),
+    )
+    max_concurrency: int = Field(
+        default=10,
+        ge=1,
+        le=100,
+        description=(
+            "Requests in flight at once. Jira documents no concurrency limit, only the pace; "
+            "10 sustain the 100/s ceiling while an answer takes up to 100 ms."
         ),
     )
     issue_write_interval: float = Field(

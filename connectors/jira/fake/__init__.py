@@ -22,6 +22,13 @@ With ``burst_limit=(calls, seconds)`` set, the site answers 429 with ``Retry-Aft
 authenticated requests arrive in any ``seconds``: counted for the site, whichever client or
 process sent them, as Jira's burst limit is. ``app.state.fake.rate_limited`` counts the refusals
 per reason.
+A Cloud site also enforces Jira Cloud's documented burst rate limits per endpoint and method
+(:mod:`connectors.jira.fake.limits`; ``burst_rates=None`` turns them off, a mapping changes them,
+also while serving) and sends their headers: ``X-RateLimit-Limit``/``-Remaining`` on every
+authenticated answer, ``X-RateLimit-NearLimit: true`` under 20% of the budget, and 429 with
+``Retry-After``, ``X-RateLimit-Reset`` and ``RateLimit-Reason: jira-burst-based`` when it is spent.
+``latency`` delays every answer (a vendor's round trip); ``peak_in_flight`` is the most requests
+the site held at once.
 
 State lives in ``app.state.jira`` (:class:`JiraData`): issues, comments and the per-issue
 counts of comments created and updated, so tests can see what a sink changed.
@@ -29,6 +36,7 @@ counts of comments created and updated, so tests can see what a sink changed.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hmac
@@ -36,7 +44,7 @@ import json
 import math
 import time
 from collections import Counter, deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, MutableMapping
 from datetime import UTC, date, datetime
 from typing import Any, Literal
 
@@ -47,6 +55,12 @@ from starlette.routing import Route
 
 from connectors.jira.fake.data import FIELDS, ISSUE_TYPES, PROJECTS, STATUSES, Issue, JiraData
 from connectors.jira.fake.jql import JqlError
+from connectors.jira.fake.limits import (
+    BURST_REASON,
+    DOCUMENTED_BURST_RATES,
+    BurstLimiter,
+    reset_stamp,
+)
 
 DEFAULT_EMAIL = "okr-bot@example.com"
 DEFAULT_API_TOKEN = "sandbox-api-token"  # noqa: S105 - the fake's own token
@@ -61,9 +75,6 @@ FIELDS_PAGE_LIMIT = 100
 PROPERTY_LIMIT = 32768
 
 Handler = Callable[[Request], Awaitable[Response]]
-
-
-BURST_REASON = "jira-burst-based"
 
 
 def _errors(status: int, messages: list[str], errors: dict[str, str] | None = None) -> Response:
@@ -116,6 +127,8 @@ class JiraFake:
         pat: str,
         write_interval: float,
         burst_limit: tuple[int, float] | None = None,
+        burst_rates: MutableMapping[str, float] | None = None,
+        latency: float = 0.0,
     ) -> None:
         self.data = data
         self.deployment = deployment
@@ -128,6 +141,13 @@ class JiraFake:
         self.burst_limit = burst_limit
         self._recent: deque[float] = deque()  # arrival times within the burst window
         self.rate_limited: Counter[str] = Counter()  # refusals per RateLimit-Reason
+        self.limiter = (
+            BurstLimiter(burst_rates) if burst_rates is not None and deployment == "cloud" else None
+        )
+        self.latency = latency
+        self.in_flight = 0
+        self.peak_in_flight = 0
+        self.answered: Counter[str] = Counter()  # authenticated answers per endpoint
 
     # --- plumbing -------------------------------------------------------------------------------
 
@@ -156,11 +176,35 @@ class JiraFake:
                 return PlainTextResponse(
                     "Client must be authenticated to access this resource.", status_code=401
                 )
-            if not anonymous and (limited := self.burst_gate()) is not None:
-                return limited
-            return await handler(request)
+            self.in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+            try:
+                if self.latency > 0:
+                    await asyncio.sleep(self.latency)
+                if anonymous:
+                    return await handler(request)
+                return await self._limited(handler, request)
+            finally:
+                self.in_flight -= 1
 
         return endpoint
+
+    async def _limited(self, handler: Handler, request: Request) -> Response:
+        if (limited := self.burst_gate()) is not None:
+            return limited
+        verdict = None
+        if self.limiter is not None:
+            verdict = self.limiter.admit(handler.__name__, request.method)
+            if verdict is not None and not verdict.allowed:
+                self.rate_limited[BURST_REASON] += 1
+                # Jira documents no 429 body: clients must key on the status and headers only.
+                return Response(status_code=429, headers=verdict.headers)
+        self.answered[handler.__name__] += 1
+        response = await handler(request)
+        if verdict is not None:
+            for name, value in verdict.headers.items():
+                response.headers[name] = value
+        return response
 
     def base(self, request: Request) -> str:
         return str(request.base_url).rstrip("/") + f"/rest/api/{request.path_params['version']}"
@@ -195,6 +239,8 @@ class JiraFake:
                     "Retry-After": str(wait),
                     "RateLimit-Reason": BURST_REASON,
                     "X-RateLimit-Limit": str(calls),
+                    "X-RateLimit-Remaining": "0",
+                    "X-RateLimit-Reset": reset_stamp(time.time() + wait),
                 },
             )
         self._recent.append(now)
@@ -573,8 +619,17 @@ def jira_app(
     pat: str = DEFAULT_PAT,
     write_interval: float = 0.0,
     burst_limit: tuple[int, float] | None = None,
+    burst_rates: MutableMapping[str, float] | None = None,
+    documented_limits: bool = True,
+    latency: float = 0.0,
 ) -> Starlette:
-    """The fake as an ASGI app; its state is ``app.state.jira`` and ``app.state.fake``."""
+    """The fake as an ASGI app; its state is ``app.state.jira`` and ``app.state.fake``.
+
+    A Cloud site enforces Jira's documented burst limits unless ``documented_limits`` is off;
+    ``burst_rates`` replaces them (requests per second per endpoint, by method).
+    """
+    if burst_rates is None and documented_limits:
+        burst_rates = dict(DOCUMENTED_BURST_RATES)
     fake = JiraFake(
         data or JiraData(),
         deployment=deployment,
@@ -583,6 +638,8 @@ def jira_app(
         pat=pat,
         write_interval=write_interval,
         burst_limit=burst_limit,
+        burst_rates=burst_rates,
+        latency=latency,
     )
     prefix = "/rest/api/{version}"
     search = fake.search_jql if deployment == "cloud" else fake.not_here

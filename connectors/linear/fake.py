@@ -1,9 +1,9 @@
 """A sandbox Linear: ``POST /graphql`` answered by graphql-core over Linear's real schema.
 
-Every request is parsed and validated against Linear's published SDL
-(``shared/contracts/linear/schema.graphql``), then *executed* against that same schema with
-hand-written resolvers over in-memory data — graphql-core's default resolver calls a root
-method or reads a dict key per field. Executing on the full schema rather than a subset means
+Every request is parsed and validated against Linear's published SDL (``contracts/schema.graphql``,
+package data beside this module), then *executed* against that same schema with hand-written
+resolvers over in-memory data — graphql-core's default resolver calls a root method or reads a
+dict key per field. Executing on the full schema rather than a subset means
 the answer's shape (non-null fields, enum values, ``@include``, variable coercion) is exactly
 what the schema promises, and a field the fake does not implement resolves to an error rather
 than to fiction. The schema (1.2 MB) is built once per process and cached.
@@ -60,9 +60,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-SCHEMA_PATH = (
-    Path(__file__).resolve().parents[3] / "shared" / "contracts" / "linear" / "schema.graphql"
-)
+# Linear's SDL ships with the package (its source and licence: contracts/SOURCE.md beside it)
+SCHEMA_PATH = Path(__file__).resolve().parent / "contracts" / "schema.graphql"
 API_KEY = "lin_api_sandboxKey0123456789abcdefghijklmnopqrstu"
 MAX_FIRST = 250
 DEFAULT_FIRST = 50
@@ -72,8 +71,6 @@ ANCHOR = datetime(2026, 12, 20, 12, 0, tzinfo=UTC)  # the fake's "now" for its d
 @cache
 def load_schema(path: Path = SCHEMA_PATH) -> GraphQLSchema:
     """Linear's schema, built once per process (about a second for 1.2 MB of SDL)."""
-    if not path.is_file():
-        raise FileNotFoundError(f"Linear's schema is not at {path} (shared/contracts is missing)")
     return build_schema(path.read_text(encoding="utf-8"))
 
 

@@ -527,14 +527,6 @@ async def test_fake_rejects_what_pipedrive_rejects(fake: Fake) -> None:
         assert body["success"] is False and body["data"] is None and "error_info" in body
 
 
-@pytest.mark.skip(
-    reason="no popular Python client for Pipedrive is installed (none is among the project's "
-    "allowed dependencies), so there is no third-party client to point at the fake"
-)
-def test_vendor_client_against_the_fake() -> None:
-    """Placeholder: a widely used Pipedrive client would be checked here, unchanged."""
-
-
 # --- config ----------------------------------------------------------------------------------
 
 

@@ -16,6 +16,10 @@ middle of window K and starts it again on the same store, to show that a restart
 rhythm. Figures go to ``benchmarks/steady_state.json`` and a Markdown section generated from the
 same numbers (``benchmarks/STEADY_STATE.md``). ``--okrsync-path DIR`` runs another tree's
 okrsync (an older commit exported with ``git archive``) against the same workload and fakes.
+``--store URL`` runs on that store (PostgreSQL: an empty database) and ``--replicas N`` starts N
+``okrsync run`` processes on it (``OKRSYNC_INSTANCE_ID`` r1…rN): the bound is the same, since
+the metric claims let one replica only ask each due request per tick. The load average at the
+start and the end is recorded beside the figures (the machine is shared).
 """
 
 from __future__ import annotations
@@ -168,6 +172,37 @@ def first_run_finished(lines: list[str]) -> datetime | None:
     return None
 
 
+def cold_start_finished(logs: list[Path]) -> datetime | None:
+    """When the cold start ended: the first run to finish (any replica's) and every run begun
+    before it have finished (replicas share the first run of everything through the metric
+    claims; one replica's is the daemon's first run)."""
+    started: dict[str, datetime] = {}
+    finished: dict[str, datetime] = {}
+    for log in logs:
+        for line in log.read_text().splitlines():
+            if '"run_started"' not in line and '"run_finished"' not in line:
+                continue
+            entry = json.loads(line)
+            at = datetime.fromisoformat(entry["timestamp"].replace("Z", "+00:00"))
+            into = started if entry.get("event") == "run_started" else finished
+            into[str(entry.get("run_id"))] = at
+    if not finished:
+        return None
+    first = min(finished.values())
+    cold = [run for run, at in started.items() if at <= first]
+    if any(run not in finished for run in cold):
+        return None
+    return max([first, *(finished[run] for run in cold)])
+
+
+def runs_finished(log: Path) -> int:
+    return sum('"run_finished"' in line for line in log.read_text().splitlines())
+
+
+def load_average() -> list[float]:
+    return [round(value, 2) for value in os.getloadavg()]
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -181,11 +216,18 @@ class Window:
     bound: dict[str, int]
 
 
-def start_daemon(env: dict[str, str], log: Path, tree: Path) -> subprocess.Popen[str]:
+def start_daemon(
+    env: dict[str, str], log: Path, tree: Path, instance: str
+) -> subprocess.Popen[str]:
     """``okrsync run`` from ``tree`` (``python -m`` imports from its working directory first)."""
     command = [sys.executable, "-m", "okrsync", "run", "--port", str(free_port())]
     return subprocess.Popen(
-        command, cwd=tree, env=env, stdout=subprocess.DEVNULL, stderr=log.open("a"), text=True
+        command,
+        cwd=tree,
+        env={**env, "OKRSYNC_INSTANCE_ID": instance},
+        stdout=subprocess.DEVNULL,
+        stderr=log.open("a"),
+        text=True,
     )
 
 
@@ -213,7 +255,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     yaml, chosen = mixed_yaml(workload, schedules)
     with tempfile.TemporaryDirectory(prefix="okrsync-steady-") as tmp_name:
         tmp = Path(tmp_name)
-        ready, requests_log, daemon_log = tmp / "env.json", tmp / "requests.jsonl", tmp / "d.log"
+        ready, requests_log = tmp / "env.json", tmp / "requests.jsonl"
+        names = [f"r{n}" for n in range(1, args.replicas + 1)]
+        logs = {name: tmp / f"{name}.log" for name in names}
+        load_start = load_average()
         fakes = subprocess.Popen(
             [
                 sys.executable,
@@ -251,7 +296,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             tree = Path(args.okrsync_path).resolve() if args.okrsync_path else HERE.parent
             env["PYTHONPATH"] = str(tree)
             began = datetime.now(UTC)
-            daemon = start_daemon(env, daemon_log, tree)
+            daemons = {name: start_daemon(env, logs[name], tree, name) for name in names}
             restarts = 0
             try:
                 # windows: those holding the start (cold), then ``ticks`` whole ones
@@ -263,7 +308,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 cold_seen = False
                 while datetime.now(UTC) < end + timedelta(seconds=2):
                     if not cold_seen:
-                        ended = first_run_finished(daemon_log.read_text().splitlines())
+                        ended = cold_start_finished(list(logs.values()))
                         if ended is not None:
                             cold_seen = True
                             skip = int((ended - first) // period) + 1
@@ -271,23 +316,28 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                             if args.restart_after:
                                 restart_at = first + (skip + args.restart_after - 1) * period
                                 restart_at += period / 2
-                    if daemon.poll() is not None:
-                        raise RuntimeError(f"okrsync run exited: {daemon_log.read_text()[-2000:]}")
+                    for name, daemon in daemons.items():
+                        if daemon.poll() is not None:
+                            tail = logs[name].read_text()[-2000:]
+                            raise RuntimeError(f"okrsync run ({name}) exited: {tail}")
                     if restart_at is not None and datetime.now(UTC) >= restart_at:
-                        stop_daemon(daemon)
-                        daemon = start_daemon(env, daemon_log, tree)
+                        # the first replica restarts; the others (if any) keep the rhythm
+                        stop_daemon(daemons[names[0]])
+                        daemons[names[0]] = start_daemon(env, logs[names[0]], tree, names[0])
                         restarts += 1
                         restart_at = None
                     time.sleep(0.2)
             finally:
-                exit_code = stop_daemon(daemon)
+                exits = {name: stop_daemon(daemon) for name, daemon in daemons.items()}
         finally:
             fakes.send_signal(signal.SIGTERM)
             fakes.wait(timeout=60)
+        load_end = load_average()
         seen = [json.loads(line) for line in requests_log.read_text().splitlines() if line]
-        logged = daemon_log.read_text().splitlines()
+        logged = [line for log in logs.values() for line in log.read_text().splitlines()]
         errors = sum('"level": "error"' in line for line in logged)
-        cold_end = first_run_finished(logged)
+        runs = {name: runs_finished(log) for name, log in logs.items()}
+        cold_end = cold_start_finished(list(logs.values()))
     if cold_end is None:
         raise RuntimeError("the daemon never finished a run")
     # the cold start (okrsync's start-up and its first run of everything) ends before the
@@ -324,11 +374,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "window_seconds": period.total_seconds(),
         "ticks": args.ticks,
         "latency": args.latency,
-        "store": "sqlite" if args.store is None else args.store.split(":")[0],
+        "store": "sqlite" if args.store is None else args.store.split(":")[0].split("+")[0],
+        "replicas": args.replicas,
         "okrsync_path": args.okrsync_path,
         "restarts": restarts,
-        "daemon_exit": exit_code,
+        "daemon_exit": max(exits.values()),
+        "daemon_exits": exits,
         "daemon_errors_logged": errors,
+        "runs_per_replica": runs,
+        "load_average": {"start": load_start, "end": load_end},
         "cold": {
             "start": windows[0].start.isoformat(),
             "requests": windows[0].requests,
@@ -349,20 +403,83 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 # --- the report -----------------------------------------------------------------------------
 
 
+TARGET_RATIO = 1.05  # issue 13: requests per tick at most the lower bound + 5%
+
+
+def verdict(result: dict[str, Any]) -> str:
+    """Whether the steady windows kept to the target, said from the figures alone."""
+    steady = result["steady"]
+    total, bound = steady["all_requests"], steady["all_bound"]
+    if not bound:
+        return "No steady window had a request due, so there is no bound to compare with."
+    ratio = total / bound
+    over = [
+        f"{v} ({steady['requests'][v]} vs {steady['bound'][v]})"
+        for v in VENDORS
+        if steady["requests"][v] > steady["bound"][v]
+    ]
+    under = [v for v in VENDORS if steady["requests"][v] < steady["bound"][v]]
+    worst = [
+        (sum(w["requests"].values()) / sum(w["bound"].values()), w["start"][11:19])
+        for w in result["windows"]
+        if sum(w["bound"].values())
+    ]
+    met = "met" if ratio <= TARGET_RATIO else "not met"
+    text = (
+        f"Target (requests per tick ≤ the lower bound + {TARGET_RATIO - 1:.0%}): {met}, "
+        f"{ratio:.2f}x over the steady windows"
+    )
+    if worst:
+        high, at = max(worst)
+        text += f" (the highest window {high:.2f}x, at {at})"
+    text += ". "
+    if over:
+        text += "Above the bound: " + ", ".join(over) + "."
+    else:
+        text += "Every vendor stayed at or below its bound."
+    if under:
+        text += (
+            " Below the bound (a request due at a window's edge answered in the window "
+            "before or after): " + ", ".join(under) + "."
+        )
+    replicas = result.get("replicas", 1)
+    if replicas > 1:
+        runs = result.get("runs_per_replica", {})
+        text += (
+            f" {replicas} replicas shared the store; runs finished per replica: "
+            + ", ".join(f"{name} {n}" for name, n in runs.items())
+            + "."
+        )
+    return text
+
+
 def markdown(result: dict[str, Any]) -> str:
     """The section, written from ``result`` alone: every number in it comes from the run."""
     steady = result["steady"]
+    replicas = result.get("replicas", 1)
+    load = result.get("load_average")
     lines = [
         "## Steady state: requests per tick vs the lower bound",
         "",
         f"`{result['command']}`: {result['size']:,} key results, schedules "
         + ", ".join(f"`{s}`" for s in result["schedules"])
         + f" (one metric in {len(result['schedules'])} each), {result['latency'] * 1000:.0f} ms"
-        f" vendor latency, {result['store']} store, the real `okrsync run` process"
+        f" vendor latency, {result['store']} store, "
+        + (
+            f"{replicas} `okrsync run` processes (replicas)"
+            if replicas > 1
+            else "the real `okrsync run` process"
+        )
         + (f" from `{result['okrsync_path']}`" if result["okrsync_path"] else "")
         + f"; {result['ticks']} windows of {result['window_seconds']:.0f} s after the cold start"
         + (f", restarted {result['restarts']} time(s) mid-run" if result["restarts"] else "")
-        + ".",
+        + "."
+        + (
+            f" Load average (1, 5, 15 min) at the start {', '.join(map(str, load['start']))}"
+            f", at the end {', '.join(map(str, load['end']))}."
+            if load
+            else ""
+        ),
         "",
         "| window (UTC) | " + " | ".join(VENDORS) + " | all | bound | ratio |",
         "| --- | " + " | ".join("---:" for _ in VENDORS) + " | ---: | ---: | ---: |",
@@ -386,8 +503,10 @@ def markdown(result: dict[str, Any]) -> str:
         + (f" ({total / bound:.2f}x the bound)" if bound else "")
         + ". The cold window (every metric at start, tokens, catalogs) sent "
         + ", ".join(f"{v} {n}" for v, n in result["cold"]["requests"].items())
-        + f". The daemon logged {result['daemon_errors_logged']} errors and exited "
-        f"{result['daemon_exit']}.",
+        + f". The daemon{'s' if replicas > 1 else ''} logged {result['daemon_errors_logged']} "
+        f"errors and exited {result.get('daemon_exits', result['daemon_exit'])}.",
+        "",
+        verdict(result),
         "",
     ]
     return "\n".join(lines)
@@ -401,6 +520,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--smoke", action="store_true", help="tiny, seconds-long schedules")
     parser.add_argument("--latency", type=float, default=0.05)
     parser.add_argument("--store", help="a store URL (default: a fresh SQLite file)")
+    parser.add_argument("--replicas", type=int, default=1, help="okrsync run processes")
     parser.add_argument("--restart-after", type=int, default=0, help="restart in window K")
     parser.add_argument("--okrsync-path", help="run okrsync from this tree")
     parser.add_argument("--output", type=Path, default=HERE)
@@ -415,6 +535,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         return {}
     if args.smoke:
         args.size, args.schedules = min(args.size, 40), ",".join(SMOKE_SCHEDULES)
+    if args.replicas > 1 and not (args.store or "").startswith("postgresql"):
+        parser.error("--replicas > 1 needs a PostgreSQL --store (SQLite is single-node)")
     result = run(args)
     args.output.mkdir(parents=True, exist_ok=True)
     (args.output / f"{args.name}.json").write_text(json.dumps(result, indent=2))

@@ -26,16 +26,10 @@ import httpx
 from pydantic import Field, SecretStr, field_validator
 
 from okrsync.errors import CredentialsError, QueryError, VendorResponseError
-from okrsync.sdk.connector import ConnectionConfig, QuerySpec, Source
+from okrsync.sdk.connector import ConnectionConfig, QuerySpec
 from okrsync.sdk.hosts import region_or_url
-from okrsync.sdk.http import (
-    DEFAULT_ERROR_TABLE,
-    ErrorAction,
-    ErrorRule,
-    HttpClient,
-    OwnsHttpClient,
-    hourly_allowance,
-)
+from okrsync.sdk.http import DEFAULT_ERROR_TABLE, ErrorAction, ErrorRule
+from okrsync.sdk.http_connector import HttpSource
 from okrsync.sdk.models import Query, Reading, as_decimal, digest
 
 HOSTS = {"us": "https://amplitude.com", "eu": "https://analytics.eu.amplitude.com"}
@@ -92,28 +86,17 @@ class AmplitudeQuery(QuerySpec):
         return f"event segmentation {self.metric} of {self.event_type!r} over the cycle"
 
 
-class AmplitudeSource(OwnsHttpClient, Source[AmplitudeConnection, AmplitudeQuery]):
+class AmplitudeSource(HttpSource[AmplitudeConnection, AmplitudeQuery]):
     query_model = AmplitudeQuery
+    error_table = _ERROR_TABLE
     initial_backoff: ClassVar[float] = 1.0
     max_backoff: ClassVar[float] = 30.0
     rate_limit_backoff: ClassVar[float] = 10.0
 
-    def __init__(self, name: str, config: AmplitudeConnection) -> None:
-        super().__init__(name, config)
-        self.max_concurrency = config.max_concurrency
-        budget, retry = hourly_allowance(config, self, burst=config.max_concurrency)
-        budget.share(self.budgets.bucket("api"))  # the project's allowance, for every replica
-        self._client = HttpClient(
-            connection=name,
-            base_url=config.base_url,
-            auth=httpx.BasicAuth(
-                config.api_key.get_secret_value(), config.secret_key.get_secret_value()
-            ),
-            timeout=config.timeout,
-            budget=budget,
-            retry=retry,
-            error_table=_ERROR_TABLE,
-            secrets=config.secret_values(),
+    def auth(self) -> httpx.Auth:
+        config = self.config
+        return httpx.BasicAuth(
+            config.api_key.get_secret_value(), config.secret_key.get_secret_value()
         )
 
     @staticmethod
@@ -128,18 +111,18 @@ class AmplitudeSource(OwnsHttpClient, Source[AmplitudeConnection, AmplitudeQuery
         }
 
     async def fetch_one(self, query: Query[AmplitudeQuery]) -> Reading:
-        before = self._client.calls
-        response = await self._client.request(
+        before = self.client.calls
+        response = await self.client.request(
             "GET", SEGMENTATION, params=self.params(query), subject=query.subject
         )
-        document = self._client.parse_json(response, subject=query.subject)
+        document = self.client.parse_json(response, subject=query.subject)
         return Reading(
             key=query.key,
             value=self._value(document, query),
             query_text=query.spec.query_text(),
             fetched_at=datetime.now(UTC),
             raw_digest=digest(response.content),
-            api_calls=self._client.calls - before,
+            api_calls=self.client.calls - before,
         )
 
     def _value(self, document: Any, query: Query[AmplitudeQuery]) -> Decimal:

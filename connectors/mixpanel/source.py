@@ -24,16 +24,10 @@ import httpx
 from pydantic import Field, SecretStr, field_validator
 
 from okrsync.errors import CredentialsError, QueryError, VendorResponseError
-from okrsync.sdk.connector import ConnectionConfig, QuerySpec, Source
+from okrsync.sdk.connector import ConnectionConfig, QuerySpec
 from okrsync.sdk.hosts import region_or_url
-from okrsync.sdk.http import (
-    DEFAULT_ERROR_TABLE,
-    ErrorAction,
-    ErrorRule,
-    HttpClient,
-    OwnsHttpClient,
-    hourly_allowance,
-)
+from okrsync.sdk.http import DEFAULT_ERROR_TABLE, ErrorAction, ErrorRule
+from okrsync.sdk.http_connector import HttpSource
 from okrsync.sdk.models import Query, Reading, as_decimal, digest
 
 HOSTS = {
@@ -98,29 +92,16 @@ class MixpanelQuery(QuerySpec):
         return f"{text} where {self.where}" if self.where else text
 
 
-class MixpanelSource(OwnsHttpClient, Source[MixpanelConnection, MixpanelQuery]):
+class MixpanelSource(HttpSource[MixpanelConnection, MixpanelQuery]):
     query_model = MixpanelQuery
+    error_table = _ERROR_TABLE
     initial_backoff: ClassVar[float] = 2.0
     max_backoff: ClassVar[float] = 60.0
     rate_limit_backoff: ClassVar[float] = 30.0
 
-    def __init__(self, name: str, config: MixpanelConnection) -> None:
-        super().__init__(name, config)
-        self.max_concurrency = config.max_concurrency
-        budget, retry = hourly_allowance(config, self, burst=config.burst)
-        budget.share(self.budgets.bucket("api"))  # the project's allowance, for every replica
-        self._client = HttpClient(
-            connection=name,
-            base_url=config.base_url,
-            auth=httpx.BasicAuth(
-                config.service_account_username, config.service_account_secret.get_secret_value()
-            ),
-            timeout=config.timeout,
-            budget=budget,
-            retry=retry,
-            error_table=_ERROR_TABLE,
-            secrets=config.secret_values(),
-        )
+    def auth(self) -> httpx.Auth:
+        secret = self.config.service_account_secret.get_secret_value()
+        return httpx.BasicAuth(self.config.service_account_username, secret)
 
     def params(self, query: Query[MixpanelQuery]) -> dict[str, Any]:
         spec, cycle = query.spec, query.cycle
@@ -142,11 +123,11 @@ class MixpanelSource(OwnsHttpClient, Source[MixpanelConnection, MixpanelQuery]):
         return params
 
     async def fetch_one(self, query: Query[MixpanelQuery]) -> Reading:
-        before = self._client.calls
-        response = await self._client.request(
+        before = self.client.calls
+        response = await self.client.request(
             "GET", SEGMENTATION, params=self.params(query), subject=query.subject
         )
-        document = self._client.parse_json(response, subject=query.subject)
+        document = self.client.parse_json(response, subject=query.subject)
         value = self._value(document, query)
         return Reading(
             key=query.key,
@@ -154,7 +135,7 @@ class MixpanelSource(OwnsHttpClient, Source[MixpanelConnection, MixpanelQuery]):
             query_text=query.spec.query_text(),
             fetched_at=datetime.now(UTC),
             raw_digest=digest(response.content),
-            api_calls=self._client.calls - before,
+            api_calls=self.client.calls - before,
         )
 
     def _value(self, document: Any, query: Query[MixpanelQuery]) -> Decimal:

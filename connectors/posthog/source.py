@@ -19,16 +19,10 @@ import httpx
 from pydantic import Field, SecretStr, field_validator
 
 from okrsync.errors import CredentialsError, QueryError, VendorResponseError
-from okrsync.sdk.connector import ConnectionConfig, QuerySpec, Source
+from okrsync.sdk.connector import ConnectionConfig, QuerySpec
 from okrsync.sdk.hosts import region_or_url
-from okrsync.sdk.http import (
-    DEFAULT_ERROR_TABLE,
-    ErrorAction,
-    ErrorRule,
-    HttpClient,
-    OwnsHttpClient,
-    hourly_allowance,
-)
+from okrsync.sdk.http import DEFAULT_ERROR_TABLE, ErrorAction, ErrorRule
+from okrsync.sdk.http_connector import HttpSource
 from okrsync.sdk.models import CycleWindow, Query, Reading, as_decimal, digest
 
 HOSTS = {"us": "https://us.posthog.com", "eu": "https://eu.posthog.com"}
@@ -124,29 +118,16 @@ def describe_posthog_error(response: httpx.Response) -> str | None:
     return f"{text} (field {attr})" if isinstance(attr, str) and attr else text
 
 
-class PostHogSource(OwnsHttpClient, Source[PostHogConnection, PostHogQuery]):
+class PostHogSource(HttpSource[PostHogConnection, PostHogQuery]):
     query_model = PostHogQuery
+    error_table = _ERROR_TABLE
+    describe_error = describe_posthog_error
     initial_backoff: ClassVar[float] = 1.0
     max_backoff: ClassVar[float] = 30.0
     rate_limit_backoff: ClassVar[float] = 5.0
 
-    def __init__(self, name: str, config: PostHogConnection) -> None:
-        super().__init__(name, config)
-        self.max_concurrency = config.max_concurrency
-        key = config.personal_api_key.get_secret_value()
-        budget, retry = hourly_allowance(config, self, burst=config.burst)
-        budget.share(self.budgets.bucket("api"))  # the project's allowance, for every replica
-        self._client = HttpClient(
-            connection=name,
-            base_url=config.base_url,
-            headers={"Authorization": f"Bearer {key}"},
-            timeout=config.timeout,
-            budget=budget,
-            retry=retry,
-            error_table=_ERROR_TABLE,
-            describe_error=describe_posthog_error,
-            secrets=config.secret_values(),
-        )
+    def auth_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.config.personal_api_key.get_secret_value()}"}
 
     async def fetch_one(self, query: Query[PostHogQuery]) -> Reading:
         spec = query.spec
@@ -158,14 +139,14 @@ class PostHogSource(OwnsHttpClient, Source[PostHogConnection, PostHogQuery]):
             },
             "refresh": "blocking",
         }
-        before = self._client.calls
-        response = await self._client.request(
+        before = self.client.calls
+        response = await self.client.request(
             "POST",
             f"/api/projects/{self.config.project_id}/query/",
             json=body,
             subject=query.subject,
         )
-        document = self._client.parse_json(response, subject=query.subject)
+        document = self.client.parse_json(response, subject=query.subject)
         value = self._value(document, spec, query.subject)
         return Reading(
             key=query.key,
@@ -173,7 +154,7 @@ class PostHogSource(OwnsHttpClient, Source[PostHogConnection, PostHogQuery]):
             query_text=spec.query_text(),
             fetched_at=datetime.now(UTC),
             raw_digest=digest(response.content),
-            api_calls=self._client.calls - before,
+            api_calls=self.client.calls - before,
         )
 
     def _value(self, document: Any, spec: PostHogQuery, subject: str) -> Decimal:

@@ -35,13 +35,13 @@ from okrsync.api.app import build_app
 from okrsync.api.context import ApiContext
 from okrsync.api.hooks import dependent_metrics, secret_variable
 from okrsync.api.server import HttpServer, bind
-from okrsync.api.signatures import okrsync_signature
 from okrsync.app import App
 from okrsync.config import load_config_text
 from okrsync.engine.daemon import Daemon
 from okrsync.logging import configure_logging
 from okrsync.plugins import load_registry
 from okrsync.redaction import Redactor
+from okrsync.sdk.webhooks import sign
 from okrsync.settings import Settings
 
 
@@ -148,9 +148,7 @@ async def freshness(
                         headers={
                             "Content-Type": "application/json",
                             "X-Okrsync-Timestamp": stamp,
-                            "X-Okrsync-Signature": okrsync_signature(
-                                HOOK_SECRET, stamp, body.encode()
-                            ),
+                            "X-Okrsync-Signature": sign(HOOK_SECRET, stamp, body.encode()),
                         },
                     )
                     if answer.status_code != 202:

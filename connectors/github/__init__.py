@@ -3,6 +3,7 @@
 from connectors.github.models import GitHubCommentMirror, GitHubConnection, GitHubQuery
 from connectors.github.sink import GitHubSink
 from connectors.github.source import GitHubSource
+from connectors.github.webhooks import verify_webhook
 from okrsync.sdk.connector import Connector, ImportedFactory
 
 
@@ -15,6 +16,7 @@ connector = Connector(
     summary="GitHub: issue/PR search counts, milestone completion; one issue comment per KR",
     connection_model=GitHubConnection,
     implementation=GitHubConnector,
+    verify_webhook=verify_webhook,
     fake=ImportedFactory("connectors.github.fake:github_app"),
 )
 

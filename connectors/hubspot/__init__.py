@@ -2,6 +2,7 @@
 
 from connectors.hubspot.models import HubSpotConnection, HubSpotFilter, HubSpotQuery
 from connectors.hubspot.source import HubSpotSource
+from connectors.hubspot.webhooks import verify_webhook
 from okrsync.sdk.connector import Connector, ImportedFactory
 
 
@@ -17,6 +18,7 @@ connector = Connector(
     summary="Counts and sums over HubSpot deals, contacts and companies (CRM v3 search)",
     connection_model=HubSpotConnection,
     implementation=HubSpotSource,
+    verify_webhook=verify_webhook,
     fake=ImportedFactory("connectors.hubspot.fake:hubspot_app"),
     sandbox_credentials=sandbox_credentials,
 )

@@ -12,10 +12,11 @@
 Rate limits. Search calls are limited per account (5 a second, shared by every app) and their
 answers carry none of the ``X-HubSpot-RateLimit-*`` headers, so the connection paces itself with
 a token bucket (``search_requests_per_second``, 4 by default). Other calls do carry the headers;
-the SDK's budget reads the burst window, and this module adds the daily one. A 429 says which
-limit was hit in its body's ``policyName``: ``SECONDLY`` and ``TEN_SECONDLY_ROLLING`` are waited
-out and retried, ``DAILY`` pauses the connection until the next midnight (UTC — the account's
-own time zone is not visible to the API, so this may be early, never late by more than a day).
+the connection's budget observers read the burst window (:mod:`connectors.hubspot.ratelimit`)
+and the daily one (:func:`daily_limit_hold`). A 429 says which limit was hit in its body's
+``policyName``: ``SECONDLY`` and ``TEN_SECONDLY_ROLLING`` are waited out and retried, ``DAILY``
+pauses the connection until the next midnight (UTC — the account's own time zone is not visible
+to the API, so this may be early, never late by more than a day).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from typing import Any, ClassVar
 import httpx
 
 from connectors.hubspot.models import PIPELINE_OBJECTS, HubSpotConnection, HubSpotQuery
+from connectors.hubspot.ratelimit import burst_window_hold
 from connectors.hubspot.search import (
     CycleBounds,
     Resolved,
@@ -152,7 +154,7 @@ class HubSpotSource(OwnsHttpClient, Source[HubSpotConnection, HubSpotQuery]):
                 requests_per_second=config.search_requests_per_second,
             ),
             shared=self.budgets.bucket("api"),
-            extra_observers=[daily_limit_hold],
+            extra_observers=[burst_window_hold, daily_limit_hold],
         )
         self._client = HttpClient(
             connection=name,

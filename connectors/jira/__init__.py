@@ -2,6 +2,7 @@
 
 from connectors.jira.connector import JiraConnector
 from connectors.jira.models import JiraConnection, JiraMirror, JiraQuery
+from connectors.jira.webhooks import verify_webhook
 from okrsync.sdk.connector import Connector, ImportedFactory
 
 
@@ -17,6 +18,7 @@ connector = Connector(
     summary="Jira Cloud / Data Center: JQL metrics; field, comment and property mirrors",
     connection_model=JiraConnection,
     implementation=JiraConnector,
+    verify_webhook=verify_webhook,
     fake=ImportedFactory("connectors.jira.fake:jira_app"),
     sandbox_credentials=sandbox_credentials,
 )

@@ -21,7 +21,7 @@ number is a binary float in most receivers' parsers and 0.1 + 0.2 must not becom
 Headers: ``Idempotency-Key`` (the update's key: a receiver that stores it can drop the
 duplicates that at-least-once delivery brings), ``X-Okrsync-Event``, ``X-Okrsync-Timestamp``
 and, when the connection has a secret, ``X-Okrsync-Signature`` (see
-:mod:`connectors.webhook.signature`). A webhook creates no object we could update later, so
+:mod:`okrsync.sdk.webhooks`). A webhook creates no object we could update later, so
 ``push`` returns no reference; the idempotency key does that job.
 
 On an objective (a digest mirror) the event is ``objective.updated`` and the body carries the
@@ -41,7 +41,6 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 
-from connectors.webhook.signature import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 from okrsync.errors import ConnectorError, CredentialsError, TargetNotFoundError
 from okrsync.sdk.connector import ConnectionConfig, MirrorSpec, Sink
 from okrsync.sdk.http import (
@@ -53,6 +52,7 @@ from okrsync.sdk.http import (
     RetryPolicy,
 )
 from okrsync.sdk.models import KeyResultUpdate, ObjectiveUpdate, PushResult
+from okrsync.sdk.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 
 # A receiver answers 401/403 for a bad signature at least as often as for bad credentials, and
 # nothing can be refreshed, so both say which setting to check; 410 means "unsubscribed".

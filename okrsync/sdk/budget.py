@@ -36,9 +36,12 @@ from okrsync.sdk.ledger import SharedBucket, private_bucket
 from okrsync.sdk.pace import Pace, SlidingWindow, Taken, TokenBucket
 
 HeaderObserver = Callable[[httpx.Headers], float | None]
-"""A vendor-specific reader of response headers: seconds to hold the connection, or ``None``."""
+"""A connector's budget observer: a reader of its vendor's own rate-limit headers, answering the
+seconds to hold the connection, or ``None``. A connector hands its observers to the budget it
+builds (``CallBudget(..., extra_observers=[...])``); every response the connection's
+:class:`~okrsync.sdk.http.HttpClient` receives is shown to them (:meth:`CallBudget.observe`)."""
 
-# A reset value above this is a Unix timestamp (GitHub); below it, a delay in seconds.
+# A reset value above this is a Unix timestamp; below it, a delay in seconds.
 _EPOCH_THRESHOLD = 1_000_000_000.0
 # No header may park a connection for longer than a day: beyond that it is a misread.
 _MAX_OBSERVED_HOLD = 86_400.0
@@ -267,17 +270,15 @@ class CallBudget:
     def observe(self, headers: httpx.Headers) -> None:
         """Hold the connection when a response says its window is spent.
 
-        Understood: ``X-RateLimit-Remaining``/``-Reset`` (reset as epoch seconds like GitHub,
-        delta seconds, or an ISO-8601 timestamp like Jira), the IETF ``RateLimit-Remaining``/
-        ``-Reset`` pair and its combined ``RateLimit: ...;r=0;t=30`` form, and HubSpot's
-        ``X-HubSpot-RateLimit-Remaining`` (whose window is ``-Interval-Milliseconds`` long) and
-        ``-Secondly-Remaining``. Connectors add vendor-specific readers as ``extra_observers``.
+        Understood: ``X-RateLimit-Remaining``/``-Reset`` (reset as epoch seconds, delta seconds
+        or an ISO-8601 timestamp), the IETF ``RateLimit-Remaining``/``-Reset`` pair and its
+        combined ``RateLimit: ...;r=0;t=30`` form. Headers of a vendor's own are read by the
+        connector's observers (``extra_observers``, see :class:`HeaderObserver`).
         """
         holds: list[float | None] = [
             self._reset_hold(headers, "x-ratelimit-remaining", "x-ratelimit-reset"),
             self._reset_hold(headers, "ratelimit-remaining", "ratelimit-reset"),
             _ietf_combined_hold(headers.get("ratelimit")),
-            _hubspot_hold(headers),
         ]
         holds.extend(observer(headers) for observer in self.extra_observers)
         for hold in holds:
@@ -285,14 +286,14 @@ class CallBudget:
                 self.hold_until(min(hold, _MAX_OBSERVED_HOLD))
 
     def _reset_hold(self, headers: httpx.Headers, remaining: str, reset: str) -> float | None:
-        if _number(headers.get(remaining)) != 0:
+        if header_number(headers.get(remaining)) != 0:
             return None
         return self._seconds_until_reset(headers.get(reset))
 
     def _seconds_until_reset(self, value: str | None) -> float | None:
         if value is None:
             return None
-        number = _number(value)
+        number = header_number(value)
         if number is not None:
             if number >= _EPOCH_THRESHOLD:
                 return number - self._wall_clock()
@@ -303,7 +304,8 @@ class CallBudget:
         return when.timestamp() - self._wall_clock()
 
 
-def _number(value: str | None) -> float | None:
+def header_number(value: str | None) -> float | None:
+    """A header's value as a number (for observers), or ``None`` when it is missing or not one."""
     if value is None:
         return None
     text = value.strip()
@@ -329,16 +331,6 @@ def _ietf_combined_hold(value: str | None) -> float | None:
     for part in value.split(",")[0].split(";"):
         key, _, val = part.strip().partition("=")
         params[key.strip().lower()] = val.strip()
-    if _number(params.get("r")) != 0:
+    if header_number(params.get("r")) != 0:
         return None
-    return _number(params.get("t"))
-
-
-def _hubspot_hold(headers: httpx.Headers) -> float | None:
-    """HubSpot does not say when its window resets, so hold for one whole window."""
-    if _number(headers.get("x-hubspot-ratelimit-remaining")) == 0:
-        interval_ms = _number(headers.get("x-hubspot-ratelimit-interval-milliseconds"))
-        return interval_ms / 1000.0 if interval_ms is not None else None
-    if _number(headers.get("x-hubspot-ratelimit-secondly-remaining")) == 0:
-        return 1.0
-    return None
+    return header_number(params.get("t"))

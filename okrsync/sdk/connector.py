@@ -5,6 +5,13 @@ The core never imports a connector by name; it asks the entry point for the desc
 the connection's YAML against ``connection_model``, each metric against the implementation's
 ``query_model`` and each mirror against its ``mirror_model``, then creates one instance per
 connection, which owns one HTTP client for its whole life.
+
+Whatever else is particular to a vendor is a hook of the descriptor, each with a default that
+suits a connector which says nothing: ``verify_webhook`` (how an inbound webhook's signature is
+checked; default okrsync's own scheme, :mod:`okrsync.sdk.webhooks`) and ``fake`` /
+``sandbox_credentials`` / ``demo_fake`` (the sandbox a connection of this type uses in the demo,
+:meth:`Connector.fake_for`). Budget observers, which read a vendor's own rate-limit headers, are
+handed by the connection to the call budget it builds (:data:`okrsync.sdk.budget.HeaderObserver`).
 """
 
 from __future__ import annotations
@@ -15,13 +22,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import import_module
-from typing import Any, ClassVar, Generic, TypeVar, cast
+from typing import Any, ClassVar, Generic, Protocol, TypeVar, cast
 
 from pydantic import BaseModel, ConfigDict, SecretStr
 
 from okrsync.errors import ConnectorError, PluginError
 from okrsync.sdk.ledger import BudgetLedger, ConnectionBudgets
 from okrsync.sdk.models import KeyResultUpdate, ObjectiveUpdate, PushResult, Query, Reading
+from okrsync.sdk.webhooks import WebhookVerifier, verify_okrsync_webhook
 
 
 class ConnectionConfig(BaseModel):
@@ -220,6 +228,23 @@ class ImportedFactory:
         return self.resolve()(*args, **kwargs)
 
 
+@dataclass(frozen=True)
+class SandboxFake:
+    """The sandbox one connection uses in the demo: the fake's ASGI app, and the credentials it
+    accepts (the demo offers them to the config as ``${DEMO_<CONNECTION>_<KEY>}``)."""
+
+    app: Any
+    credentials: Mapping[str, str] = field(default_factory=dict)
+
+
+class DemoFake(Protocol):
+    """A connector's ``demo_fake`` hook: the sandbox for ``connection``, the connection's entry
+    as written in the config (``${...}`` references not yet resolved, as they name the fake's
+    URL), or ``None`` when this connection runs without one."""
+
+    def __call__(self, connection: Mapping[str, Any]) -> SandboxFake | None: ...
+
+
 ConnectionModel = type[ConnectionConfig]
 QueryModel = type[QuerySpec]
 MirrorModel = type[MirrorSpec]
@@ -242,6 +267,12 @@ class Connector:
     sandbox_credentials: Mapping[str, str] | Callable[[], Mapping[str, str]] = field(
         default_factory=dict
     )
+    # How ``POST /hooks/{connection}`` checks who signed an inbound webhook for a connection of
+    # this type. Default: okrsync's own scheme.
+    verify_webhook: WebhookVerifier = verify_okrsync_webhook
+    # The sandbox a connection uses in the demo, derived from its config; import the fake inside
+    # the hook. Default (``None``): ``fake`` with ``sandbox_credentials``, see :meth:`fake_for`.
+    demo_fake: DemoFake | None = None
 
     @property
     def query_model(self) -> QueryModel | None:
@@ -263,6 +294,18 @@ class Connector:
         """The credentials the connector's fake accepts."""
         found = self.sandbox_credentials
         return found() if callable(found) else found
+
+    def fake_for(self, connection: Mapping[str, Any]) -> SandboxFake | None:
+        """The sandbox ``connection`` (its config entry as written) uses in the demo.
+
+        ``demo_fake`` when the connector has the hook; else a fresh ``fake()`` with the
+        credentials of :meth:`sandbox`; ``None`` when the connector ships no fake.
+        """
+        if self.demo_fake is not None:
+            return self.demo_fake(connection)
+        if self.fake is None:
+            return None
+        return SandboxFake(self.fake(), dict(self.sandbox()))
 
     def create(
         self, name: str, config: ConnectionConfig, *, ledger: BudgetLedger | None = None

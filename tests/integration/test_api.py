@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import time
 from datetime import timedelta
@@ -13,10 +11,10 @@ from typing import Any
 import httpx
 from sqlmodel import select
 
-from okrsync.api import signatures
 from okrsync.api.hooks import hook_secrets, secret_variable
 from okrsync.api.openapi import render
 from okrsync.engine.daemon import Daemon
+from okrsync.sdk.webhooks import sign
 from okrsync.store.db import session_scope
 from okrsync.store.tables import DeliveryRow, MeasurementRow, RunRow
 from tests.integration.api_support import HOOK_SECRET, TOKEN, add_deal, api_service
@@ -176,7 +174,7 @@ def _signed(body: bytes, secret: str = HOOK_SECRET, ts: int | None = None) -> di
     stamp = str(int(time.time()) if ts is None else ts)
     return {
         "X-Okrsync-Timestamp": stamp,
-        "X-Okrsync-Signature": signatures.okrsync_signature(secret, stamp, body),
+        "X-Okrsync-Signature": sign(secret, stamp, body),
         "Content-Type": "application/json",
     }
 
@@ -221,39 +219,6 @@ def test_signed_webhooks_are_throttled_into_two_runs(tmp_path: Path, database_ur
         _no_secrets(no_secret)
 
 
-def test_vendor_signature_schemes() -> None:
-    body = b'{"webhookEvent":"jira:issue_updated"}'
-    secret = "It's a Secret to Everybody"
-    hub = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    assert signatures.verify_hub(secret, body, hub)
-    assert signatures.verify_hub(secret, body, hub.upper().replace("SHA256=", "sha256="))
-    assert not signatures.verify_hub(secret, body + b" ", hub)
-    assert not signatures.verify_hub(secret, body, hub.replace("sha256", "sha1"))
-    assert not signatures.verify_hub(secret, body, None)
-    # GitHub's published example: secret "It's a Secret to Everybody", payload "Hello, World!"
-    assert signatures.hub_signature(secret, b"Hello, World!") == (
-        "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
-    )
-    now = 1_767_000_000.0
-    ts = str(int(now * 1000))
-    uri = "https://okr.example.com/hooks/crm?x=1"
-    sig = signatures.hubspot_signature(secret, "POST", uri, body, ts)
-    headers = {"x-hubspot-signature-v3": sig, "x-hubspot-request-timestamp": ts}
-    assert signatures.verify_hubspot(secret, "POST", uri, body, headers, now=now)
-    assert not signatures.verify_hubspot(secret, "POST", uri, body, headers, now=now + 301)
-    assert not signatures.verify_hubspot(secret, "POST", uri + "&y", body, headers, now=now)
-
-
-def test_okrsync_scheme_matches_what_the_webhook_mirror_signs() -> None:
-    from connectors.webhook import signature as mirror
-
-    body = b'{"event":"key_result.updated"}'
-    header = mirror.sign("s3cret-value", 1_767_000_000, body)
-    headers = {"x-okrsync-timestamp": "1767000000", "x-okrsync-signature": header}
-    assert signatures.verify_okrsync("s3cret-value", body, headers, now=1_767_000_010)
-    assert not signatures.verify_okrsync("s3cret-value", body, headers, now=1_767_000_400)
-
-
 def test_hook_secrets_come_from_the_environment_or_the_secrets_dir(tmp_path: Path) -> None:
     (tmp_path / secret_variable("crm-eu.2")).write_text("from-file\n")
     assert secret_variable("crm-eu.2") == "OKRSYNC_HOOK_SECRET_CRM_EU_2"
@@ -274,38 +239,6 @@ def test_committed_openapi_is_current(tmp_path: Path, database_url: str) -> None
         served = httpx.get(f"{svc.url}/api/v1/openapi.json").json()
     assert served == json.loads(OPENAPI.read_text())
     assert served["openapi"].startswith("3.1")
-
-
-def _request(headers: dict[str, str], path: str = "/hooks/c") -> Any:
-    from starlette.requests import Request
-
-    scope = {
-        "type": "http",
-        "method": "POST",
-        "scheme": "https",
-        "server": ("okr.example.com", 443),
-        "path": path,
-        "query_string": b"",
-        "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
-    }
-    return Request(scope)
-
-
-def test_the_connection_type_picks_the_scheme() -> None:
-    from okrsync.api.hooks import verify
-
-    body, secret, now = b'{"a":1}', "vendor-secret", time.time()
-    hub = signatures.hub_signature(secret, body)
-    assert verify("github", secret, _request({"X-Hub-Signature-256": hub}), body, now)
-    assert not verify("github", secret, _request({"X-Hub-Signature": hub}), body, now)
-    assert verify("jira", secret, _request({"X-Hub-Signature": hub}), body, now)
-    assert not verify("jira", secret, _request({"X-Hub-Signature-256": hub}), body, now)
-    ts = str(int(now * 1000))
-    sig = signatures.hubspot_signature(secret, "POST", "https://okr.example.com/hooks/c", body, ts)
-    hubspot = {"X-HubSpot-Signature-v3": sig, "X-HubSpot-Request-Timestamp": ts}
-    assert verify("hubspot", secret, _request(hubspot), body, now)
-    assert not verify("hubspot", secret, _request(hubspot, "/hooks/other"), body, now)
-    assert not verify("sql", secret, _request({"X-Hub-Signature-256": hub}), body, now)
 
 
 def test_the_dashboard_is_mounted(tmp_path: Path, database_url: str) -> None:

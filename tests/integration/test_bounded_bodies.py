@@ -36,8 +36,8 @@ from sqlmodel import select
 from okrsync.api import hooks
 from okrsync.api.bodies import DRAIN
 from okrsync.api.hooks import MAX_HOOK_BODY
-from okrsync.api.signatures import okrsync_signature
 from okrsync.api.v1 import MAX_BODY
+from okrsync.sdk.webhooks import WebhookRequest, WebhookVerifier, sign
 from okrsync.store.db import session_scope
 from okrsync.store.tables import MeasurementRow
 from tests.integration.api_support import HOOK_SECRET, TOKEN, Service, api_service
@@ -203,7 +203,7 @@ def _signed(body: bytes) -> dict[str, str]:
     stamp = str(int(time.time()))
     return {
         "X-Okrsync-Timestamp": stamp,
-        "X-Okrsync-Signature": okrsync_signature(HOOK_SECRET, stamp, body),
+        "X-Okrsync-Signature": sign(HOOK_SECRET, stamp, body),
     }
 
 
@@ -267,9 +267,9 @@ def test_a_signed_webhook_over_the_limit_is_refused_before_its_signature_is_chec
     checked: list[int] = []
     real_verify = hooks.verify
 
-    def verify(kind: str, secret: str, request: Any, body: bytes, now: float) -> bool:
-        checked.append(len(body))
-        return real_verify(kind, secret, request, body, now)
+    def verify(verifier: WebhookVerifier, secret: str, request: WebhookRequest) -> bool:
+        checked.append(len(request.body))
+        return real_verify(verifier, secret, request)
 
     monkeypatch.setattr(hooks, "verify", verify)
     fits = b"{" + b" " * (MAX_HOOK_BODY - 2) + b"}"

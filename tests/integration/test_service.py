@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from okrsync.api.signatures import okrsync_signature
+from okrsync.sdk.webhooks import sign
 from tests.integration.api_support import HOOK_SECRET, TOKEN, add_deal, write_config
 
 
@@ -109,7 +109,7 @@ def test_run_serves_http_beside_the_scheduler_and_stops_on_sigterm(
             content=body,
             headers={
                 "X-Okrsync-Timestamp": stamp,
-                "X-Okrsync-Signature": okrsync_signature(HOOK_SECRET, stamp, body),
+                "X-Okrsync-Signature": sign(HOOK_SECRET, stamp, body),
             },
         )
         assert hooked.status_code == 202, hooked.text

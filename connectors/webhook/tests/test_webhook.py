@@ -23,13 +23,13 @@ from pydantic import ValidationError
 
 from connectors.webhook import WebhookConnection, WebhookMirror, WebhookSink, connector
 from connectors.webhook.receiver import ReceiverState, receiver_app
-from connectors.webhook.signature import sign, verify
 from connectors.webhook.sink import decimal_text
 from okrsync.errors import ConnectorError, CredentialsError, TargetNotFoundError
 from okrsync.plugins import load_registry
 from okrsync.sandbox import Fault, FaultKind, SandboxServer
 from okrsync.sdk.http import RetryPolicy
 from okrsync.sdk.models import KeyResultUpdate, Status
+from okrsync.sdk.webhooks import sign, verify
 
 SECRET = "whsec-5c1d0e9b7a"
 OBSERVED = datetime(2026, 11, 12, 9, 30, tzinfo=UTC)

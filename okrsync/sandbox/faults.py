@@ -31,6 +31,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 ADMIN_PREFIX = "/_sandbox/"
 MAX_RECORDS = 10_000
+_LOG = logging.getLogger(__name__)
 
 
 class FaultKind(StrEnum):
@@ -144,19 +145,64 @@ class RequestRecord(BaseModel):
 
 
 class RequestLog:
-    """The last :data:`MAX_RECORDS` requests a fake received; thread-safe."""
+    """The requests a fake received, oldest first; thread-safe.
 
-    def __init__(self, maxlen: int = MAX_RECORDS) -> None:
+    Bounded by default (the last :data:`MAX_RECORDS`, so a long-running ``okrsync demo`` does not
+    grow without end), never silently: :attr:`received` counts every request since the last
+    :meth:`clear` and :attr:`dropped` how many of them fell out of the bound, the first drop is
+    logged, and ``GET /_sandbox/requests`` carries both counts in ``X-Sandbox-Received`` and
+    ``X-Sandbox-Dropped``. A benchmark that counts requests calls :meth:`keep_all` (no bound).
+    """
+
+    def __init__(self, limit: int | None = MAX_RECORDS) -> None:
         self._lock = threading.Lock()
-        self._records: deque[RequestRecord] = deque(maxlen=maxlen)
+        self._records: deque[RequestRecord] = deque(maxlen=limit)
+        self._received = 0
+        self._dropped = 0
+
+    @property
+    def limit(self) -> int | None:
+        """How many records are kept (``None``: all of them)."""
+        return self._records.maxlen
+
+    @property
+    def received(self) -> int:
+        """Requests recorded since the last :meth:`clear`, dropped ones included."""
+        with self._lock:
+            return self._received
+
+    @property
+    def dropped(self) -> int:
+        """Requests recorded since the last :meth:`clear` that the bound no longer keeps."""
+        with self._lock:
+            return self._dropped
+
+    def keep_all(self) -> None:
+        """Lift the bound: from now on every request is kept (those already dropped stay
+        counted in :attr:`dropped`)."""
+        with self._lock:
+            self._records = deque(self._records, maxlen=None)
 
     def append(self, record: RequestRecord) -> None:
         with self._lock:
+            limit = self._records.maxlen
+            full = limit is not None and len(self._records) >= limit
             self._records.append(record)
+            self._received += 1
+            self._dropped += 1 if full else 0
+            first_drop = full and self._dropped == 1
+        if first_drop:
+            _LOG.warning(
+                "sandbox request log is full (%s records): older requests are being dropped "
+                "(RequestLog.dropped counts them)",
+                limit,
+            )
 
     def clear(self) -> None:
         with self._lock:
             self._records.clear()
+            self._received = 0
+            self._dropped = 0
 
     def snapshot(self) -> list[RequestRecord]:
         with self._lock:
@@ -297,7 +343,11 @@ class FaultMiddleware:
                 await _respond(send, 204, "", {})
             case ("GET", "/_sandbox/requests"):
                 records = [r.model_dump(mode="json") for r in self.log.snapshot()]
-                await _respond(send, 200, json.dumps(records), {})
+                counts = {
+                    "X-Sandbox-Received": str(self.log.received),
+                    "X-Sandbox-Dropped": str(self.log.dropped),
+                }
+                await _respond(send, 200, json.dumps(records), counts)
             case ("DELETE", "/_sandbox/requests"):
                 self.log.clear()
                 await _respond(send, 204, "", {})

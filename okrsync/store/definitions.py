@@ -38,7 +38,6 @@ def desired_rows(config: Config) -> list[tuple[type[SQLModel], str, dict[str, An
                     "title": objective.title,
                     "cycle_id": objective.cycle,
                     "owner": objective.owner,
-                    "parent_id": objective.parent,
                     "weight": objective.weight,
                     "description": objective.description,
                     "position": o_pos,

@@ -44,7 +44,6 @@ class ObjectiveRow(SQLModel, table=True):
     title: str
     cycle_id: str = Field(max_length=100, index=True)
     owner: str | None = None
-    parent_id: str | None = Field(default=None, max_length=100)
     weight: Decimal = Field(default=Decimal(1), sa_type=DecimalText)
     description: str | None = None
     position: int = 0
@@ -202,6 +201,5 @@ class MetricStateRow(SQLModel, table=True):
 
     name: str = Field(primary_key=True, max_length=100)
     last_run_at: datetime | None = _when()
-    next_run_at: datetime | None = _when()
     lease_owner: str | None = Field(default=None, max_length=100)
     lease_until: datetime | None = _when()

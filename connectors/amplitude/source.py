@@ -93,6 +93,9 @@ class AmplitudeSource(HttpSource[AmplitudeConnection, AmplitudeQuery]):
     max_backoff: ClassVar[float] = 30.0
     rate_limit_backoff: ClassVar[float] = 10.0
 
+    def burst_size(self) -> int:
+        return self.config.max_concurrency  # a paced project may start all its slots at once
+
     def auth(self) -> httpx.Auth:
         config = self.config
         return httpx.BasicAuth(

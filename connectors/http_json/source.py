@@ -51,9 +51,8 @@ from pydantic import (
 
 from okrsync.errors import Blame, ConnectorError, VendorResponseError
 from okrsync.sdk.auth import HttpAuth, auth_headers
-from okrsync.sdk.budget import BudgetPolicy, CallBudget
-from okrsync.sdk.connector import ConnectionConfig, QuerySpec, Source, failed_reading
-from okrsync.sdk.http import HttpClient, OwnsHttpClient, RetryPolicy
+from okrsync.sdk.connector import ConnectionConfig, QuerySpec, failed_reading
+from okrsync.sdk.http_connector import HttpSource
 from okrsync.sdk.models import CycleWindow, Query, Reading, as_decimal, digest
 
 PLACEHOLDERS = ("{cycle_start}", "{cycle_end}", "{cycle_id}")
@@ -328,7 +327,7 @@ class _PageRequest:
     number: int = 0  # for page pagination
 
 
-class HttpJsonSource(OwnsHttpClient, Source[HttpJsonConnection, HttpJsonQuery]):
+class HttpJsonSource(HttpSource[HttpJsonConnection, HttpJsonQuery]):
     """Answers each metric with one or more requests to a JSON API."""
 
     query_model = HttpJsonQuery
@@ -339,37 +338,15 @@ class HttpJsonSource(OwnsHttpClient, Source[HttpJsonConnection, HttpJsonQuery]):
     max_backoff: ClassVar[float] = 30.0
     rate_limit_backoff: ClassVar[float] = 1.0
 
-    def __init__(self, name: str, config: HttpJsonConnection) -> None:
-        super().__init__(name, config)
-        self.max_concurrency = config.max_concurrency
-        headers = {key: value.get_secret_value() for key, value in config.headers.items()}
-        secrets = config.secret_values()
-        credentials = auth_headers(config.auth)
-        headers.update(credentials.headers)
-        secrets.extend(credentials.secrets)
-        self._client = HttpClient(
-            connection=name,
-            base_url=config.url,
-            headers=headers,
-            timeout=config.timeout,
-            budget=CallBudget(
-                BudgetPolicy(
-                    max_concurrency=config.max_concurrency,
-                    requests_per_second=config.requests_per_second,
-                ),
-                shared=self.budgets.bucket("api"),
-            ),
-            retry=self.retry_policy(),
-            secrets=secrets,
-        )
+    def base_url(self) -> str:
+        return self.config.url
 
-    def retry_policy(self) -> RetryPolicy:
-        return RetryPolicy(
-            max_attempts=self.config.max_retries + 1,
-            initial_backoff=self.initial_backoff,
-            max_backoff=max(self.max_backoff, self.initial_backoff),
-            rate_limit_backoff=self.rate_limit_backoff,
-        )
+    def auth_headers(self) -> dict[str, str]:
+        headers = {key: value.get_secret_value() for key, value in self.config.headers.items()}
+        return {**headers, **auth_headers(self.config.auth).headers}
+
+    def secrets(self) -> list[str]:
+        return [*self.config.secret_values(), *auth_headers(self.config.auth).secrets]
 
     # --- one request, several metrics --------------------------------------------------------
 
@@ -425,7 +402,7 @@ class HttpJsonSource(OwnsHttpClient, Source[HttpJsonConnection, HttpJsonQuery]):
                         f"more than max_pages ({spec.max_pages}) pages; raise max_pages or narrow "
                         "the request (a sum over a cut-off listing would be wrong)"
                     )
-                response = await self._client.request(
+                response = await self.client.request(
                     spec.method,
                     request.url,
                     params=request.params,
@@ -433,7 +410,7 @@ class HttpJsonSource(OwnsHttpClient, Source[HttpJsonConnection, HttpJsonQuery]):
                     subject=subject,
                 )
                 bodies.append(response.content)
-                document = self._client.parse_json(response, subject=subject)
+                document = self.client.parse_json(response, subject=subject)
                 for index, (query, reducer) in enumerate(zip(queries, reducers, strict=True)):
                     if errors[index] is not None or reducer.done:
                         continue
@@ -462,7 +439,7 @@ class HttpJsonSource(OwnsHttpClient, Source[HttpJsonConnection, HttpJsonQuery]):
                     error = exc
             if error is not None:
                 if isinstance(error, VendorResponseError):
-                    error.message = self._client.redact(error.message)
+                    error.message = self.client.redact(error.message)
                 readings.append(failed_reading(query, _named(error, self.name, query.subject)))
                 continue
             readings.append(

@@ -33,16 +33,12 @@ from connectors.prometheus.models import (
 )
 from okrsync.errors import Blame, ConnectorError, QueryError, RetriableError, VendorResponseError
 from okrsync.sdk.auth import auth_headers
-from okrsync.sdk.budget import BudgetPolicy, CallBudget
-from okrsync.sdk.connector import Source
 from okrsync.sdk.http import (
     DEFAULT_ERROR_TABLE,
     ErrorAction,
     ErrorRule,
-    HttpClient,
-    OwnsHttpClient,
-    RetryPolicy,
 )
+from okrsync.sdk.http_connector import HttpSource
 from okrsync.sdk.models import CycleWindow, Query, Reading, digest
 
 QUERY_PATH = "/api/v1/query"
@@ -162,41 +158,21 @@ def value_of(document: Any, spec: PrometheusQuery) -> Decimal:
     return sum(values, Decimal(0)) / len(values)
 
 
-class PrometheusSource(OwnsHttpClient, Source[PrometheusConnection, PrometheusQuery]):
+class PrometheusSource(HttpSource[PrometheusConnection, PrometheusQuery]):
     """Answers each metric with one instant query."""
 
     query_model = PrometheusQuery
-
+    error_table = ERROR_TABLE
+    describe_error = describe_prometheus_error
     initial_backoff: ClassVar[float] = 0.5
     max_backoff: ClassVar[float] = 10.0
+    rate_limit_backoff: ClassVar[float] = 0.5
 
-    def __init__(self, name: str, config: PrometheusConnection) -> None:
-        super().__init__(name, config)
-        self.max_concurrency = config.max_concurrency
-        headers: dict[str, str] = {"Accept": "application/json"}
-        secrets = config.secret_values()
-        credentials = auth_headers(config.auth)
-        headers.update(credentials.headers)
-        secrets.extend(credentials.secrets)
-        self._client = HttpClient(
-            connection=name,
-            base_url=config.url,
-            headers=headers,
-            timeout=config.timeout,
-            budget=CallBudget(
-                BudgetPolicy(max_concurrency=config.max_concurrency),
-                shared=self.budgets.bucket("api"),
-            ),
-            retry=RetryPolicy(
-                max_attempts=config.max_retries + 1,
-                initial_backoff=self.initial_backoff,
-                max_backoff=max(self.max_backoff, self.initial_backoff),
-                rate_limit_backoff=self.initial_backoff,
-            ),
-            error_table=ERROR_TABLE,
-            describe_error=describe_prometheus_error,
-            secrets=secrets,
-        )
+    def auth_headers(self) -> dict[str, str]:
+        return {"Accept": "application/json", **auth_headers(self.config.auth).headers}
+
+    def secrets(self) -> list[str]:
+        return [*self.config.secret_values(), *auth_headers(self.config.auth).secrets]
 
     def now(self) -> datetime:
         """The wall clock (a test subclass pins it)."""
@@ -209,16 +185,16 @@ class PrometheusSource(OwnsHttpClient, Source[PrometheusConnection, PrometheusQu
         try:
             if CYCLE_RANGE in promql:
                 promql = promql.replace(CYCLE_RANGE, cycle_range(query.cycle, at))
-            response = await self._client.request(
+            response = await self.client.request(
                 "GET",
                 self.config.url + QUERY_PATH,
                 params={"query": promql, "time": f"{at.timestamp():.3f}"},
                 subject=subject,
             )
-            document = self._client.parse_json(response, subject=subject)
+            document = self.client.parse_json(response, subject=subject)
             value = value_of(document, spec)
         except ConnectorError as exc:
-            exc.message = self._client.redact(exc.message)
+            exc.message = self.client.redact(exc.message)
             raise exc.for_subject(self.name, subject) from None
         return Reading(
             key=query.key,

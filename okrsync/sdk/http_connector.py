@@ -103,9 +103,14 @@ class HttpConnection(Generic[ConnectionT]):
         return BudgetPolicy(
             max_concurrency=concurrency,
             requests_per_second=per_second,
-            burst=int(_field(self.config, "burst", self.burst or concurrency)),
+            burst=self.burst_size(),
             max_wait=float(_field(self.config, "max_wait", self.max_wait)),
         )
+
+    def burst_size(self) -> int:
+        """Requests that may go back to back after a quiet spell: the connection's ``burst``,
+        else the class's, else one (a paced connection spreads its requests evenly)."""
+        return int(_field(self.config, "burst", self.burst or 1))
 
     def concurrency_default(self) -> int:
         found = getattr(self, "max_concurrency", 4)

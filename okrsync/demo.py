@@ -1,10 +1,14 @@
 """``okrsync demo``: the whole flow on the local sandbox, with no credentials.
 
-It creates a small SQL warehouse (deals and a quota table), starts the sandbox fakes that the
-installed connectors ship (found through the same entry points as everything else, with the
-made-up credentials each fake accepts), runs the daemon on the demo config with an embedded
+It creates a small SQL warehouse (deals and a quota table), starts a sandbox for every connection
+of the demo config whose connector ships one (the connector's ``demo_fake`` hook, by default its
+``fake`` with the made-up credentials it accepts; see :meth:`Connector.fake_for
+<okrsync.sdk.connector.Connector.fake_for>`), runs the daemon on the demo config with an embedded
 SQLite store, and keeps closing deals while you watch key results fill in and the webhook
 receiver get its deliveries. It ends by itself after ``seconds``, or on Ctrl-C.
+
+The config reaches each sandbox through ``${DEMO_<CONNECTION>_URL}`` and its credentials through
+``${DEMO_<CONNECTION>_<KEY>}`` (the connection's name and the credential's key, upper-cased).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import asyncio
 import random
 import sqlite3
 import tempfile
+from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -25,7 +30,7 @@ from rich.live import Live
 from rich.table import Table
 
 from okrsync.app import App
-from okrsync.config import load_config_text
+from okrsync.config import load_config_text, read_yaml
 from okrsync.engine.daemon import Daemon
 from okrsync.engine.progress import display_progress
 from okrsync.examples import example
@@ -33,22 +38,16 @@ from okrsync.logging import configure_logging
 from okrsync.plugins import load_registry
 from okrsync.redaction import Redactor
 from okrsync.sandbox import Sandbox
+from okrsync.sdk.connector import Connector, SandboxFake
 from okrsync.settings import Settings
 from okrsync.store import views
 from okrsync.store.db import session_scope
 
-# Sandbox fakes by the connection names the demo config gives them (found via entry points).
-FAKES = {
-    "crm_api": "http_json",
-    "salesforce": "salesforce",
-    "hubspot": "hubspot",
-    "jira": "jira",
-    "ga4": "ga4",
-    "prometheus": "prometheus",
-    "slack": "slack",
-    "teams": "teams",
-    "team_hook": "webhook",
-}
+DEMO_CONFIG = "okrsync/examples/demo.yaml"
+# Connections of the demo config that the tour itself drives: it adds deals to the JSON API's
+# sandbox and reads what the webhook receiver got.
+DEAL_API = "crm_api"
+RECEIVER = "team_hook"
 SALES_QUOTA = 1_500_000
 BAR = 14
 STATUS_COLOURS = {"on_track": "green", "at_risk": "yellow", "off_track": "red", "no_data": "dim"}
@@ -77,10 +76,30 @@ def add_deal(db: sqlite3.Connection, closed_on: date, rng: random.Random) -> Non
     )
 
 
+def demo_sandboxes(
+    connections: Mapping[str, Any], connectors: Mapping[str, Connector]
+) -> dict[str, SandboxFake]:
+    """The sandbox of each connection (its config entry as written) whose connector has one."""
+    found: dict[str, SandboxFake] = {}
+    for name, entry in connections.items():
+        kind = entry.get("type") if isinstance(entry, Mapping) else None
+        connector = connectors.get(kind) if isinstance(kind, str) else None
+        if connector is None:
+            raise SystemExit(f"the demo's connection {name!r} needs the {kind!r} connector")
+        sandbox = connector.fake_for(entry)
+        if sandbox is not None:
+            found[name] = sandbox
+    return found
+
+
 def demo_environ(
-    urls: dict[str, str], credentials: dict[str, dict[str, str]], warehouse: Path, today: date
+    urls: Mapping[str, str],
+    credentials: Mapping[str, Mapping[str, str]],
+    warehouse: Path,
+    today: date,
 ) -> dict[str, str]:
-    """The demo config's ${DEMO_*} references: each fake's URL and the credentials it accepts."""
+    """The demo config's ${DEMO_*} references: each sandbox's URL and the credentials it accepts,
+    under the connection's name."""
     start = today - timedelta(days=45)
     environ = {
         "DEMO_WAREHOUSE_URL": f"sqlite:///{warehouse}",
@@ -153,12 +172,12 @@ async def tour(
                         with sqlite3.connect(warehouse) as db:
                             add_deal(db, date.today(), rng)
                         added = await client.post(
-                            f"{urls['crm_api']}/v1/deals",
+                            f"{urls[DEAL_API]}/v1/deals",
                             json={"amount": rng.choice([900, 1500, 3000]), "status": "won"},
                             headers={"Authorization": f"Bearer {token}"},
                         )
                         added.raise_for_status()
-                    received = (await client.get(f"{urls['team_hook']}/_received")).json()
+                    received = (await client.get(f"{urls[RECEIVER]}/_received")).json()
                     with session_scope(app.engine) as session:
                         objectives = views.status_view(session, app.clock())
                         delivered = views.deliveries_done(session)
@@ -172,14 +191,13 @@ async def tour(
 
 def run_demo(*, seconds: float, workdir: Path | None, console: Console) -> None:
     registry = load_registry()
-    apps = {}
-    credentials: dict[str, dict[str, str]] = {}
-    for name, kind in FAKES.items():
-        connector = registry.connectors.get(kind)
-        if connector is None or connector.fake is None:
-            raise SystemExit(f"the demo needs the {kind!r} connector and its sandbox fake")
-        apps[name] = connector.fake()
-        credentials[name] = dict(connector.sandbox())
+    text = example("demo")
+    connections = read_yaml(text, filename=DEMO_CONFIG).data.get("connections") or {}
+    sandboxes = demo_sandboxes(connections, registry.connectors)
+    for needed in (DEAL_API, RECEIVER):
+        if needed not in sandboxes:
+            raise SystemExit(f"the demo needs a sandbox for its connection {needed!r}")
+    credentials = {name: dict(sandbox.credentials) for name, sandbox in sandboxes.items()}
     workdir = workdir or Path(tempfile.mkdtemp(prefix="okrsync-demo-"))
     workdir.mkdir(parents=True, exist_ok=True)
     warehouse = workdir / "warehouse.db"
@@ -189,22 +207,22 @@ def run_demo(*, seconds: float, workdir: Path | None, console: Console) -> None:
     store.unlink(missing_ok=True)
     redactor = Redactor()
     configure_logging(redactor, fmt="console", level="warning")
+    shown = ", ".join(f"{name} ({connections[name]['type']})" for name in sandboxes)
     console.print(
-        "[bold]okrsync demo[/bold]: a SQL warehouse; sandboxes of Salesforce, HubSpot, Jira, "
-        "GA4, Prometheus and a JSON API; Slack, Teams and a webhook as mirrors; all local. "
+        f"[bold]okrsync demo[/bold]: a SQL warehouse and local sandboxes for {shown}. "
         f"Files in {workdir}. Watching for {seconds:g}s (Ctrl-C to stop)."
     )
-    with Sandbox(apps) as sandbox:
+    with Sandbox({name: sandbox.app for name, sandbox in sandboxes.items()}) as sandbox:
         urls = sandbox.urls
         config = load_config_text(
-            example("demo"),
+            text,
             registry.connectors,
-            filename="okrsync/examples/demo.yaml",
+            filename=DEMO_CONFIG,
             environ=demo_environ(urls, credentials, warehouse, today),
         )
         settings = Settings(database_url=SecretStr(f"sqlite:///{store}"))
         app = App.open(settings, config=config, registry=registry, redactor=redactor)
-        token = credentials["crm_api"].get("token", "")
+        token = credentials[DEAL_API].get("token", "")
 
         async def main() -> None:
             try:

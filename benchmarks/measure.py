@@ -28,7 +28,7 @@ from pydantic import SecretStr
 from sqlmodel import col, func, select
 
 from benchmarks.fakes import clear_logs, request_counts, request_paths, start_sandbox
-from benchmarks.floor import refresh_floor
+from benchmarks.floor import floor_model
 from benchmarks.naive import run_naive
 from benchmarks.workload import SLACK_CHANNELS, Workload, generate
 from okrsync.api.app import build_app
@@ -292,8 +292,7 @@ async def measure(
                 clocks = Clocks()
                 app.apply_definitions()
                 result["apply_definitions"] = clocks.since()
-                lower = workload.lower_bound()
-                result["lower_bound"] = lower
+                result.update(floor_model(workload, latency))  # bounds and floors
                 result["distinct"] = workload.distinct
                 result["mirrored"] = len(workload.mirrored)
                 result["cold"] = await timed_refresh(app, sandbox, "cold", profile)
@@ -301,12 +300,6 @@ async def measure(
                 result["warm"] = await timed_refresh(
                     app, sandbox, "warm", profile.with_suffix(".warm.out") if profile else None
                 )
-                channels = len(SLACK_CHANNELS)
-                result["floor"] = {
-                    "cold": refresh_floor(lower, latency, channels),
-                    "warm": refresh_floor({**lower, "slack": 0}, latency, channels),
-                    "cold_with_jira_pace": refresh_floor(lower, latency, channels, paced=True),
-                }
                 if fresh_samples:
                     result["freshness"] = await freshness(
                         app, sandbox, workload, slack, fresh_samples

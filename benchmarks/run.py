@@ -11,16 +11,13 @@ import json
 import subprocess
 import sys
 import tempfile
-from datetime import date
 from pathlib import Path
 from typing import Any
 
-from benchmarks.report import machine, markdown, summarise
+from benchmarks.report import load_average, load_baseline, machine, summarise, write
 from benchmarks.store_bench import run_store
-from benchmarks.workload import generate
 
 HERE = Path(__file__).parent
-NOTES_FILE = HERE / "NOTES.md"
 
 
 def run_size(
@@ -63,6 +60,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parser.parse_args(argv)
     sizes = [50] if args.smoke else [int(s) for s in args.sizes.split(",")]
     measurements = 10_000 if args.smoke else args.measurements
+    load_start = load_average()
     results: dict[str, Any] = {
         "machine": machine(),
         "latency": args.latency,
@@ -76,7 +74,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             earlier = args.reuse / f"size-{size}.json" if args.reuse else None
             if earlier is not None and earlier.exists():
                 reused: dict[str, Any] = json.loads(earlier.read_text())
-                reused["lower_bound"] = generate(size, date.today()).lower_bound()
                 results["sizes"].append(reused)
                 print(json.dumps(summarise(reused)), flush=True)
                 continue
@@ -93,11 +90,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             print(json.dumps(summarise(results["sizes"][-1])), flush=True)
     results["store"] = run_store(measurements)
     print(json.dumps(results["store"]), flush=True)
-    results["notes"] = NOTES_FILE.read_text() if NOTES_FILE.exists() else ""
-    args.output.mkdir(parents=True, exist_ok=True)
-    (args.output / "results.json").write_text(json.dumps(results, indent=2, default=str))
-    (args.output / "RESULTS.md").write_text(markdown(results))
-    print(markdown(results))
+    results["load_average"] = {"start": load_start, "end": load_average()}
+    print(write(results, args.output, load_baseline()))
     return results
 
 

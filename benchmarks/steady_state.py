@@ -316,6 +316,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                             if args.restart_after:
                                 restart_at = first + (skip + args.restart_after - 1) * period
                                 restart_at += period / 2
+                        elif (datetime.now(UTC) - began).total_seconds() < args.cold_timeout:
+                            end = max(end, datetime.now(UTC) + period)  # wait for the cold start
                     for name, daemon in daemons.items():
                         if daemon.poll() is not None:
                             tail = logs[name].read_text()[-2000:]
@@ -339,7 +341,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         runs = {name: runs_finished(log) for name, log in logs.items()}
         cold_end = cold_start_finished(list(logs.values()))
     if cold_end is None:
-        raise RuntimeError("the daemon never finished a run")
+        raise RuntimeError(
+            f"the cold start did not finish within {args.cold_timeout:.0f} s; runs finished "
+            f"per replica: {runs}; last lines: {logged[-5:]}"
+        )
     # the cold start (okrsync's start-up and its first run of everything) ends before the
     # first steady window, whichever window that falls in
     skip = int((cold_end - first) // period) + 1
@@ -521,6 +526,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--latency", type=float, default=0.05)
     parser.add_argument("--store", help="a store URL (default: a fresh SQLite file)")
     parser.add_argument("--replicas", type=int, default=1, help="okrsync run processes")
+    parser.add_argument(
+        "--cold-timeout", type=float, default=900.0, help="seconds to wait for the cold start"
+    )
     parser.add_argument("--restart-after", type=int, default=0, help="restart in window K")
     parser.add_argument("--okrsync-path", help="run okrsync from this tree")
     parser.add_argument("--output", type=Path, default=HERE)

@@ -45,6 +45,23 @@ GA4_COUNTRIES = ("France", "Germany", "United States")
 HUBSPOT_STATES = ("open", "closed", "won", "lost")
 
 
+@dataclass(frozen=True)
+class Needed:
+    """The requests one refresh of a vendor cannot do without.
+
+    ``setup`` ones (an OAuth token, a catalog of fields or stages) must be answered before the
+    ``data`` ones that use them, and the connection keeps them for the next refresh, so a warm
+    refresh (the next one, within the hour) needs only the ``data`` ones.
+    """
+
+    setup: int
+    data: int
+
+    @property
+    def total(self) -> int:
+        return self.setup + self.data
+
+
 @dataclass
 class Workload:
     size: int
@@ -54,16 +71,17 @@ class Workload:
     metric_of: dict[str, str]  # key result id -> metric name
     distinct: dict[str, int] = field(default_factory=dict)  # distinct specs per connection
 
-    def lower_bound(self) -> dict[str, int]:
-        """Vendor requests one full refresh cannot go below, per fake.
+    def needed(self, *, warm: bool = False) -> dict[str, Needed]:
+        """Per fake, the requests a full refresh needs: cold (the first, on a fresh daemon) or
+        warm (the next one with nothing changed, so no Slack pushes and nothing set up again).
 
-        Jira: one search per distinct JQL (every one fits a page), + one field catalog read
-        when a metric names its field (cached by the connection). Salesforce: one query per
-        distinct SOQL text (GROUP BY answers all its group values) + one OAuth token. GA4: one
-        batchRunReports per 5 reports of up to 10 metrics sharing filters + one OAuth token.
-        HubSpot: one search per distinct question + one pipelines read (``stage_state`` needs
-        to know which stages are closed; cached for an hour, so only the cold refresh pays).
-        Slack: one chat.postMessage per mirror on the first refresh (chat.update after).
+        Jira: one search per distinct JQL (every one fits a page); set up: one field catalog
+        read when a metric names its field. Salesforce: one query per distinct SOQL text (GROUP
+        BY answers all its group values); set up: one OAuth token. GA4: one batchRunReports per
+        5 reports of up to 10 metrics sharing filters; set up: one OAuth token. HubSpot: one
+        search per distinct question; set up: one pipelines read (``stage_state`` needs to know
+        which stages are closed). Slack: one chat.postMessage per mirror on the first refresh
+        (an unchanged value is not pushed again).
         """
         reports = {
             json.dumps(s.get("filters", []), sort_keys=True)
@@ -73,13 +91,24 @@ class Workload:
         soql = {s["soql"] for s in self.specs.values() if s["connection"] == "salesforce"}
         jira = self.distinct.get("jira", 0)
         hubspot = self.distinct.get("hubspot", 0)
-        return {
-            "jira": jira + (1 if any("field" in s for s in self.specs.values()) else 0),
-            "salesforce": len(soql) + (1 if soql else 0),
-            "ga4": math.ceil(len(reports) / 5) + (1 if reports else 0),
-            "hubspot": hubspot + (1 if hubspot else 0),
-            "slack": len(self.mirrored),
+        catalog = any("field" in s for s in self.specs.values() if s["connection"] == "jira")
+        cold = {
+            "jira": Needed(1 if jira and catalog else 0, jira),
+            "salesforce": Needed(1 if soql else 0, len(soql)),
+            "ga4": Needed(1 if reports else 0, math.ceil(len(reports) / 5)),
+            "hubspot": Needed(1 if hubspot else 0, hubspot),
+            "slack": Needed(0, len(self.mirrored)),
         }
+        if not warm:
+            return cold
+        return {
+            vendor: Needed(0, 0 if vendor == "slack" else need.data)
+            for vendor, need in cold.items()
+        }
+
+    def lower_bound(self, *, warm: bool = False) -> dict[str, int]:
+        """Vendor requests one full refresh cannot go below, per fake (see :meth:`needed`)."""
+        return {vendor: need.total for vendor, need in self.needed(warm=warm).items()}
 
 
 def pool(kind: str, size: int) -> list[dict[str, Any]]:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -52,7 +52,7 @@ from okrsync.errors import (
     RateLimitedError,
     VendorResponseError,
 )
-from okrsync.sdk.budget import BudgetPolicy, CallBudget
+from okrsync.sdk.budget import BudgetPolicy, CallBudget, HeaderObserver
 from okrsync.sdk.connector import Source
 from okrsync.sdk.http import (
     DEFAULT_ERROR_TABLE,
@@ -154,7 +154,7 @@ class HubSpotSource(OwnsHttpClient, Source[HubSpotConnection, HubSpotQuery]):
                 requests_per_second=config.search_requests_per_second,
             ),
             shared=self.budgets.bucket("api"),
-            extra_observers=[burst_window_hold, daily_limit_hold],
+            extra_observers=self.budget_observers(),
         )
         self._client = HttpClient(
             connection=name,
@@ -177,6 +177,9 @@ class HubSpotSource(OwnsHttpClient, Source[HubSpotConnection, HubSpotQuery]):
         self._pipeline_lock = asyncio.Lock()
 
     # --- rate limits --------------------------------------------------------------------------
+
+    def budget_observers(self) -> Sequence[HeaderObserver]:
+        return (burst_window_hold, daily_limit_hold)
 
     def _classify(self, response: httpx.Response) -> ErrorRule | None:
         """Which limit a 429 is about, from its body's ``policyName``."""

@@ -37,8 +37,9 @@ from okrsync.sdk.pace import Pace, SlidingWindow, Taken, TokenBucket
 
 HeaderObserver = Callable[[httpx.Headers], float | None]
 """A connector's budget observer: a reader of its vendor's own rate-limit headers, answering the
-seconds to hold the connection, or ``None``. A connector hands its observers to the budget it
-builds (``CallBudget(..., extra_observers=[...])``); every response the connection's
+seconds to hold the connection, or ``None``. A connection declares its observers in
+:meth:`~okrsync.sdk.connector.ConnectorBase.budget_observers` and hands them to the budget it
+builds (``CallBudget(..., extra_observers=self.budget_observers())``); every response its
 :class:`~okrsync.sdk.http.HttpClient` receives is shown to them (:meth:`CallBudget.observe`)."""
 
 # A reset value above this is a Unix timestamp; below it, a delay in seconds.

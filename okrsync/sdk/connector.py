@@ -10,8 +10,8 @@ Whatever else is particular to a vendor is a hook of the descriptor, each with a
 suits a connector which says nothing: ``verify_webhook`` (how an inbound webhook's signature is
 checked; default okrsync's own scheme, :mod:`okrsync.sdk.webhooks`) and ``fake`` /
 ``sandbox_credentials`` / ``demo_fake`` (the sandbox a connection of this type uses in the demo,
-:meth:`Connector.fake_for`). Budget observers, which read a vendor's own rate-limit headers, are
-handed by the connection to the call budget it builds (:data:`okrsync.sdk.budget.HeaderObserver`).
+:meth:`Connector.fake_for`). The live connection's :meth:`ConnectorBase.budget_observers` read
+the vendor's own rate-limit headers, for the call budget it builds.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from typing import Any, ClassVar, Generic, Protocol, TypeVar, cast
 from pydantic import BaseModel, ConfigDict, SecretStr
 
 from okrsync.errors import ConnectorError, PluginError
+from okrsync.sdk.budget import HeaderObserver
 from okrsync.sdk.ledger import BudgetLedger, ConnectionBudgets
 from okrsync.sdk.models import KeyResultUpdate, ObjectiveUpdate, PushResult, Query, Reading
 from okrsync.sdk.webhooks import WebhookVerifier, verify_okrsync_webhook
@@ -98,6 +99,12 @@ class ConnectorBase(Generic[ConnectionT]):
     def api_calls(self) -> int:
         """Requests sent to the vendor so far (HTTP connectors report their client's count)."""
         return 0
+
+    def budget_observers(self) -> Sequence[HeaderObserver]:
+        """Readers of the vendor's own rate-limit headers, for the call budget this connection
+        builds (``CallBudget(..., extra_observers=self.budget_observers())``). Default: none; the
+        budget itself reads only the standard ``X-RateLimit-*`` and ``RateLimit-*`` headers."""
+        return ()
 
     async def aclose(self) -> None:
         """Release the connection's client; called once when the daemon stops."""

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 from typing import Any
 
+import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from ruamel.yaml import YAML
 
 from okrsync.config import Config, load_config_text
 from okrsync.errors import ConfigErrors
@@ -130,9 +129,7 @@ documents = st.recursive(
 
 
 def dump(data: Any) -> str:
-    stream = io.StringIO()
-    YAML(typ="safe", pure=True).dump(data, stream)
-    return stream.getvalue()
+    return yaml.safe_dump(data, sort_keys=False)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from pydantic import SecretStr
-from ruamel.yaml import YAML
 
 from okrsync.config import Config, load_config, load_config_text
 from okrsync.engine.progress import KRKind
@@ -20,7 +20,7 @@ BROKEN = Path(__file__).parent / "broken_configs"
 
 
 def _expectations() -> list[tuple[str, list[dict[str, Any]]]]:
-    table = YAML(typ="safe").load((BROKEN / "expected.yaml").read_text(encoding="utf-8"))
+    table = yaml.safe_load((BROKEN / "expected.yaml").read_text(encoding="utf-8"))
     return sorted(table.items())
 
 

@@ -8,15 +8,14 @@ from typing import Any
 
 import jsonschema
 import pytest
-from ruamel.yaml import YAML
 
-from okrsync.config import config_json_schema, write_schema
+from okrsync.config import config_json_schema, read_yaml, write_schema
 from tests.unit.config_fixtures import CONNECTORS, VALID_CONFIG
 
 
 def as_json(text: str) -> Any:
     """What an editor validates: the YAML as JSON data (dates become strings)."""
-    data = YAML(typ="safe").load(text)
+    data = read_yaml(text).data
     return json.loads(json.dumps(data, default=str))
 
 

@@ -483,7 +483,7 @@ def markdown(result: dict[str, Any]) -> str:
             f" Load average (1, 5, 15 min) at the start {', '.join(map(str, load['start']))}"
             f", at the end {', '.join(map(str, load['end']))}."
             if load
-            else ""
+            else " The load average was not recorded by this run."
         ),
         "",
         "| window (UTC) | " + " | ".join(VENDORS) + " | all | bound | ratio |",
@@ -533,6 +533,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--okrsync-path", help="run okrsync from this tree")
     parser.add_argument("--output", type=Path, default=HERE)
     parser.add_argument("--name", default="steady_state", help="output file stem")
+    parser.add_argument(
+        "--rebuild", type=Path, help="write the Markdown section of an earlier run's JSON again"
+    )
     parser.add_argument("--serve-fakes", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--ready", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--requests-log", type=Path, help=argparse.SUPPRESS)
@@ -541,6 +544,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.serve_fakes:
         serve_fakes(args.latency, args.ready, args.requests_log)
         return {}
+    if args.rebuild:
+        earlier: dict[str, Any] = json.loads(args.rebuild.read_text())
+        text = markdown(earlier)
+        args.rebuild.with_name(args.rebuild.stem.upper() + ".md").write_text(text)
+        print(text)
+        return earlier
     if args.smoke:
         args.size, args.schedules = min(args.size, 40), ",".join(SMOKE_SCHEDULES)
     if args.replicas > 1 and not (args.store or "").startswith("postgresql"):

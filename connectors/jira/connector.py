@@ -69,6 +69,7 @@ class JiraConnector(Source[JiraConnection, JiraQuery], Sink[JiraConnection, Jira
 
     def __init__(self, name: str, config: JiraConnection) -> None:
         super().__init__(name, config)
+        self.max_concurrency = config.max_concurrency  # questions asked at once, as requests
         self._client = make_client(name, config, self.retry, shared=self.budgets.bucket("api"))
         # Posting a comment is not idempotent: a retry after a lost answer would post it twice.
         # This client never retries by itself; _post_comment looks for the comment first.

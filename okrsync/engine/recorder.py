@@ -17,11 +17,12 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Engine, insert, update
-from sqlmodel import Session, col, select
+from sqlalchemy import Engine, Table, insert, update
+from sqlalchemy import select as core_select
+from sqlmodel import Session, col
 
 from okrsync.engine.evaluate import Evaluation
-from okrsync.engine.outbox import lock_mirrors, on_change, staleness_changed
+from okrsync.engine.outbox import STATE_COLUMNS, KeyResultState, Outbox
 from okrsync.engine.planner import PlannedKeyResult
 from okrsync.redaction import Redactor
 from okrsync.store.db import session_scope
@@ -36,6 +37,8 @@ class Recorded:
     deliveries: int
     error: str | None = None
 
+
+MEASUREMENT_TABLE: Table = MeasurementRow.metadata.tables["measurements"]
 
 BATCH = 500
 """Key results recorded per transaction by :func:`record_all` (one commit per key result cost
@@ -63,14 +66,7 @@ def record(
     with session_scope(engine) as session:
         (state,) = _locked_states(session, [item.key_result.id])
         pass_ = _Pass(session, run_id, now, redactor)
-        (recorded,) = pass_.record([(state, item, evaluation)], origin, note)
-        if request_key is not None and recorded.changed:
-            session.execute(
-                update(MeasurementRow)
-                .where(col(MeasurementRow.id) == recorded.measurement_id)
-                .values(request_key=request_key)
-                .execution_options(synchronize_session=False)
-            )
+        (recorded,) = pass_.record([(state, item, evaluation)], origin, note, request_key)
         return recorded
 
 
@@ -122,24 +118,15 @@ def _record_alone(
         return Recorded(item.key_result.id, False, None, 0, str(exc))
 
 
-@dataclass(frozen=True)
-class _State:
-    """What recording needs to know of a key result before deciding anything (no ORM object:
-    most readings of a refresh change nothing, and those cost one UPDATE for the batch)."""
-
-    id: str
-    value: Decimal | None
-    last_measurement_id: int | None
-    stale_announced_for: datetime | None
-
-
-Work = tuple[_State, PlannedKeyResult, Evaluation]
+Work = tuple[KeyResultState, PlannedKeyResult, Evaluation]
 
 
 @dataclass
 class _Pass:
-    """Records key results in one transaction: the unchanged ones in one UPDATE, the failed
-    ones in one executemany, the changed ones' measurements in one INSERT."""
+    """Records key results in one transaction with SQLAlchemy Core, a statement per kind of
+    work whatever the number of key results: the unchanged ones in one UPDATE, the failed ones in
+    one executemany, the changed ones' measurements in one INSERT … RETURNING, their new states
+    in one executemany, their deliveries through one :class:`~okrsync.engine.outbox.Outbox`."""
 
     session: Session
     run_id: str | None
@@ -147,12 +134,16 @@ class _Pass:
     redactor: Redactor
 
     def record(
-        self, work: Sequence[Work], origin: str = "auto", note: str | None = None
+        self,
+        work: Sequence[Work],
+        origin: str = "auto",
+        note: str | None = None,
+        request_key: str | None = None,
     ) -> list[Recorded]:
         results: list[Recorded | None] = []
         confirmed: list[str] = []
         failed: list[dict[str, Any]] = []
-        to_load: list[tuple[int, bool, PlannedKeyResult, Evaluation]] = []
+        to_queue: list[tuple[int, bool, KeyResultState, PlannedKeyResult, Evaluation]] = []
         for state, item, evaluation in work:
             if not evaluation.ok:
                 error = self.redactor.redact(evaluation.error or "no value")
@@ -165,25 +156,8 @@ class _Pass:
                 confirmed.append(state.id)
                 results.append(Recorded(state.id, False, state.last_measurement_id, 0))
                 continue
-            to_load.append((len(results), unchanged, item, evaluation))
+            to_queue.append((len(results), unchanged, state, item, evaluation))
             results.append(None)
-        if to_load:  # they may queue deliveries: lock their mirrors in key order first
-            lock_mirrors(
-                self.session,
-                {item.key_result.id for _at, _u, item, _e in to_load},
-                {item.objective.id for _at, _u, item, _e in to_load},
-            )
-        rows = self._rows([item.key_result.id for _at, _u, item, _e in to_load])
-        changed: list[tuple[int, KeyResultRow, PlannedKeyResult, Evaluation]] = []
-        for at, unchanged, item, evaluation in to_load:
-            row = rows[item.key_result.id]
-            row.checked_at = self.now
-            row.last_error = None
-            if unchanged:  # and a stale episode ends
-                fresh_again = _end_stale_episode(self.session, item, row, self.now)
-                results[at] = Recorded(row.id, False, row.last_measurement_id, fresh_again)
-            else:
-                changed.append((at, row, item, evaluation))
         if failed:
             self.session.execute(update(KeyResultRow), failed)
         if confirmed:
@@ -193,29 +167,64 @@ class _Pass:
                 .values(checked_at=self.now, last_error=None)
                 .execution_options(synchronize_session=False)
             )
-        if changed:
-            ids = self._insert_measurements(changed, origin, note)
-            for (at, row, item, evaluation), measurement_id in zip(changed, ids, strict=True):
-                results[at] = self._changed(row, item, evaluation, measurement_id)
+        if to_queue:
+            self._queue(results, to_queue, origin, note, request_key)
         return [r for r in results if r is not None]
 
-    def _rows(self, ids: list[str]) -> dict[str, KeyResultRow]:
-        """The ORM rows of ``ids`` in one SELECT (already locked by this transaction)."""
-        if not ids:
-            return {}
-        statement = select(KeyResultRow).where(col(KeyResultRow.id).in_(ids))
-        return {row.id: row for row in self.session.exec(statement)}
+    def _queue(
+        self,
+        results: list[Recorded | None],
+        to_queue: Sequence[tuple[int, bool, KeyResultState, PlannedKeyResult, Evaluation]],
+        origin: str,
+        note: str | None,
+        request_key: str | None,
+    ) -> None:
+        """Key results that may queue deliveries: changed values, and stale episodes ending."""
+        outbox = Outbox(self.session, self.now)
+        outbox.lock(  # their mirrors, in key order, after the key results (see outbox)
+            {state.id for _at, _u, state, _i, _e in to_queue},
+            {item.objective.id for _at, _u, _s, item, _e in to_queue},
+            held=[state for _at, _u, state, _i, _e in to_queue],
+        )
+        outbox.expect_announcements(
+            (item.objective, state.id, state.stale_announced_for, False)
+            for _at, _u, state, item, _e in to_queue
+            if state.stale_announced_for is not None
+        )
+        changed: list[tuple[int, KeyResultState, PlannedKeyResult, Evaluation]] = []
+        for at, unchanged, state, item, evaluation in to_queue:
+            state.checked_at = self.now
+            if unchanged:  # and a stale episode ends
+                fresh_again = _end_stale_episode(outbox, item, state)
+                results[at] = Recorded(state.id, False, state.last_measurement_id, fresh_again)
+            else:
+                changed.append((at, state, item, evaluation))
+        ids = self._insert_measurements(changed, origin, note, request_key)
+        for (at, state, item, evaluation), measurement_id in zip(changed, ids, strict=True):
+            state.value = evaluation.value
+            state.progress = evaluation.progress
+            state.status = evaluation.status.value
+            state.observed_at = self.now
+            state.last_measurement_id = measurement_id
+            queued = outbox.on_change(item.objective, item.cycle, state.id, measurement_id)
+            queued += _end_stale_episode(outbox, item, state)
+            results[at] = Recorded(state.id, True, measurement_id, queued)
+        self._write_states([state for _at, _u, state, _i, _e in to_queue])
+        outbox.flush()
 
     def _insert_measurements(
         self,
-        changed: Sequence[tuple[int, KeyResultRow, PlannedKeyResult, Evaluation]],
+        changed: Sequence[tuple[int, KeyResultState, PlannedKeyResult, Evaluation]],
         origin: str,
         note: str | None,
+        request_key: str | None,
     ) -> list[int]:
         """One INSERT … RETURNING for the batch (it was one ORM flush per key result)."""
+        if not changed:
+            return []
         values = [
             {
-                "key_result_id": item.key_result.id,
+                "key_result_id": state.id,
                 "value": evaluation.value,
                 "progress": evaluation.progress,
                 "status": evaluation.status.value,
@@ -223,58 +232,66 @@ class _Pass:
                 "run_id": self.run_id,
                 "origin": origin,
                 "note": note,
+                "request_key": request_key,
                 "provenance": [self.redactor.redact_value(p) for p in evaluation.provenance],
             }
-            for _at, _row, item, evaluation in changed
+            for _at, state, _item, evaluation in changed
         ]
-        statement = insert(MeasurementRow).returning(
-            col(MeasurementRow.id), sort_by_parameter_order=True
+        # RETURNING the key result beside the id, not in parameter order: SQLite cannot promise
+        # that order for a multi-row INSERT, and SQLAlchemy would then insert row by row
+        columns = MEASUREMENT_TABLE.c
+        statement = insert(MEASUREMENT_TABLE).returning(columns.id, columns.key_result_id)
+        ids: dict[str, list[int]] = {}
+        for measurement_id, kr_id in self.session.execute(statement, values):
+            ids.setdefault(kr_id, []).append(int(measurement_id))
+        for kr_ids in ids.values():
+            kr_ids.sort(reverse=True)  # a key result twice in a batch: its rows in id order
+        return [ids[state.id].pop() for _at, state, _item, _evaluation in changed]
+
+    def _write_states(self, states: Sequence[KeyResultState]) -> None:
+        """The new states of the key results that queued, in one executemany."""
+        self.session.execute(
+            update(KeyResultRow),
+            [
+                {
+                    "id": s.id,
+                    "value": s.value,
+                    "progress": s.progress,
+                    "status": s.status,
+                    "observed_at": s.observed_at,
+                    "checked_at": s.checked_at,
+                    "last_measurement_id": s.last_measurement_id,
+                    "last_error": None,
+                    "stale_announced_for": s.stale_announced_for,
+                }
+                for s in states
+            ],
         )
-        return [int(i) for i in self.session.execute(statement, values).scalars()]
-
-    def _changed(
-        self, row: KeyResultRow, item: PlannedKeyResult, evaluation: Evaluation, measurement: int
-    ) -> Recorded:
-        row.value = evaluation.value
-        row.progress = evaluation.progress
-        row.status = evaluation.status.value
-        row.observed_at = self.now
-        row.last_measurement_id = measurement
-        queued = on_change(self.session, item.objective, item.cycle, row, measurement, self.now)
-        queued += _end_stale_episode(self.session, item, row, self.now)
-        return Recorded(item.key_result.id, True, measurement, queued)
 
 
-def _end_stale_episode(
-    session: Session, item: PlannedKeyResult, row: KeyResultRow, now: datetime
-) -> int:
+def _end_stale_episode(outbox: Outbox, item: PlannedKeyResult, state: KeyResultState) -> int:
     """A source confirmed a value whose staleness was announced: tell the same mirrors.
 
     Queued even when the value also changed: ``min_change`` may hold the change back, and the
     mirror must not keep saying "stale". The dispatcher pushes only a mirror's newest row.
     """
-    episode = row.stale_announced_for
+    episode = state.stale_announced_for
     if episode is None:
         return 0
-    row.stale_announced_for = None
-    return staleness_changed(session, item.objective, item.cycle, row, episode, now, stale=False)
+    state.stale_announced_for = None
+    return outbox.staleness_changed(item.objective, item.cycle, state.id, episode, stale=False)
 
 
-def _locked_states(session: Session, ids: Sequence[str]) -> list[_State]:
+def _locked_states(session: Session, ids: Sequence[str]) -> list[KeyResultState]:
     """The state of ``ids``, in that order, their rows locked for this transaction (taken in id
     order, so two replicas recording overlapping key results cannot deadlock)."""
     statement = (
-        select(
-            col(KeyResultRow.id),
-            col(KeyResultRow.value),
-            col(KeyResultRow.last_measurement_id),
-            col(KeyResultRow.stale_announced_for),
-        )
+        core_select(*STATE_COLUMNS)
         .where(col(KeyResultRow.id).in_(set(ids)))
         .order_by(col(KeyResultRow.id))
         .with_for_update()
     )
-    found = {row[0]: _State(*row) for row in session.exec(statement)}
+    found = {row[0]: KeyResultState(*row) for row in session.execute(statement)}
     missing = [kr_id for kr_id in ids if kr_id not in found]
     if missing:
         raise LookupError(

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from sqlalchemy import ColumnElement, and_, func, or_
 from sqlalchemy import select as core_select
@@ -84,7 +84,20 @@ def stale_deadline(checked_at: datetime, stale_after_seconds: int) -> datetime:
     return checked_at + timedelta(seconds=stale_after_seconds)
 
 
-def is_stale(row: KeyResultRow, now: datetime) -> bool:
+class Confirmed(Protocol):
+    """What staleness reads of a key result: an ORM row, or the recorder's plain state."""
+
+    @property
+    def stale_after_seconds(self) -> int | None: ...
+
+    @property
+    def checked_at(self) -> datetime | None: ...
+
+    @property
+    def observed_at(self) -> datetime | None: ...
+
+
+def is_stale(row: Confirmed, now: datetime) -> bool:
     if row.stale_after_seconds is None:
         return False
     seen = row.checked_at or row.observed_at

@@ -25,13 +25,13 @@ connection's shared ``api`` bucket, so replicas on one store share the vendor's 
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Callable, Mapping
-from typing import Any, ClassVar, Generic
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Generic
 
 import httpx
 
 from okrsync.errors import ConnectorError
-from okrsync.sdk.budget import BudgetPolicy, CallBudget
+from okrsync.sdk.budget import BudgetPolicy, CallBudget, HeaderObserver
 from okrsync.sdk.connector import ConnectionT, MirrorT, QueryT, Sink, Source
 from okrsync.sdk.http import DEFAULT_ERROR_TABLE, ErrorRule, HttpClient, RetryPolicy
 from okrsync.sdk.ledger import ConnectionBudgets
@@ -57,6 +57,10 @@ class HttpConnection(Generic[ConnectionT]):
     config: ConnectionT
     budgets: ConnectionBudgets  # set by ConnectorBase
 
+    if TYPE_CHECKING:
+
+        def budget_observers(self) -> Sequence[HeaderObserver]: ...  # ConnectorBase's hook
+
     error_table: ClassVar[Mapping[int, ErrorRule]] = DEFAULT_ERROR_TABLE
     timeout: ClassVar[float] = 30.0
     max_retries: ClassVar[int] = 3
@@ -67,6 +71,7 @@ class HttpConnection(Generic[ConnectionT]):
     burst: ClassVar[int | None] = None
     max_wait: ClassVar[float] = 300.0
     describe_error: ClassVar[Callable[[httpx.Response], str | None] | None] = None
+    classify: ClassVar[Callable[[httpx.Response], ErrorRule | None] | None] = None
 
     _client: HttpClient | None = None
 
@@ -126,17 +131,31 @@ class HttpConnection(Generic[ConnectionT]):
             rate_limit_backoff=self.rate_limit_backoff,
         )
 
+    def credentials_refresher(self) -> Callable[[], Awaitable[None]] | None:
+        """What renews the credentials after an answer the error table marks
+        ``REFRESH_CREDENTIALS`` (the client calls it once per request, then retries); ``None``:
+        such an answer fails at once. Override it for tokens that expire."""
+        return None
+
     def make_client(self) -> HttpClient:
-        """The connection's client, from the declarations above (override for extra hooks)."""
+        """The connection's client, from the declarations above; the budget also reads the
+        vendor's own rate-limit headers through :meth:`budget_observers`."""
+        budget = CallBudget(
+            self.budget_policy(),
+            shared=self.budgets.bucket("api"),
+            extra_observers=self.budget_observers(),
+        )
         return HttpClient(
             connection=self.name,
             base_url=self.base_url(),
             headers=self.auth_headers(),
             auth=self.auth(),
             timeout=float(_field(self.config, "timeout", self.timeout)),
-            budget=CallBudget(self.budget_policy(), shared=self.budgets.bucket("api")),
+            budget=budget,
             retry=self.retry_policy(),
             error_table=self.error_table,
+            classify=type(self).classify,
+            refresh_credentials=self.credentials_refresher(),
             describe_error=type(self).describe_error,
             secrets=self.secrets(),
         )
@@ -164,12 +183,14 @@ class HttpSource(HttpConnection[ConnectionT], Source[ConnectionT, QueryT]):
         self.max_concurrency = int(_field(config, "max_concurrency", self.max_concurrency))
 
 
-class HttpSink(HttpConnection[ConnectionT], Sink[ConnectionT, MirrorT]):
-    """A :class:`Sink` over one HTTP API whose errors name the mirror they concern.
+class SubjectSink(Sink[ConnectionT, MirrorT]):
+    """A :class:`Sink` whose errors name the mirror they concern.
 
     Subclasses implement :meth:`push_to` (and :meth:`push_digest_to` when they mirror
-    objectives) and :meth:`subject`; a :class:`ConnectorError` raised while pushing is re-raised
-    for this connection and that subject, so the delivery's error says which mirror failed.
+    objectives) and may reword :meth:`subject`; a :class:`ConnectorError` raised while pushing
+    is re-raised for this connection and that subject, so the delivery's error says which mirror
+    failed. :class:`HttpSink` is this over one HTTP client; a sink that keeps its own clients
+    (several budgets, a GraphQL transport) uses it directly.
     """
 
     def subject(self, update: KeyResultUpdate | ObjectiveUpdate, mirror: MirrorT) -> str:
@@ -207,3 +228,7 @@ class HttpSink(HttpConnection[ConnectionT], Sink[ConnectionT, MirrorT]):
     ) -> PushResult:
         """Deliver an objective digest; sinks that set ``supports_digest`` override this."""
         return await Sink.push_digest(self, update, mirror, previous_ref)
+
+
+class HttpSink(HttpConnection[ConnectionT], SubjectSink[ConnectionT, MirrorT]):
+    """A :class:`SubjectSink` over one HTTP API (see the module docstring)."""

@@ -32,7 +32,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
-from typing import Any, ClassVar
+from typing import Any
 from urllib.parse import quote, quote_plus
 
 import httpx
@@ -46,10 +46,12 @@ from okrsync.errors import (
     VendorResponseError,
 )
 from okrsync.redaction import Redactor
-from okrsync.sdk.budget import BudgetPolicy, CallBudget
-from okrsync.sdk.connector import Source, failed_reading
-from okrsync.sdk.http import ErrorAction, ErrorRule, HttpClient, RetryPolicy
+from okrsync.sdk.budget import HeaderObserver
+from okrsync.sdk.connector import failed_reading
+from okrsync.sdk.http import ErrorAction, ErrorRule
+from okrsync.sdk.http_connector import HttpSource
 from okrsync.sdk.models import CycleWindow, Query, Reading, digest
+from okrsync.sdk.paging import CursorPaginator
 
 SUMMARY_PATH = "/api/v1/deals/summary"
 DEALS_PATH = "/api/v2/deals"
@@ -175,6 +177,11 @@ def _envelope(document: Any, what: str) -> Any:
     if "data" not in document:
         raise VendorResponseError(f"{what}: the answer has no 'data'")
     return document["data"]
+
+
+def next_cursor(document: dict[str, Any]) -> object:
+    """A v2 listing page's cursor for the next page (absent or null on the last)."""
+    return document["additional_data"]["next_cursor"]
 
 
 @dataclass(frozen=True)
@@ -327,63 +334,45 @@ def _subject(queries: Sequence[Query[PipedriveQuery]]) -> str:
 # --- the source ------------------------------------------------------------------------------
 
 
-class PipedriveSource(Source[PipedriveConnection, PipedriveQuery]):
+class PipedriveSource(HttpSource[PipedriveConnection, PipedriveQuery]):
     """Deal counts and value sums from one Pipedrive company."""
 
     query_model = PipedriveQuery
-
-    initial_backoff: ClassVar[float] = 0.5
-    max_backoff: ClassVar[float] = 30.0
-    rate_limit_backoff: ClassVar[float] = 2.0  # Pipedrive's burst window is 2 seconds
+    rate_limit_backoff = 2.0  # Pipedrive's burst window is 2 seconds
+    classify = classify
+    describe_error = describe_error
 
     def __init__(self, name: str, config: PipedriveConnection) -> None:
         super().__init__(name, config)
-        self.max_concurrency = config.max_concurrency
-        token = config.api_token.get_secret_value()
-        headers = {"Accept": "application/json"}
         self._auth_params: dict[str, str] = {}
-        # The token may travel in the URL: register every spelling it can take there.
-        secrets = [*config.secret_values(), quote(token, safe=""), quote_plus(token)]
         self._log_filter: RedactingLogFilter | None = None
-        if config.token_in == "header":  # noqa: S105 - a mode, not a password
-            headers["x-api-token"] = token
-        else:
-            self._auth_params = {"api_token": token}
-            self._log_filter = RedactingLogFilter(secrets)
+        if config.token_in == "query":  # noqa: S105 - a mode, not a password
+            self._auth_params = {"api_token": config.api_token.get_secret_value()}
+            self._log_filter = RedactingLogFilter(self.secrets())
             logging.getLogger("httpx").addFilter(self._log_filter)
-        self._client = HttpClient(
-            connection=name,
-            base_url=config.base_url(),
-            headers=headers,
-            timeout=config.timeout,
-            budget=CallBudget(
-                BudgetPolicy(
-                    max_concurrency=config.max_concurrency,
-                    requests_per_second=config.requests_per_second,
-                ),
-                shared=self.budgets.bucket("api"),
-                extra_observers=[daily_budget_hold],
-            ),
-            retry=RetryPolicy(
-                max_attempts=config.max_retries + 1,
-                initial_backoff=self.initial_backoff,
-                max_backoff=max(self.max_backoff, self.initial_backoff),
-                rate_limit_backoff=self.rate_limit_backoff,
-            ),
-            classify=classify,
-            describe_error=describe_error,
-            secrets=secrets,
-        )
 
-    @property
-    def api_calls(self) -> int:
-        return self._client.calls
+    def base_url(self) -> str:
+        return self.config.base_url()
+
+    def auth_headers(self) -> dict[str, str]:
+        headers = {"Accept": "application/json"}
+        if self.config.token_in == "header":  # noqa: S105 - a mode, not a password
+            headers["x-api-token"] = self.config.api_token.get_secret_value()
+        return headers
+
+    def secrets(self) -> list[str]:
+        # The token may travel in the URL: register every spelling it can take there.
+        token = self.config.api_token.get_secret_value()
+        return [*super().secrets(), quote(token, safe=""), quote_plus(token)]
+
+    def budget_observers(self) -> list[HeaderObserver]:
+        return [daily_budget_hold]
 
     async def aclose(self) -> None:
         if self._log_filter is not None:
             logging.getLogger("httpx").removeFilter(self._log_filter)
             self._log_filter = None
-        await self._client.aclose()
+        await super().aclose()
 
     def batch_key(self, spec: PipedriveQuery) -> str:
         # The cycle is part of the plan too; fetch() groups on the full plan.
@@ -458,15 +447,15 @@ class PipedriveSource(Source[PipedriveConnection, PipedriveQuery]):
         return readings
 
     def _polish(self, exc: ConnectorError) -> None:
-        exc.message = self._client.redact(exc.message)
+        exc.message = self.client.redact(exc.message)
         if isinstance(exc, QuotaExhaustedError) and exc.resume_at is None:
             exc.resume_at = datetime.now(UTC).timestamp() + seconds_to_midnight()
 
     async def _get(self, path: str, params: Mapping[str, str], subject: str) -> tuple[Any, bytes]:
-        response = await self._client.request(
+        response = await self.client.request(
             "GET", path, params={**params, **self._auth_params}, subject=subject
         )
-        self._client.parse_json(response, subject=subject)  # the readable error, if any
+        self.client.parse_json(response, subject=subject)  # the readable error, if any
         # Parsed again with Decimal so that money keeps its exact digits.
         return json.loads(response.content, parse_float=Decimal), response.content
 
@@ -475,21 +464,12 @@ class PipedriveSource(Source[PipedriveConnection, PipedriveQuery]):
         return _envelope(document, "deals summary"), [body]
 
     async def _list(self, plan: Plan, subject: str) -> tuple[list[Any], list[bytes]]:
-        params = dict(plan.params)
-        params["limit"] = str(self.config.page_size)
+        params = {**dict(plan.params), "limit": str(self.config.page_size)}
         deals: list[Any] = []
         bodies: list[bytes] = []
-        seen: set[str] = set()
-        cursor: str | None = None
-        while True:
-            if len(bodies) >= self.config.max_pages:
-                raise VendorResponseError(
-                    f"more than max_pages ({self.config.max_pages}) pages of deals; raise the "
-                    "connection's max_pages or narrow the metric (a sum over a cut-off listing "
-                    "would be wrong)"
-                )
-            page_params = {**params, "cursor": cursor} if cursor is not None else params
-            document, body = await self._get(plan.path, page_params, subject)
+        pages = CursorPaginator(next_cursor, what="deals", max_pages=self.config.max_pages)
+        while not pages.finished:
+            document, body = await self._get(plan.path, pages.params(params, "cursor"), subject)
             bodies.append(body)
             data = _envelope(document, f"deals page {len(bodies)}")
             if data is None:
@@ -497,17 +477,5 @@ class PipedriveSource(Source[PipedriveConnection, PipedriveQuery]):
             if not isinstance(data, list) or not all(isinstance(d, dict) for d in data):
                 raise VendorResponseError(f"deals page {len(bodies)}: 'data' should be a list")
             deals.extend(data)
-            extra = document.get("additional_data") or {}
-            cursor = extra.get("next_cursor") if isinstance(extra, dict) else None
-            if cursor is None or cursor == "":
-                return deals, bodies
-            if not isinstance(cursor, str):
-                raise VendorResponseError(
-                    f"additional_data.next_cursor should be a string, got {_shorten(repr(cursor))}"
-                )
-            if cursor in seen:
-                raise VendorResponseError(
-                    f"pagination loop: page {len(bodies)} gave a cursor already followed; "
-                    "Pipedrive is not advancing"
-                )
-            seen.add(cursor)
+            pages.advance(document)
+        return deals, bodies

@@ -30,6 +30,7 @@ from sqlmodel import col, func, select
 from benchmarks.fakes import clear_logs, request_counts, request_paths, start_sandbox
 from benchmarks.floor import floor_model
 from benchmarks.naive import run_naive
+from benchmarks.store_bench import fresh_store
 from benchmarks.workload import SLACK_CHANNELS, Workload, generate
 from okrsync.api.app import build_app
 from okrsync.api.context import ApiContext
@@ -43,6 +44,16 @@ from okrsync.plugins import load_registry
 from okrsync.redaction import Redactor
 from okrsync.sdk.webhooks import sign
 from okrsync.settings import Settings
+
+STORE_HELP = (
+    "'sqlite' (a new file) or a PostgreSQL server URL such as "
+    "postgresql+psycopg://postgres@127.0.0.1:5432/test (a new schema, dropped after)"
+)
+
+
+def store_name(store: str) -> str:
+    """The store's backend, for the results (never the URL: it may carry a password)."""
+    return "sqlite" if store == "sqlite" else "postgresql"
 
 
 class Clocks:
@@ -271,13 +282,15 @@ async def measure(
     profile: Path | None,
     *,
     naive_baseline: bool = True,
+    store: str = "sqlite",
 ) -> dict[str, Any]:
+    """``store`` is ``sqlite`` (a new file) or a PostgreSQL server URL (a new schema there)."""
     registry = load_registry()
     redactor = Redactor()
     configure_logging(redactor, fmt="json", level="error")
     today = datetime.now(UTC).date()
     sandbox, environ, slack = start_sandbox(registry, latency)
-    result: dict[str, Any] = {"size": size, "latency": latency}
+    result: dict[str, Any] = {"size": size, "latency": latency, "store": store_name(store)}
     try:
         workload = generate(size, today)
         clocks = Clocks()
@@ -285,8 +298,8 @@ async def measure(
             workload.yaml, registry.connectors, filename="bench.yaml", environ=environ
         )
         result["config_load"] = clocks.since()
-        with tempfile.TemporaryDirectory(prefix="okrsync-bench-") as tmp:
-            settings = Settings(database_url=SecretStr(f"sqlite:///{tmp}/store.db"))
+        with fresh_store(store) as url:
+            settings = Settings(database_url=SecretStr(url))
             app = App.open(settings, config=config, registry=registry, redactor=redactor)
             try:
                 clocks = Clocks()
@@ -332,9 +345,19 @@ def main() -> None:
     parser.add_argument("--freshness-samples", type=int, default=10)
     parser.add_argument("--profile", type=Path)
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--store", default="sqlite", help=STORE_HELP)
+    parser.add_argument("--no-naive", action="store_true", help="skip the naive baseline")
     args = parser.parse_args()
     result = asyncio.run(
-        measure(args.size, args.latency, args.idle_seconds, args.freshness_samples, args.profile)
+        measure(
+            args.size,
+            args.latency,
+            args.idle_seconds,
+            args.freshness_samples,
+            args.profile,
+            naive_baseline=not args.no_naive,
+            store=args.store,
+        )
     )
     if args.profile:
         stats = pstats.Stats(str(args.profile))

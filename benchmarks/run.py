@@ -2,6 +2,11 @@
 
 Each size runs in its own process (``benchmarks.measure``) so peak memory is that size's own;
 then the store benchmark; then ``benchmarks/results.json`` and ``benchmarks/RESULTS.md``.
+
+``--store`` (repeatable) names the stores: ``sqlite`` (a new file, the default) or a PostgreSQL
+server URL, where each size gets a schema of its own, dropped after (test data is never
+touched). The first store gets every figure; each other store its cold and warm refreshes
+(``other_stores``), and ``recording`` sets every store's cold and warm times beside the floors.
 """
 
 from __future__ import annotations
@@ -11,19 +16,31 @@ import json
 import subprocess
 import sys
 import tempfile
+from datetime import date
 from pathlib import Path
 from typing import Any
 
+from benchmarks.floor import floor_model
+from benchmarks.measure import STORE_HELP, store_name
 from benchmarks.report import load_average, load_baseline, machine, summarise, write
-from benchmarks.store_bench import run_store
+from benchmarks.store_bench import PG_URL, run_store
+from benchmarks.workload import generate
 
 HERE = Path(__file__).parent
 
 
 def run_size(
-    size: int, latency: float, idle: float, samples: int, workdir: Path, profile: bool
+    size: int,
+    latency: float,
+    idle: float,
+    samples: int,
+    workdir: Path,
+    profile: bool,
+    store: str = "sqlite",
+    naive: bool = True,
 ) -> dict[str, Any]:
-    out = workdir / f"size-{size}.json"
+    name = store_name(store)
+    out = workdir / (f"size-{size}.json" if name == "sqlite" else f"size-{size}-{name}.json")
     command = [
         sys.executable,
         "-m",
@@ -38,7 +55,11 @@ def run_size(
         str(samples),
         "--out",
         str(out),
+        "--store",
+        store,
     ]
+    if not naive:
+        command.append("--no-naive")
     if profile:
         command += ["--profile", str(workdir / f"profile-{size}.prof")]
     subprocess.run(command, check=True, cwd=HERE.parent)
@@ -57,7 +78,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument(
         "--reuse", type=Path, help="a directory of size-N.json from an earlier run to report"
     )
+    parser.add_argument("--store", action="append", help=STORE_HELP + "; repeatable")
     args = parser.parse_args(argv)
+    stores: list[str] = args.store or ["sqlite"]
     sizes = [50] if args.smoke else [int(s) for s in args.sizes.split(",")]
     measurements = 10_000 if args.smoke else args.measurements
     load_start = load_average()
@@ -65,7 +88,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "machine": machine(),
         "latency": args.latency,
         "command": "python -m benchmarks.run "
-        + ("--smoke" if args.smoke else f"--sizes {','.join(map(str, sizes))}"),
+        + ("--smoke" if args.smoke else f"--sizes {','.join(map(str, sizes))}")
+        + "".join(f" --store {store_name(s)}" for s in stores),
+        "refresh_store": store_name(stores[0]),
         "sizes": [],
     }
     with tempfile.TemporaryDirectory(prefix="okrsync-bench-") as tmp:
@@ -88,11 +113,44 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 )
             )
             print(json.dumps(summarise(results["sizes"][-1])), flush=True)
-    results["store"] = run_store(measurements)
+        others: dict[str, list[dict[str, Any]]] = {}
+        for store in stores[1:]:
+            for size in sizes:
+                measured = run_size(size, args.latency, 0.0, 0, Path(tmp), False, store, False)
+                others.setdefault(store_name(store), []).append(measured)
+                print(json.dumps(recording_row(measured, args.latency)), flush=True)
+    if others:
+        results["other_stores"] = others
+    results["recording"] = [
+        recording_row(size, args.latency)
+        for size in [*results["sizes"], *(s for found in others.values() for s in found)]
+    ]
+    print(json.dumps(results["recording"], indent=1), flush=True)
+    pg = next((s for s in stores if store_name(s) == "postgresql"), PG_URL)
+    results["store"] = run_store(measurements, pg)
     print(json.dumps(results["store"]), flush=True)
     results["load_average"] = {"start": load_start, "end": load_average()}
     print(write(results, args.output, load_baseline()))
     return results
+
+
+def recording_row(size: dict[str, Any], latency: float) -> dict[str, Any]:
+    """A size's cold and warm refreshes on its store against the floors (from the current
+    model, as the report computes them), and the ratios."""
+    floor = floor_model(generate(size["size"], date.today()), latency)["floor"]
+    return {
+        "store": size.get("store", "sqlite"),
+        "size": size["size"],
+        "cold_seconds": size["cold"]["seconds"],
+        "cold_floor": floor["cold"],
+        "cold_over_floor": size["cold"]["seconds"] / floor["cold"],
+        "cold_cpu_main_thread": size["cold"]["cpu_main_thread"],
+        "warm_seconds": size["warm"]["seconds"],
+        "warm_floor": floor["warm"],
+        "warm_over_floor": size["warm"]["seconds"] / floor["warm"],
+        "changed_cold": size["cold"]["changed"],
+        "errors_cold": size["cold"]["errors"],
+    }
 
 
 if __name__ == "__main__":

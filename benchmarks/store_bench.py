@@ -11,12 +11,14 @@ import json
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import SecretStr
 from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.engine import make_url
 
 from benchmarks.workload import OFFLINE_ENVIRON, generate
 from okrsync.app import App
@@ -24,7 +26,7 @@ from okrsync.config import load_config_text
 from okrsync.plugins import load_registry
 from okrsync.settings import Settings
 from okrsync.store import views
-from okrsync.store.db import session_scope
+from okrsync.store.db import normalise_url, session_scope
 
 PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 KEY_RESULTS = 1000
@@ -138,25 +140,41 @@ def bench_store(
         app.engine.dispose()
 
 
-def run_store(measurements: int) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    with tempfile.TemporaryDirectory(prefix="okrsync-store-") as tmp:
-        out["sqlite"] = bench_store(f"sqlite:///{tmp}/store.db", measurements, _insert_sqlite)
+@contextmanager
+def fresh_store(url: str) -> Iterator[str]:
+    """An empty store for one benchmark, never one that holds other data: ``sqlite`` is a new
+    file in a temporary directory; a PostgreSQL server URL gets a new schema, dropped after."""
+    if url == "sqlite":
+        with tempfile.TemporaryDirectory(prefix="okrsync-store-") as tmp:
+            yield f"sqlite:///{tmp}/store.db"
+        return
+    url = normalise_url(url)
+    if make_url(url).get_backend_name() != "postgresql":
+        raise ValueError(f"a store is 'sqlite' or a PostgreSQL server URL, not {url!r}")
     schema = f"bench_{uuid.uuid4().hex[:8]}"
-    root = create_engine(PG_URL)
+    root = create_engine(url)
     try:
         with root.begin() as conn:
             conn.execute(text(f"CREATE SCHEMA {schema}"))
+        separator = "&" if "?" in url else "?"
         try:
-            url = f"{PG_URL}?options=-csearch_path%3D{schema}"
-            out["postgresql"] = bench_store(url, measurements, _insert_pg)
+            yield f"{url}{separator}options=-csearch_path%3D{schema}"
         finally:
             with root.begin() as conn:
                 conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-    except Exception as exc:  # no PostgreSQL here: say so, keep SQLite's figure
-        out["postgresql"] = {"error": f"{type(exc).__name__}: {exc}"[:300]}
     finally:
         root.dispose()
+
+
+def run_store(measurements: int, pg_url: str = PG_URL) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    with fresh_store("sqlite") as url:
+        out["sqlite"] = bench_store(url, measurements, _insert_sqlite)
+    try:
+        with fresh_store(pg_url) as url:
+            out["postgresql"] = bench_store(url, measurements, _insert_pg)
+    except Exception as exc:  # no PostgreSQL here: say so, keep SQLite's figure
+        out["postgresql"] = {"error": f"{type(exc).__name__}: {exc}"[:300]}
     return out
 
 

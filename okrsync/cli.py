@@ -29,14 +29,17 @@ if TYPE_CHECKING:
     from okrsync.store.tables import KeyResultRow
     from okrsync.store.views import ObjectiveView
 
+# Help and usage errors in click's plain layout: typer's Rich layout imports Rich's Markdown
+# renderer (markdown-it), which cost more than the rest of `okrsync --help` (issue 13).
 app = typer.Typer(
     name="okrsync",
     help="Keep OKR key results current from where work happens; mirror progress back.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    rich_markup_mode=None,
 )
-db_app = typer.Typer(help="Store maintenance.", no_args_is_help=True)
+db_app = typer.Typer(help="Store maintenance.", no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(db_app, name="db")
 
 out = Console()

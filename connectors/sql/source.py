@@ -9,15 +9,18 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
-from sqlalchemy import Engine, create_engine, text
-from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 
 from okrsync.errors import QueryError, RetriableError, VendorResponseError
 from okrsync.sdk.connector import ConnectionConfig, QuerySpec, Source
 from okrsync.sdk.models import Query, Reading, as_decimal, digest
+
+# SQLAlchemy is imported when a query first runs: `okrsync validate` reads only the models here
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+    from sqlalchemy.exc import SQLAlchemyError
 
 
 class SqlConnection(ConnectionConfig):
@@ -58,6 +61,9 @@ class SqlSource(Source[SqlConnection, SqlQuery]):
         return self._calls
 
     def _db(self) -> Engine:
+        from sqlalchemy import create_engine
+        from sqlalchemy.exc import SQLAlchemyError
+
         if self._engine is None:
             url = self.config.url.get_secret_value()
             if url.startswith(("postgres://", "postgresql://")):
@@ -92,6 +98,9 @@ class SqlSource(Source[SqlConnection, SqlQuery]):
         )
 
     def _scalar(self, sql: str, params: dict[str, Any]) -> tuple[Decimal | None, str]:
+        from sqlalchemy import text
+        from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
+
         try:
             with self._db().connect() as conn:
                 rows = conn.execute(text(sql), params).fetchmany(2)

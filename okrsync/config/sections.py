@@ -59,7 +59,6 @@ def read_connections(
     if section is None:
         refs.connections_readable = False
         return {}
-    installed = sorted(refs.connectors)
     common = field_names(ConnectionCommon)
     for name, body in section.items():
         where = (*path, name)
@@ -72,10 +71,12 @@ def read_connections(
         if kind is None:
             read.problem(
                 (*where, "type"),
-                "missing required key 'type'; installed connection types: " + ", ".join(installed),
+                "missing required key 'type'; installed connection types: "
+                + ", ".join(sorted(refs.connectors)),
             )
             continue
         if not isinstance(kind, str) or kind not in refs.connectors:
+            installed = sorted(refs.connectors)  # only now: naming them all imports them all
             shown = read.show((*where, "type"), kind)
             hint = did_you_mean(str(kind), installed)
             read.problem(

@@ -12,8 +12,9 @@ Reading results:
   ``value_field`` (default ``expr0``). A group absent from the answer had no records: its
   ``COUNT``/``SUM`` is 0. A null ``SUM``/``COUNT`` is 0 as well (no rows matched), but a null
   ``AVG``/``MIN``/``MAX`` has no value and is reported as such;
-* ``sum`` — ``value_field`` added up over every record of every page (``nextRecordsUrl``),
-  skipping nulls; page loops and more than ``max_pages`` pages are errors, never a short sum;
+* ``sum`` — ``value_field`` added up over every record of every page (``nextRecordsUrl``, followed
+  by the SDK's :class:`~okrsync.sdk.paging.NextUrlPaginator`), skipping nulls; page loops, links
+  off ``/services/data/`` and more than ``max_pages`` pages are errors, never a short sum;
 * ``report`` — ``factMap[fact_map_key].aggregates[aggregate_index].value`` of the Analytics API.
 
 Every request passes through :class:`SalesforceBudget`, so the quota guards of
@@ -48,6 +49,7 @@ from okrsync.sdk.connector import Source, failed_reading
 from okrsync.sdk.http import ErrorAction, ErrorRule, HttpClient, RetryPolicy
 from okrsync.sdk.ledger import SharedBucket, private_bucket
 from okrsync.sdk.models import Query, Reading, as_decimal, digest
+from okrsync.sdk.paging import NextUrlPaginator, read_pages
 
 _LIMIT_EXCEEDED = ErrorRule(
     ErrorAction.FAIL,
@@ -306,34 +308,38 @@ class SalesforceSource(Source[SalesforceConnection, SalesforceQuery]):
         headers = None
         if self.config.query_batch_size is not None:
             headers = {"Sforce-Query-Options": f"batchSize={self.config.query_batch_size}"}
-        response = await api.request(
-            "GET", self._data_path("query"), params={"q": soql}, headers=headers, subject=subject
-        )
-        pages = [self._page(api, response, subject)]
-        raw = [response.content]
-        seen: set[str] = set()
-        while all_pages and not pages[-1]["done"]:
-            next_url = pages[-1].get("nextRecordsUrl")
-            if not isinstance(next_url, str) or not next_url.startswith("/services/data/"):
-                raise VendorResponseError(
-                    f"the answer says more records follow but gives no usable nextRecordsUrl "
-                    f"({next_url!r})",
-                    subject=subject,
+        raw: list[bytes] = []
+
+        async def page(next_url: str | None) -> dict[str, Any]:
+            if next_url is None:
+                params = {"q": soql}
+                response = await api.request(
+                    "GET", self._data_path("query"), params=params, headers=headers, subject=subject
                 )
-            if next_url in seen:
-                raise VendorResponseError(
-                    f"pagination loops: {next_url} was already read", subject=subject
-                )
-            if len(pages) >= self.config.max_pages:
-                raise QueryError(
-                    f"the query needs more than max_pages={self.config.max_pages} pages; "
-                    "narrow it or use an aggregate (SUM, COUNT) so Salesforce adds up",
-                    subject=subject,
-                )
-            seen.add(next_url)
-            response = await api.request("GET", next_url, headers=headers, subject=subject)
-            pages.append(self._page(api, response, subject))
+            else:
+                response = await api.request("GET", next_url, headers=headers, subject=subject)
             raw.append(response.content)
+            return self._page(api, response, subject)
+
+        def next_records(body: dict[str, Any], response: httpx.Response | None) -> object:
+            if body["done"] or not all_pages:
+                return None
+            found = body.get("nextRecordsUrl")
+            if not isinstance(found, str):
+                raise VendorResponseError(
+                    f"the answer says more records follow but gives no nextRecordsUrl ({found!r})",
+                    subject=subject,
+                )
+            return found
+
+        records = NextUrlPaginator(
+            next_records,
+            allowed=lambda url: url.startswith("/services/data/"),
+            what="records",
+            max_pages=self.config.max_pages,
+            subject=subject,
+        )
+        pages = await read_pages(records, page)
         return pages, b"\n".join(raw)
 
     @staticmethod

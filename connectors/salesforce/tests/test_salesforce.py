@@ -25,6 +25,7 @@ from connectors.salesforce.fake import (
     USERNAME,
     WON_REPORT_ID,
     OrgData,
+    dumps,
     salesforce_app,
 )
 from connectors.salesforce.quota import parse_limit_info
@@ -212,6 +213,49 @@ async def test_next_records_url_paging_with_batch_size(fake: Fake) -> None:
         if "/services/data/" in r.path
     )
     assert reading.api_calls == 2
+
+
+ALL_AMOUNTS = {"soql": "SELECT Id, Amount FROM Opportunity", "aggregate": "sum"}
+
+
+async def test_more_pages_than_max_pages_is_an_error_not_a_short_sum(fake: Fake) -> None:
+    source = make_source(fake, query_batch_size=200, max_pages=1)
+    fake.server.reset()
+    reading = await one(source, query("all", value_field="Amount", **ALL_AMOUNTS))
+    assert isinstance(reading.error, VendorResponseError)
+    assert "more than max_pages (1) pages of records" in str(reading.error)
+    assert len(fake.queries()) == 1  # the second page is never asked for
+
+
+def _more_follow(next_url: str | None) -> Fault:
+    body: dict[str, Any] = {"totalSize": 400, "done": False, "records": []}
+    if next_url is not None:
+        body["nextRecordsUrl"] = next_url
+    return Fault(kind=FaultKind.STATUS, status=200, body=dumps(body), times=-1, path="/query")
+
+
+async def test_a_next_records_url_seen_before_is_a_pagination_loop(fake: Fake) -> None:
+    source = make_source(fake)
+    fake.server.reset()
+    fake.server.faults.add(_more_follow("/services/data/v62.0/query/01gLOOP-200"))
+    reading = await one(source, query("all", value_field="Amount", **ALL_AMOUNTS))
+    assert isinstance(reading.error, VendorResponseError)
+    assert "pagination loop" in str(reading.error) and "01gLOOP-200" in str(reading.error)
+    assert len(fake.queries()) == 2
+
+
+@pytest.mark.parametrize(
+    ("next_url", "said"),
+    [(None, "gives no nextRecordsUrl"), ("https://elsewhere.example/steal", "leaves the API")],
+)
+async def test_more_records_without_a_usable_link_is_an_error(
+    fake: Fake, next_url: str | None, said: str
+) -> None:
+    source = make_source(fake)
+    fake.server.faults.add(_more_follow(next_url))
+    reading = await one(source, query("all", value_field="Amount", **ALL_AMOUNTS))
+    assert isinstance(reading.error, VendorResponseError)
+    assert said in str(reading.error) and "metric 'all'" in str(reading.error)
 
 
 async def test_report_metric(fake: Fake) -> None:

@@ -1,7 +1,10 @@
 """The HTTP application of one okrsync process: health, metrics, JSON API, dashboard, webhooks.
 
-Built from an :class:`~okrsync.api.context.ApiContext`, so ``okrsync run`` and the tests serve
-the same thing. Every error, including a 404 for an unknown path or a 405, is ``{error, detail}``.
+A FastAPI application: the JSON API is its router (:mod:`okrsync.api.v1`); health, metrics,
+webhooks and the dashboard are plain Starlette routes beside it, outside the OpenAPI document.
+Built from an :class:`~okrsync.api.context.ApiContext` (kept on ``app.state``, where the API's
+routes find it), so ``okrsync run`` and the tests serve the same thing. Every error, including a
+404 for an unknown path or a 405, is ``{error, detail}`` (:mod:`okrsync.api.errors`).
 """
 
 from __future__ import annotations
@@ -10,17 +13,17 @@ import contextlib
 from collections.abc import AsyncIterator
 
 import structlog
-from starlette.applications import Starlette
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
-from starlette.responses import Response
 from starlette.routing import BaseRoute
 
-from okrsync.api.context import ApiContext, error_response
+from okrsync.api import errors, v1
+from okrsync.api.bodies import BadBody
+from okrsync.api.context import ApiContext
 from okrsync.api.health import health_routes
 from okrsync.api.hooks import hook_routes
 from okrsync.api.metrics import metrics_routes
-from okrsync.api.v1 import v1_routes
 
 log = structlog.get_logger()
 
@@ -36,37 +39,32 @@ def dashboard(ctx: ApiContext) -> list[BaseRoute]:
     return list(dashboard_routes(ctx.engine, ctx.clock))
 
 
-async def http_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, HTTPException)
-    return error_response(exc.status_code, exc.detail, None, dict(exc.headers or {}))
-
-
-async def server_error(request: Request, exc: Exception) -> Response:
-    log.error("http_unhandled_error", path=request.url.path, error=type(exc).__name__)
-    return error_response(500, "internal error", None)
-
-
-def build_app(ctx: ApiContext) -> Starlette:
+def build_app(ctx: ApiContext) -> FastAPI:
     hooks, debouncer = hook_routes(ctx)
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         try:
             yield
         finally:
             debouncer.cancel()
 
-    routes = [
-        *health_routes(ctx),
-        *metrics_routes(ctx),
-        *v1_routes(ctx),
-        *hooks,
-        *dashboard(ctx),
-    ]
-    app = Starlette(
-        routes=routes,
+    app = FastAPI(
+        title="okrsync",
         lifespan=lifespan,
-        exception_handlers={HTTPException: http_error, Exception: server_error},
+        openapi_url=None,  # served by the router, from the committed generator
+        docs_url=None,
+        redoc_url=None,
+        exception_handlers={
+            HTTPException: errors.http_error,
+            RequestValidationError: errors.invalid_parameter(v1.PARAMETER_RULES),
+            BadBody: errors.refused,
+            Exception: errors.server_error,
+        },
     )
+    app.router.routes.extend([*health_routes(ctx), *metrics_routes(ctx)])
+    app.include_router(v1.router)
+    app.router.routes.extend([*hooks, *dashboard(ctx)])
+    app.state.api_context = ctx
     app.state.debouncer = debouncer
     return app

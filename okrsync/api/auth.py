@@ -11,9 +11,8 @@ import hmac
 
 from pydantic import SecretStr
 from starlette.requests import Request
-from starlette.responses import JSONResponse
 
-from okrsync.api.context import error_response
+from okrsync.api.bodies import BadBody
 
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="okrsync"'}
 
@@ -28,19 +27,19 @@ def bearer_token(request: Request) -> str | None:
     return token.strip()
 
 
-def refuse_write(request: Request, expected: SecretStr | None) -> JSONResponse | None:
-    """The error answer for a write this request may not make, or None when it may."""
+def check_write(request: Request, expected: SecretStr | None) -> None:
+    """Nothing when ``request`` may write; else raises the refusal (:class:`BadBody`, answered
+    ``{error, detail}``): 403 without a token configured, 401 without the right one."""
     if expected is None or not expected.get_secret_value():
-        return error_response(
+        raise BadBody(
             403,
             "writes are disabled",
             "set OKRSYNC_API_TOKEN to enable writes through the API",
         )
     given = bearer_token(request)
     if given is None:
-        return error_response(
+        raise BadBody(
             401, "authentication required", "send 'Authorization: Bearer <token>'", CHALLENGE
         )
     if not hmac.compare_digest(given.encode(), expected.get_secret_value().encode()):
-        return error_response(401, "invalid token", None, CHALLENGE)
-    return None
+        raise BadBody(401, "invalid token", None, CHALLENGE)

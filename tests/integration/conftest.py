@@ -13,7 +13,7 @@ from typing import Any
 import schemathesis
 from hypothesis import strategies as st
 
-from okrsync.api.v1 import encode_cursor
+from okrsync.api.cursors import encode_cursor
 
 _text = st.text(st.characters(exclude_categories=["Cs"], exclude_characters="\x00"), max_size=40)
 _int = st.integers(min_value=-(2**63), max_value=2**63 - 1)

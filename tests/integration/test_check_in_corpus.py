@@ -24,8 +24,8 @@ import pytest
 from sqlalchemy import create_engine, func, text
 from sqlmodel import select
 
-from okrsync.api import v1
-from okrsync.api.v1 import REPEAT_WINDOW
+from okrsync.api import check_ins
+from okrsync.api.check_ins import REPEAT_WINDOW
 from okrsync.store.db import session_scope
 from okrsync.store.tables import DeliveryRow, MeasurementRow
 from tests.conftest import PG_URL
@@ -319,14 +319,14 @@ def test_two_replicas_given_the_same_check_in_at_once_record_it_once(
     # each request, after looking for an earlier one and finding none, waits for the other to
     # have looked too: both go on to record, and the store must make one of them the repeat
     barrier = threading.Barrier(2, timeout=30)
-    looked_up = v1._first_of
+    looked_up = check_ins.first_of
 
     def together(*args: Any) -> Any:
         found = looked_up(*args)
         barrier.wait()
         return found
 
-    monkeypatch.setattr(v1, "_first_of", together)
+    monkeypatch.setattr(check_ins, "first_of", together)
     headers = {**AUTH, "Idempotency-Key": "raced-1"} if keyed else AUTH
     body = {"value": "9", "note": "raced"}
     (tmp_path / "a").mkdir()

@@ -345,7 +345,7 @@ def test_answers_are_written_item_by_item_as_json_response_would() -> None:
     from starlette.responses import JSONResponse
 
     from okrsync.api import models as m
-    from okrsync.api.v1 import answer
+    from okrsync.api.answers import answer
     from okrsync.redaction import Redactor
 
     secret = "s3cret-token-0123456789"

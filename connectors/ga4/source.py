@@ -25,11 +25,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from typing import Any, ClassVar
+from typing import Any
 
 import httpx
 import structlog
@@ -49,10 +49,11 @@ from okrsync.errors import (
     QuotaExhaustedError,
     VendorResponseError,
 )
-from okrsync.sdk.budget import BudgetPolicy, CallBudget
-from okrsync.sdk.connector import Source, failed_reading
-from okrsync.sdk.http import DEFAULT_ERROR_TABLE, ErrorAction, ErrorRule, HttpClient, RetryPolicy
+from okrsync.sdk.connector import failed_reading
+from okrsync.sdk.http import DEFAULT_ERROR_TABLE, ErrorAction, ErrorRule, RetryPolicy
+from okrsync.sdk.http_connector import HttpSource
 from okrsync.sdk.models import CycleWindow, Query, Reading, digest
+from okrsync.sdk.paging import OffsetPaginator
 
 log = structlog.get_logger()
 
@@ -135,41 +136,30 @@ class _Report:
         return any(q.spec.row_filter for q in self.queries)
 
 
-class GA4Source(Source[GA4Connection, GA4Query]):
+class GA4Source(HttpSource[GA4Connection, GA4Query]):
     """Answers GA4 metrics with as few reports as the API allows."""
 
     query_model = GA4Query
-
-    initial_backoff: ClassVar[float] = 1.0
-    max_backoff: ClassVar[float] = 30.0
+    initial_backoff = 1.0
+    error_table = ERROR_TABLE
+    classify = classify
+    describe_error = describe_google_error
 
     def __init__(self, name: str, config: GA4Connection) -> None:
         super().__init__(name, config)
-        self.max_concurrency = config.max_concurrency
-        self._retry = RetryPolicy(
-            max_attempts=config.max_retries + 1,
-            initial_backoff=self.initial_backoff,
-            max_backoff=max(self.max_backoff, self.initial_backoff),
-            rate_limit_backoff=self.initial_backoff,
-        )
-        self._client = HttpClient(
-            connection=name,
-            base_url=config.api_url,
-            timeout=config.timeout,
-            budget=CallBudget(
-                BudgetPolicy(max_concurrency=config.max_concurrency),
-                shared=self.budgets.bucket("api"),
-            ),
-            retry=self._retry,
-            error_table=ERROR_TABLE,
-            classify=classify,
-            refresh_credentials=self._refresh_token,
-            describe_error=describe_google_error,
-            secrets=config.secret_values(),
-        )
         self._tokens: TokenProvider | None = None
         self._paused_until: dict[str, tuple[datetime, str]] = {}  # property → (resume, quota)
         self.last_quota: dict[str, dict[str, Any]] = {}  # property → its latest propertyQuota
+
+    def base_url(self) -> str:
+        return self.config.api_url
+
+    def retry_policy(self) -> RetryPolicy:
+        # GA4 sends no Retry-After: a 429 (too many concurrent requests) waits like a 5xx.
+        return replace(super().retry_policy(), rate_limit_backoff=self.initial_backoff)
+
+    def credentials_refresher(self) -> Callable[[], Awaitable[None]]:
+        return self._refresh_token
 
     # --- hooks a test (or a subclass) may override ---------------------------------------------
 
@@ -184,7 +174,7 @@ class GA4Source(Source[GA4Connection, GA4Query]):
 
     @property
     def api_calls(self) -> int:
-        return self._client.calls + (self._tokens.calls if self._tokens else 0)
+        return super().api_calls + (self._tokens.calls if self._tokens else 0)
 
     @property
     def tokens(self) -> TokenProvider:
@@ -195,24 +185,28 @@ class GA4Source(Source[GA4Connection, GA4Query]):
                 secret.get_secret_value() if secret is not None else None,
                 self.config.credentials_file,
             )
-            self._client.add_secret(key.private_key)
+            self.client.add_secret(key.private_key)
             self._tokens = TokenProvider(
-                self.name, key, timeout=self.config.timeout, retry=self._retry, clock=self.clock
+                self.name,
+                key,
+                timeout=self.config.timeout,
+                retry=self.retry_policy(),
+                clock=self.clock,
             )
         return self._tokens
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        await super().aclose()
         if self._tokens is not None:
             await self._tokens.aclose()
 
     async def _authorize(self) -> None:
-        self._client.headers["Authorization"] = f"Bearer {await self.tokens.token()}"
+        self.client.headers["Authorization"] = f"Bearer {await self.tokens.token()}"
 
     async def _refresh_token(self) -> None:
-        stale = self._client.headers.get("Authorization", "").removeprefix("Bearer ")
+        stale = self.client.headers.get("Authorization", "").removeprefix("Bearer ")
         token = await self.tokens.token(force=True, stale=stale)
-        self._client.headers["Authorization"] = f"Bearer {token}"
+        self.client.headers["Authorization"] = f"Bearer {token}"
 
     # --- batching ------------------------------------------------------------------------------
 
@@ -321,12 +315,12 @@ class GA4Source(Source[GA4Connection, GA4Query]):
                 response = await self._post(
                     f"properties/{property_id}:runReport", bodies[0], subject
                 )
-                answers = [self._client.parse_json(response, subject=subject)]
+                answers = [self.client.parse_json(response, subject=subject)]
             else:
                 response = await self._post(
                     f"properties/{property_id}:batchRunReports", {"requests": bodies}, subject
                 )
-                document = self._client.parse_json(response, subject=subject)
+                document = self.client.parse_json(response, subject=subject)
                 found = document.get("reports") if isinstance(document, dict) else None
                 if not isinstance(found, list) or len(found) != len(batch):
                     count = len(found) if isinstance(found, list) else 0
@@ -347,7 +341,7 @@ class GA4Source(Source[GA4Connection, GA4Query]):
 
     async def _post(self, path: str, body: dict[str, Any], subject: str) -> httpx.Response:
         url = f"{self.config.api_url.rstrip('/')}/v1beta/{path}"
-        return await self._client.request("POST", url, json=body, subject=subject)
+        return await self.client.request("POST", url, json=body, subject=subject)
 
     async def _readings(self, report: _Report, answer: Any, raw: str, calls: int) -> list[Reading]:
         try:
@@ -355,25 +349,8 @@ class GA4Source(Source[GA4Connection, GA4Query]):
                 raise VendorResponseError("a report in the answer is not a JSON object")
             self._observe_quota(report.property_id, answer.get("propertyQuota"))
             rows = list(answer.get("rows") or [])
-            row_count = answer.get("rowCount", len(rows))
-            while report.needs_rows and isinstance(row_count, int) and len(rows) < row_count:
-                self._check_paused(report.property_id)
-                await self._authorize()
-                page = self._client.parse_json(
-                    await self._post(
-                        f"properties/{report.property_id}:runReport",
-                        self.request_body(report, offset=len(rows)),
-                        self._subject([report]),
-                    )
-                )
-                calls += 1
-                more = page.get("rows") if isinstance(page, dict) else None
-                if not more:
-                    raise VendorResponseError(
-                        f"GA4 promised {row_count} rows but page at offset {len(rows)} is empty"
-                    )
-                self._observe_quota(report.property_id, page.get("propertyQuota"))
-                rows.extend(more)
+            if report.needs_rows:
+                rows, calls = await self._all_rows(report, answer, calls)
             values = {q.key: self._value(q.spec, answer, rows) for q in report.queries}
         except ConnectorError as exc:
             error = self._explain(exc, report.property_id)
@@ -390,6 +367,38 @@ class GA4Source(Source[GA4Connection, GA4Query]):
             )
             for i, q in enumerate(report.queries)
         ]
+
+    async def _all_rows(
+        self, report: _Report, answer: dict[str, Any], calls: int
+    ) -> tuple[list[Any], int]:
+        """Every row of a report whose first page is ``answer``, read at growing offsets up to
+        the first page's ``rowCount``; also the calls spent so far."""
+        rows = list(answer.get("rows") or [])
+        row_count = answer.get("rowCount")
+        total = row_count if isinstance(row_count, int) else len(rows)
+        pages = OffsetPaginator(
+            lambda page: (page.get("rows") or []) if isinstance(page, dict) else [],
+            page_size=self.config.page_size,
+            total_of=lambda page: total,
+            what="rows",
+        )
+        pages.advance(answer)
+        while not pages.finished:
+            self._check_paused(report.property_id)
+            await self._authorize()
+            page = self.client.parse_json(
+                await self._post(
+                    f"properties/{report.property_id}:runReport",
+                    self.request_body(report, offset=pages.token or 0),
+                    self._subject([report]),
+                )
+            )
+            calls += 1
+            pages.advance(page)
+            if isinstance(page, dict):
+                self._observe_quota(report.property_id, page.get("propertyQuota"))
+                rows.extend(page.get("rows") or [])
+        return rows, calls
 
     # --- reading a report ----------------------------------------------------------------------
 
@@ -477,7 +486,7 @@ class GA4Source(Source[GA4Connection, GA4Query]):
             resume = end_of_window("tokensPerHour", self.now())
             exc.resume_at = resume.timestamp()
             self._paused_until[property_id] = (resume, "tokensPerHour")
-        exc.message = self._client.redact(exc.message)
+        exc.message = self.client.redact(exc.message)
         return exc
 
     def _copy(self, error: ConnectorError, subject: str) -> ConnectorError:

@@ -226,6 +226,22 @@ async def test_dimensions_total_and_row_filter_with_pagination(fake: Fake) -> No
     assert readings[0].api_calls == pages
 
 
+async def test_a_page_short_of_the_promised_row_count_is_an_error(fake: Fake) -> None:
+    body = {"metricHeaders": [{"name": "sessions"}], "rows": [], "rowCount": 5}
+    fake.server.faults.add(
+        Fault(kind=FaultKind.STATUS, status=200, body=json.dumps(body), path="runReport")
+    )
+    src = make_source(fake)
+    try:
+        [reading] = await src.fetch(
+            [query("sessions", "de", dimensions=["country"], row_filter={"country": "Germany"})]
+        )
+    finally:
+        await src.aclose()
+    assert isinstance(reading.error, VendorResponseError)
+    assert "promised 5 rows but the page at offset 0 is empty" in str(reading.error)
+
+
 async def test_current_cycle_ends_today(fake: Fake, source: FastSource) -> None:
     today = NOW.date()
     current = CycleWindow("now", today - timedelta(days=3), today + timedelta(days=30))

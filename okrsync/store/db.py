@@ -5,18 +5,19 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config as AlembicConfig
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, create_engine
 
 from okrsync.errors import StoreError
+from okrsync.store import revision
+
+# Alembic is imported where a migration runs: reading the store does not need it (issue 13)
+if TYPE_CHECKING:
+    from alembic.config import Config as AlembicConfig
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -50,6 +51,8 @@ def make_engine(url: str, **kw: Any) -> Engine:
 
 
 def alembic_config(engine: Engine) -> AlembicConfig:
+    from alembic.config import Config as AlembicConfig
+
     config = AlembicConfig()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["engine"] = engine
@@ -64,6 +67,8 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 
     On PostgreSQL an advisory lock makes replicas starting together migrate one after another.
     """
+    from alembic import command
+
     try:
         if engine.dialect.name == "postgresql":
             with engine.connect() as lock:
@@ -81,17 +86,22 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 def is_current(engine: Engine) -> bool:
     """Whether the schema is at the latest revision (read-only commands need no migration)."""
     try:
-        return current_revision(engine) == head_revision()
+        return revision.is_current(engine)
     except OperationalError as exc:
         raise StoreError(f"cannot reach the store: {exc.orig}") from None
 
 
 def current_revision(engine: Engine) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
     with engine.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
 
 
 def head_revision() -> str | None:
+    from alembic.config import Config as AlembicConfig
+    from alembic.script import ScriptDirectory
+
     config = AlembicConfig()
     config.set_main_option("script_location", str(MIGRATIONS))
     return ScriptDirectory.from_config(config).get_current_head()

@@ -199,6 +199,12 @@ def runs_finished(log: Path) -> int:
     return sum('"run_finished"' in line for line in log.read_text().splitlines())
 
 
+def last_error_line(text: str) -> str:
+    """The exception a crashed process ended on (the last ``SomethingError: …`` line)."""
+    lines = [line.strip() for line in text.splitlines() if "Error" in line and ":" in line]
+    return lines[-1][:300] if lines else ""
+
+
 def load_average() -> list[float]:
     return [round(value, 2) for value in os.getloadavg()]
 
@@ -298,6 +304,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             began = datetime.now(UTC)
             daemons = {name: start_daemon(env, logs[name], tree, name) for name in names}
             restarts = 0
+            crashes: list[dict[str, Any]] = []
             try:
                 # windows: those holding the start (cold), then ``ticks`` whole ones
                 first = datetime.fromtimestamp(
@@ -318,10 +325,23 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                                 restart_at += period / 2
                         elif (datetime.now(UTC) - began).total_seconds() < args.cold_timeout:
                             end = max(end, datetime.now(UTC) + period)  # wait for the cold start
-                    for name, daemon in daemons.items():
-                        if daemon.poll() is not None:
-                            tail = logs[name].read_text()[-2000:]
-                            raise RuntimeError(f"okrsync run ({name}) exited: {tail}")
+                    for name, daemon in list(daemons.items()):
+                        if daemon.poll() is None:
+                            continue
+                        tail = logs[name].read_text()[-2000:]
+                        if args.replicas == 1:
+                            raise RuntimeError(f"okrsync run exited: {tail}")
+                        # a replica that dies is started again, as its supervisor would: the
+                        # others go on; the crash is counted and shown with the run's figures
+                        crashes.append(
+                            {
+                                "replica": name,
+                                "at": datetime.now(UTC).isoformat(),
+                                "exit": daemon.returncode,
+                                "error": last_error_line(tail),
+                            }
+                        )
+                        daemons[name] = start_daemon(env, logs[name], tree, name)
                     if restart_at is not None and datetime.now(UTC) >= restart_at:
                         # the first replica restarts; the others (if any) keep the rhythm
                         stop_daemon(daemons[names[0]])
@@ -387,6 +407,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "daemon_exits": exits,
         "daemon_errors_logged": errors,
         "runs_per_replica": runs,
+        "replica_crashes": crashes,
         "load_average": {"start": load_start, "end": load_end},
         "cold": {
             "start": windows[0].start.isoformat(),
@@ -453,6 +474,17 @@ def verdict(result: dict[str, Any]) -> str:
         text += (
             f" {replicas} replicas shared the store; runs finished per replica: "
             + ", ".join(f"{name} {n}" for name, n in runs.items())
+            + "."
+        )
+    crashes = result.get("replica_crashes", [])
+    if crashes:
+        text += (
+            f" A replica exited {len(crashes)} time(s) and was started again (as a supervisor "
+            "would): "
+            + "; ".join(
+                f"{c['replica']} at {c['at'][11:19]}, exit {c['exit']}, {c['error']}"
+                for c in crashes
+            )
             + "."
         )
     return text

@@ -1,14 +1,18 @@
 """A sandbox Salesforce org: OAuth token endpoint, SOQL query with paging, a report, limits.
 
-Wire format as the real REST API: ``POST /services/oauth2/token`` (client credentials, and JWT
-bearer with the assertion's RS256 signature checked against the connected app's public key;
-OAuth errors as ``{"error", "error_description"}`` with HTTP 400), ``GET /services/data/`` (the
-versions; it does not count against the limit and carries no limit header, as documented),
-``GET /services/data/vXX.X/query?q=…`` and ``…/query/<locator>-<offset>`` pages (2000 records,
-or ``Sforce-Query-Options: batchSize=N`` with N clamped to 200-2000), ``GET
-…/analytics/reports/<id>`` with a ``factMap``, ``Sforce-Limit-Info: api-usage=N/LIMIT`` on every
-counted answer, ``403 REQUEST_LIMIT_EXCEEDED`` past the limit, error bodies as JSON lists
-``[{"message", "errorCode"}]``, ``401 INVALID_SESSION_ID`` for an unknown or expired token.
+Wire format as the real REST API: ``POST /services/oauth2/token`` (client credentials, refused
+on the shared login hosts with ``400 invalid_grant: request not supported on this domain`` as
+Salesforce does, since that flow works only on the org's My Domain; JWT bearer with the
+assertion's RS256 signature checked against the connected app's public key; OAuth errors as
+``{"error", "error_description"}`` with HTTP 400), ``GET /services/data/`` (the versions; it does
+not count against the limit and carries no limit header, as documented), ``GET
+/services/data/vXX.X/query?q=…`` and ``…/query/<locator>-<offset>`` pages (2000 records, or
+``Sforce-Query-Options: batchSize=N`` with N clamped to 200-2000), ``GET
+…/analytics/reports/<id>`` with a ``factMap``, ``…/limits``, ``…/sobjects`` and
+``…/sobjects/<name>/describe`` (see :mod:`connectors.salesforce.fake_metadata`),
+``Sforce-Limit-Info: api-usage=N/LIMIT`` on every counted answer, ``403 REQUEST_LIMIT_EXCEEDED``
+past the limit, error bodies as JSON lists ``[{"message", "errorCode"}]``, ``401
+INVALID_SESSION_ID`` for an unknown or expired token.
 
 The org holds a few hundred Opportunities with owners, accounts, stages, amounts and close dates
 spread over the year of ``today``, generated from a seed so every test sees the same numbers.
@@ -36,12 +40,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from connectors.salesforce.fake_metadata import SOBJECTS, global_describe, org_limits
 from connectors.salesforce.fake_soql import SoqlError, aggregate, get_field, parse
 
 CLIENT_ID = "3MVG9sandboxConsumerKey.okrsync"
 CLIENT_SECRET = "sbx-consumer-secret-5e1d9a"  # noqa: S105 - the fake's own test credential
 USERNAME = "integration@okrsync.example"
 JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+# Salesforce's shared login hosts, which refuse the client credentials flow. The fake answers as
+# whatever host the request names (``Host``): on 127.0.0.1 or localhost it is the org's My Domain.
+GENERIC_LOGIN_HOSTS = frozenset({"login.salesforce.com", "test.salesforce.com"})
 VERSIONS = ("58.0", "59.0", "60.0", "61.0", "62.0")
 ORG_ID = "00D5e000000SbxAEAS"
 STAGES_OPEN = ("Prospecting", "Qualification", "Proposal/Price Quote", "Negotiation/Review")
@@ -206,6 +214,8 @@ class FakeSalesforce:
         form = {k: v[0] for k, v in parse_qs((await request.body()).decode()).items()}
         grant = str(form.get("grant_type", ""))
         if grant == "client_credentials":
+            if (request.url.hostname or "").lower() in GENERIC_LOGIN_HOSTS:
+                return self.oauth_error("invalid_grant", "request not supported on this domain")
             if form.get("client_id") != CLIENT_ID:
                 return self.oauth_error("invalid_client_id", "client identifier invalid")
             if form.get("client_secret") != CLIENT_SECRET:
@@ -365,6 +375,34 @@ class FakeSalesforce:
                 out[canonical] = _json_value(source[canonical])
         return out
 
+    async def limits(self, request: Request) -> Response:
+        denied = self.authorize(request)
+        if denied is not None:
+            return denied
+        if not self.version_ok(request):
+            return _error(404, "NOT_FOUND", "The requested resource does not exist")
+        return self.answer(org_limits(self.org.api_limit, self.org.api_used))
+
+    async def sobjects(self, request: Request) -> Response:
+        denied = self.authorize(request)
+        if denied is not None:
+            return denied
+        if not self.version_ok(request):
+            return _error(404, "NOT_FOUND", "The requested resource does not exist")
+        return self.answer(global_describe(request.path_params["version"]))
+
+    async def describe(self, request: Request) -> Response:
+        denied = self.authorize(request)
+        if denied is not None:
+            return denied
+        name = str(request.path_params["name"])
+        sobject = next((s for s in SOBJECTS.values() if s.name.lower() == name.lower()), None)
+        if sobject is None or not self.version_ok(request):
+            return _error(
+                404, "NOT_FOUND", "The requested resource does not exist", **self.limit_headers()
+            )
+        return self.answer(sobject.describe(request.path_params["version"]))
+
     async def report(self, request: Request) -> Response:
         denied = self.authorize(request)
         if denied is not None:
@@ -425,6 +463,12 @@ def salesforce_app(
             Route(f"{data}/query/", fake.query, methods=["GET"]),
             Route(f"{data}/query/{{locator}}", fake.query_more, methods=["GET"]),
             Route(f"{data}/analytics/reports/{{report_id}}", fake.report, methods=["GET"]),
+            Route(f"{data}/limits", fake.limits, methods=["GET"]),
+            Route(f"{data}/limits/", fake.limits, methods=["GET"]),
+            Route(f"{data}/sobjects", fake.sobjects, methods=["GET"]),
+            Route(f"{data}/sobjects/", fake.sobjects, methods=["GET"]),
+            Route(f"{data}/sobjects/{{name}}/describe", fake.describe, methods=["GET"]),
+            Route(f"{data}/sobjects/{{name}}/describe/", fake.describe, methods=["GET"]),
         ]
     )
     app.state.org = org

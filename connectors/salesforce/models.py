@@ -15,16 +15,33 @@ from __future__ import annotations
 
 import re
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from connectors.salesforce.soql import check_placeholders, group_by_field, is_count_only
 from okrsync.sdk.connector import ConnectionConfig, QuerySpec
 
 DEFAULT_LOGIN_URL = "https://login.salesforce.com"
+# Salesforce's shared login hosts. The client credentials flow is refused there
+# ("invalid_grant: request not supported on this domain"): it works only on the org's My Domain.
+GENERIC_LOGIN_HOSTS = frozenset({"login.salesforce.com", "test.salesforce.com"})
+MY_DOMAIN_HINT = (
+    "the client credentials flow needs the org's My Domain as login_url, "
+    "e.g. https://acme.my.salesforce.com (Setup > My Domain), "
+    "not login.salesforce.com or test.salesforce.com"
+)
 DEFAULT_API_VERSION = "60.0"
 _VERSION = re.compile(r"\d{2,3}\.0")
 _REPORT_ID = re.compile(r"[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?")
@@ -82,12 +99,13 @@ class SalesforceConnection(ConnectionConfig):
     """A Salesforce org, reached through a connected app."""
 
     type: Literal["salesforce"]
+    auth: Auth  # before login_url, whose check depends on the flow
     login_url: str = Field(
         default=DEFAULT_LOGIN_URL,
-        description="Where tokens are asked: https://login.salesforce.com, test.salesforce.com "
-        "for sandboxes, or the org's My Domain URL (required by the client credentials flow).",
+        description="Where tokens are asked: the org's My Domain URL, e.g. "
+        "https://acme.my.salesforce.com (required by the client credentials flow); the JWT "
+        "bearer flow may also use https://login.salesforce.com or test.salesforce.com.",
     )
-    auth: Auth
     api_version: str = Field(
         default=DEFAULT_API_VERSION, description="REST API version, e.g. 60.0."
     )
@@ -117,11 +135,21 @@ class SalesforceConnection(ConnectionConfig):
 
     @field_validator("login_url")
     @classmethod
-    def _http_url(cls, value: str) -> str:
+    def _http_url(cls, value: str, info: ValidationInfo) -> str:
         text = value.strip().rstrip("/")
         if not text.startswith(("https://", "http://")):
             raise ValueError("login_url must start with https://")
+        if isinstance(info.data.get("auth"), ClientCredentials) and is_generic_login_host(text):
+            raise ValueError(f"{text} is a shared login host: {MY_DOMAIN_HINT}")
         return text
+
+    @model_validator(mode="after")
+    def _client_credentials_need_my_domain(self) -> SalesforceConnection:
+        if not isinstance(self.auth, ClientCredentials):
+            return self
+        if "login_url" not in self.model_fields_set:
+            raise ValueError(f"login_url is missing: {MY_DOMAIN_HINT}")
+        return self
 
     @field_validator("api_version")
     @classmethod
@@ -130,6 +158,12 @@ class SalesforceConnection(ConnectionConfig):
         if not _VERSION.fullmatch(text):
             raise ValueError("api_version must look like 60.0")
         return text
+
+
+def is_generic_login_host(url: str) -> bool:
+    """True for Salesforce's shared login hosts; any other host (a My Domain, or a sandbox fake on
+    127.0.0.1) counts as the org's own domain."""
+    return (urlsplit(url).hostname or "").lower() in GENERIC_LOGIN_HOSTS
 
 
 class SalesforceQuery(QuerySpec):

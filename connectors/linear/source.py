@@ -18,6 +18,7 @@ from connectors.linear.models import LinearConnection, LinearQuery
 from okrsync.errors import QueryError, VendorResponseError
 from okrsync.sdk.connector import Source
 from okrsync.sdk.models import Query, Reading, as_decimal, digest
+from okrsync.sdk.paging import CursorPaginator
 
 MAX_PAGES = 400  # 100,000 issues: beyond that a metric should be narrowed, not paged through
 
@@ -109,13 +110,18 @@ class LinearSource(LinearBase, Source[LinearConnection, LinearQuery]):
         count = 0
         total = Decimal(0)
         raw: list[bytes] = []
-        after: str | None = None
-        seen: set[str] = set()
-        for page in range(1, MAX_PAGES + 1):
-            variables = issue_variables(spec, filter_, self.config.page_size, after)
+        pages = CursorPaginator(
+            lambda issues: issues["pageInfo"].get("endCursor"),
+            has_more=lambda issues: bool(issues["pageInfo"].get("hasNextPage")),
+            what="issues",
+            max_pages=MAX_PAGES,
+            subject=subject,
+        )
+        while not pages.finished:
+            variables = issue_variables(spec, filter_, self.config.page_size, pages.token)
             answer = await self.graphql.execute(ISSUES_QUERY, variables, subject=subject)
             raw.append(answer.raw)
-            if page == 1:
+            if pages.pages_read == 0:
                 _check_names(spec, answer.data, subject)
             issues = expect(answer.data.get("issues"), dict, "issues connection", subject)
             nodes = expect(issues.get("nodes"), list, "issues.nodes list", subject)
@@ -129,27 +135,8 @@ class LinearSource(LinearBase, Source[LinearConnection, LinearQuery]):
                         raise VendorResponseError(
                             f"an issue's estimate is not a number: {estimate!r}", subject=subject
                         ) from exc
-            info = expect(issues.get("pageInfo"), dict, "issues.pageInfo", subject)
-            if not info.get("hasNextPage"):
-                break
-            cursor = info.get("endCursor")
-            if not isinstance(cursor, str) or not cursor:
-                raise VendorResponseError(
-                    "Linear said there is a next page but gave no endCursor", subject=subject
-                )
-            if cursor in seen:
-                raise VendorResponseError(
-                    f"pagination loop: page {page} repeats a cursor already followed",
-                    subject=subject,
-                )
-            seen.add(cursor)
-            after = cursor
-        else:
-            raise QueryError(
-                f"more than {MAX_PAGES} pages of {self.config.page_size} issues; narrow the "
-                "metric's filter rather than count from part of the list",
-                subject=subject,
-            )
+            expect(issues.get("pageInfo"), dict, "issues.pageInfo", subject)
+            pages.advance(issues)
         value = Decimal(count) if spec.aggregate == "count" else total
         return Reading(
             key=query.key,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from datetime import UTC, datetime
@@ -94,6 +95,33 @@ async def test_pagination_gives_the_exact_count_and_sum(fake: Fake) -> None:
     # each later page follows the previous page's endCursor and skips the existence checks
     assert all(v["after"] is not None and v["checkTeam"] is False for v in first_query[1:])
     assert len({v["after"] for v in first_query[1:]}) == pages - 1
+
+
+def _issues_page(page_info: dict[str, Any]) -> str:
+    page = {"issues": {"nodes": [{"id": "i-1", "estimate": 2}], "pageInfo": page_info}}
+    return json.dumps({"data": page})
+
+
+async def test_a_cursor_seen_before_is_a_pagination_loop(
+    linear: LinearConnector, fake: Fake
+) -> None:
+    body = _issues_page({"hasNextPage": True, "endCursor": "c-1"})
+    fake.fault(FaultKind.STATUS, status=200, body=body, times=-1)
+    reading = await read(linear, "eng_done")
+    assert isinstance(reading.error, VendorResponseError)
+    assert "pagination loop" in str(reading.error) and "'c-1'" in str(reading.error)
+    assert reading.error.subject == "metric 'eng_done'"
+    assert len(fake.server.requests) == 2
+
+
+async def test_a_next_page_without_a_cursor_is_an_error(
+    linear: LinearConnector, fake: Fake
+) -> None:
+    body = _issues_page({"hasNextPage": True, "endCursor": None})
+    fake.fault(FaultKind.STATUS, status=200, body=body, times=-1)
+    reading = await read(linear, "eng_done")
+    assert isinstance(reading.error, VendorResponseError)
+    assert "next page of issues but gave no cursor" in str(reading.error)
 
 
 async def test_unknown_team_names_the_metric(linear: LinearConnector) -> None:

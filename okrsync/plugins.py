@@ -40,6 +40,8 @@ class InstalledConnectors(Mapping[str, Connector]):
         self._lock = threading.Lock()
 
     def _load(self, name: str) -> Connector | None:
+        if name in self._loaded:  # asked once per metric: no lock once loaded
+            return self._loaded[name]
         with self._lock:
             if name not in self._loaded:
                 found: Connector | None = None

@@ -81,5 +81,5 @@ def test_replicas_and_their_runs_and_the_load_are_reported() -> None:
     assert "2 `okrsync run` processes (replicas)" in text
     assert "runs finished per replica: r1 7, r2 5" in text
     assert "Load average (1, 5, 15 min) at the start 1.5, 1.0, 0.5" in text
-    assert "A replica exited 1 time(s) and was started again" in text
+    assert "okrsync run exited 1 time(s) and was started again" in text
     assert "r1 at 00:00:30, exit 1, UniqueViolation: duplicate key" in text

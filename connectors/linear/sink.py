@@ -28,9 +28,10 @@ from typing import Any
 
 from connectors.linear.graphql_client import LinearBase, expect
 from connectors.linear.models import Health, LinearConnection, LinearProjectUpdateMirror
-from okrsync.errors import ConnectorError, RetriableError, TargetNotFoundError, VendorResponseError
-from okrsync.sdk.connector import Sink
-from okrsync.sdk.models import KeyResultUpdate, PushResult, Status
+from okrsync.errors import RetriableError, TargetNotFoundError, VendorResponseError
+from okrsync.sdk.http_connector import SubjectSink
+from okrsync.sdk.models import KeyResultUpdate, ObjectiveUpdate, PushResult, Status
+from okrsync.sdk.paging import CursorPaginator
 
 UPDATES_PAGE = 50  # bodies are long; 50 a page keeps a page's complexity modest
 MAX_UPDATE_PAGES = 40
@@ -171,7 +172,7 @@ def _same_body(left: str, right: str) -> bool:
     return norm(left) == norm(right)
 
 
-class LinearSink(LinearBase, Sink[LinearConnection, LinearProjectUpdateMirror]):
+class LinearSink(LinearBase, SubjectSink[LinearConnection, LinearProjectUpdateMirror]):
     """One project update per key result, edited in place."""
 
     mirror_model = LinearProjectUpdateMirror
@@ -183,16 +184,14 @@ class LinearSink(LinearBase, Sink[LinearConnection, LinearProjectUpdateMirror]):
     def describe(self, mirror: LinearProjectUpdateMirror) -> str:
         return f"{self.name}: project update on Linear {mirror.target()}"
 
-    async def push(
-        self, update: KeyResultUpdate, mirror: LinearProjectUpdateMirror, previous_ref: str | None
-    ) -> PushResult:
-        subject = f"mirror {mirror.target()} of key result {update.key_result_id!r}"
-        try:
-            return await self._push(update, mirror, previous_ref, subject)
-        except ConnectorError as exc:
-            raise exc.for_subject(self.name, subject) from None
+    def subject(
+        self, update: KeyResultUpdate | ObjectiveUpdate, mirror: LinearProjectUpdateMirror
+    ) -> str:
+        if isinstance(update, ObjectiveUpdate):
+            return super().subject(update, mirror)
+        return f"mirror {mirror.target()} of key result {update.key_result_id!r}"
 
-    async def _push(
+    async def push_to(
         self,
         update: KeyResultUpdate,
         mirror: LinearProjectUpdateMirror,
@@ -248,11 +247,17 @@ class LinearSink(LinearBase, Sink[LinearConnection, LinearProjectUpdateMirror]):
     async def _find_marked(
         self, project_id: str, key_result_id: str, subject: str
     ) -> dict[str, Any] | None:
-        after: str | None = None
-        for _ in range(MAX_UPDATE_PAGES):
+        pages = CursorPaginator(
+            lambda updates: updates["pageInfo"].get("endCursor"),
+            has_more=lambda updates: bool(updates["pageInfo"].get("hasNextPage")),
+            what="project updates",
+            max_pages=MAX_UPDATE_PAGES,
+            subject=subject,
+        )
+        while not pages.finished:
             answer = await self.graphql.execute(
                 PROJECT_UPDATES,
-                {"id": project_id, "first": UPDATES_PAGE, "after": after},
+                {"id": project_id, "first": UPDATES_PAGE, "after": pages.token},
                 subject=subject,
             )
             project = expect(answer.data.get("project"), dict, "project", subject)
@@ -260,11 +265,8 @@ class LinearSink(LinearBase, Sink[LinearConnection, LinearProjectUpdateMirror]):
             for node in expect(updates.get("nodes"), list, "projectUpdates.nodes", subject):
                 if isinstance(node, dict) and has_marker(str(node.get("body", "")), key_result_id):
                     return node
-            info = expect(updates.get("pageInfo"), dict, "projectUpdates.pageInfo", subject)
-            cursor = info.get("endCursor")
-            if not info.get("hasNextPage") or not isinstance(cursor, str) or cursor == after:
-                return None
-            after = cursor
+            expect(updates.get("pageInfo"), dict, "projectUpdates.pageInfo", subject)
+            pages.advance(updates)
         return None
 
     async def _settle(

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from connectors.linear import LinearConnector, LinearProjectUpdateMirror
 from connectors.linear.sink import has_marker, marker, render_body
 from connectors.linear.tests.conftest import Fake, update
-from okrsync.errors import RetriableError, TargetNotFoundError
+from okrsync.errors import RetriableError, TargetNotFoundError, VendorResponseError
 from okrsync.sandbox import FaultKind
 from okrsync.sdk.models import Status
 
@@ -130,3 +132,17 @@ async def test_failed_create_is_not_retried_blindly(fake: Fake, linear: LinearCo
     assert fake.data.created_per_project[pid] == 0
     result = await linear.push(update(), mirror, None)
     assert result.detail["action"] == "created" and fake.data.created_per_project[pid] == 1
+
+
+async def test_a_looping_update_listing_fails_the_push_instead_of_creating_a_second(
+    fake: Fake, linear: LinearConnector
+) -> None:
+    pid = project_id(fake)
+    updates = {"nodes": [], "pageInfo": {"hasNextPage": True, "endCursor": "u-1"}}
+    body = json.dumps({"data": {"project": {"id": pid, "projectUpdates": updates}}})
+    fake.fault(FaultKind.STATUS, status=200, body=body, times=-1)
+    with pytest.raises(VendorResponseError, match="pagination loop") as caught:
+        await linear.push(update(), LinearProjectUpdateMirror(project_id=pid), None)
+    assert caught.value.subject == f"mirror project {pid!r} of key result {KR!r}"
+    assert fake.data.created_per_project.get(pid, 0) == 0
+    assert operations(fake) == ["OkrsyncProjectUpdates", "OkrsyncProjectUpdates"]

@@ -21,6 +21,7 @@ from okrsync.errors import VendorResponseError
 from okrsync.sdk.budget import BudgetPolicy, CallBudget
 from okrsync.sdk.connector import ConnectorBase
 from okrsync.sdk.http import HttpClient, RetryPolicy
+from okrsync.sdk.paging import NextUrlPaginator
 
 API_VERSION = "2022-11-28"
 PER_PAGE = 100
@@ -157,21 +158,19 @@ class GitHubApi:
         Stops with an error on a loop or past ``max_pages`` rather than on a partial answer,
         and refuses a next link to another host: the token travels with every request.
         """
-        url: str | None = self.url(path)
-        query: dict[str, Any] | None = {**params, "per_page": PER_PAGE}
-        seen: set[str] = set()
-        page = 0
-        while url is not None:
-            page += 1
-            if page > max_pages:
-                raise VendorResponseError(
-                    f"more than {max_pages} pages of {PER_PAGE} at {path}; giving up rather than "
-                    "answering from part of the list",
-                    connection=self.name,
-                    subject=subject,
-                )
+        api = httpx.URL(self.base_url)
+
+        def on_api(url: str) -> bool:
+            target = httpx.URL(url)
+            return (target.scheme, target.netloc) == (api.scheme, api.netloc)
+
+        links = NextUrlPaginator(
+            _next_url, allowed=on_api, what=path, max_pages=max_pages, subject=subject
+        )
+        while not links.finished:
+            query = {**params, "per_page": PER_PAGE} if links.token is None else None
+            url = links.token or self.url(path)
             response = await self.core.request("GET", url, params=query, subject=subject)
-            seen.add(str(response.url))
             body = self.core.parse_json(response, subject=subject)
             if not isinstance(body, list):
                 raise VendorResponseError(
@@ -180,24 +179,15 @@ class GitHubApi:
                     subject=subject,
                 )
             yield body
-            link = next_link(response)
-            if link is None:
-                return
-            target = response.url.join(link)
-            if (target.scheme, target.netloc) != (response.url.scheme, response.url.netloc):
-                raise VendorResponseError(
-                    f"GitHub's next-page link points to another host ({target.host}); "
-                    "okrsync does not send this connection's token there",
-                    connection=self.name,
-                    subject=subject,
-                )
-            if str(target) in seen:
-                raise VendorResponseError(
-                    f"pagination loop at {path}: page {page} links to a page already read",
-                    connection=self.name,
-                    subject=subject,
-                )
-            url, query = str(target), None
+            links.advance(body, response)
+
+
+def _next_url(body: object, response: httpx.Response | None) -> str | None:
+    """The absolute URL of the ``rel="next"`` page, or ``None`` on the last page."""
+    if response is None:
+        return None
+    link = next_link(response)
+    return str(response.url.join(link)) if link is not None else None
 
 
 class GitHubBase(ConnectorBase[GitHubConnection]):

@@ -143,6 +143,32 @@ async def test_milestone_by_title_follows_link_pages_and_remembers(
     assert [r.path for r in fake.server.requests] == [f"/repos/{API}/milestones/{target.number}"]
 
 
+@pytest.mark.parametrize(
+    ("link", "said"),
+    [
+        ("{url}/repos/{repo}/milestones?page=2", "pagination loop"),
+        ("https://elsewhere.example/repos/{repo}/milestones?page=2", "leaves the API"),
+    ],
+)
+async def test_milestone_listing_stops_on_a_looping_or_foreign_next_link(
+    fake: Fake, github: GitHubConnector, link: str, said: str
+) -> None:
+    target = link.format(url=fake.url, repo=API)
+    fake.fault(
+        FaultKind.STATUS,
+        status=200,
+        body="[]",
+        headers={"Link": f'<{target}>; rel="next"'},
+        path="/milestones$",
+        times=-1,
+    )
+    reading = (await github.fetch([query("v9", repo=API, milestone="v9.9")]))[0]
+    assert isinstance(reading.error, VendorResponseError)
+    assert said in str(reading.error) and "metric 'v9'" in str(reading.error)
+    listed = [r for r in fake.server.requests if r.path.endswith("/milestones")]
+    assert len(listed) == (2 if said == "pagination loop" else 1)
+
+
 async def test_unknown_milestone_title_names_the_metric(github: GitHubConnector) -> None:
     reading = (await github.fetch([query("v9", repo=API, milestone="v9.9")]))[0]
     assert isinstance(reading.error, QueryError)

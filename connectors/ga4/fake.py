@@ -2,8 +2,12 @@
 """A sandbox of Google's OAuth token endpoint and the GA4 Data API (v1beta).
 
 * ``POST /token``: the JWT-bearer grant. The assertion's RS256 signature is verified with the
-  public key of a registered service account; ``aud`` must be this endpoint, ``scope`` an
-  Analytics scope and ``exp - iat`` at most an hour, else ``400 invalid_grant`` as Google says.
+  public key of a registered service account; ``aud`` must be Google's token endpoint
+  (``https://oauth2.googleapis.com/token``) or this endpoint, ``scope`` an Analytics scope and
+  ``exp - iat`` at most an hour, else ``400 invalid_grant`` as Google says.
+* The Data API takes the tokens issued there, or a service account's self-signed JWT as the
+  bearer token (``aud`` the API endpoint, as Google's own client sends it), verified with the
+  same key (see :mod:`connectors.ga4.fake_auth`). Enums may be names or numbers (proto3 JSON).
 * ``POST /v1beta/properties/{id}:runReport`` and ``:batchRunReports`` over deterministic daily
   data per property (dimensions ``date``, ``country``, ``sessionDefaultChannelGroup``; metrics
   ``sessions``, ``activeUsers``, ``conversions``, ``totalRevenue``), with ``dimensionFilter``
@@ -31,12 +35,12 @@ from itertools import product
 from typing import Any
 from urllib.parse import parse_qs
 
-import jwt
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from connectors.ga4.fake_auth import check_grant_assertion, self_signed_caller
 from connectors.ga4.sandbox import SANDBOX_EMAIL, SANDBOX_PROPERTY, sandbox_public_key
 
 DIMENSIONS = ("date", "country", "sessionDefaultChannelGroup")
@@ -48,11 +52,13 @@ METRICS = {
 }
 COUNTRIES = ("France", "Germany", "United States")
 CHANNELS = ("Organic Search", "Direct", "Paid Search")
-SCOPES = (
-    "https://www.googleapis.com/auth/analytics.readonly",
-    "https://www.googleapis.com/auth/analytics",
-)
 TOKEN_COST = 10  # quota tokens one report costs here
+# Proto3 JSON lets an enum be its name or its number; Google's REST clients send numbers
+# (``$alt=json;enum-encoding=int``). The numbers are those of the v1beta protos.
+MATCH_TYPES = ("MATCH_TYPE_UNSPECIFIED", "EXACT", "BEGINS_WITH", "ENDS_WITH", "CONTAINS",
+               "FULL_REGEXP", "PARTIAL_REGEXP")  # fmt: skip
+METRIC_AGGREGATIONS = {0: "METRIC_AGGREGATION_UNSPECIFIED", 1: "TOTAL", 4: "COUNT",
+                       5: "MINIMUM", 6: "MAXIMUM"}  # fmt: skip
 _DAYS_AGO = re.compile(r"^(\d+)daysAgo$")
 _INFO = "https://developers.google.com/analytics/devguides/reporting/data/v1"
 
@@ -108,6 +114,14 @@ class _Invalid(Exception):
     pass
 
 
+def enum_name(value: Any, names: dict[int, str] | tuple[str, ...]) -> Any:
+    """An enum given by number as its name; a name (or anything else) as it is."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        table = dict(enumerate(names)) if isinstance(names, tuple) else names
+        return table.get(value, value)
+    return value
+
+
 def _resolve(text: Any, today: date) -> date:
     if not isinstance(text, str):
         raise _Invalid("dateRanges need startDate and endDate")
@@ -148,7 +162,7 @@ def _matches(expression: dict[str, Any], row: dict[str, str]) -> bool:
         )
     if "stringFilter" in spec:
         f = spec["stringFilter"]
-        value, kind = str(f.get("value", "")), f.get("matchType", "EXACT")
+        value, kind = str(f.get("value", "")), enum_name(f.get("matchType", "EXACT"), MATCH_TYPES)
         a, b = (have, value) if f.get("caseSensitive") else (have.lower(), value.lower())
         flags = 0 if f.get("caseSensitive") else re.IGNORECASE
         if kind in ("EXACT", "MATCH_TYPE_UNSPECIFIED"):
@@ -233,7 +247,8 @@ def run_report(property_id: str, body: dict[str, Any], today: date) -> dict[str,
     ]
     if rows:
         answer["rows"] = rows
-    if "TOTAL" in body.get("metricAggregations", []) and keys:
+    aggregations = [enum_name(a, METRIC_AGGREGATIONS) for a in body.get("metricAggregations", [])]
+    if "TOTAL" in aggregations and keys:
         totals = [sum((grouped[k][m] for k in keys), Decimal(0)) for m in metrics]
         answer["totals"] = [
             {
@@ -267,35 +282,13 @@ def ga4_app(*, data: GA4Data | None = None, today: date | None = None) -> Starle
             return _oauth_error(
                 "unsupported_grant_type", "Invalid grant_type: " + str(form.get("grant_type"))
             )
-        assertion = str(form.get("assertion", ""))
-        try:
-            claims = jwt.decode(assertion, options={"verify_signature": False})
-        except jwt.PyJWTError:
-            return _oauth_error(
-                "invalid_request",
-                "Invalid JWT: Token must be a short-lived token and in a reasonable timeframe",
-            )
-        email = str(claims.get("iss", ""))
-        public = state.public_keys.get(email)
-        if public is None:
-            return _oauth_error("invalid_grant", "Invalid grant: account not found")
-        try:
-            jwt.decode(
-                assertion, public, algorithms=["RS256"], audience=str(request.url), leeway=60
-            )
-        except jwt.InvalidSignatureError:
-            return _oauth_error("invalid_grant", "Invalid JWT Signature.")
-        except jwt.PyJWTError as exc:
-            return _oauth_error("invalid_grant", f"Invalid JWT: {exc}")
-        if claims.get("scope") not in SCOPES:
-            return _oauth_error(
-                "invalid_scope", "Invalid OAuth scope or ID token audience provided."
-            )
-        if int(claims.get("exp", 0)) - int(claims.get("iat", 0)) > 3600:
-            return _oauth_error(
-                "invalid_grant",
-                "Invalid JWT: Token must be a short-lived token (60 minutes) and in a reasonable timeframe. Check your iat and exp values in the JWT claim.",
-            )
+        token_url = str(request.url.replace(query=""))
+        email, refusal = check_grant_assertion(
+            str(form.get("assertion", "")), state.public_keys, token_url
+        )
+        if refusal is not None:
+            return _oauth_error(refusal.error, refusal.description)
+        assert email is not None
         issued = "ya29.sbx-" + secrets.token_urlsafe(24)
         state.tokens[issued] = (email, time.time() + state.token_lifetime)
         return JSONResponse(
@@ -304,14 +297,17 @@ def ga4_app(*, data: GA4Data | None = None, today: date | None = None) -> Starle
 
     def caller(request: Request) -> str | None:
         header = request.headers.get("authorization", "")
-        held = (
-            state.tokens.get(header.removeprefix("Bearer "))
-            if header.startswith("Bearer ")
-            else None
-        )
-        if held is None or held[1] < time.time():
+        if not header.startswith("Bearer "):
             return None
-        return held[0]
+        bearer = header.removeprefix("Bearer ")
+        held = state.tokens.get(bearer)
+        if held is not None:
+            return held[0] if held[1] >= time.time() else None
+        base = str(request.base_url)  # ends with "/", as Google's audiences do
+        email = self_signed_caller(bearer, state.public_keys, (base, base.rstrip("/")))
+        if email is not None:
+            state.counts["self_signed"] += 1
+        return email
 
     def spend(property_id: str, body: dict[str, Any]) -> tuple[JSONResponse | None, dict[str, Any]]:
         hour = state.quota_hour.setdefault(property_id, 40_000)

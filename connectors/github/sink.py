@@ -28,14 +28,13 @@ from typing import Any
 from connectors.github.client import GitHubBase
 from connectors.github.models import GitHubCommentMirror, GitHubConnection
 from okrsync.errors import (
-    ConnectorError,
     RateLimitedError,
     RetriableError,
     TargetNotFoundError,
     VendorResponseError,
 )
-from okrsync.sdk.connector import Sink
-from okrsync.sdk.models import KeyResultUpdate, PushResult, Status
+from okrsync.sdk.http_connector import SubjectSink
+from okrsync.sdk.models import KeyResultUpdate, ObjectiveUpdate, PushResult, Status
 
 BAR_WIDTH = 20
 _UNSAFE_IN_MARKER = re.compile(r"[^A-Za-z0-9._:/@+-]")
@@ -145,22 +144,20 @@ def render_comment(update: KeyResultUpdate) -> str:
     return "\n".join(lines) + "\n"
 
 
-class GitHubSink(GitHubBase, Sink[GitHubConnection, GitHubCommentMirror]):
+class GitHubSink(GitHubBase, SubjectSink[GitHubConnection, GitHubCommentMirror]):
     mirror_model = GitHubCommentMirror
 
     def describe(self, mirror: GitHubCommentMirror) -> str:
         return f"{self.name}: comment on {mirror.repo}#{mirror.issue} (edited in place)"
 
-    async def push(
-        self, update: KeyResultUpdate, mirror: GitHubCommentMirror, previous_ref: str | None
-    ) -> PushResult:
-        subject = f"mirror {mirror.repo}#{mirror.issue} of key result {update.key_result_id!r}"
-        try:
-            return await self._push(update, mirror, previous_ref, subject)
-        except ConnectorError as exc:
-            raise exc.for_subject(self.name, subject) from None
+    def subject(
+        self, update: KeyResultUpdate | ObjectiveUpdate, mirror: GitHubCommentMirror
+    ) -> str:
+        if isinstance(update, ObjectiveUpdate):
+            return super().subject(update, mirror)
+        return f"mirror {mirror.repo}#{mirror.issue} of key result {update.key_result_id!r}"
 
-    async def _push(
+    async def push_to(
         self,
         update: KeyResultUpdate,
         mirror: GitHubCommentMirror,

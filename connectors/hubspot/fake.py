@@ -13,6 +13,9 @@ Routes (all want ``Authorization: Bearer <token>``; otherwise HubSpot's 401 body
 * ``GET /crm/v3/pipelines/{objectType}``: two deal pipelines (``default`` "Sales Pipeline" and
   ``renewals`` "Renewals", both with a "Closed Won" stage), ``metadata`` with ``isClosed`` and
   ``probability`` as strings.
+* ``GET /crm/v3/objects/{objectType}``: the list, a page of records in id order, ``limit``
+  (default 10, at most 100), ``after`` cursor answered as ``paging.next.after``, ``properties``
+  (comma-separated or repeated; unknown names ignored, as documented), ``archived``.
 * ``POST /crm/v3/objects/deals``: create a deal, so numbers move while a demo runs.
 
 Rate limits as HubSpot applies them: search is limited per second (``search_per_second``, 5) and
@@ -103,6 +106,8 @@ DEFAULT_PROPERTIES = {
     "companies": ["name", "domain", "createdate"],
 }
 ALWAYS = ("hs_object_id", "createdate", "hs_lastmodifieddate")
+LIST_DEFAULT_LIMIT = 10
+LIST_MAX_LIMIT = 100  # the list endpoints' page size ceiling (the search endpoint's is 200)
 ALIASES = {"0-3": "deals", "0-1": "contacts", "0-2": "companies"}
 
 
@@ -644,6 +649,64 @@ class HubSpotApi:
             out.append((name, descending))
         return out
 
+    # --- list -------------------------------------------------------------------------------
+
+    async def list_objects(self, request: Request) -> Response:
+        """``GET /crm/v3/objects/{objectType}``: a page of records in id order, ``limit`` (default
+        10, at most 100), ``after`` from the previous page's ``paging.next.after``, ``properties``
+        as a comma-separated list or repeated (unknown names ignored), ``archived``."""
+        if denied := self._unauthorized(request):
+            return denied
+        limited, headers = self._limited_call()
+        if limited is not None:
+            return limited
+        requested = request.path_params["objectType"]
+        kind = ALIASES.get(requested, requested)
+        if kind not in SCHEMAS:
+            return _json(
+                _error_body(f"Unable to infer object type from: {requested}", "OBJECT_NOT_FOUND"),
+                400,
+                headers,
+            )
+        query = request.query_params
+        limit_text = query.get("limit", str(LIST_DEFAULT_LIMIT))
+        after_text = query.get("after") or "0"
+        if not limit_text.isdigit() or not 1 <= int(limit_text) <= LIST_MAX_LIMIT:
+            return _json(
+                _error_body(
+                    f"limit must be between 1 and {LIST_MAX_LIMIT}, got {limit_text!r}",
+                    "VALIDATION_ERROR",
+                ),
+                400,
+                headers,
+            )
+        if not after_text.isdigit():
+            return _json(
+                _error_body(
+                    f"after must be a paging cursor returned by a previous page, got "
+                    f"{after_text!r}",
+                    "VALIDATION_ERROR",
+                ),
+                400,
+                headers,
+            )
+        limit, offset = int(limit_text), int(after_text)
+        asked = [n.strip() for v in query.getlist("properties") for n in v.split(",") if n.strip()]
+        names = asked or DEFAULT_PROPERTIES[kind]
+        shown = list(dict.fromkeys([*names, *ALWAYS]))
+        archived = query.get("archived", "false").lower() == "true"
+        records = [] if archived else sorted(self.portal.all(kind), key=lambda r: int(r.id))
+        answer: dict[str, Any] = {"results": [r.to_json(shown) for r in records[offset:][:limit]]}
+        if offset + limit < len(records):
+            following = str(offset + limit)
+            answer["paging"] = {
+                "next": {
+                    "after": following,
+                    "link": f"https://api.hubapi.com/crm/v3/objects/{requested}?after={following}",
+                }
+            }
+        return _json(answer, headers=headers)
+
     # --- other routes -----------------------------------------------------------------------
 
     async def pipelines(self, request: Request) -> Response:
@@ -708,6 +771,7 @@ def hubspot_app(
             Route("/crm/v3/objects/{objectType}/search", api.search, methods=["POST"]),
             Route("/crm/v3/pipelines/{objectType}", api.pipelines, methods=["GET"]),
             Route("/crm/v3/objects/deals", api.create_deal, methods=["POST"]),
+            Route("/crm/v3/objects/{objectType}", api.list_objects, methods=["GET"]),
         ]
     )
     app.state.portal = portal

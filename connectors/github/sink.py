@@ -34,7 +34,7 @@ from okrsync.errors import (
     VendorResponseError,
 )
 from okrsync.sdk.http_connector import SubjectSink
-from okrsync.sdk.models import KeyResultUpdate, ObjectiveUpdate, PushResult, Status
+from okrsync.sdk.models import KeyResultUpdate, PushResult, Status
 
 BAR_WIDTH = 20
 _UNSAFE_IN_MARKER = re.compile(r"[^A-Za-z0-9._:/@+-]")
@@ -150,12 +150,8 @@ class GitHubSink(GitHubBase, SubjectSink[GitHubConnection, GitHubCommentMirror])
     def describe(self, mirror: GitHubCommentMirror) -> str:
         return f"{self.name}: comment on {mirror.repo}#{mirror.issue} (edited in place)"
 
-    def subject(
-        self, update: KeyResultUpdate | ObjectiveUpdate, mirror: GitHubCommentMirror
-    ) -> str:
-        if isinstance(update, ObjectiveUpdate):
-            return super().subject(update, mirror)
-        return f"mirror {mirror.repo}#{mirror.issue} of key result {update.key_result_id!r}"
+    def mirror_name(self, mirror: GitHubCommentMirror) -> str:
+        return f"{mirror.repo}#{mirror.issue}"
 
     async def push_to(
         self,

@@ -26,12 +26,11 @@ from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from connectors.linear.graphql_client import LinearBase, expect
+from connectors.linear.graphql_client import LinearBase, expect, relay_pages
 from connectors.linear.models import Health, LinearConnection, LinearProjectUpdateMirror
 from okrsync.errors import RetriableError, TargetNotFoundError, VendorResponseError
 from okrsync.sdk.http_connector import SubjectSink
-from okrsync.sdk.models import KeyResultUpdate, ObjectiveUpdate, PushResult, Status
-from okrsync.sdk.paging import CursorPaginator
+from okrsync.sdk.models import KeyResultUpdate, PushResult, Status
 
 UPDATES_PAGE = 50  # bodies are long; 50 a page keeps a page's complexity modest
 MAX_UPDATE_PAGES = 40
@@ -184,12 +183,8 @@ class LinearSink(LinearBase, SubjectSink[LinearConnection, LinearProjectUpdateMi
     def describe(self, mirror: LinearProjectUpdateMirror) -> str:
         return f"{self.name}: project update on Linear {mirror.target()}"
 
-    def subject(
-        self, update: KeyResultUpdate | ObjectiveUpdate, mirror: LinearProjectUpdateMirror
-    ) -> str:
-        if isinstance(update, ObjectiveUpdate):
-            return super().subject(update, mirror)
-        return f"mirror {mirror.target()} of key result {update.key_result_id!r}"
+    def mirror_name(self, mirror: LinearProjectUpdateMirror) -> str:
+        return mirror.target()
 
     async def push_to(
         self,
@@ -247,13 +242,7 @@ class LinearSink(LinearBase, SubjectSink[LinearConnection, LinearProjectUpdateMi
     async def _find_marked(
         self, project_id: str, key_result_id: str, subject: str
     ) -> dict[str, Any] | None:
-        pages = CursorPaginator(
-            lambda updates: updates["pageInfo"].get("endCursor"),
-            has_more=lambda updates: bool(updates["pageInfo"].get("hasNextPage")),
-            what="project updates",
-            max_pages=MAX_UPDATE_PAGES,
-            subject=subject,
-        )
+        pages = relay_pages("projectUpdates", max_pages=MAX_UPDATE_PAGES, subject=subject)
         while not pages.finished:
             answer = await self.graphql.execute(
                 PROJECT_UPDATES,
@@ -265,7 +254,6 @@ class LinearSink(LinearBase, SubjectSink[LinearConnection, LinearProjectUpdateMi
             for node in expect(updates.get("nodes"), list, "projectUpdates.nodes", subject):
                 if isinstance(node, dict) and has_marker(str(node.get("body", "")), key_result_id):
                     return node
-            expect(updates.get("pageInfo"), dict, "projectUpdates.pageInfo", subject)
             pages.advance(updates)
         return None
 

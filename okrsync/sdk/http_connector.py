@@ -187,16 +187,25 @@ class SubjectSink(Sink[ConnectionT, MirrorT]):
     """A :class:`Sink` whose errors name the mirror they concern.
 
     Subclasses implement :meth:`push_to` (and :meth:`push_digest_to` when they mirror
-    objectives) and may reword :meth:`subject`; a :class:`ConnectorError` raised while pushing
-    is re-raised for this connection and that subject, so the delivery's error says which mirror
-    failed. :class:`HttpSink` is this over one HTTP client; a sink that keeps its own clients
-    (several budgets, a GraphQL transport) uses it directly.
+    objectives) and may name the mirror (:meth:`mirror_name`) or reword :meth:`subject`; a
+    :class:`ConnectorError` raised while pushing is re-raised for this connection and that
+    subject, so the delivery's error says which mirror failed. :class:`HttpSink` is this over
+    one HTTP client; a sink that keeps its own clients (several budgets, a GraphQL transport)
+    uses it directly.
     """
+
+    def mirror_name(self, mirror: MirrorT) -> str | None:
+        """The mirror in the vendor's own terms ("acme/shop#12", "project 'Checkout'") for
+        :meth:`subject`; ``None`` (the default): :meth:`describe` in brackets instead."""
+        return None
 
     def subject(self, update: KeyResultUpdate | ObjectiveUpdate, mirror: MirrorT) -> str:
         """How errors name the mirror ("mirror acme/shop#12 of key result 'x'")."""
         if isinstance(update, ObjectiveUpdate):
             return f"digest of objective {update.objective_id!r} ({self.describe(mirror)})"
+        name = self.mirror_name(mirror)
+        if name is not None:
+            return f"mirror {name} of key result {update.key_result_id!r}"
         return f"mirror of key result {update.key_result_id!r} ({self.describe(mirror)})"
 
     async def push(

@@ -233,3 +233,15 @@ async def test_a_sinks_error_names_the_connection_and_the_mirror(server: Sandbox
         await sink.aclose()
     assert caught.value.connection == "things"
     assert caught.value.subject == "mirror of key result 'kr-1' (board roadmap)"
+
+    class NamedSink(ThingsSink):
+        def mirror_name(self, mirror: ThingsMirror) -> str:
+            return f"#{mirror.board}"
+
+    named = NamedSink("things", connection(server))
+    try:
+        with pytest.raises(TargetNotFoundError) as caught:
+            await named.push(update, ThingsMirror(board="roadmap"), None)
+    finally:
+        await named.aclose()
+    assert caught.value.subject == "mirror #roadmap of key result 'kr-1'"

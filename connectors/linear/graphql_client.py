@@ -35,6 +35,7 @@ from okrsync.errors import (
 from okrsync.sdk.budget import BudgetPolicy, CallBudget
 from okrsync.sdk.connector import ConnectorBase
 from okrsync.sdk.http import DEFAULT_ERROR_TABLE, ErrorAction, ErrorRule, HttpClient, RetryPolicy
+from okrsync.sdk.paging import CursorPaginator
 
 ENDPOINT = "/graphql"
 
@@ -274,6 +275,25 @@ def expect(value: Any, kind: type, what: str, subject: str | None) -> Any:
     return value
 
 
+def relay_pages(field: str, *, max_pages: int, subject: str | None) -> CursorPaginator:
+    """Pages of the GraphQL connection ``field`` (``pageInfo { hasNextPage endCursor }``):
+    advance it with each page's connection object."""
+
+    def page_info(connection: dict[str, Any]) -> dict[str, Any]:
+        info: dict[str, Any] = expect(
+            connection.get("pageInfo"), dict, f"{field}.pageInfo", subject
+        )
+        return info
+
+    return CursorPaginator(
+        lambda connection: page_info(connection).get("endCursor"),
+        has_more=lambda connection: bool(page_info(connection).get("hasNextPage")),
+        what=field,
+        max_pages=max_pages,
+        subject=subject,
+    )
+
+
 class LinearBase(ConnectorBase[LinearConnection]):
     """What the Linear source and sink share: one :class:`LinearGraphQL` per connection."""
 
@@ -302,4 +322,5 @@ __all__ = [
     "describe_error",
     "expect",
     "linear_rate_observer",
+    "relay_pages",
 ]

@@ -13,12 +13,11 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from connectors.linear.graphql_client import LinearBase, expect
+from connectors.linear.graphql_client import LinearBase, expect, relay_pages
 from connectors.linear.models import LinearConnection, LinearQuery
 from okrsync.errors import QueryError, VendorResponseError
 from okrsync.sdk.connector import Source
 from okrsync.sdk.models import Query, Reading, as_decimal, digest
-from okrsync.sdk.paging import CursorPaginator
 
 MAX_PAGES = 400  # 100,000 issues: beyond that a metric should be narrowed, not paged through
 
@@ -110,13 +109,7 @@ class LinearSource(LinearBase, Source[LinearConnection, LinearQuery]):
         count = 0
         total = Decimal(0)
         raw: list[bytes] = []
-        pages = CursorPaginator(
-            lambda issues: issues["pageInfo"].get("endCursor"),
-            has_more=lambda issues: bool(issues["pageInfo"].get("hasNextPage")),
-            what="issues",
-            max_pages=MAX_PAGES,
-            subject=subject,
-        )
+        pages = relay_pages("issues", max_pages=MAX_PAGES, subject=subject)
         while not pages.finished:
             variables = issue_variables(spec, filter_, self.config.page_size, pages.token)
             answer = await self.graphql.execute(ISSUES_QUERY, variables, subject=subject)
@@ -135,7 +128,6 @@ class LinearSource(LinearBase, Source[LinearConnection, LinearQuery]):
                         raise VendorResponseError(
                             f"an issue's estimate is not a number: {estimate!r}", subject=subject
                         ) from exc
-            expect(issues.get("pageInfo"), dict, "issues.pageInfo", subject)
             pages.advance(issues)
         value = Decimal(count) if spec.aggregate == "count" else total
         return Reading(

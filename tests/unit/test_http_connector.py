@@ -144,14 +144,19 @@ def ask(path: str) -> Query[ThingsQuery]:
     return Query(Query.make_key("things", spec, CYCLE), "things", ("things",), spec, CYCLE)
 
 
+async def read_once(source: ThingsSource, path: str) -> Reading:
+    """One reading, then the connection closed (its counts and budget stay readable)."""
+    try:
+        return await source.fetch_one(ask(path))
+    finally:
+        await source.aclose()
+
+
 async def test_the_refresher_renews_an_expired_token_once_and_the_request_succeeds(
     server: SandboxServer,
 ) -> None:
     source = ThingsSource("things", connection(server))
-    try:
-        reading = await source.fetch_one(ask("/count"))
-    finally:
-        await source.aclose()
+    reading = await read_once(source, "/count")
     assert reading.value == Decimal(7)
     assert source.refreshes == 1
     assert source.api_calls == 2  # the 401, then the same request with the new token
@@ -163,11 +168,8 @@ async def test_without_a_refresher_the_401_fails_at_once(server: SandboxServer) 
             return None
 
     source = NoRefresh("things", connection(server))
-    try:
-        with pytest.raises(ConnectorError, match="credentials were rejected"):
-            await source.fetch_one(ask("/count"))
-    finally:
-        await source.aclose()
+    with pytest.raises(ConnectorError, match="credentials were rejected"):
+        await read_once(source, "/count")
     assert source.refreshes == 0
     assert source.api_calls == 1
 
@@ -176,35 +178,23 @@ async def test_classify_turns_a_200_error_body_into_the_vendors_rule(
     server: SandboxServer,
 ) -> None:
     source = ThingsSource("things", connection(server))
-    try:
-        with pytest.raises(QuotaExhaustedError, match="allowance is spent"):
-            await source.fetch_one(ask("/spent"))
-    finally:
-        await source.aclose()
+    with pytest.raises(QuotaExhaustedError, match="allowance is spent"):
+        await read_once(source, "/spent")
     assert source.api_calls == 1  # a FAIL rule: not retried
 
 
 async def test_the_budget_reads_the_vendors_own_header_through_budget_observers(
     server: SandboxServer,
 ) -> None:
-    source = ThingsSource("things", connection(server))
-    try:
-        await source.fetch_one(ask("/held"))
-        held = source.client.budget.held_for()
-    finally:
-        await source.aclose()
-    assert 100.0 < held <= 120.0
-
     class Blind(ThingsSource):
         def budget_observers(self) -> Sequence[HeaderObserver]:
             return ()
 
-    blind = Blind("things", connection(server))
-    try:
-        await blind.fetch_one(ask("/held"))
-        assert blind.client.budget.held_for() == 0.0
-    finally:
-        await blind.aclose()
+    source, blind = ThingsSource("things", connection(server)), Blind("things", connection(server))
+    await read_once(source, "/held")
+    await read_once(blind, "/held")
+    assert 100.0 < source.client.budget.held_for() <= 120.0
+    assert blind.client.budget.held_for() == 0.0  # without the observer the header means nothing
 
 
 async def test_a_sinks_error_names_the_connection_and_the_mirror(server: SandboxServer) -> None:

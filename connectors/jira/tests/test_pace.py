@@ -102,11 +102,13 @@ async def test_default_pace_lets_105_searches_through_in_about_a_second(
         await counts(jira, 105)
     finally:
         await jira.aclose()
-    # Jira's documented 100/s after a burst of 5: (105 - 5) / 100 = 1.0 s. Unpaced it is
-    # ~0.2 s; the old 40/s, 2.5 s.
-    assert 0.8 <= span(server, "/approximate-count") <= 2.4
+    # Jira's documented 100/s after a burst of 5: (105 - 5) / 100 = 1.0 s at least; unpaced it is
+    # ~0.2 s. (A busy machine only makes it longer, so only the pace's bound is asserted.)
+    assert span(server, "/approximate-count") >= 0.8
     # The fake announced its documented limit (X-RateLimit-Limit: 100), the same as the ceiling.
     assert rate(jira) == config.requests_per_second == 100.0
+    policy = jira._client.budget.policy
+    assert (policy.requests_per_second, policy.burst, policy.max_concurrency) == (100.0, 5, 10)
 
 
 async def test_near_limit_halves_the_pace_and_quiet_answers_win_it_back(

@@ -18,7 +18,12 @@ Speaks what ``https://slack.com/api/`` speaks for the methods okrsync uses —
   (``chat.postMessage``; ``chat.update`` and ``conversations.history`` need the id);
 * message metadata is stored and returned by ``conversations.history`` only with
   ``include_all_metadata=true``; history is newest first, cursor-paged with
-  ``response_metadata.next_cursor``; thread replies are not in the channel history.
+  ``response_metadata.next_cursor``; thread replies are not in the channel history, and a
+  thread's parent carries ``thread_ts``, ``reply_count``, ``reply_users_count``,
+  ``latest_reply`` and ``reply_users``;
+* ``conversations.history`` follows the app's distribution (``SlackState.set_distribution``):
+  Tier 3 with pages of 100 by default and up to 999 for internal and Marketplace apps, 1 a
+  minute with pages of at most 15 for an app commercially distributed outside the Marketplace.
 
 Tests read the state in-process through ``app.state.slack`` (a :class:`SlackState`): messages per
 channel, how many were posted per channel and per key result/objective, updates per message, and
@@ -42,6 +47,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from connectors.slack.limits import DEFAULT_DISTRIBUTION, Distribution, history_limits
 
 BOT_TOKEN = "xoxb-1234567890-0987654321-okrsyncFakeToken"  # noqa: S105 - the fake workspace's own token
 BOT_USER = "U0OKRBOT01"
@@ -125,11 +132,21 @@ class SlackState:
     # counted for the workspace and app, whichever client or process sent them, as Slack does.
     rate_limited: Counter[str] = field(default_factory=Counter)
     clock: Callable[[], float] = time.monotonic  # the limits' clock
+    # How the app is distributed: conversations.history's pace and page size follow (see
+    # set_distribution); "internal" (Tier 3) unless a test says otherwise.
+    distribution: Distribution = DEFAULT_DISTRIBUTION
     lock: threading.RLock = field(default_factory=threading.RLock)
     _calls: dict[str, deque[float]] = field(default_factory=lambda: defaultdict(deque))
     _last_ts: float = 0.0
 
     # --- helpers for tests ------------------------------------------------------------------
+
+    def set_distribution(self, distribution: Distribution) -> None:
+        """Serve ``conversations.history`` as Slack does to this kind of app: its pace, its
+        default and maximum ``limit``."""
+        with self.lock:
+            self.distribution = distribution
+            self.limits["conversations.history"] = history_limits(distribution).pace
 
     def add_channel(self, channel: Channel) -> None:
         with self.lock:
@@ -211,6 +228,21 @@ def default_state() -> SlackState:
     for user, text in people:
         state.messages["C0OKRS0001"].append(Message(ts=state.next_ts(), text=text, user=user))
     return state
+
+
+def _with_thread(message: Message, replies: list[Message], with_metadata: bool) -> dict[str, Any]:
+    """A channel-history message; a thread's parent carries its thread as Slack shows it:
+    ``thread_ts`` (its own ts), ``reply_count``, ``reply_users_count``, ``latest_reply``,
+    ``reply_users``."""
+    shown = message.to_json(with_metadata=with_metadata)
+    if replies:
+        users = list(dict.fromkeys(r.user for r in replies))
+        shown["thread_ts"] = message.ts
+        shown["reply_count"] = len(replies)
+        shown["reply_users_count"] = len(users)
+        shown["latest_reply"] = replies[-1].ts
+        shown["reply_users"] = users
+    return shown
 
 
 def _truthy(value: Any) -> bool:
@@ -432,7 +464,8 @@ def slack_app(state: SlackState | None = None) -> Starlette:
         if not channel.bot_is_member:
             raise SlackError("not_in_channel")
         try:
-            limit = min(max(int(args.get("limit") or 100), 1), 999)
+            served = history_limits(workspace.distribution)
+            limit = min(max(int(args.get("limit") or served.default_page), 1), served.max_page)
             latest = float(args["latest"]) if args.get("latest") else math.inf
             oldest = float(args["oldest"]) if args.get("oldest") else 0.0
         except ValueError:
@@ -443,6 +476,7 @@ def slack_app(state: SlackState | None = None) -> Starlette:
             latest, inclusive = float(_uncursor(str(args["cursor"]), "next_ts")), True
         with workspace.lock:
             top = [m for m in workspace.messages[channel.id] if m.thread_ts in (None, m.ts)]
+            replies = {m.ts: workspace.replies(channel.id, m.ts) for m in top}
         chosen = [
             m
             for m in reversed(top)
@@ -452,7 +486,7 @@ def slack_app(state: SlackState | None = None) -> Starlette:
         page, rest = chosen[:limit], chosen[limit:]
         answer: dict[str, Any] = {
             "ok": True,
-            "messages": [m.to_json(with_metadata=with_metadata) for m in page],
+            "messages": [_with_thread(m, replies[m.ts], with_metadata) for m in page],
             "has_more": bool(rest),
             "pin_count": 0,
             "channel_actions_ts": None,

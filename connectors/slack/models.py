@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 
+from connectors.slack.limits import DEFAULT_DISTRIBUTION, Distribution
 from okrsync.sdk.connector import ConnectionConfig, MirrorSpec
 
 # Conversation ids: C… public, G… private/legacy group, D… direct message (Slack never promised a
@@ -23,6 +24,14 @@ class SlackConnection(ConnectionConfig):
         default="https://slack.com/api/", description="Web API base URL (tests point it at a fake)."
     )
     timeout: float = Field(default=10.0, gt=0, description="Seconds one API call may take.")
+    distribution: Distribution = Field(
+        default=DEFAULT_DISTRIBUTION,
+        description="How the Slack app is distributed, which sets conversations.history's "
+        "limits: internal (created and installed in your own workspace, what a self-hosted "
+        "okrsync is) and marketplace (approved for the Slack Marketplace) get Tier 3, 50 a "
+        "minute and pages of 100; distributed (commercially distributed outside the "
+        "Marketplace) gets 1 a minute and pages of at most 15.",
+    )
     history_limit: int = Field(
         default=200,
         ge=1,

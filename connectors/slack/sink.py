@@ -23,7 +23,9 @@ Slack answers most errors with HTTP 200 and ``{"ok": false, "error": "<code>"}``
 
 Slack's limits are per method and per minute (``chat.update`` and ``conversations.history`` Tier 3,
 50 a minute; ``conversations.list`` Tier 2, 20; ``chat.postMessage`` about one a second per
-channel with short bursts). Each call first takes a turn in a :class:`WindowBudget` for its method
+channel with short bursts; for an app commercially distributed outside the Marketplace,
+``conversations.history`` is 1 a minute with pages of at most 15, set by the connection's
+``distribution``). Each call first takes a turn in a :class:`WindowBudget` for its method
 (for posts, its channel), so a burst of changes waits its turn instead of running into 429s.
 Slack counts per workspace and app, so the windows (and the hold a ``Retry-After`` sets) are kept
 in buckets of the connection, which the core shares between replicas of the daemon.
@@ -54,6 +56,7 @@ from connectors.slack.blocks import (
     objective_state,
     payload_of,
 )
+from connectors.slack.limits import history_limits, history_page
 from connectors.slack.models import MessageRef, SlackConnection, SlackMirror
 from okrsync.errors import (
     ConnectorError,
@@ -75,7 +78,8 @@ HISTORY_PAGE = 100
 
 # Slack's documented limits as (calls, seconds): per workspace for this connection, by method
 # (docs.slack.dev, "Rate limits" and each method's page). conversations.history is Tier 3 for
-# internal (customer-built) and Marketplace apps; see the README for distributed apps.
+# internal (customer-built) and Marketplace apps; the connection's ``distribution`` replaces it
+# with that kind of app's published pace (see :mod:`connectors.slack.limits`).
 METHOD_PACE: Mapping[str, tuple[int, float]] = MappingProxyType(
     {
         "chat.update": (50, 60.0),  # Tier 3: 50+ per minute
@@ -260,12 +264,19 @@ class SlackSink(Sink[SlackConnection, SlackMirror]):
         self._client = HttpClient(retry=self.retry, budget=budget, **options)
         # chat.postMessage is not idempotent: sent once per attempt, see _post
         self._once = HttpClient(retry=RetryPolicy(max_attempts=1), budget=budget, **options)
+        paces = dict(self.method_pace)
+        if "conversations.history" in paces:
+            paces["conversations.history"] = history_limits(config.distribution).pace
         self._method_pace = {
-            m: WindowBudget(*pace, shared=self.budgets.bucket(m))
-            for m, pace in self.method_pace.items()
+            m: self.window_budget(pace, self.budgets.bucket(m)) for m, pace in paces.items()
         }
+        self._history_page = history_page(config.distribution, self.history_page)
         self._post_pace: dict[str, WindowBudget] = {}  # per channel
         self._channel_ids: dict[str, str] = {}  # channel name → id, learned on the way
+
+    def window_budget(self, pace: tuple[int, float], shared: SharedBucket) -> WindowBudget:
+        """The budget that keeps one method (or one channel's posts) within ``pace``."""
+        return WindowBudget(*pace, shared=shared)
 
     @property
     def api_calls(self) -> int:
@@ -451,7 +462,7 @@ class SlackSink(Sink[SlackConnection, SlackMirror]):
             budget = self._post_pace.get(key)
             if budget is None:
                 shared = self.budgets.bucket(f"chat.postMessage:{key}")
-                budget = self._post_pace[key] = WindowBudget(*self.post_pace, shared=shared)
+                budget = self._post_pace[key] = self.window_budget(self.post_pace, shared)
         if budget is None:
             yield
             return
@@ -507,7 +518,7 @@ class SlackSink(Sink[SlackConnection, SlackMirror]):
         while seen < self.config.history_limit:
             params: dict[str, Any] = {
                 "channel": channel,
-                "limit": min(self.history_page, self.config.history_limit - seen),
+                "limit": min(self._history_page, self.config.history_limit - seen),
                 "include_all_metadata": "true",
             }
             if cursor:

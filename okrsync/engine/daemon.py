@@ -17,6 +17,12 @@ Other parts of the process (inbound webhooks, the API's "sync now") ask for a ru
 connections to be free, so two runs of the process never fetch from one connection at once. Each
 turn of the loop records a heartbeat (``last_loop_at``) that readiness checks compare with the
 clock.
+
+The loop's own state (what is fetching, running, blocked) lives on the event loop; every store
+call (the due metrics' last runs, claims, scheduled pushes, staleness, the dispatcher's work) is
+made in a worker thread (:func:`okrsync.store.offload.in_thread`), so health, webhooks and the API
+answer while it waits on the store. Connections a pass is about to claim metrics for are marked
+fetching before it waits for the claim, so a requested run cannot take them meanwhile.
 """
 
 from __future__ import annotations
@@ -48,6 +54,7 @@ from okrsync.engine.scheduled_pushes import ScheduledPushes
 from okrsync.engine.sync import RunReport, SyncService
 from okrsync.errors import StoreError
 from okrsync.store.db import session_scope
+from okrsync.store.offload import in_thread
 from okrsync.store.tables import MetricStateRow
 
 log = structlog.get_logger()
@@ -221,12 +228,19 @@ class Daemon:
 
         return check
 
-    def due_metrics(self, now: datetime) -> tuple[dict[str, float], datetime]:
-        """The metrics due at ``now``, each with how late it is (seconds), and when the next one
-        after those falls due. A metric being fetched, or skipped because its connection is,
-        counts from the tick it was started or skipped at, not from its last recorded run."""
+    def last_runs(self) -> dict[str, datetime | None]:
+        """Each metric's last recorded run, from the store (a worker thread's call)."""
         with session_scope(self.engine) as session:
-            last = {r.name: r.last_run_at for r in session.exec(select(MetricStateRow))}
+            return {r.name: r.last_run_at for r in session.exec(select(MetricStateRow))}
+
+    def due_metrics(
+        self, now: datetime, recorded: dict[str, datetime | None]
+    ) -> tuple[dict[str, float], datetime]:
+        """The metrics due at ``now``, each with how late it is (seconds), and when the next one
+        after those falls due, given their ``recorded`` last runs (:meth:`last_runs`). A metric
+        being fetched, or skipped because its connection is, counts from the tick it was started
+        or skipped at, not from its last recorded run."""
+        last = dict(recorded)
         last.update({name: held.since for name, held in self._blocked.items()})
         last.update({name: held.since for name, held in self._running.items()})
         used = {name for kr in self.config.key_results() for name in kr.metric_names()}
@@ -255,7 +269,7 @@ class Daemon:
             while not stop.is_set():
                 try:
                     self._raise_failures()
-                    delay = self._pass()
+                    delay = await self._pass()
                 except STORE_ERRORS as exc:
                     # The store went away (a restart, a failover): keep the process, retry with
                     # backoff; nothing is lost, since work is only done once it is committed.
@@ -307,7 +321,7 @@ class Daemon:
         if failures and store_too:
             raise failures[0]
 
-    def _pass(self) -> float:
+    async def _pass(self) -> float:
         """One turn of the loop: start what is due; how long to sleep after it."""
         now = self.clock()
         self.last_loop_at = now
@@ -315,13 +329,14 @@ class Daemon:
         requests, self._requests = self._requests, []
         for request in requests:
             self._spawn(self._requested(request), f"requested:{request.trigger}")
-        due, wake = self.due_metrics(now)
+        recorded = await in_thread(self.last_runs)
+        due, wake = self.due_metrics(now, recorded)
         if due:
-            retry = self._start_due(due, now)
+            retry = await self._start_due(due, now)
             if retry is not None:
                 wake = min(wake, retry)
-        queued, next_scheduled = self.scheduled.enqueue_due()
-        announced, next_stale = self.sync.stale.announce_due()
+        queued, next_scheduled = await in_thread(self.scheduled.enqueue_due)
+        announced, next_stale = await in_thread(self.sync.stale.announce_due)
         if queued or announced:
             self.nudge()
         for moment in (next_scheduled, next_stale):
@@ -329,7 +344,7 @@ class Daemon:
                 wake = min(wake, moment)
         return max((wake - self.clock()).total_seconds(), 0.05)
 
-    def _start_due(self, due: dict[str, float], now: datetime) -> datetime | None:
+    async def _start_due(self, due: dict[str, float], now: datetime) -> datetime | None:
         """Start a run per group of due metrics whose connections are free; skip the others.
 
         Returns when to look again at due metrics another replica holds, if any.
@@ -359,18 +374,29 @@ class Daemon:
                 connections=sorted(set().union(*(h.connections for h in waiting.values()))),
                 metrics=sorted(waiting),
             )
-        if again:
-            self._still_running(again, now)
-        if not free:
-            return None
-        asked = frozenset(name for wanted, _ in free for name in wanted)
-        claim = self.claims.claim(sorted(asked), self._still_due(now), now)
+        # The free groups' connections are ours while the store is asked off the loop: a
+        # requested run waits for them meanwhile (it would find them free, and fetch them twice).
+        reserved = frozenset(c for _, connections in free for c in connections)
+        self.fetching.update(dict.fromkeys(reserved, now))
+        try:
+            if again:
+                await self._still_running(again, now)
+            if not free:
+                return None
+            asked = frozenset(name for wanted, _ in free for name in wanted)
+            claim = await in_thread(self.claims.claim, sorted(asked), self._still_due(now), now)
+        except BaseException:
+            self._unreserve(reserved)
+            raise
         started = False
+        fetching: set[str] = set()
         for wanted, connections in free:
             mine = wanted & claim.metrics
             if mine:
                 self._start_group(mine, connections, now)
+                fetching |= connections
                 started = True
+        self._unreserve(reserved - fetching)
         if started:
             self.ticks += 1
             self.scheduler_lag_seconds = max(due[name] for name in claim.metrics)
@@ -381,7 +407,7 @@ class Daemon:
         retry = now + CLAIM_RETRY
         return min(retry, claim.held_until or retry)
 
-    def _still_running(self, skipped: dict[str, _Held], now: datetime) -> None:
+    async def _still_running(self, skipped: dict[str, _Held], now: datetime) -> None:
         """A tick of these metrics came while a fetch they need still runs: skip it, say so in
         the log and on the connections' health, and count their next tick from now."""
         for name, held in skipped.items():
@@ -397,7 +423,15 @@ class Daemon:
             metrics=sorted(skipped),
             since={name: moment.isoformat() for name, moment in since.items()},
         )
-        self.sync.note_still_fetching(since)
+        await in_thread(self.sync.note_still_fetching, since)
+
+    def _unreserve(self, connections: Collection[str]) -> None:
+        """Connections a pass marked fetching while it claimed, and started nothing on: free
+        again for a requested run waiting for them (the scheduler loop need not wake)."""
+        freed = [name for name in connections if self.fetching.pop(name, None) is not None]
+        if freed:
+            released, self._released = self._released, asyncio.Event()
+            released.set()
 
     def _start_group(
         self, metrics: frozenset[str], connections: frozenset[str], now: datetime
@@ -487,7 +521,10 @@ class Daemon:
             try:
                 report = await self.dispatcher.dispatch_due(wake=self._deliver)
                 more = bool(report.delivered or report.failed)  # more may be due already
-                wait = 0.0 if more else delivery_wait(self.dispatcher.next_due(), self.clock())
+                if more:
+                    wait = 0.0
+                else:
+                    wait = delivery_wait(await self.dispatcher.next_due_off_loop(), self.clock())
             except STORE_ERRORS as exc:
                 outages += 1
                 wait = store_retry_delay(outages)

@@ -28,6 +28,13 @@ A mirror shows a state, not a history, and never an older state after a newer on
   or, for a sink that creates things, looks for what the lost push created. A push that ended
   (done, or the vendor's own error answer) frees the mirror at once.
 
+Every store call is made in a worker thread (:func:`okrsync.store.offload.in_thread`), never on
+the event loop, each a whole transaction as before, and one at a time per dispatcher, as when they
+ran on the loop (two pushes to one mirror-only connection that end together would otherwise both
+create its health row): the methods that touch the store are plain functions, and the async ones
+await their turn (:meth:`Dispatcher._in_turn`). What a call finds out for the report (rows
+superseded, failures) it counts on a report of its own, added to the pass's on the loop.
+
 The sink's external reference (message ts, comment id) is stored on the mirror, so the next push
 edits what the last one created instead of creating another.
 
@@ -44,10 +51,11 @@ fails.
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import structlog
 from sqlalchemy import Engine, func, or_, update
@@ -60,6 +68,7 @@ from okrsync.redaction import Redactor
 from okrsync.sdk.connector import PushContext, Sink
 from okrsync.sdk.models import KeyResultUpdate, ObjectiveUpdate
 from okrsync.store.db import session_scope
+from okrsync.store.offload import in_thread
 from okrsync.store.tables import ConnectionStateRow, DeliveryRow, MirrorRow
 
 log = structlog.get_logger()
@@ -88,6 +97,14 @@ class DispatchReport:
     superseded: int = 0
     errors: list[str] = field(default_factory=list)
 
+    def add(self, other: DispatchReport) -> None:
+        """Count ``other``'s figures in too (a store call's, made in a worker thread)."""
+        self.delivered += other.delivered
+        self.failed += other.failed
+        self.gave_up += other.gave_up
+        self.superseded += other.superseded
+        self.errors += other.errors
+
 
 @dataclass(frozen=True)
 class _Claimed:
@@ -95,6 +112,9 @@ class _Claimed:
 
 
 CLAIM_POLL = 1.0  # seconds between claims while pushes are in flight and nothing else wakes us
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 class Dispatcher:
@@ -126,6 +146,20 @@ class Dispatcher:
         self.mirror_only = dict(mirror_only or {})
         self.settle = settle_time(lease)
         self.push_timeout = push_timeout
+        # one store call at a time, per event loop (an asyncio lock belongs to one loop)
+        self._turns: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    async def _in_turn(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """``fn(*args, **kwargs)`` in a worker thread, after this dispatcher's other store calls
+        (see the module docstring)."""
+        loop = asyncio.get_running_loop()
+        turn = self._turns.get(loop)
+        if turn is None:
+            turn = self._turns[loop] = asyncio.Lock()
+        async with turn:
+            return await in_thread(fn, *args, **kwargs)
 
     async def dispatch_due(self, wake: asyncio.Event | None = None) -> DispatchReport:
         """Push every due delivery, each in its own task, claiming more as pushes end, when
@@ -140,7 +174,7 @@ class Dispatcher:
                 if wake is not None:
                     wake.clear()
                 room = self.batch - len(pushes)
-                for claimed in self._claim(report, limit=room) if room > 0 else []:
+                for claimed in await self._claim_off_loop(report, room) if room > 0 else []:
                     task = asyncio.create_task(self._deliver(claimed, report))
                     pushes[task] = claimed.row.mirror_key
                 if not pushes:
@@ -166,6 +200,12 @@ class Dispatcher:
                 task.cancel()
             await asyncio.gather(renewer, *pushes, return_exceptions=True)
 
+    async def _claim_off_loop(self, report: DispatchReport, limit: int) -> list[_Claimed]:
+        found = DispatchReport()
+        claimed = await self._in_turn(self._claim, found, limit=limit)
+        report.add(found)
+        return claimed
+
     async def _renew_while(self, pushes: Mapping[asyncio.Task[None], str]) -> None:
         """Every third of a lease, extend the leases of the mirrors being pushed to."""
         interval = self.lease.total_seconds() / 3
@@ -175,7 +215,7 @@ class Dispatcher:
             if not keys:
                 continue
             try:
-                self._renew(keys)
+                await self._in_turn(self._renew, keys)
             except (OperationalError, InterfaceError) as exc:  # the store is away for a while
                 log.warning("lease_renewal_failed", mirrors=len(keys), error=str(exc.orig))
 
@@ -229,6 +269,10 @@ class Dispatcher:
         if rows or mirrors:
             log.info("leases_released", deliveries=len(rows), mirrors=len(mirrors))
         return len(rows)
+
+    async def next_due_off_loop(self) -> datetime | None:
+        """:meth:`next_due`, in its turn."""
+        return await self._in_turn(self.next_due)
 
     def next_due(self) -> datetime | None:
         """When the next pending delivery becomes due (for the daemon's sleep)."""
@@ -333,7 +377,9 @@ class Dispatcher:
     async def _deliver(self, claimed: _Claimed, report: DispatchReport) -> None:
         row = claimed.row
         mirror = self.mirrors[row.mirror_key]  # _claim superseded rows of removed mirrors
-        context = self._context(claimed, report)
+        found = DispatchReport()
+        context = await self._in_turn(self._context, claimed, found)
+        report.add(found)
         if context is None:
             return
         deadline = self.push_timeout.total_seconds()
@@ -350,15 +396,19 @@ class Dispatcher:
                 f"no answer within {deadline:g}s (push_timeout_seconds); will retry",
                 connection=mirror.connection,
             )
-            self._failed(row, error.for_subject(mirror.connection, _subject(row)), report)
+            await self._failed_off_loop(
+                row, error.for_subject(mirror.connection, _subject(row)), report
+            )
             return
         except ConnectorError as exc:
-            self._failed(row, exc.for_subject(mirror.connection, _subject(row)), report)
+            await self._failed_off_loop(
+                row, exc.for_subject(mirror.connection, _subject(row)), report
+            )
             return
         except Exception as exc:  # a sink bug must not stop the other deliveries
-            self._failed(row, exc, report)
+            await self._failed_off_loop(row, exc, report)
             return
-        self._done(row, result.ref)
+        await self._in_turn(self._done, row, result.ref)
         report.delivered += 1
         log.info(
             "delivery_done",
@@ -368,6 +418,13 @@ class Dispatcher:
             objective=row.objective_id,
             attempts=row.attempts,
         )
+
+    async def _failed_off_loop(
+        self, row: DeliveryRow, exc: Exception, report: DispatchReport
+    ) -> None:
+        found = DispatchReport()
+        await self._in_turn(self._failed, row, exc, found)
+        report.add(found)
 
     def _failed(self, row: DeliveryRow, exc: Exception, report: DispatchReport) -> None:
         message = self.redactor.redact(str(exc) or type(exc).__name__)

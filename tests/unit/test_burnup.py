@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from okrsync.api.dashboard import (
+from okrsync.api.charts import (
     BurnupChart,
     Plot,
     Scale,

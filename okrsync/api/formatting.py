@@ -1,0 +1,77 @@
+"""How the dashboard writes values, moments and dates for people (the templates' filters)."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from decimal import Decimal, InvalidOperation, localcontext
+
+from okrsync.engine.progress import display_progress, percent
+from okrsync.store import dashboard_pages as pages
+
+DASH = "\u2013"  # en dash, for ranges
+
+
+def number(value: Decimal | None, unit: str | None = None) -> str:
+    """``1234.5`` → ``1,234.5``; at most two decimals; the unit after (``%`` without a space)."""
+    if value is None:
+        return "—"
+    if value.is_finite():
+        try:
+            with localcontext() as ctx:
+                ctx.prec = 60
+                text = f"{value.quantize(Decimal('0.01')):,.2f}"
+            text = text.rstrip("0").rstrip(".") if "." in text else text
+        except InvalidOperation:
+            text = f"{value:.6g}"
+    else:
+        text = str(value)
+    if not unit:
+        return text
+    return f"{text}{unit}" if unit == "%" else f"{text} {unit}"
+
+
+def percent_text(progress: Decimal | None) -> str:
+    if progress is None:
+        return "—"
+    return f"{percent(progress).normalize():f}%"
+
+
+def bar_width(progress: Decimal | None) -> str:
+    if progress is None:
+        return "0"
+    return f"{float(display_progress(progress)) * 100:.1f}"
+
+
+def when(at: datetime | None) -> str:
+    return "never" if at is None else f"{at.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+
+
+def iso_when(raw: object) -> str:
+    try:
+        return when(datetime.fromisoformat(str(raw)))
+    except ValueError:
+        return str(raw)
+
+
+def ago(at: datetime | None, now: datetime) -> str:
+    if at is None:
+        return "never"
+    seconds = (now - at).total_seconds()
+    if seconds < 0:
+        return when(at)
+    for size, name in ((86400, "d"), (3600, "h"), (60, "min")):
+        if seconds >= size:
+            return f"{int(seconds // size)} {name} ago"
+    return "just now"
+
+
+def cycle_dates(cycle: pages.Cycle | None) -> str:
+    if cycle is None:
+        return ""
+    if cycle.start.year == cycle.end.year:
+        return f"{day(cycle.start)} {DASH} {day(cycle.end)} {cycle.end.year}"
+    return f"{day(cycle.start)} {cycle.start.year} {DASH} {day(cycle.end)} {cycle.end.year}"
+
+
+def day(of: date) -> str:
+    return f"{of.day} {of:%b}"

@@ -197,41 +197,45 @@ async def test_the_budget_reads_the_vendors_own_header_through_budget_observers(
     assert blind.client.budget.held_for() == 0.0  # without the observer the header means nothing
 
 
-async def test_a_sinks_error_names_the_connection_and_the_mirror(server: SandboxServer) -> None:
-    sink = ThingsSink("things", connection(server))
-    update = KeyResultUpdate(
-        key_result_id="kr-1",
-        key_result_title="Ship it",
-        objective_id="o-1",
-        objective_title="Grow",
-        cycle_id=CYCLE.id,
-        kind="metric",
-        value=Decimal(1),
-        target=Decimal(2),
-        start=None,
-        unit=None,
-        progress=None,
-        progress_display=None,
-        status=Status.NO_DATA,
-        observed_at=datetime(2026, 12, 1, tzinfo=UTC),
-        idempotency_key="kr-1:1",
-    )
+UPDATE = KeyResultUpdate(
+    key_result_id="kr-1",
+    key_result_title="Ship it",
+    objective_id="o-1",
+    objective_title="Grow",
+    cycle_id=CYCLE.id,
+    kind="metric",
+    value=Decimal(1),
+    target=Decimal(2),
+    start=None,
+    unit=None,
+    progress=None,
+    progress_display=None,
+    status=Status.NO_DATA,
+    observed_at=datetime(2026, 12, 1, tzinfo=UTC),
+    idempotency_key="kr-1:1",
+)
+
+
+async def push_failure(sink: ThingsSink) -> TargetNotFoundError:
+    """The error a push to the board that does not exist raises (the sink closed after)."""
     try:
         with pytest.raises(TargetNotFoundError) as caught:
-            await sink.push(update, ThingsMirror(board="roadmap"), None)
+            await sink.push(UPDATE, ThingsMirror(board="roadmap"), None)
     finally:
         await sink.aclose()
-    assert caught.value.connection == "things"
-    assert caught.value.subject == "mirror of key result 'kr-1' (board roadmap)"
+    return caught.value
 
+
+async def test_a_sinks_error_names_the_connection_and_the_mirror(server: SandboxServer) -> None:
+    failed = await push_failure(ThingsSink("things", connection(server)))
+    assert failed.connection == "things"
+    assert failed.subject == "mirror of key result 'kr-1' (board roadmap)"
+
+
+async def test_a_sink_may_name_its_mirror_in_the_vendors_terms(server: SandboxServer) -> None:
     class NamedSink(ThingsSink):
         def mirror_name(self, mirror: ThingsMirror) -> str:
             return f"#{mirror.board}"
 
-    named = NamedSink("things", connection(server))
-    try:
-        with pytest.raises(TargetNotFoundError) as caught:
-            await named.push(update, ThingsMirror(board="roadmap"), None)
-    finally:
-        await named.aclose()
-    assert caught.value.subject == "mirror #roadmap of key result 'kr-1'"
+    failed = await push_failure(NamedSink("things", connection(server)))
+    assert failed.subject == "mirror #roadmap of key result 'kr-1'"

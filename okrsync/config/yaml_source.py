@@ -91,20 +91,24 @@ class YamlDocument:
 
 def read_yaml(text: str, *, filename: str = "<config>") -> YamlDocument:
     """Parse ``text``; every failure becomes a :class:`ConfigErrors` naming file and line."""
-    with collector_paused():  # the node tree is freed before the collector is back
-        root = _compose(text, filename)
-        if root is None:
-            raise _fail(filename, "the file is empty; a config starts with `version: 1`", 1)
-        builder = _Builder(value_limit(text))
-        try:
-            data = builder.build(root)
-        except (_Unreadable, _TooManyValues) as exc:
-            builder.look_at_every_node(root)  # repeated keys anywhere are reported first
-            builder.raise_duplicates(filename)
-            if isinstance(exc, _Unreadable):
-                raise _fail(filename, exc.message, exc.line) from None
-            raise _fail(filename, _too_big(builder.limit), None) from None
+    with collector_paused():
+        return _read(text, filename)  # its node tree is freed before the collector is back
+
+
+def _read(text: str, filename: str) -> YamlDocument:
+    root = _compose(text, filename)
+    if root is None:
+        raise _fail(filename, "the file is empty; a config starts with `version: 1`", 1)
+    builder = _Builder(value_limit(text))
+    try:
+        data = builder.build(root)
+    except (_Unreadable, _TooManyValues) as exc:
+        builder.look_at_every_node(root)  # repeated keys anywhere are reported first
         builder.raise_duplicates(filename)
+        if isinstance(exc, _Unreadable):
+            raise _fail(filename, exc.message, exc.line) from None
+        raise _fail(filename, _too_big(builder.limit), None) from None
+    builder.raise_duplicates(filename)
     return YamlDocument(data=data, lines=builder.lines)
 
 
@@ -347,6 +351,14 @@ class _Builder:
         self.count += 1
         if self.count > self.limit:
             raise _TooManyValues
+        tag = node.tag
+        if tag is _TEXT:
+            return node.value
+        if tag is _PLAIN:
+            value = node.value
+            if not value or value[0] not in _SPECIAL_FIRST:  # text, most of a config: at once
+                return value or None
+            return self._plain(node)
         if isinstance(node, ScalarNode):
             return self._scalar(node)
         if depth >= MAX_DEPTH:
@@ -363,7 +375,7 @@ class _Builder:
         items: list[Any] = []
         for index, item in enumerate(node.value):
             child = (*path, index)
-            self.lines[child] = _line_of(item)
+            self.lines[child] = item.start_mark.line + 1
             items.append(self._convert(item, child, depth + 1))
         return items
 
@@ -401,9 +413,12 @@ class _Builder:
         for key_node, value_node in node.value:
             if not isinstance(key_node, ScalarNode):
                 raise _Unreadable("a key must be a single value, not a list or mapping", key_node)
-            line = _line_of(key_node)
-            if key_node.tag is _PLAIN and key_node.value == "<<":
-                name = "<<"
+            line = key_node.start_mark.line + 1
+            tag, name = key_node.tag, key_node.value
+            if tag is _TEXT or (tag is _PLAIN and name and name[0] not in _SPECIAL_FIRST):
+                pass  # the key as written, as most are
+            elif tag is _PLAIN and name == "<<":
+                pass
             else:
                 try:
                     name = key_text(self._scalar(key_node))

@@ -279,6 +279,12 @@ def _verdict(name: str, figure: dict[str, Any], size: int) -> str:
     return f"{words}: {'met' if met else 'not met'}"
 
 
+def _incomparable(before: dict[str, Any], after: dict[str, Any]) -> bool:
+    """Whether the older run did less work: it printed under half of what the newer did."""
+    old, new = before.get("output_bytes"), after.get("output_bytes")
+    return old is not None and new is not None and old * 2 < new
+
+
 def markdown(results: dict[str, Any]) -> str:
     current = results["figures"]["current"]
     baseline = results["figures"].get("baseline")
@@ -324,13 +330,15 @@ def markdown(results: dict[str, Any]) -> str:
             f"{figure['best_s']:.3f} | {figure['median_s']:.3f} | {figure['best_cpu_s']:.3f} | "
             f"{figure['peak_rss_mib']:.0f}"
         )
-        if baseline and name in baseline:
+        if baseline and name in baseline and not _incomparable(baseline[name], figure):
             before = baseline[name]
             speed = before["best_cpu_s"] / figure["best_cpu_s"] if figure["best_cpu_s"] else 0.0
             lines.append(
                 f"| {label} | {before['best_s']:.3f} · {before['best_cpu_s']:.3f} · "
                 f"{before['peak_rss_mib']:.0f} | {after} | {speed:.1f}x | {verdict} |"
             )
+        elif baseline:
+            lines.append(f"| {label} | not comparable | {after} | — | {verdict} |")
         else:
             lines.append(f"| {label} | {after} | {verdict} |")
     judged = [n for n in TARGETS if n in current and _verdict(n, current[n], size)]
@@ -341,6 +349,17 @@ def markdown(results: dict[str, Any]) -> str:
         f"Targets met: {len(met)} of {len(met) + len(missed)}"
         + (f"; not met: {'; '.join(named[n] for n in missed)}." if missed else "."),
     ]
+    incomparable = [
+        f"{named[n]} ({baseline[n]['output_bytes']:,} bytes before, "
+        f"{current[n]['output_bytes']:,} after)"
+        for n in named
+        if baseline and n in baseline and n in current and _incomparable(baseline[n], current[n])
+    ]
+    if incomparable:
+        lines.append(
+            "Not comparable, the older okrsync having printed less than half the output (it did "
+            f"not read the same store): {'; '.join(incomparable)}."
+        )
     if "status_workload_postgresql" not in current:
         lines.append("PostgreSQL was not reachable in this run: its row is missing.")
     return "\n".join(lines) + "\n"

@@ -52,3 +52,32 @@ def test_report_says_which_targets_are_met_from_the_figures() -> None:
     assert "< 1 s, < 200 MiB: not met" in text  # fast enough, but too much memory
     assert "Targets met: 1 of 3" in text
     assert "PostgreSQL was not reachable" in text
+
+
+def test_a_before_figure_that_did_less_work_is_not_compared() -> None:
+    def figure(best: float, output: int) -> dict[str, float]:
+        return {
+            "best_s": best,
+            "median_s": best,
+            "best_cpu_s": best,
+            "peak_rss_mib": 50.0,
+            "output_bytes": output,
+        }
+
+    results = {
+        "machine": {"cores": 2, "python": "3.11", "platform": "linux"},
+        "run_at": "now",
+        "size": 10_000,
+        "repeat": 5,
+        "heavy_repeat": 3,
+        "load_average": [1.0, 1.0],
+        "figures": {
+            "current": {"help": figure(0.2, 900), "status_workload_sqlite": figure(0.9, 5_000)},
+            # the older okrsync found nothing to print in the store: 44 bytes
+            "baseline": {"help": figure(1.0, 3_000), "status_workload_sqlite": figure(0.4, 44)},
+        },
+    }
+    text = markdown(results)
+    assert "| 5.0x | < 0.3 s: met |" in text  # help printed less, but not under half
+    assert "(SQLite) | not comparable | 0.900 |" in text
+    assert "(44 bytes before, 5,000 after)" in text

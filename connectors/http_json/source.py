@@ -54,6 +54,13 @@ from okrsync.sdk.auth import HttpAuth, auth_headers
 from okrsync.sdk.connector import ConnectionConfig, QuerySpec, failed_reading
 from okrsync.sdk.http_connector import HttpSource
 from okrsync.sdk.models import CycleWindow, Query, Reading, as_decimal, digest
+from okrsync.sdk.paging import (
+    CursorPaginator,
+    NextUrlPaginator,
+    PageNumberPaginator,
+    Paginator,
+    SamePageGuard,
+)
 
 PLACEHOLDERS = ("{cycle_start}", "{cycle_end}", "{cycle_id}")
 _CYCLE_TOKEN = re.compile(r"\{cycle[._][A-Za-z_]*\}")
@@ -324,7 +331,27 @@ class _PageRequest:
     url: str
     params: dict[str, Scalar] | None
     body: dict[str, Any] | None
-    number: int = 0  # for page pagination
+
+
+def _listing(spec: HttpJsonQuery) -> str:
+    """How pagination errors name the listing: its path and where its pages are found."""
+    path = spec.request_path or "/"
+    pagination = spec.pagination
+    if isinstance(pagination, NextUrlPagination):
+        return f"{path} (next URL at {pagination.next_path})"
+    if isinstance(pagination, CursorPagination):
+        return f"{path} (cursor at {pagination.cursor_path})"
+    if isinstance(pagination, PagePagination):
+        return f"{path} (page parameter {pagination.page_param!r})"
+    return path
+
+
+def _page_items(pagination: PagePagination, document: Any) -> list[Any]:
+    """The items of one numbered page (the path may name the list itself or its items)."""
+    items = [m.value for m in compile_json_path(pagination.items_path).find(document)]
+    if len(items) == 1 and isinstance(items[0], list):
+        return list(items[0])
+    return items
 
 
 class HttpJsonSource(HttpSource[HttpJsonConnection, HttpJsonQuery]):
@@ -392,16 +419,12 @@ class HttpJsonSource(HttpSource[HttpJsonConnection, HttpJsonQuery]):
         reducers = [_Reducer(query.spec) for query in queries]
         errors: list[VendorResponseError | None] = [None] * len(queries)
         bodies: list[bytes] = []
-        seen: set[str] = set()
-        request: _PageRequest | None = self._first_request(spec, first.cycle)
+        pages = self._paginator(spec)
+        same_page = SamePageGuard(what=_listing(spec))
+        request = self._first_request(spec, first.cycle)
         failure: ConnectorError | None = None
         try:
-            while request is not None:
-                if len(bodies) >= spec.max_pages:
-                    raise VendorResponseError(
-                        f"more than max_pages ({spec.max_pages}) pages; raise max_pages or narrow "
-                        "the request (a sum over a cut-off listing would be wrong)"
-                    )
+            while True:
                 response = await self.client.request(
                     spec.method,
                     request.url,
@@ -419,9 +442,16 @@ class HttpJsonSource(HttpSource[HttpJsonConnection, HttpJsonQuery]):
                         reducer.add([match.value for match in path.find(document)])
                     except VendorResponseError as exc:
                         errors[index] = exc
-                if all(e is not None or r.done for e, r in zip(errors, reducers, strict=True)):
+                if pages is None or all(
+                    e is not None or r.done for e, r in zip(errors, reducers, strict=True)
+                ):
                     break
-                request = self._next_request(spec, request, response, document, seen, len(bodies))
+                if isinstance(spec.pagination, PagePagination):
+                    same_page.check(_page_items(spec.pagination, document), len(bodies))
+                token = pages.advance(document, response)
+                if token is None:
+                    break
+                request = self._next_request(spec, request, token, document)
         except ConnectorError as exc:
             failure = exc  # redacted below, with the path errors
         fetched_at = datetime.now(UTC)
@@ -456,6 +486,31 @@ class HttpJsonSource(HttpSource[HttpJsonConnection, HttpJsonQuery]):
 
     # --- pagination ----------------------------------------------------------------------------
 
+    def _paginator(self, spec: HttpJsonQuery) -> Paginator[Any] | None:
+        """How the query's next page is found, with the loop guard and ``max_pages``; ``None``
+        when the query reads one page."""
+        pagination = spec.pagination
+        what, cap = _listing(spec), spec.max_pages
+        if isinstance(pagination, NextUrlPagination):
+            return NextUrlPaginator(
+                functools.partial(self._next_url, pagination), what=what, max_pages=cap
+            )
+        if isinstance(pagination, CursorPagination):
+            return CursorPaginator(
+                lambda document: _first(pagination.cursor_path, document), what=what, max_pages=cap
+            )
+        if isinstance(pagination, PagePagination):
+            # A listing of numbered pages ends on the first empty page (a page of one item may
+            # still have a successor), so a page counts as full from its first item.
+            return PageNumberPaginator(
+                functools.partial(_page_items, pagination),
+                page_size=1,
+                first=pagination.start,
+                what=what,
+                max_pages=cap,
+            )
+        return None
+
     def _first_request(self, spec: HttpJsonQuery, cycle: CycleWindow) -> _PageRequest:
         values = cycle_values(cycle)
         path_values = {token: quote(value, safe="") for token, value in values.items()}
@@ -482,76 +537,43 @@ class HttpJsonSource(HttpSource[HttpJsonConnection, HttpJsonQuery]):
 
         POST listings (search endpoints) take their cursor or page in the body they search with.
         """
-        number = value if isinstance(value, int) and not isinstance(value, bool) else 0
         if spec.method == "POST":
-            return replace(request, body={**(request.body or {}), name: value}, number=number)
-        return replace(request, params={**(request.params or {}), name: value}, number=number)
+            return replace(request, body={**(request.body or {}), name: value})
+        return replace(request, params={**(request.params or {}), name: value})
 
     def _next_request(
-        self,
-        spec: HttpJsonQuery,
-        request: _PageRequest,
-        response: httpx.Response,
-        document: Any,
-        seen: set[str],
-        page: int,
-    ) -> _PageRequest | None:
-        """The request for the page after ``page``, or ``None`` when that was the last one."""
+        self, spec: HttpJsonQuery, request: _PageRequest, token: Any, document: Any
+    ) -> _PageRequest:
+        """The request for the next page, whose ``token`` the paginator returned (its URL,
+        cursor or number)."""
         pagination = spec.pagination
         if isinstance(pagination, NextUrlPagination):
-            seen.add(str(response.url))
-            link = _first(pagination.next_path, document)
-            if link is None or link == "":
-                return None
-            if not isinstance(link, str):
-                raise VendorResponseError(
-                    f"{pagination.next_path} should be the next page's URL, "
-                    f"got {_shorten(repr(link))}"
-                )
-            url = str(httpx.URL(urljoin(str(response.url), link)))
-            self._check_same_origin(url)
-            if url in seen or httpx.URL(url) == response.url:
-                raise VendorResponseError(
-                    f"pagination loop: page {page} links to {_shorten(url)}, a page already read"
-                )
-            return _PageRequest(url=url, params=None, body=request.body)
+            return _PageRequest(url=token, params=None, body=request.body)
         if isinstance(pagination, CursorPagination):
+            # The cursor as the page gave it: a number stays a number in a POST body.
             cursor = _first(pagination.cursor_path, document)
-            if cursor is None or cursor == "":
-                return None
-            if isinstance(cursor, bool) or not isinstance(cursor, str | int):
-                raise VendorResponseError(
-                    f"{pagination.cursor_path} should be a cursor, got {_shorten(repr(cursor))}"
-                )
-            key = str(cursor)
-            if key in seen:
-                raise VendorResponseError(
-                    f"pagination loop: page {page} gave the cursor {_shorten(key)!r} again "
-                    f"({pagination.cursor_path}); the API is not advancing"
-                )
-            seen.add(key)
             return self._with_param(spec, request, pagination.cursor_param, cursor)
-        if isinstance(pagination, PagePagination):
-            items = [m.value for m in compile_json_path(pagination.items_path).find(document)]
-            if len(items) == 1 and isinstance(items[0], list):
-                items = items[0]  # the path named the list itself rather than its items
-            if not items:
-                return None
-            fingerprint = digest(json.dumps(items, sort_keys=True, default=str))
-            if fingerprint in seen:
-                raise VendorResponseError(
-                    f"pagination loop: page {page} has the same items as an earlier "
-                    f"page; is {pagination.page_param!r} the right page parameter?"
-                )
-            seen.add(fingerprint)
-            return self._with_param(spec, request, pagination.page_param, request.number + 1)
-        return None
+        assert isinstance(pagination, PagePagination)
+        return self._with_param(spec, request, pagination.page_param, token)
 
-    def _check_same_origin(self, url: str) -> None:
-        """Refuse to follow a next-page link to another host: our credentials would go too."""
+    def _next_url(
+        self, pagination: NextUrlPagination, document: Any, response: httpx.Response | None
+    ) -> str | None:
+        """The next page's absolute URL, or ``None`` on the last page; a link to another host
+        is refused (this connection's credentials go with every request)."""
+        link = _first(pagination.next_path, document)
+        if link is None or link == "":
+            return None
+        if not isinstance(link, str):
+            raise VendorResponseError(
+                f"{pagination.next_path} should be the next page's URL, got {_shorten(repr(link))}"
+            )
+        base = str(response.url) if response is not None else self.config.url
+        url = str(httpx.URL(urljoin(base, link)))
         theirs, ours = urlsplit(url), urlsplit(self.config.url)
         if (theirs.scheme, theirs.netloc.lower()) != (ours.scheme, ours.netloc.lower()):
             raise VendorResponseError(
                 f"the next page's URL points to another host ({theirs.scheme}://{theirs.netloc}); "
                 "okrsync does not send this connection's credentials there"
             )
+        return url

@@ -131,6 +131,12 @@ class HttpConnection(Generic[ConnectionT]):
             rate_limit_backoff=self.rate_limit_backoff,
         )
 
+    def classifier(self) -> Callable[[httpx.Response], ErrorRule | None] | None:
+        """The client's verdict on an answer before the error table: the class's ``classify``
+        by default. Override it when the verdict acts on this connection (a 429 whose body
+        names a limit holds the connection's budget until that limit's window ends)."""
+        return type(self).classify
+
     def credentials_refresher(self) -> Callable[[], Awaitable[None]] | None:
         """What renews the credentials after an answer the error table marks
         ``REFRESH_CREDENTIALS`` (the client calls it once per request, then retries); ``None``:
@@ -154,7 +160,7 @@ class HttpConnection(Generic[ConnectionT]):
             budget=budget,
             retry=self.retry_policy(),
             error_table=self.error_table,
-            classify=type(self).classify,
+            classify=self.classifier(),
             refresh_credentials=self.credentials_refresher(),
             describe_error=type(self).describe_error,
             secrets=self.secrets(),

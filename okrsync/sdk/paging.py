@@ -133,7 +133,9 @@ class CursorPaginator(Paginator[str]):
     ``cursor_of`` reads it from the page; it returns ``None`` (or raises ``KeyError``/
     ``TypeError``, which count as absent) on the last page. ``has_more``, when given, is asked
     first, for APIs that say so separately (GraphQL's ``pageInfo.hasNextPage``): a page that
-    says there is more but gives no cursor is an error, not the end.
+    says there is more but gives no cursor is an error, not the end. ``start`` is the cursor of
+    the first page for APIs that want one sent (HubSpot's ``after: "0"``); a page handing it
+    back is a loop.
     """
 
     kind = "cursor"
@@ -146,8 +148,9 @@ class CursorPaginator(Paginator[str]):
         what: str = "pages",
         max_pages: int = DEFAULT_MAX_PAGES,
         subject: str | None = None,
+        start: str | None = None,
     ) -> None:
-        super().__init__(what=what, max_pages=max_pages, subject=subject)
+        super().__init__(what=what, max_pages=max_pages, subject=subject, start=start)
         self._cursor_of = cursor_of
         self._has_more = has_more
 

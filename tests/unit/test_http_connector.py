@@ -1,5 +1,6 @@
-"""The HttpSource/HttpSink hooks over a real socket: a vendor's ``classify`` verdict, a token
-refresher, the budget's readers of vendor headers, and a sink's errors naming their mirror."""
+"""The HttpSource/HttpSink hooks over a real socket: a vendor's ``classify`` verdict (also one
+bound to its connection), a token refresher, the budget's readers of vendor headers, and a
+sink's errors naming their mirror."""
 
 from __future__ import annotations
 
@@ -181,6 +182,25 @@ async def test_classify_turns_a_200_error_body_into_the_vendors_rule(
     with pytest.raises(QuotaExhaustedError, match="allowance is spent"):
         await read_once(source, "/spent")
     assert source.api_calls == 1  # a FAIL rule: not retried
+
+
+async def test_a_classifier_may_act_on_its_own_connection(server: SandboxServer) -> None:
+    class Holding(ThingsSource):
+        """A verdict that holds this connection's budget, as a 429 naming its window does."""
+
+        def classifier(self) -> Callable[[httpx.Response], ErrorRule | None]:
+            return self.hold_when_spent
+
+        def hold_when_spent(self, response: httpx.Response) -> ErrorRule | None:
+            rule = spent_in_body(response)
+            if rule is not None:
+                self.client.budget.hold_until(60.0)
+            return rule
+
+    source = Holding("things", connection(server))
+    with pytest.raises(QuotaExhaustedError, match="allowance is spent"):
+        await read_once(source, "/spent")
+    assert 50.0 < source.client.budget.held_for() <= 60.0
 
 
 async def test_the_budget_reads_the_vendors_own_header_through_budget_observers(

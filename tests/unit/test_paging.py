@@ -48,6 +48,14 @@ def test_cursor_repeated_is_a_loop_not_an_end() -> None:
         drive(CursorPaginator(lambda page: page["next"], what="deals"), pages)
 
 
+def test_a_start_cursor_is_sent_first_and_handed_back_is_a_loop() -> None:
+    pages = {"0": {"next": "5"}, "5": {"next": "0"}}
+    paginator = CursorPaginator(lambda page: page["next"], what="deals", start="0")
+    assert paginator.token == "0"
+    with pytest.raises(VendorResponseError, match="page 2 of deals gave the cursor '0' again"):
+        drive(paginator, pages)
+
+
 def test_has_more_without_a_cursor_is_an_error() -> None:
     paginator = CursorPaginator(
         lambda page: page["pageInfo"]["endCursor"],

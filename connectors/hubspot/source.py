@@ -4,7 +4,9 @@
 * A sum pages through every match (200 a page) and adds the property up exactly (Decimal; HubSpot
   sends every property value as a string). When a window holds more records than the search
   endpoint will page through (10,000), the window is halved on a date property until each piece
-  fits (see :mod:`connectors.hubspot.search`).
+  fits (see :mod:`connectors.hubspot.search`). The ``after`` cursors are followed by the SDK's
+  :class:`~okrsync.sdk.paging.CursorPaginator`: a repeated cursor, or more pages than the
+  window's records fill, fails the metric.
 * Pipelines and stages may be named by label (``stage: "Closed Won"``) or picked by state
   (``stage_state: open``): labels are resolved to ids through ``/crm/v3/pipelines/{object}``,
   cached per connection.
@@ -23,9 +25,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from types import MappingProxyType
@@ -52,17 +55,11 @@ from okrsync.errors import (
     RateLimitedError,
     VendorResponseError,
 )
-from okrsync.sdk.budget import BudgetPolicy, CallBudget, HeaderObserver
-from okrsync.sdk.connector import Source
-from okrsync.sdk.http import (
-    DEFAULT_ERROR_TABLE,
-    ErrorAction,
-    ErrorRule,
-    HttpClient,
-    OwnsHttpClient,
-    RetryPolicy,
-)
+from okrsync.sdk.budget import BudgetPolicy, HeaderObserver
+from okrsync.sdk.http import DEFAULT_ERROR_TABLE, ErrorAction, ErrorRule, RetryPolicy
+from okrsync.sdk.http_connector import HttpSource
 from okrsync.sdk.models import Query, Reading, as_decimal, digest
+from okrsync.sdk.paging import CursorPaginator
 
 ERROR_TABLE: Mapping[int, ErrorRule] = MappingProxyType(
     {
@@ -131,10 +128,16 @@ class _Tally:
     bodies: list[bytes] = field(default_factory=list)
 
 
-class HubSpotSource(OwnsHttpClient, Source[HubSpotConnection, HubSpotQuery]):
-    """Answers count and sum metrics over deals, contacts, companies, tickets…"""
+class HubSpotSource(HttpSource[HubSpotConnection, HubSpotQuery]):
+    """Answers count and sum metrics over deals, contacts, companies, tickets…
+
+    HubSpot counts per account, so the pace and its holds are in the connection's ``api``
+    bucket, one for every replica of the daemon when the core shares it.
+    """
 
     query_model = HubSpotQuery
+    error_table = ERROR_TABLE
+    describe_error = describe_hubspot_error
 
     # Waits, as class attributes so tests (and touchy accounts) can change them.
     initial_backoff: ClassVar[float] = 0.5
@@ -144,42 +147,35 @@ class HubSpotSource(OwnsHttpClient, Source[HubSpotConnection, HubSpotQuery]):
 
     def __init__(self, name: str, config: HubSpotConnection) -> None:
         super().__init__(name, config)
-        self.max_concurrency = config.max_concurrency
-        token = config.access_token.get_secret_value().strip()
-        # HubSpot counts per account, so the pace and its holds are in a bucket of the connection,
-        # one for every replica of the daemon when the core shares it.
-        budget = CallBudget(
-            BudgetPolicy(
-                max_concurrency=config.max_concurrency,
-                requests_per_second=config.search_requests_per_second,
-            ),
-            shared=self.budgets.bucket("api"),
-            extra_observers=self.budget_observers(),
-        )
-        self._client = HttpClient(
-            connection=name,
-            base_url=config.base_url,
-            headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
-            timeout=config.timeout,
-            budget=budget,
-            retry=RetryPolicy(
-                max_attempts=config.max_retries + 1,
-                initial_backoff=self.initial_backoff,
-                max_backoff=max(self.max_backoff, self.initial_backoff),
-                rate_limit_backoff=self.secondly_wait,
-            ),
-            error_table=ERROR_TABLE,
-            classify=self._classify,
-            describe_error=describe_hubspot_error,
-            secrets=[*config.secret_values(), token],
-        )
         self._pipelines: dict[str, tuple[float, list[dict[str, Any]]]] = {}
         self._pipeline_lock = asyncio.Lock()
+
+    def auth_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self._token()}", "Accept": "application/json"}
+
+    def secrets(self) -> list[str]:
+        return [*self.config.secret_values(), self._token()]
+
+    def _token(self) -> str:
+        return self.config.access_token.get_secret_value().strip()
+
+    def budget_policy(self) -> BudgetPolicy:
+        """Paced for search, whose per-account limit no answer reports."""
+        return replace(
+            super().budget_policy(), requests_per_second=self.config.search_requests_per_second
+        )
+
+    def retry_policy(self) -> RetryPolicy:
+        """A rate limit that names no wait is waited out for at least HubSpot's second."""
+        return replace(super().retry_policy(), rate_limit_backoff=self.secondly_wait)
 
     # --- rate limits --------------------------------------------------------------------------
 
     def budget_observers(self) -> Sequence[HeaderObserver]:
         return (burst_window_hold, daily_limit_hold)
+
+    def classifier(self) -> Callable[[httpx.Response], ErrorRule | None]:
+        return self._classify
 
     def _classify(self, response: httpx.Response) -> ErrorRule | None:
         """Which limit a 429 is about, from its body's ``policyName``."""
@@ -191,13 +187,13 @@ class HubSpotSource(OwnsHttpClient, Source[HubSpotConnection, HubSpotQuery]):
             return None  # not HubSpot's body: the status table decides
         policy = body.get("policyName") if isinstance(body, dict) else None
         if policy == "DAILY":
-            self._client.budget.hold_until(seconds_to_utc_midnight(datetime.now(UTC)))
+            self.client.budget.hold_until(seconds_to_utc_midnight(datetime.now(UTC)))
             return _DAILY
         if policy == "TEN_SECONDLY_ROLLING":
-            self._client.budget.hold_until(self.rolling_wait)
+            self.client.budget.hold_until(self.rolling_wait)
             return _ROLLING
         if policy == "SECONDLY":
-            self._client.budget.hold_until(self.secondly_wait)
+            self.client.budget.hold_until(self.secondly_wait)
             return _SECONDLY
         return None
 
@@ -218,7 +214,7 @@ class HubSpotSource(OwnsHttpClient, Source[HubSpotConnection, HubSpotQuery]):
                 value = await self._sum(spec, groups, window, subject, tally)
         except QuotaExhaustedError as exc:
             if exc.resume_at is None:
-                exc.resume_at = time.time() + self._client.budget.held_for()
+                exc.resume_at = time.time() + self.client.budget.held_for()
             raise exc.for_subject(self.name, subject) from None
         except ConnectorError as exc:
             raise exc.for_subject(self.name, subject) from None
@@ -283,14 +279,19 @@ class HubSpotSource(OwnsHttpClient, Source[HubSpotConnection, HubSpotQuery]):
     ) -> dict[str, Decimal] | None:
         """Every match in ``window`` by id, or ``None`` when it holds more than ``ceiling``."""
         assert spec.property is not None
-        size = self.config.page_size
-        after = "0"
-        seen: set[str] = set()
+        limit = min(self.config.page_size, ceiling)
         found: dict[str, Decimal] = {}
-        while True:
-            body = search_body(
-                groups, window, properties=[spec.property], limit=min(size, ceiling), after=after
-            )
+        # A window that fits holds at most ``ceiling`` records: more pages than that takes
+        # means HubSpot pages past its own total.
+        pages = CursorPaginator(
+            lambda page: page["paging"]["next"]["after"],
+            what=f"{spec.object} search results",
+            max_pages=math.ceil(ceiling / limit) + 1,
+            start="0",
+        )
+        while not pages.finished:
+            after = pages.token or "0"
+            body = search_body(groups, window, properties=[spec.property], limit=limit, after=after)
             page = await self._search(spec.object, body, subject, tally)
             if page["total"] > ceiling:
                 return None
@@ -298,15 +299,10 @@ class HubSpotSource(OwnsHttpClient, Source[HubSpotConnection, HubSpotQuery]):
                 number = self._number(record, spec.property)
                 if number is not None:
                     found[str(record.get("id"))] = number
-            following = _next_after(page)
-            if following is None:
-                return found
-            if following in seen or following == after:
-                raise VendorResponseError(f"pagination loop: HubSpot sent after={following} again")
-            if following.isdigit() and int(following) >= ceiling:
+            following = pages.advance(page)
+            if following is not None and following.isdigit() and int(following) >= ceiling:
                 return None  # records were added while paging: the window no longer fits
-            seen.add(following)
-            after = following
+        return found
 
     def _number(self, record: Any, name: str) -> Decimal | None:
         if not isinstance(record, dict) or not isinstance(record.get("properties"), dict):
@@ -329,11 +325,11 @@ class HubSpotSource(OwnsHttpClient, Source[HubSpotConnection, HubSpotQuery]):
         self, object_type: str, body: dict[str, Any], subject: str, tally: _Tally
     ) -> dict[str, Any]:
         tally.calls += 1
-        response = await self._client.request(
+        response = await self.client.request(
             "POST", f"/crm/v3/objects/{object_type}/search", json=body, subject=subject
         )
         tally.bodies.append(response.content)
-        page = self._client.parse_json(response, subject=subject)
+        page = self.client.parse_json(response, subject=subject)
         if (
             not isinstance(page, dict)
             or not isinstance(page.get("total"), int)
@@ -391,24 +387,12 @@ class HubSpotSource(OwnsHttpClient, Source[HubSpotConnection, HubSpotQuery]):
             cached = self._pipelines.get(object_type)
             if cached is not None and time.monotonic() - cached[0] < ttl:
                 return cached[1]
-            document = await self._client.get_json(
+            document = await self.client.get_json(
                 f"/crm/v3/pipelines/{object_type}", subject=subject
             )
             pipelines = _valid_pipelines(document)
             self._pipelines[object_type] = (time.monotonic(), pipelines)
             return pipelines
-
-
-def _next_after(page: Mapping[str, Any]) -> str | None:
-    paging = page.get("paging")
-    if not isinstance(paging, dict) or not isinstance(paging.get("next"), dict):
-        return None
-    after = paging["next"].get("after")
-    if after is None:
-        return None
-    if not isinstance(after, str | int) or isinstance(after, bool):
-        raise VendorResponseError(f"paging.next.after is not a cursor: {after!r}")
-    return str(after)
 
 
 def _pick(items: list[dict[str, Any]], wanted: str) -> list[dict[str, Any]]:

@@ -359,7 +359,7 @@ async def test_search_is_paced_under_the_per_second_limit() -> None:
             await source.aclose()
         assert reading.value == amount_sum(fake.portal.all("deals"))
         calls = len(fake.searches())
-        assert calls >= 6 and source._client.rate_limited == 0
+        assert calls >= 6 and source.client.rate_limited == 0
         assert elapsed >= (calls - 1) / 4 - 0.05
 
 
@@ -374,7 +374,7 @@ async def test_fakes_own_secondly_limit_answers_429_and_is_retried() -> None:
         finally:
             await source.aclose()
         assert reading.value == amount_sum(fake.portal.all("deals"))
-        assert source._client.rate_limited >= 1
+        assert source.client.rate_limited >= 1
 
 
 # --- vendor trouble -------------------------------------------------------------------------
@@ -439,6 +439,25 @@ async def test_wrong_shape_and_loops(fake: Fake, source: HubSpotSource) -> None:
     fake.fault(FaultKind.STATUS, status=200, body=json.dumps(bad), path="/search")
     with pytest.raises(VendorResponseError, match="amount of record 9 is not a number: 'lots'"):
         await source.fetch_one(query(aggregate="sum", property="amount"))
+
+
+async def test_paging_past_the_total_is_an_error(fake: Fake) -> None:
+    """A window of at most 2 records read 1 a page needs 2 pages; HubSpot handing out opaque
+    cursors for more than 3 is a listing that never ends, not a short sum."""
+    source = make_source(fake, search_result_limit=2, page_size=1)
+    for cursor in ["a", "b", "c", "d"]:
+        page = {
+            "total": 2,
+            "results": [{"id": cursor, "properties": {"amount": "5"}}],
+            "paging": {"next": {"after": cursor}},
+        }
+        fake.fault(FaultKind.STATUS, status=200, body=json.dumps(page), path="/search")
+    try:
+        with pytest.raises(VendorResponseError, match=r"more than max_pages \(3\) pages of deals"):
+            await source.fetch_one(query(aggregate="sum", property="amount"))
+    finally:
+        await source.aclose()
+    assert len(fake.searches()) == 3
 
 
 async def test_unknown_pipeline_or_stage(fake: Fake, source: HubSpotSource) -> None:

@@ -50,9 +50,10 @@ from okrsync.errors import (
 from okrsync.sdk.connector import Sink, Source
 from okrsync.sdk.http import RetryPolicy
 from okrsync.sdk.models import KeyResultUpdate, PushResult, Query, Reading, as_decimal
+from okrsync.sdk.paging import CursorPaginator, OffsetPaginator
 
 ID_PAGE = 5000  # Cloud's most issues per page, when only ids are asked for
-MAX_PAGES = 10_000  # a loop guard: no real JQL metric needs more pages than this
+MAX_PAGES = 10_000  # the page cap: no real JQL metric (or comment list) needs more pages
 COMMENT_PAGE = 100
 
 
@@ -101,6 +102,8 @@ class JiraConnector(Source[JiraConnection, JiraQuery], Sink[JiraConnection, Jira
             value = await self._aggregate(spec, jql, subject, raw)
         except QueryError as exc:
             exc.message = f"{exc.message}; JQL: {jql}"
+            raise exc.for_subject(self.name, subject) from None
+        except VendorResponseError as exc:  # a looping or overlong listing, among others
             raise exc.for_subject(self.name, subject) from None
         described = spec.query_text().split(" of JQL: ")[0]
         return Reading(
@@ -176,25 +179,37 @@ class JiraConnector(Source[JiraConnection, JiraQuery], Sink[JiraConnection, Jira
     async def _issues(
         self, jql: str, fields: list[str], subject: str, raw: Any
     ) -> AsyncIterator[dict[str, Any]]:
-        """Every issue ``jql`` matches, with ``fields``, page after page."""
+        """Every issue ``jql`` matches, with ``fields``, page after page: Cloud's
+        ``nextPageToken`` (until ``isLast``), Data Center's ``startAt`` (until ``total``). A
+        token handed out twice, or more than :data:`MAX_PAGES` pages, fails the metric."""
+        what = f"issues of JQL {jql}"
         if not self._cloud:
-            start = 0
-            for _ in range(MAX_PAGES):
-                body = await self._dc_page(jql, fields, start, self.config.page_size, subject, raw)
-                issues = self._issue_list(body, subject)
-                for issue in issues:
+            size = self.config.page_size
+            offsets = OffsetPaginator(
+                lambda body: self._issue_list(body, subject),
+                page_size=size,
+                total_of=lambda body: self._int(body, "total", subject),
+                what=what,
+                max_pages=MAX_PAGES,
+                subject=subject,
+            )
+            while not offsets.finished:
+                body = await self._dc_page(jql, fields, offsets.token or 0, size, subject, raw)
+                for issue in self._issue_list(body, subject):
                     yield issue
-                start += len(issues)
-                if not issues or start >= self._int(body, "total", subject):
-                    return
-            raise self._too_many_pages(subject)
+                offsets.advance(body)
+            return
+        tokens = CursorPaginator(
+            lambda body: None if body.get("isLast") is True else body.get("nextPageToken"),
+            what=what,
+            max_pages=MAX_PAGES,
+            subject=subject,
+        )
         size = ID_PAGE if fields == ["id"] else self.config.page_size
-        token: str | None = None
-        seen: set[str] = set()
-        for _ in range(MAX_PAGES):
-            request: dict[str, Any] = {"jql": jql, "fields": fields, "maxResults": size}
-            if token is not None:
-                request["nextPageToken"] = token
+        while not tokens.finished:
+            request = tokens.params(
+                {"jql": jql, "fields": fields, "maxResults": size}, "nextPageToken"
+            )
             response = await self._client.request(
                 "POST", f"{self._api}/search/jql", json=request, subject=subject
             )
@@ -202,22 +217,7 @@ class JiraConnector(Source[JiraConnection, JiraQuery], Sink[JiraConnection, Jira
             body = self._client.parse_json(response, subject=subject)
             for issue in self._issue_list(body, subject):
                 yield issue
-            token = body.get("nextPageToken")
-            if body.get("isLast") is True or not token:
-                return
-            if not isinstance(token, str) or token in seen:
-                raise VendorResponseError(
-                    "Jira's nextPageToken repeated itself: stopping instead of looping",
-                    subject=subject,
-                ).for_subject(self.name, subject)
-            seen.add(token)
-        raise self._too_many_pages(subject)
-
-    def _too_many_pages(self, subject: str) -> ConnectorError:
-        return QueryError(
-            f"the JQL matches more than {MAX_PAGES} pages of issues; narrow it down",
-            subject=subject,
-        )
+            tokens.advance(body)
 
     async def _dc_page(
         self, jql: str, fields: list[str], start: int, size: int, subject: str, raw: Any
@@ -352,26 +352,41 @@ class JiraConnector(Source[JiraConnection, JiraQuery], Sink[JiraConnection, Jira
     ) -> str | None:
         """The comment carrying this key result's marker (after a crash lost its id)."""
         wanted = marker(update.key_result_id)
-        start = 0
-        for _ in range(MAX_PAGES):
-            body = await self._client.get_json(
-                f"{issue_url}/comment",
-                params={"startAt": start, "maxResults": COMMENT_PAGE, "orderBy": "created"},
-                subject=subject,
-            )
-            comments = body.get("comments") if isinstance(body, dict) else None
-            if not isinstance(comments, list):
-                raise VendorResponseError(
-                    "Jira's comment list has no comments array", subject=subject
-                ).for_subject(self.name, subject)
-            for comment in comments:
-                if isinstance(comment, dict) and wanted in text_of(comment.get("body")):
-                    return str(comment.get("id"))
-            start += len(comments)
-            total = body.get("total")
-            if not comments or not isinstance(total, int) or start >= total:
-                return None
+        # A list without ``total`` is read as complete after its first page (total 0).
+        offsets = OffsetPaginator(
+            lambda body: self._comment_list(body, subject),
+            page_size=COMMENT_PAGE,
+            total_of=lambda body: body["total"] if isinstance(body.get("total"), int) else 0,
+            what=f"comments of {issue_url}",
+            max_pages=MAX_PAGES,
+            subject=subject,
+        )
+        try:
+            while not offsets.finished:
+                body = await self._client.get_json(
+                    f"{issue_url}/comment",
+                    params={
+                        "startAt": offsets.token or 0,
+                        "maxResults": COMMENT_PAGE,
+                        "orderBy": "created",
+                    },
+                    subject=subject,
+                )
+                for comment in self._comment_list(body, subject):
+                    if isinstance(comment, dict) and wanted in text_of(comment.get("body")):
+                        return str(comment.get("id"))
+                offsets.advance(body)
+        except VendorResponseError as exc:
+            raise exc.for_subject(self.name, subject) from None
         return None
+
+    def _comment_list(self, body: Any, subject: str) -> list[Any]:
+        comments = body.get("comments") if isinstance(body, dict) else None
+        if not isinstance(comments, list):
+            raise VendorResponseError(
+                "Jira's comment list has no comments array", subject=subject
+            ).for_subject(self.name, subject)
+        return comments
 
     async def _write_comment(
         self,

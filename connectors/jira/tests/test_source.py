@@ -202,6 +202,17 @@ async def test_malformed_body_is_a_vendor_response_error(site: Site, jira: FastJ
         await jira.fetch_one(query(jql="project = API"))
 
 
+async def test_a_next_page_token_handed_out_twice_is_a_loop(site: Site, jira: FastJira) -> None:
+    page = '{"issues": [{"id": "1"}], "nextPageToken": "again", "isLast": false}'
+    site.server.faults.add(Fault(kind=FaultKind.STATUS, status=200, body=page, times=-1))
+    with pytest.raises(VendorResponseError) as caught:
+        await jira.fetch_one(query(jql="project = API"))
+    message = str(caught.value)
+    assert message.startswith("connection 'jira-test', metric 'okr_metric': pagination loop")
+    assert "issues of JQL project = API" in message and "'again'" in message
+    assert len([r for r in site.server.requests if r.path.endswith("/search/jql")]) == 2
+
+
 # --- Data Center --------------------------------------------------------------------------------
 
 
@@ -226,6 +237,22 @@ async def test_datacenter_counts_with_total_and_pages_with_start_at(dc_site: Sit
     assert [r.json_body()["startAt"] for r in searches] == [0, 0, 40, 80]
     assert searches[0].json_body()["maxResults"] == 0
     assert all(r.headers["authorization"] == "Bearer sandbox-pat" for r in searches)
+
+
+async def test_datacenter_page_empty_before_the_total_fails_the_metric(dc_site: Site) -> None:
+    """Summing what came before the empty page would be a short sum that looks right."""
+    page = '{"startAt": 0, "maxResults": 40, "total": 5, "issues": []}'
+    dc_site.server.faults.add(
+        Fault(kind=FaultKind.STATUS, status=200, body=page, path=r"/rest/api/2/search$")
+    )
+    jira = connect(dc_site.url, "datacenter", page_size=40)
+    try:
+        with pytest.raises(VendorResponseError, match="promised 5 issues of JQL project = OKR"):
+            await jira.fetch_one(
+                query(jql="project = OKR", aggregate="sum", field="Story point estimate")
+            )
+    finally:
+        await jira.aclose()
 
 
 async def test_datacenter_401_says_personal_access_token(dc_site: Site) -> None:

@@ -131,6 +131,11 @@ class HttpConnection(Generic[ConnectionT]):
             rate_limit_backoff=self.rate_limit_backoff,
         )
 
+    def error_rules(self) -> Mapping[int, ErrorRule]:
+        """What each error status means: the class's ``error_table`` by default. Override it
+        when the words depend on the connection (which credentials to check, by deployment)."""
+        return self.error_table
+
     def classifier(self) -> Callable[[httpx.Response], ErrorRule | None] | None:
         """The client's verdict on an answer before the error table: the class's ``classify``
         by default. Override it when the verdict acts on this connection (a 429 whose body
@@ -143,14 +148,22 @@ class HttpConnection(Generic[ConnectionT]):
         such an answer fails at once. Override it for tokens that expire."""
         return None
 
-    def make_client(self) -> HttpClient:
+    def make_client(
+        self, *, retry: RetryPolicy | None = None, budget: CallBudget | None = None
+    ) -> HttpClient:
         """The connection's client, from the declarations above; the budget also reads the
-        vendor's own rate-limit headers through :meth:`budget_observers`."""
-        budget = CallBudget(
-            self.budget_policy(),
-            shared=self.budgets.bucket("api"),
-            extra_observers=self.budget_observers(),
-        )
+        vendor's own rate-limit headers through :meth:`budget_observers`.
+
+        A second client of the same connection passes ``budget=self.client.budget`` (it takes
+        its turns from the same pace and holds) and its own ``retry`` (one that never retries a
+        request that is not idempotent, say).
+        """
+        if budget is None:
+            budget = CallBudget(
+                self.budget_policy(),
+                shared=self.budgets.bucket("api"),
+                extra_observers=self.budget_observers(),
+            )
         return HttpClient(
             connection=self.name,
             base_url=self.base_url(),
@@ -158,8 +171,8 @@ class HttpConnection(Generic[ConnectionT]):
             auth=self.auth(),
             timeout=float(_field(self.config, "timeout", self.timeout)),
             budget=budget,
-            retry=self.retry_policy(),
-            error_table=self.error_table,
+            retry=retry or self.retry_policy(),
+            error_table=self.error_rules(),
             classify=self.classifier(),
             refresh_credentials=self.credentials_refresher(),
             describe_error=type(self).describe_error,

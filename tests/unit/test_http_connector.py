@@ -1,10 +1,11 @@
 """The HttpSource/HttpSink hooks over a real socket: a vendor's ``classify`` verdict (also one
-bound to its connection), a token refresher, the budget's readers of vendor headers, and a
-sink's errors naming their mirror."""
+bound to its connection), error rules worded per connection, a second client on the same budget,
+a token refresher, the budget's readers of vendor headers, and a sink's errors naming their
+mirror."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Literal
@@ -17,11 +18,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from okrsync.errors import ConnectorError, QuotaExhaustedError, TargetNotFoundError
+from okrsync.errors import ConnectorError, QueryError, QuotaExhaustedError, TargetNotFoundError
 from okrsync.sandbox import SandboxServer
 from okrsync.sdk.budget import HeaderObserver
 from okrsync.sdk.connector import ConnectionConfig, MirrorSpec, QuerySpec
-from okrsync.sdk.http import ErrorAction, ErrorRule
+from okrsync.sdk.http import DEFAULT_ERROR_TABLE, ErrorAction, ErrorRule, RetryPolicy
 from okrsync.sdk.http_connector import HttpSink, HttpSource
 from okrsync.sdk.models import CycleWindow, KeyResultUpdate, PushResult, Query, Reading, Status
 
@@ -201,6 +202,33 @@ async def test_a_classifier_may_act_on_its_own_connection(server: SandboxServer)
     with pytest.raises(QuotaExhaustedError, match="allowance is spent"):
         await read_once(source, "/spent")
     assert 50.0 < source.client.budget.held_for() <= 60.0
+
+
+async def test_error_rules_may_depend_on_the_connection(server: SandboxServer) -> None:
+    class Worded(ThingsSource):
+        def error_rules(self) -> Mapping[int, ErrorRule]:
+            words = f"{self.config.base_url} has no such listing"
+            return {**DEFAULT_ERROR_TABLE, 405: ErrorRule(ErrorAction.FAIL, QueryError, words)}
+
+    source = Worded("things", connection(server))
+    with pytest.raises(QueryError, match=f"{server.url} has no such listing"):
+        await read_once(source, "/cards")  # a GET where only POST is routed
+    assert source.api_calls == 1
+
+
+async def test_a_second_client_shares_the_budget_with_its_own_retries(
+    server: SandboxServer,
+) -> None:
+    source = ThingsSource("things", connection(server))
+    once = source.make_client(retry=RetryPolicy(max_attempts=1), budget=source.client.budget)
+    try:
+        await once.get_json("/held")  # the vendor's header, seen through the second client
+    finally:
+        await once.aclose()
+        await source.aclose()
+    assert once.budget is source.client.budget and once.retry.max_attempts == 1
+    assert source.client.retry.max_attempts == 2  # the connection's max_retries: 1
+    assert 100.0 < source.client.budget.held_for() <= 120.0
 
 
 async def test_the_budget_reads_the_vendors_own_header_through_budget_observers(

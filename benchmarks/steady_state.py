@@ -430,6 +430,24 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 TARGET_RATIO = 1.05  # issue 13: requests per tick at most the lower bound + 5%
 
 
+def schedules_seen(result: dict[str, Any]) -> str:
+    """Which of the run's schedules had a tick in its steady windows (a short run may see only
+    the shortest one)."""
+    period = timedelta(seconds=result["window_seconds"])
+    counts = []
+    for text in result["schedules"]:
+        ticked = 0
+        for window in result["windows"]:
+            start = datetime.fromisoformat(window["start"])
+            ticked += ticks_in(text, start, start + period)
+        counts.append(f"`{text}` {ticked}")
+    return (
+        f"Windows (of {len(result['windows'])}) in which each schedule ticked: "
+        + ", ".join(counts)
+        + "."
+    )
+
+
 def verdict(result: dict[str, Any]) -> str:
     """Whether the steady windows kept to the target, said from the figures alone."""
     steady = result["steady"]
@@ -548,7 +566,7 @@ def markdown(result: dict[str, Any]) -> str:
         + f". The daemon{'s' if replicas > 1 else ''} logged {result['daemon_errors_logged']} "
         f"errors and exited {result.get('daemon_exits', result['daemon_exit'])}.",
         "",
-        verdict(result),
+        verdict(result) + " " + schedules_seen(result),
         "",
     ]
     return "\n".join(lines)

@@ -47,6 +47,7 @@ def test_at_the_bound_the_target_is_met() -> None:
     text = markdown(run(dict(BOUND), BOUND))
     assert "Target (requests per tick ≤ the lower bound + 5%): met, in every window; 1.00x" in text
     assert "Every vendor stayed at or below its bound." in text
+    assert "Windows (of 3) in which each schedule ticked: `every 1m` 3." in text
     assert "The load average was not recorded by this run." in text
 
 

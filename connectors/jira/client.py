@@ -1,4 +1,7 @@
-"""The HTTP side of a Jira connection: auth, error table, rate-limit signals, per-issue spacing.
+"""The HTTP side of a Jira connection: error table, rate-limit signals, pace, per-issue spacing.
+
+The connector declares its client through the SDK's :class:`~okrsync.sdk.http_connector.HttpSource`
+hooks (auth, this error table, ``BURST``, :class:`AdaptivePace` on its budget).
 
 Jira Cloud answers 429 with ``Retry-After`` (seconds) and says which limit was hit in
 ``RateLimit-Reason`` (``jira-burst-based``, ``jira-quota-tenant-based``,
@@ -38,16 +41,14 @@ from okrsync.errors import (
     RetriableError,
     TargetNotFoundError,
 )
-from okrsync.sdk.budget import BudgetPolicy, CallBudget
+from okrsync.sdk.budget import CallBudget
 from okrsync.sdk.http import (
     DEFAULT_ERROR_TABLE,
     ErrorAction,
     ErrorRule,
     HttpClient,
-    RetryPolicy,
     describe_response,
 )
-from okrsync.sdk.ledger import SharedBucket
 
 BURST = 5  # requests that may leave back to back after a quiet spell
 BACK_OFF = 0.5  # the pace is multiplied by this when Jira signals pressure
@@ -171,56 +172,6 @@ class AdaptivePace:
         if rate != self.budget.rate:
             self.budget.set_rate(rate)
         return None
-
-
-def make_client(
-    name: str,
-    config: JiraConnection,
-    retry: RetryPolicy,
-    budget: CallBudget | None = None,
-    *,
-    shared: SharedBucket | None = None,
-) -> HttpClient:
-    """The connection's client; pass ``budget`` to make a second client share the same pace.
-
-    A new budget keeps its turns and holds in ``shared`` (the connection's bucket), so that
-    replicas of the daemon share Jira's limit; each replica still adapts its own pace to the
-    headers it sees, which report the same site-wide pressure to all of them.
-    """
-    headers = {"Accept": "application/json"}
-    auth: httpx.Auth | None = None
-    if config.deployment == "cloud":
-        assert config.email is not None and config.api_token is not None  # the model checks
-        auth = httpx.BasicAuth(config.email, config.api_token.get_secret_value())
-    else:
-        assert config.personal_access_token is not None
-        headers["Authorization"] = f"Bearer {config.personal_access_token.get_secret_value()}"
-    if budget is None:
-        budget = CallBudget(
-            BudgetPolicy(
-                max_concurrency=config.max_concurrency,
-                requests_per_second=config.requests_per_second,
-                burst=BURST,
-            ),
-            shared=shared,
-        )
-        if config.requests_per_second is not None:
-            pace = AdaptivePace(
-                budget, config.requests_per_second, cloud=config.deployment == "cloud"
-            )
-            budget.extra_observers.append(pace.observe)
-    return HttpClient(
-        connection=name,
-        base_url=config.url,
-        headers=headers,
-        auth=auth,
-        timeout=config.timeout,
-        budget=budget,
-        retry=retry,
-        error_table=error_table(config),
-        describe_error=describe_error,
-        secrets=config.secret_values(),
-    )
 
 
 class IssueWriteSpacer:

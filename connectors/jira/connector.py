@@ -23,10 +23,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, ClassVar
+
+import httpx
 
 from connectors.jira.adf import (
     STATUS_TEXT,
@@ -37,7 +39,14 @@ from connectors.jira.adf import (
     percent,
     text_of,
 )
-from connectors.jira.client import FieldCatalog, IssueWriteSpacer, make_client
+from connectors.jira.client import (
+    BURST,
+    AdaptivePace,
+    FieldCatalog,
+    IssueWriteSpacer,
+    describe_error,
+    error_table,
+)
 from connectors.jira.models import JiraConnection, JiraMirror, JiraQuery, render_jql
 from okrsync.errors import (
     Blame,
@@ -47,8 +56,10 @@ from okrsync.errors import (
     TargetNotFoundError,
     VendorResponseError,
 )
-from okrsync.sdk.connector import Sink, Source
-from okrsync.sdk.http import RetryPolicy
+from okrsync.sdk.budget import CallBudget
+from okrsync.sdk.connector import Sink
+from okrsync.sdk.http import ErrorRule, HttpClient, RetryPolicy
+from okrsync.sdk.http_connector import HttpSource
 from okrsync.sdk.models import KeyResultUpdate, PushResult, Query, Reading, as_decimal
 from okrsync.sdk.paging import CursorPaginator, OffsetPaginator
 
@@ -61,33 +72,71 @@ def _decimal_json(value: Decimal | None) -> str | None:
     return None if value is None else format(value, "f")
 
 
-class JiraConnector(Source[JiraConnection, JiraQuery], Sink[JiraConnection, JiraMirror]):
+class JiraConnector(HttpSource[JiraConnection, JiraQuery], Sink[JiraConnection, JiraMirror]):
+    """Source and sink over one Jira site: the retrying client of :class:`HttpSource`, and a
+    second one on the same budget that never retries (for posting comments)."""
+
     query_model = JiraQuery
     mirror_model = JiraMirror
+    burst = BURST
+    describe_error = describe_error
 
     # Class attributes so a test or a subclass can make retries quick without a config field.
     retry: ClassVar[RetryPolicy] = RetryPolicy()
 
     def __init__(self, name: str, config: JiraConnection) -> None:
-        super().__init__(name, config)
-        self.max_concurrency = config.max_concurrency  # questions asked at once, as requests
-        self._client = make_client(name, config, self.retry, shared=self.budgets.bucket("api"))
+        super().__init__(name, config)  # max_concurrency: questions asked at once, as requests
+        self._cloud = config.deployment == "cloud"
         # Posting a comment is not idempotent: a retry after a lost answer would post it twice.
         # This client never retries by itself; _post_comment looks for the comment first.
-        self._once = make_client(
-            name, config, RetryPolicy(max_attempts=1), budget=self._client.budget
-        )
+        self._once = self.make_client(retry=RetryPolicy(max_attempts=1), budget=self.client.budget)
         self._api = f"/rest/api/{config.api_version}"
-        self._cloud = config.deployment == "cloud"
-        self._fields = FieldCatalog(self._client, self._api)
+        self._fields = FieldCatalog(self.client, self._api)
         self._spacer = IssueWriteSpacer(config.issue_write_interval)
+
+    # --- the HTTP declarations --------------------------------------------------------------
+
+    def auth(self) -> httpx.Auth | None:
+        """Cloud: the account's email and API token as Basic auth (Data Center: a header)."""
+        if self.config.deployment != "cloud":
+            return None
+        assert self.config.email is not None and self.config.api_token is not None  # the model
+        return httpx.BasicAuth(self.config.email, self.config.api_token.get_secret_value())
+
+    def auth_headers(self) -> dict[str, str]:
+        headers = {"Accept": "application/json"}
+        if self.config.deployment != "cloud":
+            assert self.config.personal_access_token is not None  # the model checks
+            token = self.config.personal_access_token.get_secret_value()
+            headers["Authorization"] = f"Bearer {token}"
+        return headers
+
+    def error_rules(self) -> Mapping[int, ErrorRule]:
+        return error_table(self.config)
+
+    def retry_policy(self) -> RetryPolicy:
+        return self.retry
+
+    def make_client(
+        self, *, retry: RetryPolicy | None = None, budget: CallBudget | None = None
+    ) -> HttpClient:
+        """The base's client; a new budget (in the connection's shared bucket, so replicas
+        share Jira's limit) is steered by :class:`AdaptivePace` below the configured ceiling.
+        Each replica adapts its own pace to the headers it sees, which report the same
+        site-wide pressure to all of them."""
+        client = super().make_client(retry=retry, budget=budget)
+        ceiling = self.config.requests_per_second
+        if budget is None and ceiling is not None:
+            pace = AdaptivePace(client.budget, ceiling, cloud=self.config.deployment == "cloud")
+            client.budget.extra_observers.append(pace.observe)
+        return client
 
     @property
     def api_calls(self) -> int:
-        return self._client.calls + self._once.calls
+        return self.client.calls + self._once.calls
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        await super().aclose()
         await self._once.aclose()
 
     # --- source ---------------------------------------------------------------------------------
@@ -96,7 +145,7 @@ class JiraConnector(Source[JiraConnection, JiraQuery], Sink[JiraConnection, Jira
         spec = query.spec
         jql = render_jql(spec.base_jql(), query.cycle.start, query.cycle.end)
         subject = query.subject
-        before = self._client.calls
+        before = self.client.calls
         raw = hashlib.sha256()
         try:
             value = await self._aggregate(spec, jql, subject, raw)
@@ -112,7 +161,7 @@ class JiraConnector(Source[JiraConnection, JiraQuery], Sink[JiraConnection, Jira
             query_text=f"{described} of JQL: {jql}",
             fetched_at=datetime.now(UTC),
             raw_digest="sha256:" + raw.hexdigest(),
-            api_calls=self._client.calls - before,
+            api_calls=self.client.calls - before,
         )
 
     async def _aggregate(self, spec: JiraQuery, jql: str, subject: str, raw: Any) -> Decimal | None:
@@ -121,14 +170,14 @@ class JiraConnector(Source[JiraConnection, JiraQuery], Sink[JiraConnection, Jira
                 body = await self._dc_page(jql, ["id"], 0, 0, subject, raw)
                 return Decimal(self._int(body, "total", subject))
             if spec.count == "approximate":
-                response = await self._client.request(
+                response = await self.client.request(
                     "POST",
                     f"{self._api}/search/approximate-count",
                     json={"jql": jql},
                     subject=subject,
                 )
                 raw.update(response.content)
-                body = self._client.parse_json(response, subject=subject)
+                body = self.client.parse_json(response, subject=subject)
                 return Decimal(self._int(body, "count", subject))
             return Decimal(sum([1 async for _ in self._issues(jql, ["id"], subject, raw)]))
         if spec.aggregate == "done_ratio":
@@ -210,11 +259,11 @@ class JiraConnector(Source[JiraConnection, JiraQuery], Sink[JiraConnection, Jira
             request = tokens.params(
                 {"jql": jql, "fields": fields, "maxResults": size}, "nextPageToken"
             )
-            response = await self._client.request(
+            response = await self.client.request(
                 "POST", f"{self._api}/search/jql", json=request, subject=subject
             )
             raw.update(response.content)
-            body = self._client.parse_json(response, subject=subject)
+            body = self.client.parse_json(response, subject=subject)
             for issue in self._issue_list(body, subject):
                 yield issue
             tokens.advance(body)
@@ -222,14 +271,14 @@ class JiraConnector(Source[JiraConnection, JiraQuery], Sink[JiraConnection, Jira
     async def _dc_page(
         self, jql: str, fields: list[str], start: int, size: int, subject: str, raw: Any
     ) -> Any:
-        response = await self._client.request(
+        response = await self.client.request(
             "POST",
             f"{self._api}/search",
             json={"jql": jql, "startAt": start, "maxResults": size, "fields": fields},
             subject=subject,
         )
         raw.update(response.content)
-        return self._client.parse_json(response, subject=subject)
+        return self.client.parse_json(response, subject=subject)
 
     def _issue_list(self, body: Any, subject: str) -> list[dict[str, Any]]:
         issues = body.get("issues") if isinstance(body, dict) else None
@@ -281,7 +330,7 @@ class JiraConnector(Source[JiraConnection, JiraQuery], Sink[JiraConnection, Jira
 
         if field_change is not None:
             async with self._spacer.turn(mirror.issue):
-                await self._client.request(
+                await self.client.request(
                     "PUT", issue_url, json={"fields": field_change}, subject=subject
                 )
         comment_id: str | None = None
@@ -292,7 +341,7 @@ class JiraConnector(Source[JiraConnection, JiraQuery], Sink[JiraConnection, Jira
             comment_id = await self._write_comment(mirror.issue, comment_id, body, update, subject)
         state = self._state(update, mirror, field_change, comment_id, fingerprint)
         async with self._spacer.turn(mirror.issue):
-            await self._client.request("PUT", property_url, json=state, subject=subject)
+            await self.client.request("PUT", property_url, json=state, subject=subject)
         return PushResult(
             ref=comment_id,
             detail={"issue": mirror.issue, "comment_id": comment_id, "field": field_change},
@@ -300,7 +349,7 @@ class JiraConnector(Source[JiraConnection, JiraQuery], Sink[JiraConnection, Jira
 
     async def _stored_state(self, property_url: str, subject: str) -> dict[str, Any] | None:
         try:
-            body = await self._client.get_json(property_url, subject=subject)
+            body = await self.client.get_json(property_url, subject=subject)
         except TargetNotFoundError:
             # No property yet (or no issue: the first write below then says so clearly).
             return None
@@ -363,7 +412,7 @@ class JiraConnector(Source[JiraConnection, JiraQuery], Sink[JiraConnection, Jira
         )
         try:
             while not offsets.finished:
-                body = await self._client.get_json(
+                body = await self.client.get_json(
                     f"{issue_url}/comment",
                     params={
                         "startAt": offsets.token or 0,
@@ -400,7 +449,7 @@ class JiraConnector(Source[JiraConnection, JiraQuery], Sink[JiraConnection, Jira
         if comment_id is not None:
             try:
                 async with self._spacer.turn(issue_key):
-                    await self._client.request(
+                    await self.client.request(
                         "PUT",
                         f"{issue_url}/comment/{comment_id}",
                         json={"body": body},

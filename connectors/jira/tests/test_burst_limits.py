@@ -135,7 +135,7 @@ async def test_the_pace_and_the_requests_in_flight_follow_the_sites_budget(site:
         fake.latency = 0.2
         await ask(jira, 40)
         documented_peak = fake.peak_in_flight
-        documented_rate = jira._client.budget.rate
+        documented_rate = jira.client.budget.rate
         # The site lowers its budget to 5 a second and says so in X-RateLimit-Limit: the
         # connection hears it on its next answer; from then on it keeps to it.
         fake.limiter.rates["POST"] = 5.0
@@ -144,7 +144,7 @@ async def test_the_pace_and_the_requests_in_flight_follow_the_sites_budget(site:
         refused_before = fake.rate_limited[BURST_REASON]
         await ask(jira, 20)
         lowered_peak = fake.peak_in_flight
-        lowered_rate = jira._client.budget.rate
+        lowered_rate = jira.client.budget.rate
         refused = fake.rate_limited[BURST_REASON] - refused_before
     finally:
         await jira.aclose()

@@ -84,7 +84,7 @@ def span(server: SandboxServer, path_end: str) -> float:
 
 
 def rate(jira: FastJira) -> float:
-    current = jira._client.budget.rate
+    current = jira.client.budget.rate
     assert current is not None
     return current
 
@@ -107,7 +107,7 @@ async def test_default_pace_lets_105_searches_through_in_about_a_second(
     assert span(server, "/approximate-count") >= 0.8
     # The fake announced its documented limit (X-RateLimit-Limit: 100), the same as the ceiling.
     assert rate(jira) == config.requests_per_second == 100.0
-    policy = jira._client.budget.policy
+    policy = jira.client.budget.policy
     assert (policy.requests_per_second, policy.burst, policy.max_concurrency) == (100.0, 5, 10)
 
 

@@ -152,7 +152,7 @@ async def test_429_with_retry_after_then_success(site: Site, jira: FastJira) -> 
     reading = await jira.fetch_one(query(jql="project = API"))
     assert time.monotonic() - started >= 0.9  # Retry-After honoured
     assert reading.value == Decimal(90)
-    assert jira._client.rate_limited == 1
+    assert jira.client.rate_limited == 1
 
 
 async def test_429_that_persists_says_which_limit(site: Site) -> None:

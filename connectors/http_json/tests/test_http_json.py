@@ -172,6 +172,26 @@ async def test_post_search_puts_placeholders_and_cursor_in_the_body(
     assert "cursor" in sent[1] and sent[1]["closed_after"] == "2026-10-01"
 
 
+async def test_a_numeric_cursor_goes_back_as_a_number_in_a_post_body(
+    fake: Fake, source: HttpJsonSource
+) -> None:
+    for page in [{"data": [{"amount": 1}], "next_cursor": 20}, {"data": [{"amount": 2}]}]:
+        fake.fault(FaultKind.STATUS, status=200, body=json.dumps(page))
+    reading = await source.fetch_one(
+        query(
+            request_path="/v1/deals/search",
+            method="POST",
+            body={"limit": 1},
+            json_path="$.data[*].amount",
+            aggregate="sum",
+            pagination=CURSOR,
+        )
+    )
+    assert reading.value == 3
+    sent = [r.json_body() for r in fake.server.requests]
+    assert sent == [{"limit": 1}, {"limit": 1, "cursor": 20}]
+
+
 async def test_cycle_placeholders_in_the_path(fake: Fake, source: HttpJsonSource) -> None:
     reading = await source.fetch_one(
         query(

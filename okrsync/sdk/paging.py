@@ -144,11 +144,11 @@ class CursorPaginator(Paginator[str]):
         self,
         cursor_of: Callable[[Any], object],
         *,
+        start: str | None = None,
         has_more: Callable[[Any], bool] | None = None,
         what: str = "pages",
         max_pages: int = DEFAULT_MAX_PAGES,
         subject: str | None = None,
-        start: str | None = None,
     ) -> None:
         super().__init__(what=what, max_pages=max_pages, subject=subject, start=start)
         self._cursor_of = cursor_of

@@ -319,8 +319,9 @@ def test_any_text_reads_or_is_a_config_error(text: str) -> None:
 
 
 # text without digits: PyYAML writes YAML 1.1, which leaves ``0E0`` unquoted (text there, a
-# number in YAML 1.2)
-words = st.text(alphabet=st.characters(blacklist_categories=["Nd"]), max_size=10)
+# number in YAML 1.2); and without lone surrogates, which no UTF-8 file holds (PyYAML writes
+# them as escapes that libyaml then refuses)
+words = st.text(alphabet=st.characters(blacklist_categories=["Nd", "Cs"]), max_size=10)
 scalars = st.none() | st.booleans() | st.integers() | st.floats() | words
 documents = st.recursive(
     scalars,

@@ -10,7 +10,11 @@ Served (``{v}`` is 3 or 2 on Cloud, 2 only on Data Center):
 * Data Center: ``GET|POST /rest/api/2/search`` with ``startAt``/``maxResults``/``total``;
 * ``GET|PUT /rest/api/{v}/issue/{key}`` (PUT: ``{"fields": {...}}``, 204), comments
   (``GET|POST .../comment``, ``GET|PUT .../comment/{id}``: 201/200), issue properties
-  (``GET|PUT .../properties/{key}``: 201 created, 200 updated).
+  (``GET .../properties``: the keys, each with its ``self``; ``GET|PUT .../properties/{key}``:
+  201 created, 200 updated);
+* ``GET /rest/api/{v}/myself``: the user the credentials belong to, in Jira's ``User`` shape
+  (Cloud: ``accountId``/``accountType``; Data Center: ``name``/``key``), ``groups`` and
+  ``applicationRoles`` as sizes only unless ``expand`` names them, as Jira answers.
 
 Errors use Jira's ``{"errorMessages": [...], "errors": {...}}`` bodies: 400 for bad JQL or an
 unknown/unsettable field, 404 for a missing issue, comment or property, 401 (plain text, as
@@ -47,6 +51,7 @@ from collections import Counter, deque
 from collections.abc import Awaitable, Callable, MutableMapping
 from datetime import UTC, date, datetime
 from typing import Any, Literal
+from urllib.parse import quote
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -73,6 +78,10 @@ REMOVED_SEARCH = (
 ID_PAGE_LIMIT = 5000
 FIELDS_PAGE_LIMIT = 100
 PROPERTY_LIMIT = 32768
+BOT_ACCOUNT_ID = "5b10a2844c20165700ede21g"  # the token's user: it writes the comments
+BOT_DISPLAY_NAME = "OKR bot"
+BOT_USERNAME = "okr-bot"  # Data Center identifies users by name
+BOT_GROUPS = ("jira-software-users", "okr-automation")
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -324,8 +333,8 @@ class JiraFake:
         comment = self.data.comments[comment_id]
         issue = self.data.find(comment.issue)
         author = {
-            "accountId": "5b10a2844c20165700ede21g",
-            "displayName": "OKR bot",
+            "accountId": BOT_ACCOUNT_ID,
+            "displayName": BOT_DISPLAY_NAME,
             "active": True,
         }
         body = _as_adf(comment.body)
@@ -583,6 +592,75 @@ class JiraFake:
                 self.data.comments_updated[issue.key] += 1
         return JSONResponse(self.render_comment(request, comment_id))
 
+    async def myself(self, request: Request) -> Response:
+        """The credentials' user; ``expand=groups,applicationRoles`` fills those two lists."""
+        site = str(request.base_url).rstrip("/")
+        base = self.base(request)
+        expand = {part.strip() for part in request.query_params.get("expand", "").split(",")}
+        cloud = self.deployment == "cloud"
+        groups = [
+            {"name": name, "self": f"{base}/group?groupname={quote(name)}"}
+            | ({"groupId": f"0a1b2c3d-0000-4000-8000-{index:012d}"} if cloud else {})
+            for index, name in enumerate(BOT_GROUPS, start=1)
+        ]
+        roles = [{"key": "jira-software", "name": "Jira Software"}]
+        identity: dict[str, Any]
+        if cloud:
+            identity = {
+                "self": f"{base}/user?accountId={BOT_ACCOUNT_ID}",
+                "accountId": BOT_ACCOUNT_ID,
+                "accountType": "atlassian",
+                "emailAddress": self.email,
+            }
+            avatar = f"{site}/secure/useravatar?ownerId={BOT_ACCOUNT_ID}"
+        else:
+            identity = {
+                "self": f"{base}/user?username={BOT_USERNAME}",
+                "key": "JIRAUSER10100",
+                "name": BOT_USERNAME,
+                "emailAddress": self.email,
+            }
+            avatar = f"{site}/secure/useravatar?ownerId=JIRAUSER10100"
+        return JSONResponse(
+            {
+                **identity,
+                "avatarUrls": {
+                    f"{size}x{size}": f"{avatar}&size={size}" for size in (48, 24, 16, 32)
+                },
+                "displayName": BOT_DISPLAY_NAME,
+                "active": True,
+                "timeZone": "Europe/Berlin",
+                "locale": "en_US",
+                "groups": {
+                    "size": len(groups),
+                    "items": groups if "groups" in expand else [],
+                },
+                "applicationRoles": {
+                    "size": len(roles),
+                    "items": roles if "applicationRoles" in expand else [],
+                },
+                "expand": "groups,applicationRoles",
+            }
+        )
+
+    async def issue_property_keys(self, request: Request) -> Response:
+        """``{"keys": [{"self", "key"}]}``: every property set on the issue, in write order."""
+        asked = request.path_params["key"]
+        issue = self.data.find(asked)
+        if issue is None:
+            return self.missing_issue()
+        with self.data.lock:
+            names = list(issue.properties)
+        issue_url = f"{self.base(request)}/issue/{asked}"
+        return JSONResponse(
+            {
+                "keys": [
+                    {"self": f"{issue_url}/properties/{quote(name, safe='')}", "key": name}
+                    for name in names
+                ]
+            }
+        )
+
     async def issue_property(self, request: Request) -> Response:
         issue = self.data.find(request.path_params["key"])
         if issue is None:
@@ -664,6 +742,8 @@ def jira_app(
             fake.route(fake.comment),
             methods=["GET", "PUT"],
         ),
+        Route(f"{prefix}/myself", fake.route(fake.myself)),
+        Route(f"{prefix}/issue/{{key}}/properties", fake.route(fake.issue_property_keys)),
         Route(
             f"{prefix}/issue/{{key}}/properties/{{property}}",
             fake.route(fake.issue_property),

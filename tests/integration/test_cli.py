@@ -56,7 +56,12 @@ def test_a_broken_plugin_is_reported_not_fatal() -> None:
 
 
 def test_committed_json_schema_is_current() -> None:
-    current = render_schema(load_registry().connectors)
+    shipped = {
+        name: connector
+        for name, connector in load_registry().connectors.items()
+        if connector.implementation.__module__.startswith("connectors.")
+    }  # the committed schema covers okrsync's own connectors, not other installed plugins
+    current = render_schema(shipped)
     assert SCHEMA_FILE.read_text() == current, (
         "config/okrsync.schema.json is stale: run `okrsync schema -o config/okrsync.schema.json`"
     )

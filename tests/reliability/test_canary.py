@@ -403,6 +403,8 @@ def test_every_credential_field_of_every_connector_is_covered() -> None:
     config = connections({}, "http://127.0.0.1:9", Path("/x.db"))
     missing: list[str] = []
     for name, connector in load_registry().connectors.items():
+        if not connector.implementation.__module__.startswith("connectors."):
+            continue  # a third-party plugin (the example one) is not okrsync's to cover here
         used = {key for c in config.values() if c["type"] == name for key in c}
         missing += [f"{name}.{f}" for f in secret_fields(connector.connection_model) - used]
     assert not missing, f"credential fields without the canary: {missing}"

@@ -253,8 +253,6 @@ def run_naive_script(size: int, url: str) -> dict[str, float]:
     today = datetime.now(UTC).date()
     environ = {"B_JIRA_URL": url, "B_JIRA_EMAIL": DEFAULT_EMAIL}
     environ["B_JIRA_API_TOKEN"] = DEFAULT_API_TOKEN
-    if "sniffio" in sys.modules and sys.modules["sniffio"] is None:
-        del sys.modules["sniffio"]  # okrsync.sdk.http's shortcut, imported with the fixtures
     cpu = time.process_time()
     report = asyncio.run(run_naive(workload(size, today), environ, today))
     if report.errors:

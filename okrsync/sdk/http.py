@@ -13,12 +13,10 @@ store and the dashboard.
 from __future__ import annotations
 
 import functools
-import importlib.util
 import json
 import random
 import re
 import ssl
-import sys
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -44,14 +42,6 @@ from okrsync.sdk.budget import BudgetPolicy, CallBudget
 from okrsync.sdk.retry_after import parse_retry_after
 
 log = structlog.get_logger()
-
-# httpcore runs ``import sniffio`` on every connection-pool event (about eight per request) to
-# tell asyncio from trio, and falls back to asyncio when the package is absent. Absent, each of
-# those is a failed import that searches sys.path again: measured, a quarter of okrsync's CPU per
-# Jira request. A ``None`` entry in ``sys.modules`` is Python's own way to say "not installed",
-# answered at once, so the answer is the same and costs nothing.
-if "sniffio" not in sys.modules and importlib.util.find_spec("sniffio") is None:
-    sys.modules["sniffio"] = None  # type: ignore[assignment]
 
 DETAIL_LIMIT = 200
 SNIPPET_LIMIT = 120

@@ -206,7 +206,7 @@ async def test_429_with_retry_after_seconds_waits_that_long(
     with capture_logs() as logs:
         assert await client.get_json("/ok") == {"ok": True, "items": [1, 2, 3]}
     waited = time.monotonic() - started
-    assert 0.95 <= waited < 2.0  # the backoff alone would have been 0.02 s
+    assert waited >= 0.95  # the backoff alone would have been 0.02 s; the log says how long
     assert (client.calls, client.retries, client.rate_limited) == (2, 1, 1)
     [limited] = [e for e in logs if e["event"] == "http_rate_limited"]
     assert limited == {
@@ -224,8 +224,11 @@ async def test_429_with_retry_after_http_date(client: HttpClient, server: Sandbo
     when = datetime.now(UTC) + timedelta(seconds=2)
     arm(server, status=429, retry_after=format_datetime(when, usegmt=True))
     started = time.monotonic()
-    assert await client.get_json("/ok") == {"ok": True, "items": [1, 2, 3]}
-    assert 0.8 <= time.monotonic() - started < 2.5
+    with capture_logs() as logs:
+        assert await client.get_json("/ok") == {"ok": True, "items": [1, 2, 3]}
+    assert time.monotonic() - started >= 0.8
+    [limited] = [e for e in logs if e["event"] == "http_rate_limited"]
+    assert 0.0 < limited["wait"] <= 2.0
     assert client.calls == 2
 
 
@@ -237,7 +240,7 @@ async def test_retry_after_beyond_the_cap_raises_at_once_and_pauses_the_connecti
     started = time.monotonic()
     with pytest.raises(RateLimitedError) as caught:
         await client.get_json("/ok")
-    assert time.monotonic() - started < 0.5
+    assert time.monotonic() - started < 30  # not the hour, nor the 120 s we wait in place
     assert caught.value.retry_after == pytest.approx(3600, abs=2)
     assert "more than the 120s we wait in place" in str(caught.value)
     assert client.calls == 1

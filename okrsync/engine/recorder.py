@@ -11,6 +11,7 @@ the mirrors were told the value had gone stale, queues the "confirmed again" del
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -125,8 +126,9 @@ Work = tuple[KeyResultState, PlannedKeyResult, Evaluation]
 class _Pass:
     """Records key results in one transaction with SQLAlchemy Core, a statement per kind of
     work whatever the number of key results: the unchanged ones in one UPDATE, the failed ones in
-    one executemany, the changed ones' measurements in one INSERT … RETURNING, their new states
-    in one executemany, their deliveries through one :class:`~okrsync.engine.outbox.Outbox`."""
+    one executemany, the changed ones' measurements in one INSERT and their ids in one SELECT,
+    their states in one executemany, their deliveries through one
+    :class:`~okrsync.engine.outbox.Outbox`."""
 
     session: Session
     run_id: str | None
@@ -219,7 +221,7 @@ class _Pass:
         note: str | None,
         request_key: str | None,
     ) -> list[int]:
-        """One INSERT … RETURNING for the batch (it was one ORM flush per key result)."""
+        """The batch's measurements in one INSERT, and their ids (it was one ORM flush each)."""
         if not changed:
             return []
         values = [
@@ -237,16 +239,26 @@ class _Pass:
             }
             for _at, state, _item, evaluation in changed
         ]
-        # RETURNING the key result beside the id, not in parameter order: SQLite cannot promise
-        # that order for a multi-row INSERT, and SQLAlchemy would then insert row by row
+        # One executemany, then the ids in one SELECT: no other transaction can add a measurement
+        # of these key results now (their rows are locked here), so each key result's newest rows
+        # observed at ``now`` are this batch's. (INSERT … RETURNING of 500 rows is one statement
+        # of 5,000 parameters, which PostgreSQL took 100-250 ms to run against 35 ms for this.)
+        self.session.execute(insert(MEASUREMENT_TABLE), values)
         columns = MEASUREMENT_TABLE.c
-        statement = insert(MEASUREMENT_TABLE).returning(columns.id, columns.key_result_id)
+        found = self.session.execute(
+            core_select(columns.id, columns.key_result_id)
+            .where(
+                columns.key_result_id.in_({state.id for _at, state, _i, _e in changed}),
+                columns.observed_at == self.now,
+            )
+            .order_by(columns.id)
+        )
         ids: dict[str, list[int]] = {}
-        for measurement_id, kr_id in self.session.execute(statement, values):
+        for measurement_id, kr_id in found:
             ids.setdefault(kr_id, []).append(int(measurement_id))
-        for kr_ids in ids.values():
-            kr_ids.sort(reverse=True)  # a key result twice in a batch: its rows in id order
-        return [ids[state.id].pop() for _at, state, _item, _evaluation in changed]
+        wanted = Counter(state.id for _at, state, _i, _e in changed)
+        mine = {kr_id: ids[kr_id][-count:] for kr_id, count in wanted.items()}
+        return [mine[state.id].pop(0) for _at, state, _item, _evaluation in changed]
 
     def _write_states(self, states: Sequence[KeyResultState]) -> None:
         """The new states of the key results that queued, in one executemany."""

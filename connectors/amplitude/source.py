@@ -82,6 +82,9 @@ class AmplitudeQuery(QuerySpec):
     def event_json(self) -> str:
         return json.dumps({"event_type": self.event_type}, separators=(",", ":"))
 
+    def is_count(self) -> bool:
+        return True  # event totals and uniques
+
     def query_text(self) -> str:
         return f"event segmentation {self.metric} of {self.event_type!r} over the cycle"
 

@@ -162,6 +162,9 @@ class GitHubQuery(QuerySpec):
         text = " ".join(parts)
         return fill_placeholders(text, cycle) if cycle is not None else text
 
+    def is_count(self) -> bool:
+        return self.search is not None or self.measure in ("closed", "open", "total")
+
     def query_text(self) -> str:
         if self.search is not None:
             return f"GET /search/issues?q={self.search_text()} → total_count"

@@ -171,6 +171,9 @@ class HttpJsonQuery(QuerySpec):
                     raise ValueError(f"unknown placeholder {token}: use {', '.join(PLACEHOLDERS)}")
         return self
 
+    def is_count(self) -> bool:
+        return self.aggregate == "count"
+
     def query_text(self) -> str:
         text = f"{self.method} {self.request_path or '/'}"
         if self.params:

@@ -211,6 +211,9 @@ class HubSpotQuery(QuerySpec):
             return []
         return [self.stage] if isinstance(self.stage, str) else list(self.stage)
 
+    def is_count(self) -> bool:
+        return self.aggregate == "count"
+
     def query_text(self) -> str:
         what = "count" if self.aggregate == "count" else f"sum({self.property})"
         conditions: list[str] = []

@@ -159,6 +159,9 @@ class JiraQuery(QuerySpec):
             clauses.append(f"({self.jql})" if self.parent else self.jql)
         return " AND ".join(clauses)
 
+    def is_count(self) -> bool:
+        return self.aggregate == "count"
+
     def query_text(self) -> str:
         what: str = self.aggregate
         if self.aggregate == "count":

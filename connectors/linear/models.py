@@ -190,6 +190,9 @@ class LinearQuery(QuerySpec):
             parts["and"] = [{"labels": {"some": {"name": {"eq": name}}}} for name in self.labels]
         return parts
 
+    def is_count(self) -> bool:
+        return self.aggregate == "count"
+
     def query_text(self) -> str:
         filter_text = json.dumps(self.issue_filter(), separators=(",", ":"))
         archived = ", includeArchived: true" if self.include_archived else ""

@@ -87,6 +87,9 @@ class MixpanelQuery(QuerySpec):
         default=None, description='A segmentation expression, e.g. properties["plan"] == "pro".'
     )
 
+    def is_count(self) -> bool:
+        return True  # segmentation counts events (general) or people (unique)
+
     def query_text(self) -> str:
         text = f"segmentation {self.type} count of {self.event!r} over the cycle"
         return f"{text} where {self.where}" if self.where else text

@@ -181,6 +181,9 @@ class PipedriveQuery(QuerySpec):
         """
         return self.window is None and not (self.filter_id is not None and self.narrowed())
 
+    def is_count(self) -> bool:
+        return self.measure == "count"
+
     def query_text(self) -> str:
         filters = [
             f"{name}={value}"

@@ -227,6 +227,9 @@ class SalesforceQuery(QuerySpec):
         found = group_by_field(self.soql or "")
         return found.rsplit(".", 1)[-1] if found else None
 
+    def is_count(self) -> bool:
+        return self.mode == "count"
+
     def query_text(self) -> str:
         if self.report_id is not None:
             return (

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from okrsync.engine.expressions import Expression
 from okrsync.engine.pacing import DeliveryPolicy
+from okrsync.engine.plausibility import UNBOUNDED, Bounds
 from okrsync.engine.progress import KRKind, TargetSpec
 from okrsync.engine.schedule import Schedule
 from okrsync.sdk.connector import ConnectionConfig, MirrorSpec, QuerySpec
@@ -54,6 +55,7 @@ class MetricDef:
     schedule: Schedule
     spec: QuerySpec  # an instance of the connection's connector ``query_model``
     line: int | None = None
+    bounds: Bounds = UNBOUNDED  # ``min``/``max``: a reading outside them is the metric's error
 
 
 DIGEST_PREFIX = "@"  # objective digest mirrors' keys start with "@<objective id>/"
@@ -202,6 +204,14 @@ class MetricCommon(_Document):
     connection: str = Field(description="Name of the connection (a source) that answers it.")
     schedule: str | None = Field(
         default=None, description="'every 15m' or a cron expression; default defaults.schedule."
+    )
+    min: Decimal | None = Field(
+        default=None,
+        description="Lowest plausible reading; a lower one is the metric's error, not its value.",
+    )
+    max: Decimal | None = Field(
+        default=None,
+        description="Highest plausible reading; a higher one is the metric's error, not its value.",
     )
 
 

@@ -25,6 +25,7 @@ from okrsync.config.pydantic_errors import validate
 from okrsync.config.readers import ValueReader
 from okrsync.config.reporting import MISSING, did_you_mean
 from okrsync.config.yaml_source import KeyPath
+from okrsync.engine.plausibility import Bounds
 from okrsync.engine.schedule import Schedule
 from okrsync.sdk.connector import ConnectionConfig, QuerySpec
 
@@ -165,11 +166,31 @@ def read_metrics(
             if raw_schedule is not None
             else default_schedule
         )
+        bounds = read_bounds(read, where, mapping)
         query_fields = {k: v for k, v in mapping.items() if k not in common}
         model = refs.query_model_for(where, connection)
         if model is None:
             continue
         spec = validate(read, where, model, query_fields, secret=False, also_allowed=common)
-        if isinstance(spec, QuerySpec) and connection is not None and schedule is not None:
-            metrics[name] = MetricDef(name, connection, schedule, spec, read.line(where))
+        if (
+            isinstance(spec, QuerySpec)
+            and connection is not None
+            and schedule is not None
+            and bounds is not None
+        ):
+            metrics[name] = MetricDef(name, connection, schedule, spec, read.line(where), bounds)
     return metrics
+
+
+def read_bounds(read: ValueReader, where: KeyPath, mapping: dict[str, object]) -> Bounds | None:
+    """A metric's ``min``/``max`` (plausible readings); ``None`` when they are wrong."""
+    low = read.number((*where, "min"), mapping.get("min"))
+    high = read.number((*where, "max"), mapping.get("max"))
+    if (low is None and mapping.get("min") is not None) or (
+        high is None and mapping.get("max") is not None
+    ):
+        return None
+    if low is not None and high is not None and low > high:
+        read.problem((*where, "min"), f"min {low} is above max {high}")
+        return None
+    return Bounds(low, high)

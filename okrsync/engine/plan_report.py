@@ -146,7 +146,8 @@ async def build_plan(
         deadlines = {
             name: config.fetch_deadline(name).total_seconds() for name in plan.by_connection
         }
-        fetched = await fetch_all(plan, connections, redactor, deadlines=deadlines)
+        bounds = {name: config.metrics[name].bounds for name in plan.metric_names}
+        fetched = await fetch_all(plan, connections, redactor, deadlines=deadlines, bounds=bounds)
         result.fetched = True
         result.api_calls = fetched.api_calls
         for evaluation, item in evaluate_plan(config, plan, fetched.readings, "plan", now):

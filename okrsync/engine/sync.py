@@ -26,6 +26,7 @@ from okrsync.engine.backoff import failure_pause, quota_resume
 from okrsync.engine.dispatcher import Dispatcher, DispatchReport
 from okrsync.engine.evaluate import Evaluation, MetricReading, evaluate
 from okrsync.engine.planner import PlannedKeyResult, QueryPlan, plan_queries, split_plan
+from okrsync.engine.plausibility import Bounds, check_readings
 from okrsync.engine.recorder import Recorded, record_all
 from okrsync.engine.runtime import Connections
 from okrsync.engine.staleness import StaleWatch
@@ -84,16 +85,19 @@ async def fetch_all(
     paused: Mapping[str, ConnectorError] | None = None,
     on_answered: Callable[[list[Reading]], None] | None = None,
     deadlines: Mapping[str, float] | None = None,
+    bounds: Mapping[str, Bounds] | None = None,
 ) -> Fetched:
     """Ask every connection its queries at once; a paused connection is not asked at all.
 
     ``on_answered`` hears each connection's readings as soon as that connection is done, while
     the others are still being asked (a run evaluates key results meanwhile). ``deadlines``:
-    seconds each connection may take (unbounded when absent). Touches no store: ``plan`` uses it
-    too.
+    seconds each connection may take (unbounded when absent). Every answer is checked for
+    plausibility (``bounds``: the metrics' ``min``/``max`` by name) before anyone hears it: an
+    implausible one becomes its query's error. Touches no store: ``plan`` uses it too.
     """
     paused = paused or {}
     deadlines = deadlines or {}
+    bounds = bounds or {}
 
     async def one(name: str) -> tuple[list[Reading], int]:
         queries = plan.by_connection[name]
@@ -103,6 +107,7 @@ async def fetch_all(
             answered = await fetch_connection(
                 connections, name, queries, redactor, deadline=deadlines.get(name)
             )
+            answered = check_readings(queries, answered[0], bounds), answered[1]
         if on_answered is not None:
             on_answered(answered[0])
         return answered
@@ -372,6 +377,7 @@ class SyncService:
             paused=paused,
             on_answered=on_answered,
             deadlines=deadlines,
+            bounds={name: self.config.metrics[name].bounds for name in plan.metric_names},
         )
         report.api_calls += fetched.api_calls
         for name, connection_readings in fetched.by_connection.items():

@@ -70,6 +70,11 @@ class QuerySpec(BaseModel):
         """The query as a human reads it in ``explain`` (SQL text, JQL, JSON path…)."""
         return self.model_dump_json(exclude_none=True)
 
+    def is_count(self) -> bool:
+        """Whether the answer counts something (issues, records, events): a count is never
+        negative, and the core refuses a negative one as it refuses any implausible reading."""
+        return False
+
 
 class MirrorSpec(BaseModel):
     """Base of a connector's mirror fields (where to push); unknown keys are errors."""

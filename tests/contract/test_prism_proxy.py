@@ -12,7 +12,9 @@ A control test shows the check notices an off-contract request and an off-contra
 Not covered here, honestly:
 
 * **GA4**: its description is a Google API *discovery document*, not OpenAPI or Swagger; Prism
-  cannot read it (``connectors/ga4/tests/test_contract.py`` checks the GA4 fake against it).
+  cannot read it: Prism 5.14.2 takes the document's ``"$ref": "RunReportRequest"`` for a file
+  name and stops (``ENOENT``). ``connectors/ga4/tests/test_contract.py`` checks the GA4 fake
+  against it instead.
 * **Linear**: a GraphQL schema; a REST contract proxy does not apply.
 
 The descriptions Prism reads are the repository's files with the few changes listed (and

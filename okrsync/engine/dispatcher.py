@@ -70,6 +70,7 @@ from okrsync.sdk.models import KeyResultUpdate, ObjectiveUpdate
 from okrsync.store.db import session_scope
 from okrsync.store.offload import in_thread
 from okrsync.store.tables import ConnectionStateRow, DeliveryRow, MirrorRow
+from okrsync.store.upsert import add_missing
 
 log = structlog.get_logger()
 
@@ -507,9 +508,9 @@ class Dispatcher:
         kind = self.mirror_only.get(connection)
         if kind is None:
             return
-        state = session.get(ConnectionStateRow, connection) or ConnectionStateRow(
-            name=connection, type=kind
-        )
+        add_missing(session, [ConnectionStateRow(name=connection, type=kind)])  # replicas race
+        state = session.get(ConnectionStateRow, connection, with_for_update=True)
+        assert state is not None  # added above, or by the replica that got there first
         if error is None:
             state.status = "ok"
             state.consecutive_failures = 0

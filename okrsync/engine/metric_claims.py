@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import Engine
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
 from okrsync.store.db import session_scope
 from okrsync.store.tables import MetricStateRow
+from okrsync.store.upsert import add_missing
 
 
 @dataclass(frozen=True)
@@ -41,12 +41,10 @@ class MetricClaims:
                     select(MetricStateRow.name).where(col(MetricStateRow.name).in_(list(names)))
                 )
             )
-        for name in sorted(set(names) - present):
-            try:
-                with session_scope(self.engine) as session:
-                    session.add(MetricStateRow(name=name))
-            except IntegrityError:
-                continue  # another replica added it first
+        missing = sorted(set(names) - present)
+        if missing:  # another replica may add some of them first: theirs stand
+            with session_scope(self.engine) as session:
+                add_missing(session, [MetricStateRow(name=name) for name in missing])
 
     def claim(
         self,

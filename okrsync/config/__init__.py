@@ -1,5 +1,6 @@
 """YAML loading, ``${ENV}`` resolution, line-accurate errors and JSON Schema export."""
 
+from okrsync.config.fields import parse_duration
 from okrsync.config.loader import (
     DEFAULT_SECRETS_DIR,
     SUPPORTED_VERSION,
@@ -16,7 +17,6 @@ from okrsync.config.models import (
     MirrorDef,
     ObjectiveDef,
 )
-from okrsync.config.readers import parse_duration
 from okrsync.config.references import ReferenceResolver, Resolution
 from okrsync.config.reporting import did_you_mean
 from okrsync.config.schema import config_json_schema, render_schema, write_schema

@@ -6,6 +6,10 @@ parse the YAML (:mod:`.yaml_source`), resolve ``${…}`` references (:mod:`.refe
 each section (:mod:`.sections`, :mod:`.objectives`) with the value readers (:mod:`.readers`),
 checking what one section names against what another declares (:mod:`.crossrefs`). Whatever goes
 wrong is reported with its secrets scrubbed (:mod:`.reporting`).
+
+The garbage collector is paused for the whole load: a config's values and definitions form no
+reference cycles and stay alive until the load ends, so every collection it would run walks them
+for nothing (a third of the checking time at 10,000 key results).
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from okrsync.config.readers import ValueReader
 from okrsync.config.references import ReferenceResolver
 from okrsync.config.reporting import MISSING, error_order, kind_of, scrub, show_value, suggest
 from okrsync.config.sections import read_connections, read_cycles, read_defaults, read_metrics
-from okrsync.config.yaml_source import read_yaml
+from okrsync.config.yaml_source import collector_paused, read_yaml
 from okrsync.errors import ConfigError, ConfigErrors
 from okrsync.sdk.connector import Connector
 
@@ -45,9 +49,15 @@ def load_config(
         raise ConfigErrors(
             [ConfigError(f"cannot read the config: {reason}", file=str(path))]
         ) from None
-    return _load(
-        text, connectors, filename=str(path), source=path, environ=environ, secrets_dir=secrets_dir
-    )
+    with collector_paused():
+        return _load(
+            text,
+            connectors,
+            filename=str(path),
+            source=path,
+            environ=environ,
+            secrets_dir=secrets_dir,
+        )
 
 
 def load_config_text(
@@ -59,9 +69,15 @@ def load_config_text(
     secrets_dir: Path | None = None,
 ) -> Config:
     """Like :func:`load_config`, for config text that did not come from a file."""
-    return _load(
-        text, connectors, filename=filename, source=None, environ=environ, secrets_dir=secrets_dir
-    )
+    with collector_paused():
+        return _load(
+            text,
+            connectors,
+            filename=filename,
+            source=None,
+            environ=environ,
+            secrets_dir=secrets_dir,
+        )
 
 
 def _load(

@@ -2,8 +2,9 @@
 
 Two families live here. The *definitions* (``Config``, ``ObjectiveDef`` …) are what the rest of
 okrsync uses: frozen, fully typed, every reference already checked. The *document models*
-(``ConfigDocument`` …) describe the YAML as written; the loader takes its list of allowed keys
-from them and the JSON Schema is generated from them, so the two cannot drift apart.
+(``ConfigDocument`` …) describe the YAML as written and are the single source of its fields: the
+loader validates sections with them (their value types, in :mod:`.fields`, word every refusal),
+and the JSON Schema is generated from them, so the two cannot drift apart.
 """
 
 from __future__ import annotations
@@ -15,20 +16,38 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
+from okrsync.config import fields
+from okrsync.config.fields import (
+    DURATION_PATTERN,
+    CycleId,
+    Day,
+    ExpressionText,
+    Fraction,
+    KeyResultId,
+    Kind,
+    NonEmptyText,
+    Number,
+    ObjectiveId,
+    RequiredText,
+    ScheduleText,
+    Text,
+    Toggle,
+    Weight,
+    listed,
+    refuse,
+)
 from okrsync.engine.expressions import Expression
-from okrsync.engine.pacing import DeliveryPolicy
+from okrsync.engine.pacing import DeliveryPolicy, QuietHours
 from okrsync.engine.plausibility import UNBOUNDED, Bounds
 from okrsync.engine.progress import KRKind, TargetSpec
 from okrsync.engine.schedule import Schedule
 from okrsync.sdk.connector import ConnectionConfig, MirrorSpec, QuerySpec
 from okrsync.sdk.models import CycleWindow
 
-ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$"
-DURATION_PATTERN = r"^(\d+d)?(\d+h)?(\d+m)?(\d+s)?$"
 DEFAULT_SCHEDULE = "every 1h"  # when neither the metric nor ``defaults.schedule`` gives one
 DEFAULT_FETCH_DEADLINE = timedelta(seconds=90)
 """How long one connection's fetch may take when its ``fetch_deadline`` is not set: three times
@@ -161,30 +180,28 @@ class Config:
 
 # --- document models: the YAML as written (key names, JSON Schema) -----------------------------
 
-Identifier = Field(pattern=ID_PATTERN, min_length=1)
-Number = float  # JSON Schema "number" includes integers
-Duration = Field(default=None, pattern=DURATION_PATTERN, description="30s, 15m, 2h, 1d, 1h30m")
+_DURATION_HELP = "30s, 15m, 2h, 1d, 1h30m"
 
 
 class _Document(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
 
 
 class DefaultsDocument(_Document):
     """Values used where a metric or key result does not give its own."""
 
-    schedule: str | None = Field(
+    schedule: ScheduleText = Field(
         default=None, description="Default metric schedule: 'every 15m' or a cron expression."
     )
-    stale_after: str | None = Duration
+    stale_after: fields.Duration = Field(default=None, description=_DURATION_HELP)
 
 
 class CycleDocument(_Document):
     """A time box, such as a quarter."""
 
-    id: str = Identifier
-    start: date
-    end: date
+    id: CycleId
+    start: Day
+    end: Day
 
 
 class ConnectionCommon(_Document):
@@ -221,16 +238,30 @@ class QuietHoursDocument(_Document):
     start: str = Field(description="Local time, e.g. 22:00.")
     end: str = Field(description="Local time, e.g. 07:00 (may be on the next day).")
     timezone: str = Field(default="UTC", description="IANA zone, e.g. Europe/Berlin.")
+    _window: QuietHours | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _parse(self) -> QuietHoursDocument:
+        try:
+            self._window = QuietHours.parse(self.start, self.end, self.timezone)
+        except ValueError as exc:
+            raise refuse(str(exc)) from None
+        return self
+
+    @property
+    def window(self) -> QuietHours:
+        assert self._window is not None  # set by every successful validation
+        return self._window
 
 
 class MirrorCommon(_Document):
     """The fields every mirror has; the others are its connector's mirror fields."""
 
-    connection: str = Field(description="Name of the connection (a sink) to push to.")
-    min_interval: str | None = Field(
+    connection: RequiredText = Field(description="Name of the connection (a sink) to push to.")
+    min_interval: fields.Duration = Field(
         default=None, description="Push at most this often, e.g. 10m; later changes wait."
     )
-    min_change: Decimal | None = Field(
+    min_change: Fraction = Field(
         default=None,
         description="Skip pushes that move progress less than this (0.05 = 5 points) "
         "without changing status.",
@@ -238,18 +269,32 @@ class MirrorCommon(_Document):
     quiet_hours: QuietHoursDocument | None = Field(
         default=None, description="Pushes due in this daily window wait for its end."
     )
-    schedule: str | None = Field(
+    schedule: ScheduleText = Field(
         default=None,
         description="Also push on this cadence, changed or not ('every 1d', '0 9 * * 1').",
     )
-    on_change: bool = Field(
+    on_change: Toggle = Field(
         default=True, description="Push when the value changes; false: only on the schedule."
     )
-    announce_stale: bool = Field(
+    announce_stale: Toggle = Field(
         default=True,
         description="Push when the key result's value passes its stale_after (and again when a "
         "source confirms it), so the mirror says the number is old; false: stay silent.",
     )
+
+    def delivery_policy(self) -> DeliveryPolicy:
+        return DeliveryPolicy(
+            self.min_interval,
+            self.min_change,
+            self.quiet_hours.window if self.quiet_hours is not None else None,
+            on_change=self.on_change,
+            schedule=self.schedule,
+            announce_stale=self.announce_stale,
+        )
+
+
+Mirrors = Annotated[list[dict[str, Any]], listed("mirrors")]
+"""Mirrors as written: each checked by :class:`MirrorCommon` and its connector's mirror model."""
 
 
 class KeyResultDocument(_Document):
@@ -257,39 +302,45 @@ class KeyResultDocument(_Document):
 
     model_config = ConfigDict(
         extra="forbid",
+        arbitrary_types_allowed=True,
         json_schema_extra={"oneOf": [{"required": ["metric"]}, {"required": ["value"]}]},
     )
 
-    id: str = Identifier
-    title: str
-    metric: str | None = Field(default=None, description="Name of the metric it follows.")
-    value: str | None = Field(default=None, description="Expression of metrics: 'a / b * 100'.")
-    kind: KRKind
-    start: Number | None = None
-    target: Number | None = None
-    low: Number | None = None
-    high: Number | None = None
-    unit: str | None = None
-    weight: Number = Field(default=1, gt=0)
-    stale_after: str | None = Duration
-    mirrors: list[dict[str, Any]] = Field(default_factory=list)
+    id: KeyResultId
+    title: NonEmptyText
+    metric: Text = Field(default=None, description="Name of the metric it follows.")
+    value: ExpressionText = Field(default=None, description="Expression of metrics: 'a / b * 100'.")
+    kind: Kind
+    start: Number = None
+    target: Number = None
+    low: Number = None
+    high: Number = None
+    unit: Text = None
+    weight: Weight
+    stale_after: fields.Duration = Field(default=None, description=_DURATION_HELP)
+    mirrors: Mirrors = Field(default_factory=list)
 
 
 class ObjectiveDocument(_Document):
     """A goal that groups key results."""
 
-    id: str = Identifier
-    title: str
-    cycle: str
-    owner: str | None = None
-    parent: str | None = Field(default=None, description="Id of the objective this one serves.")
-    weight: Number = Field(default=1, gt=0)
-    description: str | None = None
-    key_results: list[KeyResultDocument] = Field(default_factory=list)
-    mirrors: list[dict[str, Any]] = Field(
+    id: ObjectiveId
+    title: NonEmptyText
+    cycle: RequiredText
+    owner: Text = None
+    parent: Text = Field(default=None, description="Id of the objective this one serves.")
+    weight: Weight
+    description: Text = None
+    key_results: Annotated[list[KeyResultDocument], listed("key_results")] = Field(
+        default_factory=list
+    )
+    mirrors: Mirrors = Field(
         default_factory=list,
         description="Digest mirrors: the objective and all its key results in one message.",
     )
+
+
+ObjectiveList = Annotated[list[ObjectiveDocument], listed("objectives")]
 
 
 class ConfigDocument(_Document):
@@ -298,9 +349,9 @@ class ConfigDocument(_Document):
     version: Literal[1]
     defaults: DefaultsDocument | None = None
     connections: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    cycles: list[CycleDocument] = Field(default_factory=list)
+    cycles: Annotated[list[CycleDocument], listed("cycles")] = Field(default_factory=list)
     metrics: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    objectives: list[ObjectiveDocument] = Field(default_factory=list)
+    objectives: ObjectiveList = Field(default_factory=list)
 
 
 def field_names(model: type[BaseModel]) -> list[str]:

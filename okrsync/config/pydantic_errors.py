@@ -8,11 +8,14 @@ connection (it may be a secret).
 
 from __future__ import annotations
 
-from collections.abc import Collection
-from typing import Any
+import functools
+from collections.abc import Collection, Mapping
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
+from pydantic_core import PydanticUndefined
 
+from okrsync.config.fields import OKRSYNC_ERROR
 from okrsync.config.reporting import MISSING, Reporter, show_value, suggest
 from okrsync.config.yaml_source import KeyPath
 
@@ -48,18 +51,71 @@ def validate(
     ``secret``: never quote a value back. ``also_allowed``: keys taken out of ``data`` before it
     was given to ``model`` (the fields every metric or mirror has), offered in did-you-means.
     """
+    validated, problems = check(model, data, secret=secret, also_allowed=also_allowed)
+    for loc, message in problems:
+        reporter.problem((*path, *loc), message)
+    return validated if isinstance(validated, BaseModel) else None
+
+
+def check(
+    model: Any,
+    data: Any,
+    *,
+    secret: bool = False,
+    also_allowed: Collection[str] = (),
+    shape: Any = None,
+) -> tuple[Any, list[tuple[KeyPath, str]]]:
+    """``data`` validated by ``model`` (a model class, or a :class:`TypeAdapter` of the type
+    ``shape``), and the problems found, each at its key path relative to ``data``; the value is
+    ``None`` if there are any."""
     try:
-        return model.model_validate(data)
+        return model.validate_python(data) if isinstance(model, TypeAdapter) else (
+            model.model_validate(data)
+        ), []
     except ValidationError as exc:
-        for error in exc.errors(include_url=False, include_input=False, include_context=True):
-            loc = tuple(error["loc"])
-            message = _message(model, loc, error, data, secret, also_allowed)
-            reporter.problem((*path, *loc), message)
-        return None
+        errors = exc.errors(include_url=False, include_input=False, include_context=True)
+        owner = _model_in(shape if shape is not None else model)
+        return None, [
+            (tuple(e["loc"]), _message(owner, tuple(e["loc"]), e, data, secret, also_allowed))
+            for e in errors
+        ]
+
+
+def valid_fields(
+    model: type[BaseModel], data: Mapping[str, Any]
+) -> tuple[dict[str, Any], set[str]]:
+    """For a mapping ``model`` refused: each field's validated value where that field alone is
+    valid (absent ones at their defaults), and the keys that are wrong or unknown. The checks
+    that look across entries (references, duplicate ids) still run on what is right."""
+    values: dict[str, Any] = {}
+    wrong = {str(key) for key in data if key not in model.model_fields}
+    for name in model.model_fields:
+        adapter = _field_adapter(model, name)
+        try:
+            if name in data:
+                values[name] = adapter.validate_python(data[name])
+            else:
+                default = model.model_fields[name].get_default(call_default_factory=True)
+                if default is PydanticUndefined:
+                    wrong.add(name)
+                else:
+                    values[name] = adapter.validate_python(default)
+        except ValidationError:
+            wrong.add(name)
+    return values, wrong
+
+
+@functools.cache
+def _field_adapter(model: type[BaseModel], name: str) -> TypeAdapter[Any]:
+    info = model.model_fields[name]
+    annotation: Any = info.annotation
+    if info.metadata:
+        annotation = Annotated[annotation, *info.metadata]
+    return TypeAdapter(annotation, config=ConfigDict(arbitrary_types_allowed=True))
 
 
 def _message(
-    model: type[BaseModel],
+    model: type[BaseModel] | None,
     loc: tuple[str | int, ...],
     error: Any,
     data: dict[str, Any],
@@ -67,9 +123,11 @@ def _message(
     also_allowed: Collection[str],
 ) -> str:
     kind = str(error["type"])
+    if kind == OKRSYNC_ERROR:
+        return str(error["ctx"]["message"])
     name = loc[-1] if loc else ""
     if kind == "extra_forbidden":
-        allowed = _fields_at(model, loc[:-1])
+        allowed = _fields_at(model, loc[:-1]) if model is not None else []
         if len(loc) == 1:
             allowed = [*allowed, *also_allowed]
         return f"unknown key {name!r}{suggest(str(name), allowed)}"

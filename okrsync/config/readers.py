@@ -14,33 +14,13 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from okrsync.config.models import DURATION_PATTERN, ID_PATTERN
+from okrsync.config.fields import ID_PATTERN, parse_duration
 from okrsync.config.reporting import MISSING, Reporter, kind_of, suggest
 from okrsync.config.yaml_source import KeyPath
 from okrsync.engine.schedule import Schedule
 from okrsync.errors import ScheduleError
 
 _ID = re.compile(ID_PATTERN)
-_DURATION = re.compile(DURATION_PATTERN)
-_DURATION_UNITS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
-
-
-def parse_duration(text: str) -> timedelta | None:
-    """``30s``, ``15m``, ``2h``, ``1d``, ``1h30m`` → a positive timedelta; ``None`` if malformed."""
-    compact = text.strip().replace(" ", "")
-    match = _DURATION.fullmatch(compact)
-    if not compact or match is None:
-        return None
-    seconds = 0
-    for part in match.groups():
-        if part:
-            seconds += int(part[:-1]) * _DURATION_UNITS[part[-1]]
-    if seconds <= 0:
-        return None
-    try:
-        return timedelta(seconds=seconds)
-    except OverflowError:
-        return None
 
 
 class ValueReader(Reporter):
@@ -122,15 +102,6 @@ class ValueReader(Reporter):
             return None
         if not number.is_finite():
             self.problem(path, f"expected a finite number, got {self.show(path, value)}")
-            return None
-        return number
-
-    def weight(self, path: KeyPath, value: object) -> Decimal | None:
-        if value is None or value is MISSING:
-            return Decimal(1)
-        number = self.number(path, value)
-        if number is not None and number <= 0:
-            self.problem(path, f"weight must be greater than 0, got {number}")
             return None
         return number
 

@@ -57,12 +57,37 @@ class ReferenceResolver:
         return result
 
     def _walk(self, value: Any, path: KeyPath, result: Resolution) -> Any:
+        """``value`` with its references replaced; a mapping or list in which nothing changes
+        is returned as it is (a config is mostly free of references: copying it all would cost
+        more than the rest of the resolution)."""
+        if isinstance(value, str):
+            return self._substitute(value, path, result) if "$" in value else value
         if isinstance(value, dict):
-            return {key: self._walk(item, (*path, key), result) for key, item in value.items()}
+            changed: dict[Any, Any] | None = None
+            for key, item in value.items():
+                if isinstance(item, str) and "$" not in item:
+                    continue
+                if not isinstance(item, str | dict | list):
+                    continue
+                new = self._walk(item, (*path, key), result)
+                if new is not item:
+                    if changed is None:
+                        changed = dict(value)
+                    changed[key] = new
+            return value if changed is None else changed
         if isinstance(value, list):
-            return [self._walk(item, (*path, index), result) for index, item in enumerate(value)]
-        if isinstance(value, str) and "$" in value:
-            return self._substitute(value, path, result)
+            copied: list[Any] | None = None
+            for index, item in enumerate(value):
+                if isinstance(item, str) and "$" not in item:
+                    continue
+                if not isinstance(item, str | dict | list):
+                    continue
+                new = self._walk(item, (*path, index), result)
+                if new is not item:
+                    if copied is None:
+                        copied = list(value)
+                    copied[index] = new
+            return value if copied is None else copied
         return value
 
     def _substitute(self, text: str, path: KeyPath, result: Resolution) -> str:

@@ -17,8 +17,8 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
+from okrsync.config.fields import ID_PATTERN
 from okrsync.config.models import (
-    ID_PATTERN,
     ConfigDocument,
     ConnectionCommon,
     MetricCommon,

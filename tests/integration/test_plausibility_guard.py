@@ -2,13 +2,15 @@
 ``okrsync sync`` refuses them as the metric's error (a subprocess each, as a user runs it).
 
 * an ``http_json`` metric with ``min: 0`` answered ``-5`` keeps its key result's value, and
-  ``okrsync status --json`` shows the metric's error on the key result and the connection;
+  ``okrsync status --json`` and the API show the metric's error on the key result and the
+  connection;
 * Jira's issue count and HubSpot's record count answered negative (the counts issue 18 saw
   stored) are refused without any ``min``: a count is never negative.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -17,14 +19,20 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+from pydantic import SecretStr
 
 from connectors.http_json.fake import DEFAULT_TOKEN, analytics_app
 from connectors.hubspot.fake import DEFAULT_TOKEN as HUBSPOT_TOKEN
 from connectors.hubspot.fake import hubspot_app
 from connectors.jira.fake import DEFAULT_API_TOKEN, DEFAULT_EMAIL, jira_app
+from okrsync.api.app import build_app
+from okrsync.api.context import ApiContext
+from okrsync.app import App
 from okrsync.sandbox import SandboxServer
 from okrsync.sandbox.faults import Fault, FaultKind
+from okrsync.settings import Settings
 
 HTTP_JSON_CONFIG = """\
 version: 1
@@ -85,7 +93,9 @@ class Cli:
             timeout=120,
             check=False,
         )
-        assert done.returncode == expect, f"exit {done.returncode}\n{done.stdout}\n{done.stderr}"
+        shown = f"exit {done.returncode}\n{done.stdout}\n{done.stderr}"
+        assert done.returncode == expect, shown
+        assert done.stdout.strip(), shown
         return json.loads(done.stdout)
 
 
@@ -135,6 +145,26 @@ def test_an_answer_below_min_is_the_metric_error_and_the_value_stays(
     health = connections(status)["api"]
     assert health["status"] == "failing"
     assert "refused the answer: -5 is below the metric's min 0" in health["last_error"]
+
+    # the API shows the same: the key result's value and error, the connection's health
+    token = "plausibility-api-token"
+    settings = Settings(
+        config=config, database_url=SecretStr(database_url), api_token=SecretStr(token)
+    )
+    app = App.open(settings)
+    try:
+        with (
+            SandboxServer(build_app(ApiContext.from_app(app)), name="okrsync-api") as server,
+            httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {token}"}) as http,
+        ):
+            shown = http.get("/api/v1/key-results/won").json()
+            listed = http.get("/api/v1/connections").json()["connections"]
+    finally:
+        asyncio.run(app.aclose())
+    assert shown["value"] == before["value"]
+    assert "refused the answer: -5 is below the metric's min 0" in shown["last_error"]
+    (api_health,) = [c for c in listed if c["name"] == "api"]
+    assert "refused the answer: -5 is below the metric's min 0" in api_health["last_error"]
 
 
 def test_negative_vendor_counts_are_refused_without_any_min(

@@ -19,7 +19,7 @@ from typing import Any
 
 import structlog
 from sqlalchemy import Engine, insert, update
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
 from okrsync.config import Config
 from okrsync.engine.backoff import failure_pause, quota_resume
@@ -40,7 +40,9 @@ from okrsync.redaction import Redactor
 from okrsync.sdk.connector import failed_reading
 from okrsync.sdk.models import Query, Reading
 from okrsync.store.db import session_scope
+from okrsync.store.offload import in_thread
 from okrsync.store.tables import ConnectionStateRow, MetricStateRow, RunRow
+from okrsync.store.upsert import add_missing
 
 log = structlog.get_logger()
 
@@ -300,16 +302,14 @@ class SyncService:
         report = RunReport(new_run_id(started))
         plan = plan_queries(self.config, metrics=metrics, key_results=key_results)
         report.queries = plan.query_count
-        with session_scope(self.engine) as session:
-            session.add(
-                RunRow(
-                    id=report.run_id,
-                    trigger=trigger,
-                    started_at=started,
-                    queries=report.queries,
-                    instance_id=self.instance_id,
-                )
-            )
+        run = RunRow(
+            id=report.run_id,
+            trigger=trigger,
+            started_at=started,
+            queries=report.queries,
+            instance_id=self.instance_id,
+        )
+        await in_thread(self._start_run, run)
         groups = split_plan(plan)
         log.info(
             "run_started",
@@ -327,10 +327,16 @@ class SyncService:
             if isinstance(outcome, BaseException):
                 raise outcome
         if dispatch:
-            self.stale.announce_due()  # values this run could not confirm may have gone stale
+            await in_thread(
+                self.stale.announce_due
+            )  # values this run could not confirm may be stale
             report.dispatch = await self.dispatcher.dispatch_due()
-        self._finish_run(report)
+        await in_thread(self._finish_run, report)
         return report
+
+    def _start_run(self, run: RunRow) -> None:
+        with session_scope(self.engine) as session:
+            session.add(run)
 
     async def _run_group(self, plan: QueryPlan, report: RunReport, gate: GroupGate | None) -> None:
         """Fetch, evaluate and record one group of a run, as one unit."""
@@ -341,7 +347,7 @@ class SyncService:
             now = self.clock()
             # The store's work off the event loop: health, webhooks and the API answer while
             # thousands of key results are recorded (a thread per group, each its own session).
-            recorded = await asyncio.to_thread(self._record, plan, evaluated, report.run_id, now)
+            recorded = await in_thread(self._record, plan, evaluated, report.run_id, now)
             report.recorded += recorded
             report.errors += [r.error for r in recorded if r.error]
 
@@ -366,7 +372,7 @@ class SyncService:
     ) -> dict[str, Reading]:
         """Fetch the plan's queries, each connection within its ``fetch_deadline``, and keep
         each connection's health row current."""
-        paused = self.paused_connections(list(plan.by_connection))
+        paused = await in_thread(self.paused_connections, list(plan.by_connection))
         deadlines = {
             name: self.config.fetch_deadline(name).total_seconds() for name in plan.by_connection
         }
@@ -380,10 +386,21 @@ class SyncService:
             bounds={name: self.config.metrics[name].bounds for name in plan.metric_names},
         )
         report.api_calls += fetched.api_calls
-        for name, connection_readings in fetched.by_connection.items():
-            if name not in paused:
-                self._update_connection_state(name, connection_readings)
+        answered = {n: r for n, r in fetched.by_connection.items() if n not in paused}
+        await in_thread(self._update_connection_states, answered)
         return fetched.readings
+
+    def _update_connection_states(self, answered: Mapping[str, list[Reading]]) -> None:
+        for name, readings in sorted(answered.items()):
+            self._update_connection_state(name, readings)
+
+    def _health_row(self, session: Session, name: str) -> ConnectionStateRow:
+        """The connection's health row, created if missing (replicas may race to) and locked."""
+        kind = self.config.connection_types[name]
+        add_missing(session, [ConnectionStateRow(name=name, type=kind)])
+        state = session.get(ConnectionStateRow, name, with_for_update=True)
+        assert state is not None  # added above, or by the replica that got there first
+        return state
 
     def note_still_fetching(self, since: Mapping[str, datetime]) -> None:
         """Say on each connection's health that a pass of it was skipped because its previous
@@ -397,9 +414,7 @@ class SyncService:
         now = self.clock()
         with session_scope(self.engine) as session:
             for name, started in sorted(since.items()):
-                state = session.get(ConnectionStateRow, name) or ConnectionStateRow(
-                    name=name, type=self.config.connection_types[name]
-                )
+                state = self._health_row(session, name)
                 state.last_error = still_fetching_note(started, state.last_error)
                 state.last_error_at = now
                 session.add(state)
@@ -413,9 +428,7 @@ class SyncService:
         now = self.clock()
         errors = [r.error for r in readings if r.error is not None]
         with session_scope(self.engine) as session:
-            state = session.get(ConnectionStateRow, name) or ConnectionStateRow(
-                name=name, type=self.config.connection_types[name]
-            )
+            state = self._health_row(session, name)
             if len(errors) < len(readings):
                 state.status = "partial" if errors else "ok"
                 state.consecutive_failures = 0

@@ -204,6 +204,9 @@ class CycleDocument(_Document):
     end: Day
 
 
+CycleList = Annotated[list[CycleDocument], listed("cycles")]
+
+
 class ConnectionCommon(_Document):
     """The okrsync fields every connection has, beside ``type`` and its connector's fields."""
 
@@ -218,18 +221,24 @@ class ConnectionCommon(_Document):
 class MetricCommon(_Document):
     """The fields every metric has; the others are its connector's query fields."""
 
-    connection: str = Field(description="Name of the connection (a source) that answers it.")
-    schedule: str | None = Field(
+    connection: RequiredText = Field(
+        description="Name of the connection (a source) that answers it."
+    )
+    schedule: ScheduleText = Field(
         default=None, description="'every 15m' or a cron expression; default defaults.schedule."
     )
-    min: Decimal | None = Field(
+    min: Number = Field(
         default=None,
         description="Lowest plausible reading; a lower one is the metric's error, not its value.",
     )
-    max: Decimal | None = Field(
+    max: Number = Field(
         default=None,
         description="Highest plausible reading; a higher one is the metric's error, not its value.",
     )
+
+
+MetricCommonTable = dict[str, MetricCommon]
+"""Every metric's own fields by its name (its connector's query fields taken out)."""
 
 
 class QuietHoursDocument(_Document):
@@ -349,7 +358,7 @@ class ConfigDocument(_Document):
     version: Literal[1]
     defaults: DefaultsDocument | None = None
     connections: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    cycles: Annotated[list[CycleDocument], listed("cycles")] = Field(default_factory=list)
+    cycles: CycleList = Field(default_factory=list)
     metrics: dict[str, dict[str, Any]] = Field(default_factory=dict)
     objectives: ObjectiveList = Field(default_factory=list)
 

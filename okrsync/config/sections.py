@@ -1,6 +1,7 @@
 """The sections that declare what objectives build on: defaults, connections, cycles, metrics.
 
-Each reader checks its section, declares its names in :class:`CrossReferences` (even those of
+Each reader validates its section with the document models (defaults, cycles and every metric's
+own fields each in one call), declares its names in :class:`CrossReferences` (even those of
 entries that are otherwise wrong, so a misspelt setting does not also make every use of the
 entry "unknown") and returns the definitions that came out whole.
 """
@@ -9,6 +10,10 @@ from __future__ import annotations
 
 import keyword
 from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+from pydantic import TypeAdapter
 
 from okrsync.config.crossrefs import CrossReferences, UniqueIds
 from okrsync.config.models import (
@@ -16,36 +21,39 @@ from okrsync.config.models import (
     ConnectionCommon,
     CycleDef,
     CycleDocument,
+    CycleList,
     DefaultsDocument,
     MetricCommon,
+    MetricCommonTable,
     MetricDef,
     field_names,
 )
-from okrsync.config.pydantic_errors import validate
+from okrsync.config.pydantic_errors import check, valid_fields, validate
 from okrsync.config.readers import ValueReader
-from okrsync.config.reporting import MISSING, did_you_mean
+from okrsync.config.reporting import did_you_mean
 from okrsync.config.yaml_source import KeyPath
 from okrsync.engine.plausibility import Bounds
 from okrsync.engine.schedule import Schedule
 from okrsync.sdk.connector import ConnectionConfig, QuerySpec
+
+_CYCLES = TypeAdapter(CycleList)
+_METRIC_COMMONS = TypeAdapter(MetricCommonTable)
+_METRIC_FIELDS = frozenset(MetricCommon.model_fields)
 
 
 def read_defaults(read: ValueReader, value: object) -> tuple[Schedule | None, timedelta | None]:
     """The default schedule of metrics and ``stale_after`` of key results."""
     path: KeyPath = ("defaults",)
     if value is None:
-        return read.schedule(path, DEFAULT_SCHEDULE), None
-    mapping = read.mapping(path, value, "defaults")
-    if mapping is None:
+        return Schedule.parse(DEFAULT_SCHEDULE), None
+    if read.mapping(path, value, "defaults") is None:
         return None, None
-    read.known_keys(path, mapping, field_names(DefaultsDocument))
-    raw_schedule = mapping.get("schedule")
-    schedule = (
-        read.schedule((*path, "schedule"), raw_schedule)
-        if raw_schedule is not None
-        else read.schedule(path, DEFAULT_SCHEDULE)
-    )
-    return schedule, read.duration((*path, "stale_after"), mapping.get("stale_after"))
+    defaults, problems = check(DefaultsDocument, value)
+    for loc, message in problems:
+        read.problem((*path, *loc), message)
+    if not isinstance(defaults, DefaultsDocument):
+        return None, None
+    return defaults.schedule or Schedule.parse(DEFAULT_SCHEDULE), defaults.stale_after
 
 
 def read_connections(
@@ -108,19 +116,18 @@ def read_cycles(read: ValueReader, refs: CrossReferences, value: object) -> dict
     if items is None:
         refs.declared_cycles = None
         return cycles
+    documents, problems = check(_CYCLES, items, shape=CycleList)
+    for loc, message in problems:
+        read.problem((*path, *loc), message)
     ids = UniqueIds(read, "cycle")
     for index, item in enumerate(items):
         where = (*path, index)
-        mapping = read.mapping(where, item, "a cycle with id, start and end")
-        if mapping is None:
+        if not isinstance(item, dict):
             continue
-        read.known_keys(where, mapping, field_names(CycleDocument))
-        raw_id = read.required(where, mapping, "id")
-        cycle_id = read.identifier((*where, "id"), raw_id, "cycle id")
-        if refs.declared_cycles is not None and raw_id is not MISSING:
-            refs.declared_cycles.add(str(raw_id))
-        start = read.day((*where, "start"), read.required(where, mapping, "start"))
-        end = read.day((*where, "end"), read.required(where, mapping, "end"))
+        if refs.declared_cycles is not None and item.get("id") is not None:
+            refs.declared_cycles.add(str(item["id"]))
+        fields = documents[index].__dict__ if documents else valid_fields(CycleDocument, item)[0]
+        cycle_id, start, end = fields.get("id"), fields.get("start"), fields.get("end")
         if cycle_id is not None and not ids.claim(cycle_id, (*where, "id")):
             continue
         if start is not None and end is not None and end < start:
@@ -129,7 +136,7 @@ def read_cycles(read: ValueReader, refs: CrossReferences, value: object) -> dict
                 f"cycle ends ({end.isoformat()}) before it starts ({start.isoformat()})",
             )
             continue
-        if cycle_id is not None and start is not None and end is not None:
+        if documents and cycle_id is not None and start is not None and end is not None:
             cycles[cycle_id] = CycleDef(cycle_id, start, end)
     return cycles
 
@@ -147,7 +154,14 @@ def read_metrics(
         refs.metrics_readable = False
         return metrics
     refs.declared_metrics.update(section)
-    common = field_names(MetricCommon)
+    shared = {
+        name: {k: v for k, v in body.items() if k in _METRIC_FIELDS}
+        for name, body in section.items()
+        if isinstance(body, dict)
+    }
+    documents, problems = check(_METRIC_COMMONS, shared, shape=MetricCommonTable)
+    for loc, message in problems:
+        read.problem((*path, *loc), message)
     for name, body in section.items():
         where = (*path, name)
         if not name.isidentifier() or keyword.iskeyword(name):
@@ -159,19 +173,20 @@ def read_metrics(
         mapping = read.mapping(where, body, f"the query of metric {name!r}")
         if mapping is None:
             continue
-        connection = read.text((*where, "connection"), read.required(where, mapping, "connection"))
-        raw_schedule = mapping.get("schedule")
-        schedule = (
-            read.schedule((*where, "schedule"), raw_schedule)
-            if raw_schedule is not None
-            else default_schedule
-        )
-        bounds = read_bounds(read, where, mapping)
-        query_fields = {k: v for k, v in mapping.items() if k not in common}
+        if documents is not None:
+            fields = documents[name].__dict__
+        else:
+            fields, wrong = valid_fields(MetricCommon, shared[name])
+            if wrong:
+                fields = {k: v for k, v in fields.items() if k == "connection"}
+        connection: str | None = fields.get("connection")
+        schedule: Schedule | None = fields.get("schedule") or default_schedule
+        bounds = metric_bounds(read, where, fields)
+        query_fields = {k: v for k, v in mapping.items() if k not in _METRIC_FIELDS}
         model = refs.query_model_for(where, connection)
         if model is None:
             continue
-        spec = validate(read, where, model, query_fields, secret=False, also_allowed=common)
+        spec = validate(read, where, model, query_fields, secret=False, also_allowed=_METRIC_FIELDS)
         if (
             isinstance(spec, QuerySpec)
             and connection is not None
@@ -182,14 +197,12 @@ def read_metrics(
     return metrics
 
 
-def read_bounds(read: ValueReader, where: KeyPath, mapping: dict[str, object]) -> Bounds | None:
+def metric_bounds(read: ValueReader, where: KeyPath, fields: dict[str, Any]) -> Bounds | None:
     """A metric's ``min``/``max`` (plausible readings); ``None`` when they are wrong."""
-    low = read.number((*where, "min"), mapping.get("min"))
-    high = read.number((*where, "max"), mapping.get("max"))
-    if (low is None and mapping.get("min") is not None) or (
-        high is None and mapping.get("max") is not None
-    ):
-        return None
+    if "min" not in fields or "max" not in fields:
+        return None  # refused, and reported
+    low: Decimal | None = fields["min"]
+    high: Decimal | None = fields["max"]
     if low is not None and high is not None and low > high:
         read.problem((*where, "min"), f"min {low} is above max {high}")
         return None

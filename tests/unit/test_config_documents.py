@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import gc
-from datetime import timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from okrsync.config import ReferenceResolver, load_config_text
-from okrsync.config.models import KeyResultDocument, MirrorCommon
+from okrsync.config.models import CycleDocument, KeyResultDocument, MetricCommon, MirrorCommon
 from okrsync.config.pydantic_errors import check, valid_fields
 from okrsync.engine.progress import KRKind
+from okrsync.engine.schedule import Schedule
 from tests.unit.config_fixtures import CONNECTORS, VALID_ENV
 
 
@@ -124,3 +125,23 @@ def test_loading_pauses_the_garbage_collector_and_leaves_it_on() -> None:
     # at most the one it owes once back on
     assert len(collections) <= 1
     assert gc.isenabled()
+
+
+def test_a_metrics_own_fields_and_the_cycles_are_typed_by_their_models() -> None:
+    metric = MetricCommon.model_validate(
+        {"connection": 7, "schedule": "every 15m", "min": "1_000", "max": None}
+    )
+    assert metric.connection == "7"
+    assert isinstance(metric.schedule, Schedule)
+    assert metric.min == Decimal(1000)
+    _, problems = check(MetricCommon, {"schedule": "hourly", "max": [1]})
+    assert dict(problems) == {
+        ("connection",): "missing required key 'connection'",
+        ("schedule",): "'hourly' is not a schedule: use 'every <n>s|m|h|d' (e.g. 'every 15m') "
+        "or a 5-field cron string (e.g. '*/10 * * * *')",
+        ("max",): "expected a number, got a list",
+    }
+    cycle = CycleDocument.model_validate(
+        {"id": "q4", "start": "2026-10-01", "end": date(2026, 12, 31)}
+    )
+    assert (cycle.start, cycle.end) == (date(2026, 10, 1), date(2026, 12, 31))

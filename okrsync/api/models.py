@@ -1,24 +1,50 @@
-"""The JSON API's shapes. Numbers that must stay exact (values, progress) are decimal strings."""
+"""The JSON API's own shapes: pages, errors and request bodies.
+
+The items it answers with (a key result, an objective, a measurement, …) are
+:mod:`okrsync.read_models.models`, shared with the CLI's ``--json``; they are re-exported here.
+"""
 
 from __future__ import annotations
 
 import re
-from datetime import date, datetime
 from decimal import Context, Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    WithJsonSchema,
+from pydantic import AfterValidator, BeforeValidator, Field, WithJsonSchema
+
+from okrsync.read_models.models import (
+    Connection,
+    Cycle,
+    Delivery,
+    KeyResult,
+    Measurement,
+    Model,
+    Objective,
+    Run,
 )
 
-
-class Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+__all__ = [
+    "CheckIn",
+    "CheckInResult",
+    "Connection",
+    "ConnectionList",
+    "Cycle",
+    "CycleList",
+    "Delivery",
+    "DeliveryList",
+    "ErrorBody",
+    "KeyResult",
+    "KeyResultList",
+    "Measurement",
+    "MeasurementList",
+    "Model",
+    "Objective",
+    "ObjectiveList",
+    "Run",
+    "RunList",
+    "SyncAccepted",
+    "SyncRequest",
+]
 
 
 class ErrorBody(Model):
@@ -34,34 +60,10 @@ NEXT = (
 )
 
 
-class Cycle(Model):
-    id: str
-    start: date
-    end: date
-    elapsed: str = Field(description="Share of the cycle elapsed now, 0-1, as a decimal string.")
-
-
 class CycleList(Model):
     cycles: list[Cycle]
     total: int = Field(description=TOTAL)
     next_cursor: str | None = Field(description=NEXT)
-
-
-class KeyResult(Model):
-    id: str
-    objective: str
-    title: str
-    kind: str
-    unit: str | None
-    value: str | None = Field(description="Current value (exact decimal string), or null.")
-    start: str | None
-    target: str | None
-    progress: str | None = Field(description="Unclamped: 1 = target reached, 1.3 = 130%.")
-    status: str = Field(description="on_track, at_risk, off_track or no_data, as of now.")
-    stale: bool
-    observed_at: datetime | None
-    checked_at: datetime | None
-    last_error: str | None
 
 
 class KeyResultList(Model):
@@ -70,33 +72,10 @@ class KeyResultList(Model):
     next_cursor: str | None = Field(description=NEXT)
 
 
-class Objective(Model):
-    id: str
-    title: str
-    cycle: str
-    owner: str | None
-    progress: str | None
-    status: str
-    elapsed: str
-    key_results: list[KeyResult]
-
-
 class ObjectiveList(Model):
     objectives: list[Objective]
     total: int = Field(description=TOTAL)
     next_cursor: str | None = Field(description=NEXT)
-
-
-class Measurement(Model):
-    id: int | None
-    value: str | None
-    progress: str | None
-    status: str
-    observed_at: datetime
-    run_id: str | None
-    origin: str = Field(description="auto (a source) or manual (a check-in).")
-    note: str | None
-    provenance: list[dict[str, Any]]
 
 
 class MeasurementList(Model):
@@ -106,56 +85,16 @@ class MeasurementList(Model):
     next_cursor: str | None = Field(description=NEXT)
 
 
-class Run(Model):
-    id: str
-    trigger: str
-    status: str
-    started_at: datetime
-    finished_at: datetime | None
-    queries: int
-    api_calls: int
-    changed: int
-    errors: int
-    instance: str | None
-    detail: dict[str, Any]
-
-
 class RunList(Model):
     runs: list[Run]
     total: int = Field(description=TOTAL)
     next_cursor: str | None = Field(description=NEXT)
 
 
-class Delivery(Model):
-    id: int
-    mirror: str
-    key_result: str | None
-    objective: str | None
-    status: str
-    attempts: int
-    created_at: datetime
-    next_attempt_at: datetime
-    delivered_at: datetime | None
-    last_error: str | None
-
-
 class DeliveryList(Model):
     deliveries: list[Delivery]
     total: int = Field(description=TOTAL)
     next_cursor: str | None = Field(description=NEXT)
-
-
-class Connection(Model):
-    name: str
-    type: str
-    status: str = Field(
-        description="unknown, ok, partial, failing, credentials_rejected or paused_quota."
-    )
-    consecutive_failures: int
-    last_ok_at: datetime | None
-    last_error_at: datetime | None
-    last_error: str | None
-    paused_until: datetime | None
 
 
 class ConnectionList(Model):

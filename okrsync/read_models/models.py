@@ -1,0 +1,104 @@
+"""Cycles, key results, objectives, measurements, runs, deliveries and connections as answers.
+
+Numbers that must stay exact (values, progress) are decimal strings; times are ISO 8601 in UTC
+(pydantic writes ``Z``). The API lists them in pages (:mod:`okrsync.api.models`); the CLI prints
+them with ``--json``.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Cycle(Model):
+    id: str
+    start: date
+    end: date
+    elapsed: str = Field(description="Share of the cycle elapsed now, 0-1, as a decimal string.")
+
+
+class KeyResult(Model):
+    id: str
+    objective: str
+    title: str
+    kind: str
+    unit: str | None
+    value: str | None = Field(description="Current value (exact decimal string), or null.")
+    start: str | None
+    target: str | None
+    progress: str | None = Field(description="Unclamped: 1 = target reached, 1.3 = 130%.")
+    status: str = Field(description="on_track, at_risk, off_track or no_data, as of now.")
+    stale: bool
+    observed_at: datetime | None
+    checked_at: datetime | None
+    last_error: str | None
+
+
+class Objective(Model):
+    id: str
+    title: str
+    cycle: str
+    owner: str | None
+    progress: str | None
+    status: str
+    elapsed: str
+    key_results: list[KeyResult]
+
+
+class Measurement(Model):
+    id: int | None
+    value: str | None
+    progress: str | None
+    status: str
+    observed_at: datetime
+    run_id: str | None
+    origin: str = Field(description="auto (a source) or manual (a check-in).")
+    note: str | None
+    provenance: list[dict[str, Any]]
+
+
+class Run(Model):
+    id: str
+    trigger: str
+    status: str
+    started_at: datetime
+    finished_at: datetime | None
+    queries: int
+    api_calls: int
+    changed: int
+    errors: int
+    instance: str | None
+    detail: dict[str, Any]
+
+
+class Delivery(Model):
+    id: int
+    mirror: str
+    key_result: str | None
+    objective: str | None
+    status: str
+    attempts: int
+    created_at: datetime
+    next_attempt_at: datetime
+    delivered_at: datetime | None
+    last_error: str | None
+
+
+class Connection(Model):
+    name: str
+    type: str
+    status: str = Field(
+        description="unknown, ok, partial, failing, credentials_rejected or paused_quota."
+    )
+    consecutive_failures: int
+    last_ok_at: datetime | None
+    last_error_at: datetime | None
+    last_error: str | None
+    paused_until: datetime | None

@@ -138,7 +138,7 @@ def request_of(spec: dict[str, Any]) -> tuple[str, str]:
 
 def ticks_in(schedule_text: str, start: datetime, end: datetime) -> bool:
     """Whether the schedule has a tick (on its epoch grid, unshifted) in ``[start, end)``."""
-    from okrsync.engine.schedule import Schedule, plan_next
+    from okrsync.domain.schedule import Schedule, plan_next
 
     before = start - timedelta(microseconds=1)
     schedule = Schedule.parse(schedule_text)
@@ -249,7 +249,7 @@ def stop_daemon(process: subprocess.Popen[str]) -> int:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     schedules = tuple(s.strip() for s in args.schedules.split(","))
-    from okrsync.engine.schedule import Schedule
+    from okrsync.domain.schedule import Schedule
 
     parsed = [Schedule.parse(text) for text in schedules]
     period = min(

@@ -21,6 +21,7 @@ from okrsync.errors import ConfigError, ConfigErrors, OkrsyncError
 # Each command imports what it needs when it runs: ``--help`` and ``validate`` must not pay for
 # the store (SQLAlchemy, Alembic), the HTTP server or the connectors' fakes (issue 13).
 if TYPE_CHECKING:
+    from pydantic import BaseModel
     from sqlmodel import Session
 
     from okrsync.app import App
@@ -431,6 +432,11 @@ def reader_gone() -> Iterator[None]:
         raise typer.Exit(EXIT_FAILED) from None
 
 
+def write_answer(answer: BaseModel) -> None:
+    """One of :mod:`okrsync.read_models` on stdout, indented, as the API answers it."""
+    sys.stdout.write(answer.model_dump_json(indent=2) + "\n")
+
+
 def print_status(objectives: Iterable[ObjectiveView]) -> int:
     """One table per objective, printed as it streams in; how many were printed."""
     shown = 0
@@ -480,11 +486,12 @@ def history(
         session, _row = require_key_result(maybe, kr)
         rows = views.history(session, kr, limit)
     if json_out:
-        out.print_json(
-            json.dumps(
-                {"key_result": kr, "measurements": [views.measurement_json(r) for r in rows]}
-            )
+        from okrsync.read_models import from_store, models
+
+        answer = models.KeyResultHistory(
+            key_result=kr, measurements=[from_store.measurement(r) for r in rows]
         )
+        write_answer(answer)
         return
     table = Table(title=f"history of {esc(kr)}", title_justify="left")
     for column in ("observed at", "value", "progress", "status", "origin", "run"):
@@ -513,28 +520,10 @@ def explain(
         session, row = require_key_result(maybe, kr)
         current = views.current_measurement(session, row)
         run_row = views.run(session, current.run_id if current else None)
-    data: dict[str, Any] = {
-        "key_result": kr,
-        "title": row.title,
-        "value": None if row.value is None else str(row.value),
-        "expression": row.expression,
-        "metric": row.metric,
-        "checked_at": row.checked_at.isoformat() if row.checked_at else None,
-        "last_error": row.last_error,
-        "measurement": views.measurement_json(current) if current else None,
-        "run": (
-            {
-                "id": run_row.id,
-                "trigger": run_row.trigger,
-                "started_at": run_row.started_at.isoformat(),
-                "instance": run_row.instance_id,
-            }
-            if run_row
-            else None
-        ),
-    }
     if json_out:
-        out.print_json(json.dumps(data))
+        from okrsync.read_models import from_store
+
+        write_answer(from_store.explanation(row, current, run_row))
         return
     if current is None:
         out.print(

@@ -31,8 +31,8 @@ from rich.table import Table
 
 from okrsync.app import App
 from okrsync.config import load_config_text, read_yaml
+from okrsync.domain.progress import display_progress
 from okrsync.engine.daemon import Daemon
-from okrsync.engine.progress import display_progress
 from okrsync.examples import example
 from okrsync.logging import configure_logging
 from okrsync.plugins import load_registry

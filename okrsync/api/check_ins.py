@@ -27,8 +27,8 @@ from okrsync.api import models as m
 from okrsync.api.answers import answer
 from okrsync.api.context import ApiContext
 from okrsync.api.errors import BadInput
-from okrsync.engine.evaluate import Evaluation
-from okrsync.engine.planner import PlannedKeyResult
+from okrsync.domain.evaluate import Evaluation
+from okrsync.domain.planner import PlannedKeyResult
 from okrsync.engine.recorder import record
 from okrsync.store.db import session_scope
 from okrsync.store.tables import DeliveryRow, MeasurementRow

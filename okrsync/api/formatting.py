@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation, localcontext
 
-from okrsync.engine.progress import display_progress, percent
+from okrsync.domain.progress import display_progress, percent
 from okrsync.store import dashboard_pages as pages
 
 DASH = "\u2013"  # en dash, for ranges

@@ -46,10 +46,10 @@ from okrsync.api.cursors import (
 )
 from okrsync.api.errors import BadInput, context_of
 from okrsync.api.offload import in_thread
-from okrsync.engine.evaluate import Evaluation
-from okrsync.engine.planner import PlannedKeyResult
-from okrsync.engine.progress import progress
-from okrsync.engine.status import elapsed_fraction, status_for
+from okrsync.domain.evaluate import Evaluation
+from okrsync.domain.planner import PlannedKeyResult
+from okrsync.domain.progress import progress
+from okrsync.domain.status import elapsed_fraction, status_for
 from okrsync.engine.sync import RunReport
 from okrsync.store import views
 from okrsync.store.db import session_scope

@@ -10,13 +10,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from okrsync.config import CycleDef, KeyResultDef
-from okrsync.engine.progress import progress
-from okrsync.engine.status import elapsed_fraction, status_for
+from okrsync.domain.progress import progress
+from okrsync.domain.status import elapsed_fraction, status_for
 from okrsync.errors import EvaluationError
 from okrsync.sdk.models import Reading, Status
+
+if TYPE_CHECKING:
+    from okrsync.config import CycleDef, KeyResultDef
 
 
 @dataclass(frozen=True)

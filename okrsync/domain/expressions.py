@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation, Overflow, localcontext
 from operator import add, mul, neg, pos, sub
 
-from okrsync.engine.progress import ENGINE_CONTEXT
+from okrsync.domain.progress import ENGINE_CONTEXT
 from okrsync.errors import EvaluationError, ExpressionError
 
 MAX_LENGTH = 1000

@@ -9,11 +9,13 @@ from __future__ import annotations
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from okrsync.config import Config, CycleDef, KeyResultDef, ObjectiveDef
-from okrsync.engine.schedule import Schedule, shared_jitter
+from okrsync.domain.schedule import Schedule, shared_jitter
 from okrsync.sdk.models import CycleWindow, Query
+
+if TYPE_CHECKING:
+    from okrsync.config import Config, CycleDef, KeyResultDef, ObjectiveDef
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal, localcontext
 
-from okrsync.engine.progress import ENGINE_CONTEXT, ONE, ZERO, KRKind, display_progress
+from okrsync.domain.progress import ENGINE_CONTEXT, ONE, ZERO, KRKind, display_progress
 from okrsync.sdk.models import Status
 
 ON_TRACK_GAP = Decimal("0.10")

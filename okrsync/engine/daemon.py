@@ -5,7 +5,7 @@ sleeps until then, or until it is asked to stop. Missed ticks (the daemon was do
 into one immediate run per metric.
 
 The loop never waits for a vendor. Each tick's due metrics are cut into groups of connections no
-key result links (:func:`~okrsync.engine.planner.split_plan`), and each group runs as a task of
+key result links (:func:`~okrsync.domain.planner.split_plan`), and each group runs as a task of
 its own that records its values and queues its mirrors when its own fetch is done. A group whose
 connection is still being fetched when its metrics fall due again is skipped for that tick (not
 claimed, not queued twice), logged as ``fetch_still_running`` and shown on the connection's
@@ -40,16 +40,16 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlmodel import select
 
 from okrsync.config import Config
-from okrsync.engine.dispatcher import Dispatcher
-from okrsync.engine.metric_claims import MetricClaims
-from okrsync.engine.planner import (
+from okrsync.domain.planner import (
     default_request_key,
     plan_queries,
     request_keys,
     schedule_offsets,
     split_plan,
 )
-from okrsync.engine.schedule import plan_next
+from okrsync.domain.schedule import plan_next
+from okrsync.engine.dispatcher import Dispatcher
+from okrsync.engine.metric_claims import MetricClaims
 from okrsync.engine.scheduled_pushes import ScheduledPushes
 from okrsync.engine.sync import RunReport, SyncService
 from okrsync.errors import StoreError

@@ -33,9 +33,9 @@ from sqlalchemy import select as core_select
 from sqlmodel import Session, col, select
 
 from okrsync.config import CycleDef, MirrorDef, ObjectiveDef
-from okrsync.engine.pacing import DeliveryPolicy, earliest_push, worth_pushing
-from okrsync.engine.progress import display_progress
-from okrsync.engine.status import Weighted, elapsed_fraction, objective_status, rollup
+from okrsync.domain.pacing import DeliveryPolicy, earliest_push, worth_pushing
+from okrsync.domain.progress import display_progress
+from okrsync.domain.status import Weighted, elapsed_fraction, objective_status, rollup
 from okrsync.sdk.models import KeyResultUpdate, ObjectiveUpdate, Status
 from okrsync.store.tables import DeliveryRow, KeyResultRow, MirrorRow
 from okrsync.store.views import is_stale

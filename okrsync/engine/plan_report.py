@@ -17,7 +17,7 @@ from sqlalchemy.engine import make_url
 from sqlmodel import Session, select
 
 from okrsync.config import Config, MirrorDef
-from okrsync.engine.planner import plan_queries
+from okrsync.domain.planner import plan_queries
 from okrsync.engine.runtime import Connections
 from okrsync.engine.sync import evaluate_plan, fetch_all
 from okrsync.plugins import Registry

@@ -22,9 +22,9 @@ from sqlalchemy import Engine, Table, insert, update
 from sqlalchemy import select as core_select
 from sqlmodel import Session, col
 
-from okrsync.engine.evaluate import Evaluation
+from okrsync.domain.evaluate import Evaluation
+from okrsync.domain.planner import PlannedKeyResult
 from okrsync.engine.outbox import STATE_COLUMNS, KeyResultState, Outbox
-from okrsync.engine.planner import PlannedKeyResult
 from okrsync.redaction import Redactor
 from okrsync.store.db import session_scope
 from okrsync.store.tables import KeyResultRow, MeasurementRow

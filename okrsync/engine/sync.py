@@ -3,7 +3,7 @@
 A failing connection never stops the others: each connection's fetch is isolated, its errors
 become error readings, and the connection's health row says what happened. A slow one does not
 hold them back either: each fetch ends by its connection's ``fetch_deadline``, and a pass is cut
-into groups of connections no key result links (:func:`~okrsync.engine.planner.split_plan`), each
+into groups of connections no key result links (:func:`~okrsync.domain.planner.split_plan`), each
 recorded, its metrics marked as run and its mirrors queued as soon as its own fetch is done.
 """
 
@@ -22,11 +22,11 @@ from sqlalchemy import Engine, insert, update
 from sqlmodel import Session, col, select
 
 from okrsync.config import Config
-from okrsync.engine.backoff import failure_pause, quota_resume
+from okrsync.domain.backoff import failure_pause, quota_resume
+from okrsync.domain.evaluate import Evaluation, MetricReading, evaluate
+from okrsync.domain.planner import PlannedKeyResult, QueryPlan, plan_queries, split_plan
+from okrsync.domain.plausibility import Bounds, check_readings
 from okrsync.engine.dispatcher import Dispatcher, DispatchReport
-from okrsync.engine.evaluate import Evaluation, MetricReading, evaluate
-from okrsync.engine.planner import PlannedKeyResult, QueryPlan, plan_queries, split_plan
-from okrsync.engine.plausibility import Bounds, check_readings
 from okrsync.engine.recorder import Recorded, record_all
 from okrsync.engine.runtime import Connections
 from okrsync.engine.staleness import StaleWatch
@@ -423,7 +423,7 @@ class SyncService:
         """ok / partial (some queries failed) / failing / credentials_rejected / paused_quota.
 
         Only a pass in which every query failed counts against the connection; after a few in a
-        row it is rested (see :mod:`okrsync.engine.backoff`).
+        row it is rested (see :mod:`okrsync.domain.backoff`).
         """
         now = self.clock()
         errors = [r.error for r in readings if r.error is not None]

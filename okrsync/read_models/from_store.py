@@ -9,7 +9,7 @@ from decimal import Decimal
 
 from okrsync.read_models import models as m
 from okrsync.store import views
-from okrsync.store.tables import DeliveryRow, MeasurementRow, RunRow
+from okrsync.store.tables import DeliveryRow, KeyResultRow, MeasurementRow, RunRow
 
 
 def decimal_text(value: Decimal | None) -> str | None:
@@ -104,4 +104,20 @@ def connection(name: str, connection_type: str, row: views.ConnectionView | None
         last_error_at=row.last_error_at if row else None,
         last_error=row.last_error if row else None,
         paused_until=row.paused_until if row else None,
+    )
+
+
+def explanation(
+    row: KeyResultRow, current: MeasurementRow | None, recorded_by: RunRow | None
+) -> m.Explanation:
+    return m.Explanation(
+        key_result=row.id,
+        title=row.title,
+        value=decimal_text(row.value),
+        expression=row.expression,
+        metric=row.metric,
+        checked_at=row.checked_at,
+        last_error=row.last_error,
+        measurement=measurement(current) if current is not None else None,
+        run=run(recorded_by) if recorded_by is not None else None,
     )

@@ -102,3 +102,26 @@ class Connection(Model):
     last_error_at: datetime | None
     last_error: str | None
     paused_until: datetime | None
+
+
+class KeyResultHistory(Model):
+    """``okrsync history --json``: a key result's recorded values, oldest first."""
+
+    key_result: str
+    measurements: list[Measurement]
+
+
+class Explanation(Model):
+    """``okrsync explain --json``: where a key result's current value came from."""
+
+    key_result: str
+    title: str
+    value: str | None
+    expression: str | None
+    metric: str | None
+    checked_at: datetime | None
+    last_error: str | None
+    measurement: Measurement | None = Field(description="The current value's measurement.")
+    run: Run | None = Field(
+        description="The run that recorded it; null when none did (a check-in)."
+    )

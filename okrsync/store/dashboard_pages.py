@@ -7,7 +7,7 @@ newest values of the key results shown (one window query), in five. Nothing is r
 result or per objective, so a page costs the same number of round trips at 10 and at 100,000 key
 results. Progress is exact decimal text (:mod:`okrsync.store.types`): where SQL compares or sums
 it, it does so as a float only to sort the clear cases, and anything within ``NEAR`` of a status
-threshold comes back to Python and ``okrsync.engine.status``, so statuses are exact.
+threshold comes back to Python and ``okrsync.domain.status``, so statuses are exact.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from sqlalchemy import Float, String, case, cast, func, literal, or_, type_coerc
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
-from okrsync.engine.progress import KRKind
-from okrsync.engine.status import (
+from okrsync.domain.progress import KRKind
+from okrsync.domain.status import (
     AT_RISK_GAP,
     ON_TRACK_GAP,
     Weighted,
@@ -257,7 +257,7 @@ HELD = ("stay_above", "stay_below", "stay_between")
 def _band(elapsed: Decimal) -> Any:
     """A key result's status as SQL sees it, or ``EXACT`` where a float cannot be trusted.
 
-    Every status is a threshold on progress (see :func:`okrsync.engine.status.status_for`): for
+    Every status is a threshold on progress (see :func:`okrsync.domain.status.status_for`): for
     increase/decrease, on track from ``elapsed - ON_TRACK_GAP``, at risk from ``elapsed -
     AT_RISK_GAP``; held lines and milestones from 1. A progress within ``NEAR`` of a threshold,
     or not a finite number, is ``EXACT``: its status is for Python to settle (a float of a
@@ -336,7 +336,7 @@ class _Rolled:
 def _objective_statuses(session: Session, where: list[Any], elapsed: Decimal) -> list[_Rolled]:
     """Each objective matching ``where``, in order, with its status and its key results counted
     by status, in one statement: the roll-up (weighted mean of progress clamped to 0..1, a
-    missing one counting 0, see :func:`okrsync.engine.status.rollup`) is summed in SQL as floats.
+    missing one counting 0, see :func:`okrsync.domain.status.rollup`) is summed in SQL as floats.
     The status is ``None`` where the float leaves it in doubt (within ``NEAR`` of a threshold, a
     non-finite progress or weight, weights summing to almost 0); the caller settles those, and the
     objectives with ``doubtful`` key results, exactly from their key results."""

@@ -13,25 +13,26 @@ is exact text that is never compared in SQL (see :class:`okrsync.store.types.Dec
 all of its key results, as ``status`` shows it unfiltered, and an objective none of whose key
 results match is left out.
 
-The JSON written is what ``status --json`` printed before (``json.dumps(..., indent=2)`` of
-``{"objectives": [...], "connections": [...]}``), written object by object.
+The JSON written is ``{"objectives": [...], "connections": [...]}`` indented by two, written
+object by object: each objective and connection is the API's answer for it
+(:mod:`okrsync.read_models`), encoded by pydantic's own serialiser.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from functools import cache
 from typing import IO, Any
 
+from pydantic import BaseModel
 from sqlalchemy import Row, select
 from sqlalchemy.orm import Session
 
-from okrsync.engine.progress import KRKind
-from okrsync.engine.status import Weighted, elapsed_fraction, objective_status, rollup, status_for
+from okrsync.domain.progress import KRKind
+from okrsync.domain.status import Weighted, elapsed_fraction, objective_status, rollup, status_for
+from okrsync.read_models import from_store
 from okrsync.store.tables import CycleRow, KeyResultRow, ObjectiveRow
 from okrsync.store.views import ConnectionView, KeyResultView, ObjectiveView, stale_deadline
 
@@ -183,73 +184,12 @@ def stream_status(
         yield view
 
 
-def _text(value: Decimal | datetime | None) -> str | None:
-    if value is None:
-        return None
-    return value.isoformat() if isinstance(value, datetime) else str(value)
+def _indented(answer: BaseModel, depth: int) -> str:
+    """``answer`` as it appears ``depth`` levels deep in an ``indent=2`` document.
 
-
-def key_result_json(kr: KeyResultView) -> dict[str, Any]:
-    """``KeyResultView.as_json`` without ``dataclasses.asdict`` (which deep-copies each field)."""
-    return {
-        "id": kr.id,
-        "title": kr.title,
-        "kind": kr.kind,
-        "value": _text(kr.value),
-        "start": _text(kr.start),
-        "target": _text(kr.target),
-        "unit": kr.unit,
-        "progress": _text(kr.progress),
-        "status": kr.status,
-        "stale": kr.stale,
-        "observed_at": _text(kr.observed_at),
-        "checked_at": _text(kr.checked_at),
-        "last_error": kr.last_error,
-    }
-
-
-def _objective_fields(objective: ObjectiveView) -> dict[str, Any]:
-    """``ObjectiveView.as_json`` but its key results, the same keys in the same order."""
-    return {
-        "id": objective.id,
-        "title": objective.title,
-        "cycle": objective.cycle,
-        "owner": objective.owner,
-        "progress": _text(objective.progress),
-        "status": objective.status,
-        "elapsed": _text(objective.elapsed),
-    }
-
-
-# The document keeps the layout of ``json.dumps(indent=2)``, but an indenting dump runs the
-# pure-Python encoder (a second per 10,000 key results). Every object here is flat (scalars
-# only) but the objective, whose one list is written by hand; a flat object is encoded by the C
-# encoder with the newline and indentation as its item separator (encoded strings hold no raw
-# newline, so the separator is the only one).
-@cache
-def _encoder(depth: int) -> json.JSONEncoder:
-    return json.JSONEncoder(ensure_ascii=False, separators=(",\n" + "  " * (depth + 1), ": "))
-
-
-def _flat(data: dict[str, Any], depth: int) -> str:
-    """A flat object as it appears ``depth`` levels deep in an ``indent=2`` dump."""
-    if not data:
-        return "{}"
-    inner = _encoder(depth).encode(data)[1:-1]
-    return "{\n" + "  " * (depth + 1) + inner + "\n" + "  " * depth + "}"
-
-
-def _objective_text(objective: ObjectiveView) -> str:
-    pad = "\n" + "  " * 3
-    fields = _encoder(2).encode(_objective_fields(objective))[1:-1]
-    if objective.key_results:
-        items = ",".join(
-            "\n" + "  " * 4 + _flat(key_result_json(kr), 4) for kr in objective.key_results
-        )
-        krs = f"[{items}{pad}]"
-    else:
-        krs = "[]"
-    return "{" + pad + fields + "," + pad + '"key_results": ' + krs + "\n" + "  " * 2 + "}"
+    Encoded JSON strings hold no raw newline, so every newline is the layout's.
+    """
+    return answer.model_dump_json(indent=2).replace("\n", "\n" + "  " * depth)
 
 
 def _write_list(out: IO[str], items: Iterable[str]) -> None:
@@ -265,11 +205,12 @@ def write_status_json(
 ) -> None:
     """Write ``{"objectives": [...], "connections": [...]}`` as each objective arrives.
 
-    The bytes are those of ``json.dumps(document, indent=2, ensure_ascii=False)`` (what
-    ``Console.print_json`` printed), followed by a newline.
+    Each item is :class:`okrsync.read_models.models.Objective` or ``Connection``, as the API
+    answers it; the document is laid out as ``json.dumps(indent=2, ensure_ascii=False)`` lays it
+    out, followed by a newline.
     """
     out.write('{\n  "objectives": [')
-    _write_list(out, (_objective_text(objective) for objective in objectives))
+    _write_list(out, (_indented(from_store.objective(o), 2) for o in objectives))
     out.write(',\n  "connections": [')
-    _write_list(out, (_flat(c.as_json(), 2) for c in connections))
+    _write_list(out, (_indented(from_store.connection(c.name, c.type, c), 2) for c in connections))
     out.write("\n}\n")

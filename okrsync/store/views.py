@@ -16,8 +16,8 @@ from sqlalchemy import ColumnElement, and_, func, or_
 from sqlalchemy import select as core_select
 from sqlmodel import Session, col, select
 
-from okrsync.engine.progress import KRKind
-from okrsync.engine.status import Weighted, elapsed_fraction, objective_status, rollup, status_for
+from okrsync.domain.progress import KRKind
+from okrsync.domain.status import Weighted, elapsed_fraction, objective_status, rollup, status_for
 from okrsync.store.tables import (
     ConnectionStateRow,
     CycleRow,

@@ -217,8 +217,8 @@ def test_status_counts_in_sql_equal_each_key_results_status(serve: Callable[...,
 
     from sqlmodel import select
 
-    from okrsync.engine.progress import KRKind
-    from okrsync.engine.status import (
+    from okrsync.domain.progress import KRKind
+    from okrsync.domain.status import (
         AT_RISK_GAP,
         ON_TRACK_GAP,
         elapsed_fraction,
@@ -270,7 +270,7 @@ def test_the_status_filter_agrees_with_each_objectives_exact_roll_up(
 
     from sqlmodel import select
 
-    from okrsync.engine.status import (
+    from okrsync.domain.status import (
         AT_RISK_GAP,
         ON_TRACK_GAP,
         Weighted,

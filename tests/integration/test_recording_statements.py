@@ -21,9 +21,9 @@ from sqlmodel import col, select
 
 from okrsync.app import App
 from okrsync.config import load_config_text
+from okrsync.domain.evaluate import Evaluation
+from okrsync.domain.planner import PlannedKeyResult
 from okrsync.engine import recorder
-from okrsync.engine.evaluate import Evaluation
-from okrsync.engine.planner import PlannedKeyResult
 from okrsync.plugins import Registry, load_registry
 from okrsync.redaction import Redactor
 from okrsync.sdk.connector import ConnectionConfig, Connector, MirrorSpec, Sink

@@ -30,8 +30,8 @@ from sqlalchemy import Engine, text
 from connectors.http_json import HttpJsonSource
 from connectors.http_json import connector as http_json
 from okrsync.config import load_config_text
-from okrsync.engine.planner import request_keys, schedule_offsets
-from okrsync.engine.schedule import Schedule
+from okrsync.domain.planner import request_keys, schedule_offsets
+from okrsync.domain.schedule import Schedule
 from okrsync.plugins import load_registry
 from okrsync.sandbox import SandboxServer
 from okrsync.store.db import make_engine, upgrade

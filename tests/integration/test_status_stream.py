@@ -18,6 +18,7 @@ from sqlalchemy import Engine, update
 
 from okrsync.config import load_config_text
 from okrsync.plugins import load_registry
+from okrsync.read_models import from_store
 from okrsync.store import views
 from okrsync.store.db import make_engine, session_scope, upgrade
 from okrsync.store.definitions import sync_definitions
@@ -121,12 +122,18 @@ def store(database_url: str) -> Iterator[Engine]:
         engine.dispose()
 
 
-def old_json(engine: Engine) -> str:
-    """What ``status --json`` printed before: the whole view, through ``print_json``."""
+def whole_view_json(engine: Engine) -> str:
+    """The whole view built in memory, each item as the API answers it, dumped at once."""
     with session_scope(engine) as session:
         document = {
-            "objectives": [o.as_json() for o in views.status_view(session, NOW)],
-            "connections": [c.as_json() for c in views.connections_view(session)],
+            "objectives": [
+                from_store.objective(o).model_dump(mode="json")
+                for o in views.status_view(session, NOW)
+            ],
+            "connections": [
+                from_store.connection(c.name, c.type, c).model_dump(mode="json")
+                for c in views.connections_view(session)
+            ],
         }
     return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
 
@@ -139,8 +146,8 @@ def new_json(engine: Engine, where: StatusFilter | None = None, chunk: int = 7) 
     return out.getvalue()
 
 
-def test_streamed_json_is_byte_for_byte_the_old_output(store: Engine) -> None:
-    assert new_json(store) == old_json(store)
+def test_streamed_json_is_byte_for_byte_the_whole_view_dumped(store: Engine) -> None:
+    assert new_json(store) == whole_view_json(store)
 
 
 def test_an_empty_store_writes_empty_lists() -> None:
@@ -150,9 +157,9 @@ def test_an_empty_store_writes_empty_lists() -> None:
 
 
 def expected(engine: Engine, where: StatusFilter) -> list[dict[str, Any]]:
-    """The filters applied to the old, whole view in Python."""
+    """The filters applied to the whole view in Python."""
     found = []
-    for objective in json.loads(old_json(engine))["objectives"]:
+    for objective in json.loads(whole_view_json(engine))["objectives"]:
         if where.owner is not None and objective["owner"] != where.owner:
             continue
         if where.cycle is not None and objective["cycle"] != where.cycle:

@@ -22,9 +22,9 @@ from connectors.webhook import WebhookSink
 from connectors.webhook.receiver import ReceiverState, receiver_app
 from okrsync.app import App
 from okrsync.config import Config, load_config_text
+from okrsync.domain.planner import plan_queries
 from okrsync.engine import recorder
 from okrsync.engine.dispatcher import DispatchReport
-from okrsync.engine.planner import plan_queries
 from okrsync.engine.scheduled_pushes import ScheduledPushes
 from okrsync.engine.sync import PlanEvaluator, RunReport, evaluate_plan, fetch_all
 from okrsync.errors import ConfigErrors, QuotaExhaustedError

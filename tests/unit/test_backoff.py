@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from okrsync.engine.backoff import failure_pause, quota_resume
+from okrsync.domain.backoff import failure_pause, quota_resume
 
 NOW = datetime(2026, 11, 27, 12, tzinfo=UTC)
 

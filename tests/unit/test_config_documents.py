@@ -11,8 +11,8 @@ from typing import Any
 from okrsync.config import ReferenceResolver, load_config_text
 from okrsync.config.models import CycleDocument, KeyResultDocument, MetricCommon, MirrorCommon
 from okrsync.config.pydantic_errors import check, valid_fields
-from okrsync.engine.progress import KRKind
-from okrsync.engine.schedule import Schedule
+from okrsync.domain.progress import KRKind
+from okrsync.domain.schedule import Schedule
 from tests.unit.config_fixtures import CONNECTORS, VALID_ENV
 
 

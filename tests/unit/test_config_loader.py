@@ -12,7 +12,7 @@ import yaml
 from pydantic import SecretStr
 
 from okrsync.config import Config, load_config, load_config_text
-from okrsync.engine.progress import KRKind
+from okrsync.domain.progress import KRKind
 from okrsync.errors import ConfigErrors
 from tests.unit.config_fixtures import CONNECTORS, VALID_CONFIG, VALID_ENV
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, reject
 from hypothesis import strategies as st
 
-from okrsync.engine.expressions import MAX_DEPTH, MAX_LENGTH, Expression
+from okrsync.domain.expressions import MAX_DEPTH, MAX_LENGTH, Expression
 from okrsync.errors import EvaluationError, ExpressionError
 
 D = Decimal

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from okrsync.engine.pacing import DeliveryPolicy, QuietHours, earliest_push, worth_pushing
+from okrsync.domain.pacing import DeliveryPolicy, QuietHours, earliest_push, worth_pushing
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 BERLIN = ZoneInfo("Europe/Berlin")

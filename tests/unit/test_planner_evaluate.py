@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from okrsync.config import Config, load_config_text
-from okrsync.engine.evaluate import MetricReading, evaluate
-from okrsync.engine.planner import plan_queries
+from okrsync.domain.evaluate import MetricReading, evaluate
+from okrsync.domain.planner import plan_queries
 from okrsync.errors import QueryError
 from okrsync.sdk.models import Reading, Status
 from tests.unit.config_fixtures import CONNECTORS

@@ -14,7 +14,7 @@ from connectors.http_json.source import HttpJsonQuery
 from connectors.hubspot.models import HubSpotQuery
 from connectors.jira.models import JiraQuery
 from okrsync.config import load_config_text
-from okrsync.engine.plausibility import (
+from okrsync.domain.plausibility import (
     MAX_MAGNITUDE,
     MIN_MAGNITUDE,
     Bounds,

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from okrsync.engine.progress import KRKind, TargetSpec, display_progress, percent, progress
+from okrsync.domain.progress import KRKind, TargetSpec, display_progress, percent, progress
 
 D = Decimal
 

@@ -12,8 +12,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from okrsync.config import load_config_text
-from okrsync.engine.planner import request_keys, schedule_offsets
-from okrsync.engine.schedule import Schedule, jitter, plan_next, shared_jitter
+from okrsync.domain.planner import request_keys, schedule_offsets
+from okrsync.domain.schedule import Schedule, jitter, plan_next, shared_jitter
 from okrsync.plugins import load_registry
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from okrsync.engine.schedule import Due, Schedule, jitter, plan_next
+from okrsync.domain.schedule import Due, Schedule, jitter, plan_next
 from okrsync.errors import ScheduleError
 
 T0 = datetime(2024, 3, 1, 10, 0, tzinfo=UTC)

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from okrsync.engine.progress import KRKind
-from okrsync.engine.status import (
+from okrsync.domain.progress import KRKind
+from okrsync.domain.status import (
     AT_RISK_GAP,
     ON_TRACK_GAP,
     Weighted,

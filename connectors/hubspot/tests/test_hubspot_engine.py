@@ -16,8 +16,8 @@ from connectors.hubspot import connector
 from connectors.hubspot.fake import PIPELINES
 from connectors.hubspot.tests.conftest import TOKEN, Fake
 from okrsync.config import load_config_text
-from okrsync.engine.planner import plan_queries
-from okrsync.engine.progress import ENGINE_CONTEXT
+from okrsync.domain.planner import plan_queries
+from okrsync.domain.progress import ENGINE_CONTEXT
 from okrsync.engine.runtime import Connections
 from okrsync.engine.sync import evaluate_plan, fetch_all
 from okrsync.errors import QuotaExhaustedError

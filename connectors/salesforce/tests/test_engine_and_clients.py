@@ -15,7 +15,7 @@ from simple_salesforce.api import Salesforce
 from connectors.salesforce import connector
 from connectors.salesforce.fake import CLIENT_ID, CLIENT_SECRET, OrgData, salesforce_app
 from okrsync.config import load_config_text
-from okrsync.engine.planner import plan_queries
+from okrsync.domain.planner import plan_queries
 from okrsync.engine.runtime import Connections
 from okrsync.engine.sync import evaluate_plan, fetch_all
 from okrsync.plugins import load_registry

@@ -20,8 +20,8 @@ from pydantic import BeforeValidator, Field, ValidationInfo, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
 from okrsync.config.reporting import kind_of, show_value, suggest
-from okrsync.engine.progress import KRKind
-from okrsync.engine.schedule import Schedule
+from okrsync.domain.progress import KRKind
+from okrsync.domain.schedule import Schedule
 from okrsync.errors import ScheduleError
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$"

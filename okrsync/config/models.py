@@ -40,11 +40,11 @@ from okrsync.config.fields import (
     listed,
     refuse,
 )
-from okrsync.engine.expressions import Expression
-from okrsync.engine.pacing import DeliveryPolicy, QuietHours
-from okrsync.engine.plausibility import UNBOUNDED, Bounds
-from okrsync.engine.progress import KRKind, TargetSpec
-from okrsync.engine.schedule import Schedule
+from okrsync.domain.expressions import Expression
+from okrsync.domain.pacing import DeliveryPolicy, QuietHours
+from okrsync.domain.plausibility import UNBOUNDED, Bounds
+from okrsync.domain.progress import KRKind, TargetSpec
+from okrsync.domain.schedule import Schedule
 from okrsync.sdk.connector import ConnectionConfig, MirrorSpec, QuerySpec
 from okrsync.sdk.models import CycleWindow
 

@@ -27,8 +27,8 @@ from okrsync.config.models import (
 from okrsync.config.pydantic_errors import check, valid_fields, validate
 from okrsync.config.reporting import Reporter, kind_of
 from okrsync.config.yaml_source import KeyPath
-from okrsync.engine.expressions import Expression
-from okrsync.engine.progress import KRKind, TargetSpec
+from okrsync.domain.expressions import Expression
+from okrsync.domain.progress import KRKind, TargetSpec
 from okrsync.errors import ExpressionError
 from okrsync.sdk.connector import MirrorSpec
 

@@ -32,8 +32,8 @@ from okrsync.config.pydantic_errors import check, valid_fields, validate
 from okrsync.config.readers import ValueReader
 from okrsync.config.reporting import did_you_mean
 from okrsync.config.yaml_source import KeyPath
-from okrsync.engine.plausibility import Bounds
-from okrsync.engine.schedule import Schedule
+from okrsync.domain.plausibility import Bounds
+from okrsync.domain.schedule import Schedule
 from okrsync.sdk.connector import ConnectionConfig, QuerySpec
 
 _CYCLES = TypeAdapter(CycleList)

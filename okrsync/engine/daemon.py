@@ -40,6 +40,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlmodel import select
 
 from okrsync.config import Config
+from okrsync.domain.backoff import capped_exponential
 from okrsync.domain.planner import (
     default_request_key,
     plan_queries,
@@ -95,7 +96,7 @@ async def stop_within(scheduler: asyncio.Task[None], grace: float) -> bool:
 
 def store_retry_delay(outages: int) -> float:
     """Seconds before the next attempt after ``outages`` failed ones in a row: 2, 4 … 30."""
-    return min(2.0**outages, STORE_RETRY_CEILING)
+    return capped_exponential(outages, 1.0, STORE_RETRY_CEILING)
 
 
 def delivery_wait(next_due: datetime | None, now: datetime) -> float:

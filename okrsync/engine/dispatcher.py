@@ -63,6 +63,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlmodel import Session, col, select
 
 from okrsync.config import MirrorDef
+from okrsync.domain.backoff import capped_exponential
 from okrsync.errors import ConnectorError, RateLimitedError, RetriableError
 from okrsync.redaction import Redactor
 from okrsync.sdk.connector import PushContext, Sink
@@ -81,7 +82,10 @@ SETTLE_CEILING = timedelta(seconds=15)
 
 def retry_delay(attempts: int) -> timedelta:
     """Exponential backoff for a failed delivery: 5 s, 10 s, 20 s … capped at 30 min."""
-    return min(BACKOFF_BASE * (1 << max(attempts - 1, 0)), BACKOFF_CEILING)
+    seconds = capped_exponential(
+        attempts - 1, BACKOFF_BASE.total_seconds(), BACKOFF_CEILING.total_seconds()
+    )
+    return timedelta(seconds=seconds)
 
 
 def settle_time(lease: timedelta) -> timedelta:

@@ -28,6 +28,7 @@ import httpx
 import structlog
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
+from okrsync.domain.backoff import JitterSource, capped_exponential
 from okrsync.errors import (
     ConnectorError,
     CredentialsError,
@@ -132,6 +133,7 @@ class RetryPolicy:
     max_backoff: float = 30.0
     max_retry_after: float = 120.0
     rate_limit_backoff: float = 1.0
+    jitter: JitterSource = field(default_factory=random.Random, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
@@ -145,9 +147,9 @@ class RetryPolicy:
         The jitter spreads the retries of many connections hitting one vendor outage, so they
         do not all come back in the same instant.
         """
-        ceiling = min(self.max_backoff, self.initial_backoff * 2 ** max(0, attempt - 1))
-        floor = max(self.initial_backoff, ceiling / 2)
-        return random.uniform(floor, ceiling)  # noqa: S311 - jitter, not cryptography
+        return capped_exponential(
+            attempt - 1, self.initial_backoff, self.max_backoff, jitter=self.jitter
+        )
 
 
 class HourlyAllowance(Protocol):

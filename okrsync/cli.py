@@ -16,6 +16,7 @@ from rich.markup import escape as esc
 from rich.table import Table
 from rich.text import Text
 
+from okrsync.domain.statuses import ConnectionStatus
 from okrsync.errors import ConfigError, ConfigErrors, OkrsyncError
 
 # Each command imports what it needs when it runs: ``--help`` and ``validate`` must not pay for
@@ -409,7 +410,9 @@ def status(
             else "nothing in the store yet: run `okrsync sync` first"
         )
         return
-    unhealthy = [c for c in connections if c.status not in ("ok", "unknown")]
+    unhealthy = [
+        c for c in connections if c.status not in (ConnectionStatus.OK, ConnectionStatus.UNKNOWN)
+    ]
     for c in unhealthy:
         until = f", paused until {c.paused_until:%Y-%m-%d %H:%M} UTC" if c.paused_until else ""
         out.print(

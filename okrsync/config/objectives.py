@@ -25,7 +25,7 @@ from okrsync.config.models import (
     ObjectiveList,
 )
 from okrsync.config.pydantic_errors import check, valid_fields, validate
-from okrsync.config.reporting import Reporter, kind_of
+from okrsync.config.reporting import Reporter
 from okrsync.config.yaml_source import KeyPath
 from okrsync.domain.expressions import Expression
 from okrsync.domain.progress import KRKind, TargetSpec
@@ -60,7 +60,7 @@ class ObjectivesReader:
         path: KeyPath = ("objectives",)
         if value is None:
             return ()
-        documents, problems = check(_OBJECTIVES, value, shape=ObjectiveList)
+        documents, problems = check(_OBJECTIVES, value, shape=ObjectiveList, at=path)
         for loc, message in problems:
             self.read.problem((*path, *loc), message)
         if documents is not None and isinstance(value, list):
@@ -249,7 +249,7 @@ class ObjectivesReader:
         return None, expression
 
     def mirrors(
-        self, path: KeyPath, items: list[Any], owner: str, *, digest: bool = False
+        self, path: KeyPath, items: list[dict[str, Any]], owner: str, *, digest: bool = False
     ) -> tuple[MirrorDef, ...] | None:
         """A key result's mirrors, or (``digest``) an objective's; ``owner`` prefixes their keys."""
         mirrors: list[MirrorDef] = []
@@ -268,13 +268,12 @@ class ObjectivesReader:
                 mirrors.append(mirror)
         return tuple(mirrors) if complete else None
 
-    def mirror(self, where: KeyPath, item: Any, owner: str, *, digest: bool) -> MirrorDef | None:
+    def mirror(
+        self, where: KeyPath, item: dict[str, Any], owner: str, *, digest: bool
+    ) -> MirrorDef | None:
         """One mirror: its connection's sink checks the connector's fields, then the delivery
         fields every mirror has (:class:`MirrorCommon`)."""
         read = self.read
-        if not isinstance(item, dict):
-            read.problem(where, f"expected a mirror (at least its connection), got {kind_of(item)}")
-            return None
         common = {k: v for k, v in item.items() if k in _MIRROR_FIELDS}
         delivery, problems = check(MirrorCommon, common)
         connection_problems = [p for p in problems if p[0][:1] == ("connection",)]

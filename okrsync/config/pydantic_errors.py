@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 from pydantic_core import PydanticUndefined
 
 from okrsync.config.fields import OKRSYNC_ERROR
-from okrsync.config.reporting import MISSING, Reporter, show_value, suggest
+from okrsync.config.reporting import MISSING, Reporter, kind_of, show_value, suggest
 from okrsync.config.yaml_source import KeyPath
 
 _FRIENDLY = {
@@ -34,6 +34,15 @@ _FRIENDLY = {
     "model_type": "expected a mapping",
     "model_attributes_type": "expected a mapping",
     "list_type": "expected a list",
+}
+
+
+_NOT_A_MAPPING = frozenset(("dict_type", "model_type", "model_attributes_type"))
+_ENTRIES = {  # what an entry of each list in a config is, for "expected …, got …"
+    "cycles": "a cycle with id, start and end",
+    "objectives": "an objective",
+    "key_results": "a key result",
+    "mirrors": "a mirror with at least its connection",
 }
 
 
@@ -64,10 +73,11 @@ def check(
     secret: bool = False,
     also_allowed: Collection[str] = (),
     shape: Any = None,
+    at: KeyPath = (),
 ) -> tuple[Any, list[tuple[KeyPath, str]]]:
     """``data`` validated by ``model`` (a model class, or a :class:`TypeAdapter` of the type
     ``shape``), and the problems found, each at its key path relative to ``data``; the value is
-    ``None`` if there are any."""
+    ``None`` if there are any. ``at``: where ``data`` sits, to name what an entry should be."""
     try:
         return model.validate_python(data) if isinstance(model, TypeAdapter) else (
             model.model_validate(data)
@@ -76,7 +86,10 @@ def check(
         errors = exc.errors(include_url=False, include_input=False, include_context=True)
         owner = _model_in(shape if shape is not None else model)
         return None, [
-            (tuple(e["loc"]), _message(owner, tuple(e["loc"]), e, data, secret, also_allowed))
+            (
+                tuple(e["loc"]),
+                _message(owner, tuple(e["loc"]), e, data, secret, also_allowed, at),
+            )
             for e in errors
         ]
 
@@ -121,11 +134,18 @@ def _message(
     data: dict[str, Any],
     secret: bool,
     also_allowed: Collection[str],
+    at: KeyPath = (),
 ) -> str:
     kind = str(error["type"])
     if kind == OKRSYNC_ERROR:
         return str(error["ctx"]["message"])
     name = loc[-1] if loc else ""
+    if kind in _NOT_A_MAPPING:
+        owner = [part for part in (*at, *loc[:-1]) if isinstance(part, str)]
+        what = _ENTRIES.get(owner[-1], "") if owner and isinstance(name, int) else ""
+        value = _value_at(data, loc)
+        got = kind_of(value) if secret or value is MISSING else show_value(value)
+        return f"expected {what or 'a mapping'} (a mapping of keys), got {got}"
     if kind == "extra_forbidden":
         allowed = _fields_at(model, loc[:-1]) if model is not None else []
         if len(loc) == 1:

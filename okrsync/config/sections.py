@@ -116,7 +116,7 @@ def read_cycles(read: ValueReader, refs: CrossReferences, value: object) -> dict
     if items is None:
         refs.declared_cycles = None
         return cycles
-    documents, problems = check(_CYCLES, items, shape=CycleList)
+    documents, problems = check(_CYCLES, items, shape=CycleList, at=path)
     for loc, message in problems:
         read.problem((*path, *loc), message)
     ids = UniqueIds(read, "cycle")

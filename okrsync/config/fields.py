@@ -35,9 +35,16 @@ _KINDS = tuple(kind.value for kind in KRKind)
 _KIND_BY_NAME = {kind.value: kind for kind in KRKind}
 
 
-def refuse(message: str) -> PydanticCustomError:
-    """The error a validator raises: ``message`` is reported as written."""
-    return PydanticCustomError(OKRSYNC_ERROR, "{message}", {"message": message})
+_NOTHING: Any = object()
+
+
+def refuse(message: str, got: object = _NOTHING) -> PydanticCustomError:
+    """The error a validator raises: ``message`` is reported as written, followed by the value
+    it ``got`` (quoted, or only named where values are secret: see :mod:`.pydantic_errors`)."""
+    context: dict[str, Any] = {"message": message}
+    if got is not _NOTHING:
+        context["got"] = got
+    return PydanticCustomError(OKRSYNC_ERROR, "{message}", context)
 
 
 def parse_duration(text: str) -> timedelta | None:
@@ -67,7 +74,7 @@ def _text(value: object, info: ValidationInfo) -> str | None:
         return value
     if isinstance(value, int | float) and not isinstance(value, bool):
         return str(value)  # ``title: 2026`` is meant as text
-    raise refuse(f"expected a string, got {show_value(value)}")
+    raise refuse("expected a string", got=value)
 
 
 def _required_text(value: object, info: ValidationInfo) -> str:
@@ -91,7 +98,7 @@ def _identifier(what: str) -> Callable[[object, ValidationInfo], str]:
         if isinstance(value, int) and not isinstance(value, bool):
             value = str(value)
         if not isinstance(value, str):
-            raise refuse(f"expected {what} (a string), got {show_value(value)}")
+            raise refuse(f"expected {what} (a string)", got=value)
         if not _ID.fullmatch(value):
             raise refuse(
                 f"{what} {value!r} is not valid: use letters, digits and _ . : - "
@@ -107,16 +114,16 @@ def read_number(value: object) -> Decimal | None:
     if value is None:
         return None
     if isinstance(value, bool | dict | list | date):
-        raise refuse(f"expected a number, got {show_value(value)}")
+        raise refuse("expected a number", got=value)
     if isinstance(value, int):
         return Decimal(value)
     text = str(value).strip().replace("_", "") if isinstance(value, str) else str(value)
     try:
         number = Decimal(text)
     except (InvalidOperation, ValueError):
-        raise refuse(f"expected a number, got {show_value(value)}") from None
+        raise refuse("expected a number", got=value) from None
     if not number.is_finite():
-        raise refuse(f"expected a finite number, got {show_value(value)}")
+        raise refuse("expected a finite number", got=value)
     return number
 
 
@@ -146,7 +153,7 @@ def _day(value: object, info: ValidationInfo) -> date:
             return date.fromisoformat(value.strip())
         except ValueError:
             pass
-    raise refuse(f"expected a date like 2026-10-01, got {show_value(value)}")
+    raise refuse("expected a date like 2026-10-01", got=value)
 
 
 def _duration(value: object) -> timedelta | None:
@@ -154,7 +161,7 @@ def _duration(value: object) -> timedelta | None:
         return value
     parsed = parse_duration(value) if isinstance(value, str) else None
     if parsed is None:
-        raise refuse(f"expected a duration like 30s, 15m, 2h, 1d or 1h30m, got {show_value(value)}")
+        raise refuse("expected a duration like 30s, 15m, 2h, 1d or 1h30m", got=value)
     return parsed
 
 
@@ -163,8 +170,8 @@ def _schedule(value: object) -> Schedule | None:
         return value
     if not isinstance(value, str):
         raise refuse(
-            "expected a schedule like 'every 15m' or a cron expression like '*/10 * * * *', "
-            f"got {show_value(value)}"
+            "expected a schedule like 'every 15m' or a cron expression like '*/10 * * * *'",
+            got=value,
         )
     try:
         return Schedule.parse(value)
@@ -187,13 +194,13 @@ def _kind(value: object, info: ValidationInfo) -> KRKind:
 def _toggle(value: object) -> bool:
     if isinstance(value, bool):
         return value
-    raise refuse(f"expected true or false, got {show_value(value)}")
+    raise refuse("expected true or false", got=value)
 
 
 def _expression_text(value: object) -> str | None:
     if value is None or isinstance(value, str):
         return value
-    raise refuse(f"expected an expression of metrics (a string), got {show_value(value)}")
+    raise refuse("expected an expression of metrics (a string)", got=value)
 
 
 def _list_of(what: str) -> Callable[[object], object]:

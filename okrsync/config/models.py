@@ -22,7 +22,6 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from okrsync.config import fields
 from okrsync.config.fields import (
-    DURATION_PATTERN,
     CycleId,
     Day,
     ExpressionText,
@@ -210,9 +209,8 @@ CycleList = Annotated[list[CycleDocument], listed("cycles")]
 class ConnectionCommon(_Document):
     """The okrsync fields every connection has, beside ``type`` and its connector's fields."""
 
-    fetch_deadline: str | None = Field(
+    fetch_deadline: fields.Duration = Field(
         default=None,
-        pattern=DURATION_PATTERN,
         description="How long one pass may wait for this connection's answers before it records "
         "them as failed (no answer within …) and moves on; default 90s. e.g. 30s, 5m.",
     )

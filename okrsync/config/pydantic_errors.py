@@ -138,7 +138,11 @@ def _message(
 ) -> str:
     kind = str(error["type"])
     if kind == OKRSYNC_ERROR:
-        return str(error["ctx"]["message"])
+        context = error["ctx"]
+        if "got" not in context:
+            return str(context["message"])
+        got = context["got"]
+        return f"{context['message']}, got {kind_of(got) if secret else show_value(got)}"
     name = loc[-1] if loc else ""
     if kind in _NOT_A_MAPPING:
         owner = [part for part in (*at, *loc[:-1]) if isinstance(part, str)]

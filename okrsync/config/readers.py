@@ -1,18 +1,17 @@
-"""Reading a YAML value as the shape a section needs: a mapping, a list, a name, a duration.
+"""Reading a YAML value as the shape a section needs: a mapping, a list, a connection's name.
 
 The fields of each entry are read by the document models (:mod:`.models`, :mod:`.fields`); what
 is left here is what a section checks before its entries can be given to a model (is it a
-mapping, a list?), and the connection settings, whose values may come from ``${…}`` references
-and are therefore never quoted back (:meth:`Reporter.show`).
+mapping, a list?), and a connection's name, checked before its settings, whose values may come
+from ``${…}`` references and are therefore never quoted back (:meth:`Reporter.show`).
 """
 
 from __future__ import annotations
 
 import re
-from datetime import timedelta
 from typing import Any
 
-from okrsync.config.fields import ID_PATTERN, parse_duration
+from okrsync.config.fields import ID_PATTERN
 from okrsync.config.reporting import Reporter, kind_of
 from okrsync.config.yaml_source import KeyPath
 
@@ -51,14 +50,3 @@ class ValueReader(Reporter):
             )
             return None
         return value
-
-    def duration(self, path: KeyPath, value: object) -> timedelta | None:
-        if value is None:
-            return None
-        parsed = parse_duration(value) if isinstance(value, str) else None
-        if parsed is None:
-            self.problem(
-                path,
-                f"expected a duration like 30s, 15m, 2h, 1d or 1h30m, got {self.show(path, value)}",
-            )
-        return parsed

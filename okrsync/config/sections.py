@@ -26,7 +26,6 @@ from okrsync.config.models import (
     MetricCommon,
     MetricCommonTable,
     MetricDef,
-    field_names,
 )
 from okrsync.config.pydantic_errors import check, valid_fields, validate
 from okrsync.config.readers import ValueReader
@@ -39,6 +38,7 @@ from okrsync.sdk.connector import ConnectionConfig, QuerySpec
 _CYCLES = TypeAdapter(CycleList)
 _METRIC_COMMONS = TypeAdapter(MetricCommonTable)
 _METRIC_FIELDS = frozenset(MetricCommon.model_fields)
+_CONNECTION_FIELDS = frozenset(ConnectionCommon.model_fields)
 
 
 def read_defaults(read: ValueReader, value: object) -> tuple[Schedule | None, timedelta | None]:
@@ -59,8 +59,9 @@ def read_defaults(read: ValueReader, value: object) -> tuple[Schedule | None, ti
 def read_connections(
     read: ValueReader, refs: CrossReferences, value: object
 ) -> dict[str, ConnectionConfig]:
-    """Each connection, validated by the connection model of its ``type``'s connector; the
-    okrsync fields every connection has (``fetch_deadline``) are read here, not by the model."""
+    """Each connection, validated by the connection model of its ``type``'s connector and, for
+    the okrsync fields every connection has (``fetch_deadline``), by :class:`ConnectionCommon`;
+    no value is quoted back (it may be a secret)."""
     path: KeyPath = ("connections",)
     if value is None:
         return {}
@@ -68,7 +69,7 @@ def read_connections(
     if section is None:
         refs.connections_readable = False
         return {}
-    common = field_names(ConnectionCommon)
+    common = _CONNECTION_FIELDS
     for name, body in section.items():
         where = (*path, name)
         refs.declared_connections.add(name)
@@ -95,9 +96,13 @@ def read_connections(
             )
             continue
         refs.connection_types[name] = kind
-        deadline = read.duration((*where, "fetch_deadline"), mapping.get("fetch_deadline"))
-        if deadline is not None:
-            refs.fetch_deadlines[name] = deadline
+        shared, problems = check(
+            ConnectionCommon, {k: v for k, v in mapping.items() if k in common}, secret=True
+        )
+        for loc, message in problems:
+            read.problem((*where, *loc), message)
+        if isinstance(shared, ConnectionCommon) and shared.fetch_deadline is not None:
+            refs.fetch_deadlines[name] = shared.fetch_deadline
         model = refs.connectors[kind].connection_model
         own = {k: v for k, v in mapping.items() if k not in common}
         validated = validate(read, where, model, own, secret=True, also_allowed=common)

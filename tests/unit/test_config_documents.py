@@ -8,11 +8,14 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from okrsync.config import ReferenceResolver, load_config_text
 from okrsync.config.models import CycleDocument, KeyResultDocument, MetricCommon, MirrorCommon
 from okrsync.config.pydantic_errors import check, valid_fields
 from okrsync.domain.progress import KRKind
 from okrsync.domain.schedule import Schedule
+from okrsync.errors import ConfigErrors
 from tests.unit.config_fixtures import CONNECTORS, VALID_ENV
 
 
@@ -145,3 +148,20 @@ def test_a_metrics_own_fields_and_the_cycles_are_typed_by_their_models() -> None
         {"id": "q4", "start": "2026-10-01", "end": date(2026, 12, 31)}
     )
     assert (cycle.start, cycle.end) == (date(2026, 10, 1), date(2026, 12, 31))
+
+
+def test_a_connections_fetch_deadline_is_read_by_its_model_and_never_quoted() -> None:
+    text = """\
+version: 1
+connections:
+  warehouse: {type: fake_sql, url: "postgres://x", fetch_deadline: "${DEADLINE}"}
+  other: {type: fake_sql, url: "postgres://y", fetch_deadline: 2m}
+"""
+    with pytest.raises(ConfigErrors) as caught:
+        load_config_text(text, CONNECTORS, environ={"DEADLINE": "hunter2-soon"})
+    [error] = caught.value.errors
+    assert (error.line, error.key) == (3, "connections.warehouse.fetch_deadline")
+    assert error.message == "expected a duration like 30s, 15m, 2h, 1d or 1h30m, got a string"
+    config = load_config_text(text, CONNECTORS, environ={"DEADLINE": "45s"})
+    assert config.fetch_deadline("warehouse") == timedelta(seconds=45)
+    assert config.fetch_deadline("other") == timedelta(minutes=2)

@@ -22,7 +22,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 from starlette.responses import Response
 
-from okrsync.api import converters
 from okrsync.api import models as m
 from okrsync.api.answers import answer
 from okrsync.api.context import ApiContext
@@ -30,6 +29,7 @@ from okrsync.api.errors import BadInput
 from okrsync.domain.evaluate import Evaluation
 from okrsync.domain.planner import PlannedKeyResult
 from okrsync.engine.recorder import record
+from okrsync.read_models import from_store
 from okrsync.store.db import session_scope
 from okrsync.store.tables import DeliveryRow, MeasurementRow
 
@@ -146,7 +146,7 @@ def _check_in_answer(
 ) -> Response:
     result = m.CheckInResult(
         key_result=row.key_result_id,
-        measurement=converters.measurement(row),
+        measurement=from_store.measurement(row),
         deliveries_queued=deliveries,
     )
     response = answer(ctx, result, 201)

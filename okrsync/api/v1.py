@@ -29,7 +29,7 @@ from sqlmodel import col, select
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from okrsync.api import check_ins, converters
+from okrsync.api import check_ins
 from okrsync.api import models as m
 from okrsync.api.answers import CACHE_HEADERS, IF_NONE_MATCH_TEXT, answer, cached
 from okrsync.api.auth import check_write
@@ -51,6 +51,7 @@ from okrsync.domain.planner import PlannedKeyResult
 from okrsync.domain.progress import progress
 from okrsync.domain.status import elapsed_fraction, status_for
 from okrsync.engine.sync import RunReport
+from okrsync.read_models import from_store
 from okrsync.store import views
 from okrsync.store.db import session_scope
 from okrsync.store.tables import DeliveryRow, MeasurementRow, RunRow
@@ -262,7 +263,7 @@ def _objectives_answer(
             session, ctx.clock(), limit=limit, after_key=after, cycle=cycle
         )
         return m.ObjectiveList(
-            objectives=[converters.objective(v) for v in page.items],
+            objectives=[from_store.objective(v) for v in page.items],
             total=page.total,
             next_cursor=next_cursor("objectives", page.next_after),
         )
@@ -302,7 +303,7 @@ def _objective_answer(
         view = views.objective_view(session, ctx.clock(), wanted)
         if view is None:
             raise BadInput(404, "objective not found", wanted)
-        return converters.objective(view)
+        return from_store.objective(view)
 
     with session_scope(ctx.engine) as session:
         return cached(ctx, request, condition, session, build)
@@ -328,7 +329,7 @@ def _key_results_answer(
     def build() -> m.KeyResultList:
         page = views.key_results_page(session, ctx.clock(), limit=limit, after_key=after)
         return m.KeyResultList(
-            key_results=[converters.key_result(objective, kr) for objective, kr in page.items],
+            key_results=[from_store.key_result(objective, kr) for objective, kr in page.items],
             total=page.total,
             next_cursor=next_cursor("key-results", page.next_after),
         )
@@ -363,7 +364,7 @@ def _key_result_answer(
         found = views.key_result_view(session, ctx.clock(), wanted)
         if found is None:
             raise BadInput(404, "key result not found", wanted)
-        return converters.key_result(*found)
+        return from_store.key_result(*found)
 
     with session_scope(ctx.engine) as session:
         return cached(ctx, request, condition, session, build)
@@ -399,7 +400,7 @@ def _measurements_answer(ctx: ApiContext, wanted: str, limit: int, after: Any) -
         following = next_cursor(
             "measurements", (page[-1].observed_at, page[-1].id) if more else None
         )
-        listed = [converters.measurement(r) for r in reversed(page)]
+        listed = [from_store.measurement(r) for r in reversed(page)]
     return answer(
         ctx,
         m.MeasurementList(
@@ -436,7 +437,7 @@ def _runs_answer(ctx: ApiContext, limit: int, after: Any) -> Response:
             query = query.where(views.after(order, after, descending=True))
         rows = session.exec(query.order_by(*(c.desc() for c in order)).limit(limit + 1)).all()
         more = len(rows) > limit
-        runs = [converters.run(r) for r in rows[:limit]]
+        runs = [from_store.run(r) for r in rows[:limit]]
         last = rows[limit - 1] if more else None
         following = None if last is None else next_cursor("runs", (last.started_at, last.id))
     return answer(ctx, m.RunList(runs=runs, total=int(total), next_cursor=following))
@@ -464,7 +465,7 @@ def _run_answer(ctx: ApiContext, wanted: str) -> Response:
         row = views.run(session, wanted)
         if row is None:
             raise BadInput(404, "run not found", wanted)
-        return answer(ctx, converters.run(row))
+        return answer(ctx, from_store.run(row))
 
 
 @router.get(
@@ -492,7 +493,7 @@ def _deliveries_answer(ctx: ApiContext, status: str | None, limit: int, after: A
         total = session.exec(count).one()
         rows = session.exec(query.order_by(col(DeliveryRow.id).desc()).limit(limit + 1)).all()
         more = len(rows) > limit
-        deliveries = [converters.delivery(r) for r in rows[:limit]]
+        deliveries = [from_store.delivery(r) for r in rows[:limit]]
     following = next_cursor("deliveries", (deliveries[-1].id,) if more else None)
     return answer(
         ctx, m.DeliveryList(deliveries=deliveries, total=int(total), next_cursor=following)
@@ -542,7 +543,7 @@ async def list_connections(
     names = sorted(ctx.config.connections)
     page, total, following = _in_memory_page(names, lambda n: (n,), limit, cursor, "connections")
     rows = await in_thread(_connection_rows, ctx)
-    out = [converters.connection(n, ctx.config.connection_types[n], rows.get(n)) for n in page]
+    out = [from_store.connection(n, ctx.config.connection_types[n], rows.get(n)) for n in page]
     return answer(ctx, m.ConnectionList(connections=out, total=total, next_cursor=following))
 
 

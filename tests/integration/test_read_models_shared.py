@@ -20,6 +20,7 @@ import httpx
 from okrsync.api import models as api_models
 from okrsync.read_models import models
 from tests.integration.api_support import TOKEN, api_service
+from tests.integration.test_startup_imports import modules_after
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
@@ -92,3 +93,19 @@ def test_cli_json_and_api_agree_field_by_field(tmp_path: Path, database_url: str
     assert synced["run"] == run
     assert explained["measurement"] == answered_history[-1]
     assert explained["value"] == "7.25" and explained["run"] is None  # a check-in: no run
+
+
+def test_cli_json_reads_the_models_without_the_api(tmp_path: Path) -> None:
+    """The shared models live outside :mod:`okrsync.api`: ``--json`` loads no web server."""
+    url = f"sqlite:///{tmp_path / 'okrsync.db'}"
+    with api_service(tmp_path, url):
+        pass  # a store with one sync recorded
+    for args in (
+        ("status", "--json"),
+        ("history", "deals", "--json"),
+        ("explain", "deals", "--json"),
+    ):
+        modules = modules_after(tmp_path, *args, env={"OKRSYNC_DATABASE_URL": url})
+        assert "okrsync.read_models.models" in modules
+        server = ("okrsync.api", "fastapi", "starlette", "uvicorn")
+        assert [m for m in modules if m.split(".")[0] in server or m.startswith(server)] == []

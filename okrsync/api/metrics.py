@@ -37,6 +37,7 @@ from starlette.routing import BaseRoute, Route
 
 from okrsync.api.context import ApiContext
 from okrsync.api.offload import in_thread
+from okrsync.domain.statuses import ConnectionStatus, DeliveryStatus, RunStatus
 from okrsync.sdk.http import HttpClient
 from okrsync.store.db import session_scope
 from okrsync.store.tables import (
@@ -51,8 +52,8 @@ log = structlog.get_logger()
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 LAG_BUCKETS = (0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0, 4 * 3600.0, 86400.0)
-CONNECTION_STATUSES = ("ok", "partial", "failing", "credentials_rejected", "paused_quota")
-OUTBOX_STATUSES = ("pending", "done", "failed", "superseded")
+CONNECTION_STATUSES = tuple(s for s in ConnectionStatus if s is not ConnectionStatus.UNKNOWN)
+OUTBOX_STATUSES = tuple(DeliveryStatus)
 
 
 def http_clients(live: object) -> list[HttpClient]:
@@ -97,7 +98,7 @@ class StoreCollector(Collector):
         )
         for trigger, status, count in session.exec(
             select(RunRow.trigger, RunRow.status, func.count())
-            .where(RunRow.status != "running")
+            .where(RunRow.status != RunStatus.RUNNING)
             .group_by(col(RunRow.trigger), col(RunRow.status))
         ):
             runs.add_metric([trigger, status], count)
@@ -106,7 +107,7 @@ class StoreCollector(Collector):
         outbox = GaugeMetricFamily(
             "okrsync_outbox_deliveries", "Outbox rows by status", labels=["status"]
         )
-        depth = dict.fromkeys(OUTBOX_STATUSES, 0)
+        depth: dict[str, int] = dict.fromkeys(OUTBOX_STATUSES, 0)
         for status, count in session.exec(
             select(DeliveryRow.status, func.count()).group_by(col(DeliveryRow.status))
         ):

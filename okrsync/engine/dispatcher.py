@@ -64,6 +64,7 @@ from sqlmodel import Session, col, select
 
 from okrsync.config import MirrorDef
 from okrsync.domain.backoff import capped_exponential
+from okrsync.domain.statuses import ConnectionStatus, DeliveryStatus
 from okrsync.errors import ConnectorError, RateLimitedError, RetriableError
 from okrsync.redaction import Redactor
 from okrsync.sdk.connector import PushContext, Sink
@@ -263,7 +264,7 @@ class Dispatcher:
                     session.add(mirror)
             rows = session.exec(
                 select(DeliveryRow).where(
-                    DeliveryRow.status == "pending",
+                    DeliveryRow.status == DeliveryStatus.PENDING,
                     owner == self.owner if only_mine else owner.is_not(None),
                 )
             ).all()
@@ -284,7 +285,7 @@ class Dispatcher:
         with session_scope(self.engine) as session:
             return session.exec(
                 select(DeliveryRow.next_attempt_at)
-                .where(DeliveryRow.status == "pending")
+                .where(DeliveryRow.status == DeliveryStatus.PENDING)
                 .order_by(col(DeliveryRow.next_attempt_at))
                 .limit(1)
             ).first()
@@ -303,7 +304,9 @@ class Dispatcher:
         with session_scope(self.engine) as session:
             due = session.exec(
                 select(DeliveryRow.mirror_key)
-                .where(DeliveryRow.status == "pending", DeliveryRow.next_attempt_at <= now)
+                .where(
+                    DeliveryRow.status == DeliveryStatus.PENDING, DeliveryRow.next_attempt_at <= now
+                )
                 .group_by(col(DeliveryRow.mirror_key))
                 .order_by(func.min(DeliveryRow.id))
                 .limit(self.batch if limit is None else limit)
@@ -320,7 +323,7 @@ class Dispatcher:
                 select(DeliveryRow)
                 .where(
                     col(DeliveryRow.mirror_key).in_([m.key for m in mirrors]),
-                    DeliveryRow.status == "pending",
+                    DeliveryRow.status == DeliveryStatus.PENDING,
                 )
                 .order_by(col(DeliveryRow.mirror_key), col(DeliveryRow.seq).desc())
             ).all()
@@ -366,7 +369,7 @@ class Dispatcher:
                 return None
             if mirror.delivered_seq >= row.seq:
                 stored = session.get(DeliveryRow, row.id)
-                if stored is not None and stored.status == "pending":
+                if stored is not None and stored.status == DeliveryStatus.PENDING:
                     shown = f"the mirror shows a newer state (#{mirror.delivered_seq})"
                     _supersede(session, stored, shown, report)
                 mirror.lease_owner = None
@@ -445,8 +448,8 @@ class Dispatcher:
             stored.last_error = message
             stored.lease_owner = None
             stored.lease_until = None
-            if stored.status == "pending":
-                stored.status = "failed" if gave_up else "pending"
+            if stored.status == DeliveryStatus.PENDING:
+                stored.status = DeliveryStatus.FAILED if gave_up else DeliveryStatus.PENDING
                 stored.next_attempt_at = now + retry_delay(attempts)
             session.add(stored)
             if mirror is not None:
@@ -470,7 +473,7 @@ class Dispatcher:
             stored = session.get(DeliveryRow, row.id)
             if stored is None:
                 return
-            stored.status = "done"
+            stored.status = DeliveryStatus.DONE
             stored.delivered_at = now
             stored.external_ref = ref
             stored.last_error = None
@@ -516,11 +519,11 @@ class Dispatcher:
         state = session.get(ConnectionStateRow, connection, with_for_update=True)
         assert state is not None  # added above, or by the replica that got there first
         if error is None:
-            state.status = "ok"
+            state.status = ConnectionStatus.OK
             state.consecutive_failures = 0
             state.last_ok_at = now
         else:
-            state.status = "failing"
+            state.status = ConnectionStatus.FAILING
             state.consecutive_failures += 1
             state.last_error = error
             state.last_error_at = now
@@ -546,7 +549,7 @@ def _subject(row: DeliveryRow) -> str:
 
 
 def _supersede(session: Session, row: DeliveryRow, why: str, report: DispatchReport) -> None:
-    row.status = "superseded"
+    row.status = DeliveryStatus.SUPERSEDED
     row.last_error = why
     row.lease_owner = None
     row.lease_until = None
@@ -560,7 +563,7 @@ def _requeue(session: Session, mirror_key: str, seq: int, now: datetime) -> None
     ).first()
     if row is None:
         return
-    row.status = "pending"
+    row.status = DeliveryStatus.PENDING
     row.next_attempt_at = now
     session.add(row)
     log.warning("mirror_order_repaired", mirror=mirror_key, seq=seq)

@@ -36,6 +36,7 @@ from okrsync.config import CycleDef, MirrorDef, ObjectiveDef
 from okrsync.domain.pacing import DeliveryPolicy, earliest_push, worth_pushing
 from okrsync.domain.progress import display_progress
 from okrsync.domain.status import Weighted, elapsed_fraction, objective_status, rollup
+from okrsync.domain.statuses import DeliveryStatus
 from okrsync.sdk.models import KeyResultUpdate, ObjectiveUpdate, Status
 from okrsync.store.tables import DeliveryRow, KeyResultRow, MirrorRow
 from okrsync.store.views import is_stale
@@ -549,7 +550,7 @@ def _delivery(
         "measurement_id": measurement_id,
         "idempotency_key": update.idempotency_key,
         "payload": update.model_dump(mode="json"),
-        "status": "pending",
+        "status": DeliveryStatus.PENDING,
         "attempts": 0,
         "created_at": now,
         "next_attempt_at": next_attempt_at,
@@ -573,7 +574,7 @@ def _last_queued(
         select(col(DeliveryRow.id))
         .where(
             col(DeliveryRow.mirror_key) == col(MirrorRow.key),
-            col(DeliveryRow.status) != "superseded",
+            col(DeliveryRow.status) != DeliveryStatus.SUPERSEDED,
         )
         .order_by(col(DeliveryRow.seq).desc(), col(DeliveryRow.id).desc())
         .limit(1)

@@ -26,6 +26,7 @@ from okrsync.domain.backoff import failure_pause, quota_resume
 from okrsync.domain.evaluate import Evaluation, MetricReading, evaluate
 from okrsync.domain.planner import PlannedKeyResult, QueryPlan, plan_queries, split_plan
 from okrsync.domain.plausibility import Bounds, check_readings
+from okrsync.domain.statuses import ConnectionStatus, RunStatus
 from okrsync.engine.dispatcher import Dispatcher, DispatchReport
 from okrsync.engine.recorder import Recorded, record_all
 from okrsync.engine.runtime import Connections
@@ -430,7 +431,7 @@ class SyncService:
         with session_scope(self.engine) as session:
             state = self._health_row(session, name)
             if len(errors) < len(readings):
-                state.status = "partial" if errors else "ok"
+                state.status = ConnectionStatus.PARTIAL if errors else ConnectionStatus.OK
                 state.consecutive_failures = 0
                 state.last_ok_at = now
                 state.paused_until = None
@@ -441,14 +442,18 @@ class SyncService:
                 first = errors[0]
                 state.consecutive_failures += 1
                 if isinstance(first, QuotaExhaustedError):
-                    state.status = "paused_quota"
+                    state.status = ConnectionStatus.PAUSED_QUOTA
                     resume = (
                         datetime.fromtimestamp(first.resume_at, UTC) if first.resume_at else None
                     )
                     state.paused_until = quota_resume(now, resume)
                 else:
                     credentials = isinstance(first, CredentialsError)
-                    state.status = "credentials_rejected" if credentials else "failing"
+                    state.status = (
+                        ConnectionStatus.CREDENTIALS_REJECTED
+                        if credentials
+                        else ConnectionStatus.FAILING
+                    )
                     pause = failure_pause(state.consecutive_failures)
                     state.paused_until = now + pause if pause else None
                 log.warning(
@@ -471,7 +476,9 @@ class SyncService:
                 if state is None or state.paused_until is None or state.paused_until <= now:
                     continue
                 error_type = (
-                    QuotaExhaustedError if state.status == "paused_quota" else ConnectorError
+                    QuotaExhaustedError
+                    if state.status == ConnectionStatus.PAUSED_QUOTA
+                    else ConnectorError
                 )
                 paused[name] = error_type(
                     f"paused until {state.paused_until:%Y-%m-%d %H:%M:%S} UTC after "
@@ -511,7 +518,7 @@ class SyncService:
             run.api_calls = report.api_calls
             run.changed = report.changed
             run.errors = len(report.errors)
-            run.status = "ok" if not report.errors else "partial"
+            run.status = RunStatus.OK if not report.errors else RunStatus.PARTIAL
             run.detail = {
                 "errors": report.errors[:50],
                 "delivered": report.dispatch.delivered,

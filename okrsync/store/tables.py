@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, Column, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from okrsync.domain.statuses import ConnectionStatus, DeliveryStatus, RunStatus
 from okrsync.store.types import DecimalText, UtcDateTime
 
 
@@ -121,7 +122,7 @@ class RunRow(SQLModel, table=True):
     api_calls: int = 0
     changed: int = 0
     errors: int = 0
-    status: str = Field(default="running", max_length=20)
+    status: str = Field(default=RunStatus.RUNNING.value, max_length=20)
     instance_id: str | None = Field(default=None, max_length=100)
     detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
 
@@ -168,7 +169,7 @@ class DeliveryRow(SQLModel, table=True):
     measurement_id: int | None = None
     idempotency_key: str = Field(max_length=100)
     payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
-    status: str = Field(default="pending", max_length=20)  # pending|done|failed|superseded
+    status: str = Field(default=DeliveryStatus.PENDING.value, max_length=20)
     attempts: int = 0
     created_at: datetime = Field(sa_type=UtcDateTime)
     next_attempt_at: datetime = Field(sa_type=UtcDateTime)
@@ -186,7 +187,7 @@ class ConnectionStateRow(SQLModel, table=True):
 
     name: str = Field(primary_key=True, max_length=100)
     type: str = Field(max_length=50)
-    status: str = Field(default="unknown", max_length=30)
+    status: str = Field(default=ConnectionStatus.UNKNOWN.value, max_length=30)
     consecutive_failures: int = 0
     last_ok_at: datetime | None = _when()
     last_error_at: datetime | None = _when()

@@ -18,6 +18,7 @@ from sqlmodel import Session, col, select
 
 from okrsync.domain.progress import KRKind
 from okrsync.domain.status import Weighted, elapsed_fraction, objective_status, rollup, status_for
+from okrsync.domain.statuses import DeliveryStatus
 from okrsync.store.tables import (
     ConnectionStateRow,
     CycleRow,
@@ -236,7 +237,7 @@ def deliveries_done(session: Session) -> dict[str, int]:
         select(MirrorRow.connection, func.count())
         .select_from(DeliveryRow)
         .join(MirrorRow, col(MirrorRow.key) == col(DeliveryRow.mirror_key))
-        .where(DeliveryRow.status == "done")
+        .where(DeliveryRow.status == DeliveryStatus.DONE)
         .group_by(col(MirrorRow.connection))
     ).all()
     return {connection: count for connection, count in sorted(rows)}

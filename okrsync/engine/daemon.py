@@ -424,7 +424,7 @@ class Daemon:
             metrics=sorted(skipped),
             since={name: moment.isoformat() for name, moment in since.items()},
         )
-        await in_thread(self.sync.note_still_fetching, since)
+        await in_thread(self.sync.health.note_still_fetching, since)
 
     def _unreserve(self, connections: Collection[str]) -> None:
         """Connections a pass marked fetching while it claimed, and started nothing on: free

@@ -64,15 +64,15 @@ from sqlmodel import Session, col, select
 
 from okrsync.config import MirrorDef
 from okrsync.domain.backoff import capped_exponential
-from okrsync.domain.statuses import ConnectionStatus, DeliveryStatus
+from okrsync.domain.statuses import DeliveryStatus
+from okrsync.engine.health import ConnectionHealth
 from okrsync.errors import ConnectorError, RateLimitedError, RetriableError
 from okrsync.redaction import Redactor
 from okrsync.sdk.connector import PushContext, Sink
 from okrsync.sdk.models import KeyResultUpdate, ObjectiveUpdate
 from okrsync.store.db import session_scope
 from okrsync.store.offload import in_thread
-from okrsync.store.tables import ConnectionStateRow, DeliveryRow, MirrorRow
-from okrsync.store.upsert import add_missing
+from okrsync.store.tables import DeliveryRow, MirrorRow
 
 log = structlog.get_logger()
 
@@ -150,6 +150,7 @@ class Dispatcher:
         self.clock = clock
         # connection name -> type, for connections that are only ever mirrors (see the docstring)
         self.mirror_only = dict(mirror_only or {})
+        self.health = ConnectionHealth(engine, self.mirror_only, clock=clock, redactor=redactor)
         self.settle = settle_time(lease)
         self.push_timeout = push_timeout
         # one store call at a time, per event loop (an asyncio lock belongs to one loop)
@@ -453,7 +454,7 @@ class Dispatcher:
                 stored.next_attempt_at = now + retry_delay(attempts)
             session.add(stored)
             if mirror is not None:
-                self._health(session, mirror.connection, now, error=message)
+                self.health.record_push(session, mirror.connection, now, error=message)
         report.failed += 1
         report.gave_up += int(gave_up)
         report.errors.append(message)
@@ -493,7 +494,7 @@ class Dispatcher:
             else:
                 mirror.delivered_seq = row.seq
             session.add(mirror)
-            self._health(session, mirror.connection, now, error=None)
+            self.health.record_push(session, mirror.connection, now, error=None)
 
     def _release_mirror(
         self, session: Session, key: str, *, ended: bool = True
@@ -509,25 +510,6 @@ class Dispatcher:
             mirror.lease_until = None if ended else self.clock()
             session.add(mirror)
         return mirror
-
-    def _health(self, session: Session, connection: str, now: datetime, error: str | None) -> None:
-        """A mirror-only connection's health follows its deliveries."""
-        kind = self.mirror_only.get(connection)
-        if kind is None:
-            return
-        add_missing(session, [ConnectionStateRow(name=connection, type=kind)])  # replicas race
-        state = session.get(ConnectionStateRow, connection, with_for_update=True)
-        assert state is not None  # added above, or by the replica that got there first
-        if error is None:
-            state.status = ConnectionStatus.OK
-            state.consecutive_failures = 0
-            state.last_ok_at = now
-        else:
-            state.status = ConnectionStatus.FAILING
-            state.consecutive_failures += 1
-            state.last_error = error
-            state.last_error_at = now
-        session.add(state)
 
 
 GATEWAY_STATUSES = frozenset({502, 504})  # a proxy's answer: the vendor may have done it

@@ -14,36 +14,33 @@ import uuid
 from collections.abc import Callable, Collection, Mapping
 from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import structlog
 from sqlalchemy import Engine, insert, update
-from sqlmodel import Session, col, select
+from sqlmodel import col, select
 
 from okrsync.config import Config
-from okrsync.domain.backoff import failure_pause, quota_resume
 from okrsync.domain.evaluate import Evaluation, MetricReading, evaluate
 from okrsync.domain.planner import PlannedKeyResult, QueryPlan, plan_queries, split_plan
 from okrsync.domain.plausibility import Bounds, check_readings
-from okrsync.domain.statuses import ConnectionStatus, RunStatus
+from okrsync.domain.statuses import RunStatus
 from okrsync.engine.dispatcher import Dispatcher, DispatchReport
+from okrsync.engine.health import ConnectionHealth
 from okrsync.engine.recorder import Recorded, record_all
 from okrsync.engine.runtime import Connections
 from okrsync.engine.staleness import StaleWatch
 from okrsync.errors import (
     ConnectorError,
-    CredentialsError,
     FetchDeadlineError,
-    QuotaExhaustedError,
 )
 from okrsync.redaction import Redactor
 from okrsync.sdk.connector import failed_reading
 from okrsync.sdk.models import Query, Reading
 from okrsync.store.db import session_scope
 from okrsync.store.offload import in_thread
-from okrsync.store.tables import ConnectionStateRow, MetricStateRow, RunRow
-from okrsync.store.upsert import add_missing
+from okrsync.store.tables import MetricStateRow, RunRow
 
 log = structlog.get_logger()
 
@@ -182,19 +179,6 @@ def evaluate_plan(
     return evaluator.results()
 
 
-STILL_FETCHING = "still fetching since "
-BEFORE = "; last error: "
-
-
-def still_fetching_note(since: datetime, last_error: str | None) -> str:
-    """A connection's ``last_error`` while a pass of it is skipped: since when its fetch runs,
-    and the error it had before (not an earlier note). Pure."""
-    if last_error is not None and last_error.startswith(STILL_FETCHING):
-        last_error = last_error.partition(BEFORE)[2] or None
-    note = f"{STILL_FETCHING}{since:%Y-%m-%d %H:%M:%S} UTC (a pass that fell due was skipped)"
-    return note + (f"{BEFORE}{last_error}" if last_error else "")
-
-
 class PlanEvaluator:
     """Evaluates each key result of a plan as soon as every query it reads has been answered.
 
@@ -281,6 +265,9 @@ class SyncService:
         self.instance_id = instance_id
         self.dispatcher = dispatcher
         self.stale = StaleWatch(engine, config, clock=clock)
+        self.health = ConnectionHealth(
+            engine, config.connection_types, clock=clock, redactor=redactor
+        )
 
     async def run_once(
         self,
@@ -373,7 +360,7 @@ class SyncService:
     ) -> dict[str, Reading]:
         """Fetch the plan's queries, each connection within its ``fetch_deadline``, and keep
         each connection's health row current."""
-        paused = await in_thread(self.paused_connections, list(plan.by_connection))
+        paused = await in_thread(self.health.paused, list(plan.by_connection))
         deadlines = {
             name: self.config.fetch_deadline(name).total_seconds() for name in plan.by_connection
         }
@@ -388,104 +375,8 @@ class SyncService:
         )
         report.api_calls += fetched.api_calls
         answered = {n: r for n, r in fetched.by_connection.items() if n not in paused}
-        await in_thread(self._update_connection_states, answered)
+        await in_thread(self.health.record_passes, answered)
         return fetched.readings
-
-    def _update_connection_states(self, answered: Mapping[str, list[Reading]]) -> None:
-        for name, readings in sorted(answered.items()):
-            self._update_connection_state(name, readings)
-
-    def _health_row(self, session: Session, name: str) -> ConnectionStateRow:
-        """The connection's health row, created if missing (replicas may race to) and locked."""
-        kind = self.config.connection_types[name]
-        add_missing(session, [ConnectionStateRow(name=name, type=kind)])
-        state = session.get(ConnectionStateRow, name, with_for_update=True)
-        assert state is not None  # added above, or by the replica that got there first
-        return state
-
-    def note_still_fetching(self, since: Mapping[str, datetime]) -> None:
-        """Say on each connection's health that a pass of it was skipped because its previous
-        fetch (running since ``since[name]``) has not ended.
-
-        The status stays what it was: the fetch may still succeed, and its end (an answer, or
-        its deadline) sets the status. ``last_error`` tells meanwhile why the values stand still,
-        and keeps the error before it (a connection failing by its deadline pass after pass
-        shows both: it is fetching again, and how the last fetch ended).
-        """
-        now = self.clock()
-        with session_scope(self.engine) as session:
-            for name, started in sorted(since.items()):
-                state = self._health_row(session, name)
-                state.last_error = still_fetching_note(started, state.last_error)
-                state.last_error_at = now
-                session.add(state)
-
-    def _update_connection_state(self, name: str, readings: list[Reading]) -> None:
-        """ok / partial (some queries failed) / failing / credentials_rejected / paused_quota.
-
-        Only a pass in which every query failed counts against the connection; after a few in a
-        row it is rested (see :mod:`okrsync.domain.backoff`).
-        """
-        now = self.clock()
-        errors = [r.error for r in readings if r.error is not None]
-        with session_scope(self.engine) as session:
-            state = self._health_row(session, name)
-            if len(errors) < len(readings):
-                state.status = ConnectionStatus.PARTIAL if errors else ConnectionStatus.OK
-                state.consecutive_failures = 0
-                state.last_ok_at = now
-                state.paused_until = None
-            if errors:
-                state.last_error_at = now
-                state.last_error = self.redactor.redact(str(errors[0]))
-            if errors and len(errors) == len(readings):
-                first = errors[0]
-                state.consecutive_failures += 1
-                if isinstance(first, QuotaExhaustedError):
-                    state.status = ConnectionStatus.PAUSED_QUOTA
-                    resume = (
-                        datetime.fromtimestamp(first.resume_at, UTC) if first.resume_at else None
-                    )
-                    state.paused_until = quota_resume(now, resume)
-                else:
-                    credentials = isinstance(first, CredentialsError)
-                    state.status = (
-                        ConnectionStatus.CREDENTIALS_REJECTED
-                        if credentials
-                        else ConnectionStatus.FAILING
-                    )
-                    pause = failure_pause(state.consecutive_failures)
-                    state.paused_until = now + pause if pause else None
-                log.warning(
-                    "connection_failed",
-                    connection=name,
-                    status=state.status,
-                    failures=state.consecutive_failures,
-                    paused_until=state.paused_until.isoformat() if state.paused_until else None,
-                    error=state.last_error,
-                )
-            session.add(state)
-
-    def paused_connections(self, names: Collection[str]) -> dict[str, ConnectorError]:
-        """Connections resting after repeated failures or for quota, with the reason."""
-        now = self.clock()
-        paused: dict[str, ConnectorError] = {}
-        with session_scope(self.engine) as session:
-            for name in names:
-                state = session.get(ConnectionStateRow, name)
-                if state is None or state.paused_until is None or state.paused_until <= now:
-                    continue
-                error_type = (
-                    QuotaExhaustedError
-                    if state.status == ConnectionStatus.PAUSED_QUOTA
-                    else ConnectorError
-                )
-                paused[name] = error_type(
-                    f"paused until {state.paused_until:%Y-%m-%d %H:%M:%S} UTC after "
-                    f"{state.consecutive_failures} failed passes; last error: {state.last_error}",
-                    connection=name,
-                )
-        return paused
 
     def _mark_metrics_ran(self, plan: QueryPlan, now: datetime) -> None:
         """Two UPDATEs per 500 metrics, no ORM objects (one read and write per metric showed in

@@ -12,7 +12,7 @@ from okrsync.config import load_config_text
 from okrsync.config.models import DEFAULT_FETCH_DEADLINE
 from okrsync.domain.planner import plan_queries, split_plan
 from okrsync.engine.daemon import CLAIM_RETRY, MAX_SLEEP, delivery_wait
-from okrsync.engine.sync import still_fetching_note
+from okrsync.engine.health import still_fetching_note
 from okrsync.errors import ConfigErrors
 from tests.unit.config_fixtures import CONNECTORS
 

@@ -550,21 +550,7 @@ def objective_page(
     samples = _newest_values(session, ids, history_limit) if ids else {}
     details = []
     for row in shown:
-        view = views.KeyResultView(
-            id=row.id,
-            title=row.title,
-            kind=row.kind,
-            value=row.value,
-            start=row.start,
-            target=row.target,
-            unit=row.unit,
-            progress=row.progress,
-            status=status_for(KRKind(row.kind), row.progress, elapsed).value,
-            stale=views.is_stale(row, now),
-            observed_at=row.observed_at,
-            checked_at=row.checked_at,
-            last_error=row.last_error,
-        )
+        view = views.key_result_view_of(row, elapsed, now)
         current = currents.get(row.last_measurement_id) if row.last_measurement_id else None
         details.append(KeyResultDetail(view, row, current, samples.get(row.id, [])))
     progress = rollup([Weighted(_decimal(r[2]), Decimal(r[3])) for r in everything])

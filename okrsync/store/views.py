@@ -125,26 +125,8 @@ def status_view(session: Session, now: datetime) -> list[ObjectiveView]:
     for objective in objectives:
         cycle = cycles[objective.cycle_id]
         elapsed = elapsed_fraction(cycle.start, cycle.end, now)
-        krs = []
-        for row in krs_by_objective.get(objective.id, []):
-            krs.append(
-                KeyResultView(
-                    id=row.id,
-                    title=row.title,
-                    kind=row.kind,
-                    value=row.value,
-                    start=row.start,
-                    target=row.target,
-                    unit=row.unit,
-                    progress=row.progress,
-                    status=status_for(KRKind(row.kind), row.progress, elapsed).value,
-                    stale=is_stale(row, now),
-                    observed_at=row.observed_at,
-                    checked_at=row.checked_at,
-                    last_error=row.last_error,
-                )
-            )
         rows = krs_by_objective.get(objective.id, [])
+        krs = [key_result_view_of(row, elapsed, now) for row in rows]
         progress = rollup([Weighted(r.progress, r.weight) for r in rows])
         views.append(
             ObjectiveView(
@@ -298,14 +280,8 @@ _KR_COLUMNS = (
 )
 
 
-def _stale(row: Any, now: datetime) -> bool:
-    if row.stale_after_seconds is None:
-        return False
-    seen = row.checked_at or row.observed_at
-    return seen is None or now > stale_deadline(seen, row.stale_after_seconds)
-
-
-def _kr_view(row: Any, elapsed: Decimal, now: datetime) -> KeyResultView:
+def key_result_view_of(row: Any, elapsed: Decimal, now: datetime) -> KeyResultView:
+    """A key result's row (ORM or plain) as its view at ``now``, ``elapsed`` into its cycle."""
     return KeyResultView(
         id=row.id,
         title=row.title,
@@ -316,7 +292,7 @@ def _kr_view(row: Any, elapsed: Decimal, now: datetime) -> KeyResultView:
         unit=row.unit,
         progress=row.progress,
         status=status_for(KRKind(row.kind), row.progress, elapsed).value,
-        stale=_stale(row, now),
+        stale=is_stale(row, now),
         observed_at=row.observed_at,
         checked_at=row.checked_at,
         last_error=row.last_error,
@@ -359,7 +335,7 @@ def _objective_views(
                 progress=progress,
                 status=objective_status(progress, fraction).value,
                 elapsed=fraction,
-                key_results=[_kr_view(r, fraction, now) for r in rows],
+                key_results=[key_result_view_of(r, fraction, now) for r in rows],
             )
         )
     return out
@@ -441,7 +417,7 @@ def key_results_page(
         query = query.where(after(order, after_key))
     rows = session.connection().execute(query.order_by(*order).limit(limit + 1)).all()
     elapsed = _cycle_elapsed(session, now) if rows else {}
-    items = [(r.objective_id, _kr_view(r, elapsed[r.cycle_id], now)) for r in rows]
+    items = [(r.objective_id, key_result_view_of(r, elapsed[r.cycle_id], now)) for r in rows]
     keys = [(r.o_position, r.objective_id, r.position, r.id) for r in rows]
     return _page(items, keys, int(total), limit)
 
@@ -470,7 +446,7 @@ def key_result_view(
     if row is None:
         return None
     elapsed = elapsed_fraction(row.c_start, row.c_end, now)
-    return row.objective_id, _kr_view(row, elapsed, now)
+    return row.objective_id, key_result_view_of(row, elapsed, now)
 
 
 @dataclass(frozen=True)

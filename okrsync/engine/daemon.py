@@ -126,6 +126,32 @@ def _reason(exc: BaseException) -> str:
     return str(getattr(exc, "orig", None) or exc).strip().splitlines()[0][:200]
 
 
+@dataclass
+class StoreOutages:
+    """One task's store outages in a row: how long to wait before its next try, and the log
+    lines that say the store went away and came back."""
+
+    task: str
+    count: int = 0
+
+    def failed(self, exc: BaseException) -> float:
+        self.count += 1
+        wait = store_retry_delay(self.count)
+        log.warning(
+            "store_unreachable",
+            task=self.task,
+            error=_reason(exc),
+            retry_in=wait,
+            attempt=self.count,
+        )
+        return wait
+
+    def reached(self) -> None:
+        if self.count:
+            log.info("store_reachable_again", task=self.task, after_attempts=self.count)
+            self.count = 0
+
+
 class Daemon:
     def __init__(
         self,
@@ -265,7 +291,7 @@ class Daemon:
         log.info("daemon_started", metrics=len(self.config.metrics))
         dispatcher = asyncio.create_task(self._deliver_forever(), name="dispatcher")
         dispatcher.add_done_callback(self._dispatcher_ended)
-        outages = 0
+        outages = StoreOutages("scheduler")
         try:
             while not stop.is_set():
                 try:
@@ -274,20 +300,9 @@ class Daemon:
                 except STORE_ERRORS as exc:
                     # The store went away (a restart, a failover): keep the process, retry with
                     # backoff; nothing is lost, since work is only done once it is committed.
-                    outages += 1
-                    wait = store_retry_delay(outages)
-                    log.warning(
-                        "store_unreachable",
-                        task="scheduler",
-                        error=_reason(exc),
-                        retry_in=wait,
-                        attempt=outages,
-                    )
-                    await self._sleep(wait, stop, self._wake)
+                    await self._sleep(outages.failed(exc), stop, self._wake)
                     continue
-                if outages:
-                    log.info("store_reachable_again", task="scheduler", after_attempts=outages)
-                    outages = 0
+                outages.reached()
                 await self._sleep(delay, stop, self._wake)
             while self._tasks:  # stopping: what is in flight may finish
                 await asyncio.wait(set(self._tasks))
@@ -515,7 +530,7 @@ class Daemon:
     async def _deliver_forever(self) -> None:
         """The dispatcher's task: deliver what is due, sleep until the next delivery falls due
         or a nudge; once the daemon stops and its runs are drained, deliver once more and end."""
-        outages = 0
+        outages = StoreOutages("dispatcher")
         while True:
             last_round = self._drained.is_set()
             self._deliver.clear()
@@ -527,22 +542,12 @@ class Daemon:
                 else:
                     wait = delivery_wait(await self.dispatcher.next_due_off_loop(), self.clock())
             except STORE_ERRORS as exc:
-                outages += 1
-                wait = store_retry_delay(outages)
-                log.warning(
-                    "store_unreachable",
-                    task="dispatcher",
-                    error=_reason(exc),
-                    retry_in=wait,
-                    attempt=outages,
-                )
+                wait = outages.failed(exc)
                 if last_round:
                     return
                 await self._sleep(wait, self._drained)
                 continue
-            if outages:
-                log.info("store_reachable_again", task="dispatcher", after_attempts=outages)
-                outages = 0
+            outages.reached()
             if last_round:
                 return
             if wait > 0:

@@ -19,6 +19,7 @@ from okrsync.errors import PluginError
 from okrsync.examples import starter_config
 from okrsync.plugins import GROUP, InstalledConnectors, load_registry
 from okrsync.sdk.connector import ImportedFactory
+from tests.shipped import shipped_connectors
 
 WRAPPER = """
 import json, sys
@@ -184,11 +185,7 @@ def test_connectors_and_status_import_no_fake(tmp_path: Path) -> None:
 def test_every_builtin_fake_is_still_there_when_asked_for() -> None:
     """A fake is imported when first called: the demo, tests and benchmarks still get it."""
     registry = load_registry()
-    with_fakes = {
-        name: c
-        for name, c in registry.connectors.items()
-        if c.fake is not None and c.implementation.__module__.startswith("connectors.")
-    }  # built-in ones: an installed third-party plugin (the example) keeps its fake elsewhere
+    with_fakes = {n: c for n, c in shipped_connectors().items() if c.fake is not None}
     assert {"jira", "salesforce", "hubspot", "ga4", "slack", "webhook"} <= set(with_fakes)
     for connector in with_fakes.values():
         assert isinstance(connector.fake, ImportedFactory)

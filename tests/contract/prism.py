@@ -13,7 +13,6 @@ that log.
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import socket
@@ -25,6 +24,8 @@ from types import TracebackType
 import httpx
 import pytest
 
+from tests.binaries import require_binary
+
 ROOT = Path(__file__).resolve().parents[2]
 PRISM = ROOT / ".ci" / "prism" / "node_modules" / ".bin" / "prism"
 INSTALL = "npm ci --prefix .ci/prism"
@@ -35,13 +36,8 @@ ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def require_prism() -> Path:
-    """The Prism binary; absent, a failure under CI (``CI=true``) and a skip elsewhere."""
-    if PRISM.exists():
-        return PRISM
-    message = f"{PRISM} is absent: install it with `{INSTALL}` from {ROOT}"
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"CI=true and {message}", pytrace=False)
-    pytest.skip(message)
+    """The Prism binary (see :func:`tests.binaries.require_binary`)."""
+    return require_binary(PRISM, f"{PRISM} is absent: install it with `{INSTALL}` from {ROOT}")
 
 
 def free_port() -> int:

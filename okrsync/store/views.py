@@ -47,9 +47,6 @@ class KeyResultView:
     checked_at: datetime | None
     last_error: str | None
 
-    def as_json(self) -> dict[str, Any]:
-        return _jsonable(asdict(self))
-
 
 @dataclass(frozen=True)
 class ObjectiveView:
@@ -61,11 +58,6 @@ class ObjectiveView:
     status: str
     elapsed: Decimal
     key_results: list[KeyResultView]
-
-    def as_json(self) -> dict[str, Any]:
-        data = _jsonable({k: v for k, v in asdict(self).items() if k != "key_results"})
-        data["key_results"] = [kr.as_json() for kr in self.key_results]
-        return data
 
 
 def _jsonable(data: dict[str, Any]) -> dict[str, Any]:
@@ -155,20 +147,6 @@ def history(session: Session, kr_id: str, limit: int = 100) -> list[MeasurementR
         .limit(limit)
     ).all()
     return list(reversed(rows))
-
-
-def measurement_json(row: MeasurementRow) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "value": None if row.value is None else str(row.value),
-        "progress": None if row.progress is None else str(row.progress),
-        "status": row.status,
-        "observed_at": row.observed_at.isoformat(),
-        "run_id": row.run_id,
-        "origin": row.origin,
-        "note": row.note,
-        "provenance": row.provenance,
-    }
 
 
 def current_measurement(session: Session, row: KeyResultRow) -> MeasurementRow | None:

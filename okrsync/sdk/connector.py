@@ -31,6 +31,7 @@ from okrsync.sdk.budget import HeaderObserver
 from okrsync.sdk.ledger import BudgetLedger, ConnectionBudgets
 from okrsync.sdk.models import KeyResultUpdate, ObjectiveUpdate, PushResult, Query, Reading
 from okrsync.sdk.webhooks import WebhookVerifier, verify_okrsync_webhook
+from okrsync.sdk.work import WorkQuery, WorkTracker
 
 
 class ConnectionConfig(BaseModel):
@@ -260,6 +261,7 @@ class DemoFake(Protocol):
 ConnectionModel = type[ConnectionConfig]
 QueryModel = type[QuerySpec]
 MirrorModel = type[MirrorSpec]
+WorkModel = type[WorkQuery]
 Implementation = type[ConnectorBase[Any]]
 
 
@@ -296,6 +298,13 @@ class Connector:
     def mirror_model(self) -> MirrorModel | None:
         if issubclass(self.implementation, Sink):
             return self.implementation.mirror_model
+        return None
+
+    @property
+    def work_model(self) -> WorkModel | None:
+        """The fields of a ``work`` entry for this connector, when it can list work items."""
+        if issubclass(self.implementation, WorkTracker):
+            return self.implementation.work_model
         return None
 
     @property

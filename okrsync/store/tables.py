@@ -204,3 +204,54 @@ class MetricStateRow(SQLModel, table=True):
     last_run_at: datetime | None = _when()
     lease_owner: str | None = Field(default=None, max_length=100)
     lease_until: datetime | None = _when()
+
+
+class WorkItemRow(SQLModel, table=True):
+    """One tracker item (issue, PR, epic) linked to a key result or objective by a ``work`` entry.
+
+    ``work_key`` names the config entry (owner, connection, query); an item that leaves its query
+    keeps its row with ``unlinked_at`` set, like archived definitions.
+    """
+
+    __tablename__ = "work_items"
+    __table_args__ = (
+        UniqueConstraint("work_key", "item_key", name="uq_work_items_entry_item"),
+        Index("ix_work_items_key_result", "key_result_id", "unlinked_at"),
+        Index("ix_work_items_objective", "objective_id", "unlinked_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    work_key: str = Field(max_length=200)
+    key_result_id: str | None = Field(default=None, max_length=100)
+    objective_id: str | None = Field(default=None, max_length=100)
+    connection: str = Field(max_length=100)
+    item_key: str = Field(max_length=200)
+    title: str
+    state: str = Field(max_length=20)  # okrsync.sdk.work.WorkState
+    url: str | None = None
+    assignee: str | None = None
+    labels: list[str] = Field(default_factory=list, sa_column=Column(JSON))
+    updated_at: datetime | None = _when()
+    done_at: datetime | None = _when()
+    first_linked_at: datetime = Field(sa_type=UtcDateTime)
+    unlinked_at: datetime | None = _when()
+    # the backlink okrsync keeps on the item (remote link id, label, attachment id) and a digest
+    # of what it shows, so it is rewritten only on a material change
+    backlink_ref: str | None = None
+    backlink_shown: str | None = Field(default=None, max_length=100)
+    backlink_at: datetime | None = _when()
+
+
+class WorkReadRow(SQLModel, table=True):
+    """Where each ``work`` entry's reads stand: the next incremental read asks for changes since
+    ``read_since``; ``reconciled_at`` is the last ids-only pass that finds items gone."""
+
+    __tablename__ = "work_reads"
+
+    work_key: str = Field(primary_key=True, max_length=200)
+    connection: str = Field(max_length=100)
+    read_since: datetime | None = _when()
+    read_at: datetime | None = _when()
+    reconciled_at: datetime | None = _when()
+    lease_owner: str | None = Field(default=None, max_length=100)
+    lease_until: datetime | None = _when()

@@ -74,9 +74,8 @@ def check_in_routes(ctx: ApiContext, sign_in: OidcSignIn, page: Page) -> list[Ba
         user = session_user(request)
         if user is None:
             return sign_in.login_redirect(request)
-        async with request.form() as form:
-            fields = {k: form.get(k) for k in (csrf.FIELD, "value", "confidence", "note")}
-        if not csrf.valid(request.session, fields[csrf.FIELD]):
+        fields = await csrf.read_form(request)
+        if not csrf.valid(request.session, fields.get(csrf.FIELD)):
             return page(request, 403, "Refused", "This form has expired: reload the page.")
         wanted = request.path_params["key_result_id"]
         try:

@@ -416,9 +416,8 @@ class OidcSignIn:
         return any(claim not in claims for claim in wanted)
 
     async def logout(self, request: Request) -> Response:
-        async with request.form() as form:
-            given = form.get(csrf.FIELD)
-        if not csrf.valid(request.session, given):
+        form = await csrf.read_form(request)
+        if not csrf.valid(request.session, form.get(csrf.FIELD)):
             return self.page(request, 403, "Refused", "This form has expired: reload the page.")
         user = session_user(request)
         request.session.clear()

@@ -5,6 +5,7 @@ test_dashboard_sign_in.py."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -16,8 +17,10 @@ from okrsync.api import csrf
 from okrsync.api.dashboard_check_in import CheckInForm, parse_form
 from okrsync.api.oidc import (
     MAX_GROUPS,
+    SESSION_MAX_AGE,
     OidcConfig,
     OidcSettingsError,
+    OidcSignIn,
     Refused,
     User,
     admit,
@@ -239,3 +242,19 @@ def test_people_check_in_on_the_objectives_they_own() -> None:
     assert may_check_in(ada, "ada@example.com")
     assert not may_check_in(ada, "sales")
     assert not may_check_in(ada, None)
+
+
+def test_the_session_cookie_is_secure_behind_https() -> None:
+    def page(request: Any, status: int, heading: str, message: str) -> Any:
+        raise AssertionError("not called")
+
+    def sign_in(base_url: str) -> dict[str, Any]:
+        cfg = config(oidc_issuer="http://127.0.0.1:1", oidc_base_url=base_url)
+        return OidcSignIn(cfg, page, may_check_in, lambda: datetime.now(UTC)).session_options()
+
+    options = sign_in("https://okr.example.com")
+    assert options["https_only"] is True
+    assert options["same_site"] == "lax"
+    assert options["secret_key"] == SESSION_SECRET
+    assert options["max_age"] == SESSION_MAX_AGE
+    assert sign_in("http://127.0.0.1:8080")["https_only"] is False

@@ -34,6 +34,8 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from okrsync.api import csrf
+from okrsync.api.auth import bearer_token
+from okrsync.api.principal import dashboard_refusal
 from okrsync.api.viewer import Viewer
 from okrsync.errors import OkrsyncError
 from okrsync.settings import Settings
@@ -306,15 +308,20 @@ class OidcSignIn:
         )
 
     def gated(self, route: BaseRoute) -> BaseRoute:
-        """``route`` (a dashboard page) for signed-in people; others are sent to sign in."""
+        """``route`` (a dashboard page) for whoever may read (:mod:`okrsync.api.principal`:
+        a signed-in person, a token with ``read``, anyone under ``OKRSYNC_PUBLIC_READ``); a
+        browser with none of them is sent to sign in rather than answered 401."""
         if not isinstance(route, Route):
             return route
         endpoint: Callable[[Request], Awaitable[Response]] = route.endpoint
 
         async def guarded(request: Request) -> Response:
-            if session_user(request) is None:
+            refusal = await dashboard_refusal(request)
+            if refusal is None:
+                return await endpoint(request)
+            if refusal.status_code == 401 and bearer_token(request) is None:
                 return self.login_redirect(request)
-            return await endpoint(request)
+            return refusal  # a token that is none, or without the read scope
 
         methods = None if route.methods is None else sorted(route.methods)
         return Route(route.path, guarded, methods=methods, name=route.name)

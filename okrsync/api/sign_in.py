@@ -7,6 +7,7 @@ sign-in imports none of it (nor Authlib).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from starlette.requests import Request
@@ -14,15 +15,23 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute
 
 from okrsync.api.context import ApiContext
+from okrsync.api.principal import may_check_in, person
+from okrsync.settings import Settings
 
 if TYPE_CHECKING:
     from okrsync.api.oidc import OidcSignIn, User
 
 
-def may_check_in(user: User, owner: str | None) -> bool:
-    """A signed-in person checks in on the objectives they own: the owner is their e-mail or
-    one of their groups."""
-    return owner is not None and (owner == user.email or owner in user.groups)
+def check_in_rule(settings: Settings) -> Callable[[User, str | None], bool]:
+    """Whether a signed-in person may check in on a key result of an objective owned by
+    ``owner``: the principal's rule (:func:`okrsync.api.principal.may_check_in`), so the owner
+    is their e-mail or one of their groups, or they are in ``OKRSYNC_ADMIN_GROUPS``."""
+
+    def rule(user: User, owner: str | None) -> bool:
+        someone = person(settings, user.email, user.groups, "oidc", user.name)
+        return may_check_in(someone, owner)
+
+    return rule
 
 
 def oidc_sign_in(ctx: ApiContext) -> tuple[OidcSignIn, list[BaseRoute]] | None:
@@ -42,5 +51,5 @@ def oidc_sign_in(ctx: ApiContext) -> tuple[OidcSignIn, list[BaseRoute]] | None:
     def page(request: Request, status: int, heading: str, message: str) -> Response:
         return message_page(request, ctx.clock(), status, heading, message)
 
-    sign_in = OidcSignIn(cfg, page, may_check_in, ctx.clock)
+    sign_in = OidcSignIn(cfg, page, check_in_rule(ctx.settings), ctx.clock)
     return sign_in, [*sign_in.routes(), *check_in_routes(ctx, sign_in, page)]

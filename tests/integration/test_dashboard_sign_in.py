@@ -38,6 +38,7 @@ from tests.integration.oidc_provider import (
 from tests.integration.test_dashboard import CHROMIUM, CHROMIUM_ARGS
 
 SESSION_SECRET = "session-secret-for-tests-0123456789abcdef"
+API_TOKEN = "api-token-for-tests-0123456789"
 ACCOUNTS = {
     "ada@example.com": {"name": "Ada Lovelace", "groups": ["okr-editors", "staff"]},
     "bob@example.com": {"name": "Bob Viewer", "groups": ["staff"]},
@@ -112,6 +113,7 @@ def signed(
         oidc_allowed_domains="example.com",
         oidc_scopes="openid email profile groups",
         session_secret=SecretStr(SESSION_SECRET),
+        api_token=SecretStr(API_TOKEN),
     )
     app = App.open(settings, clock=lambda: datetime(2026, 10, 20, 9, tzinfo=UTC))
     try:
@@ -146,6 +148,16 @@ def test_a_page_sends_a_stranger_to_the_providers_authorize_endpoint(signed: Sig
     assert "httponly" in cookie.lower() and "samesite=lax" in cookie.lower()
     assert "secure" not in cookie.lower()  # the base URL is http (this machine)
     assert CLIENT_SECRET not in login.text
+
+
+def test_a_token_reads_the_dashboard_without_signing_in(signed: Signed) -> None:
+    with httpx.Client() as client:
+        read = client.get(f"{signed.url}/", headers={"Authorization": f"Bearer {API_TOKEN}"})
+        wrong = client.get(f"{signed.url}/", headers={"Authorization": "Bearer nope"})
+    assert read.status_code == 200 and "Grow sales" in read.text
+    assert "Log out" not in read.text  # a token is nobody to sign out
+    assert wrong.status_code == 401  # a script is told, not sent to a login page
+    assert wrong.headers["www-authenticate"].startswith("Bearer")
 
 
 def test_a_callback_with_another_state_is_refused(signed: Signed) -> None:

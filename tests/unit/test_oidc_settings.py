@@ -27,7 +27,7 @@ from okrsync.api.oidc import (
     local_path,
     oidc_config,
 )
-from okrsync.api.sign_in import may_check_in
+from okrsync.api.sign_in import check_in_rule
 from okrsync.settings import Settings
 
 SESSION_SECRET = "s" * 32
@@ -236,12 +236,15 @@ def test_the_check_in_form_is_checked_like_the_api_body() -> None:
     assert refused.startswith("The note was not accepted")
 
 
-def test_people_check_in_on_the_objectives_they_own() -> None:
+def test_people_check_in_on_the_objectives_they_own_and_admins_anywhere() -> None:
+    rule = check_in_rule(Settings(admin_groups="okr-admins"))
     ada = User("ada@example.com", "Ada", ("okr-editors",))
-    assert may_check_in(ada, "okr-editors")
-    assert may_check_in(ada, "ada@example.com")
-    assert not may_check_in(ada, "sales")
-    assert not may_check_in(ada, None)
+    assert rule(ada, "okr-editors")
+    assert rule(ada, "ada@example.com")
+    assert not rule(ada, "sales")
+    assert not rule(ada, None)
+    admin = User("root@example.com", "Root", ("okr-admins",))
+    assert rule(admin, "sales") and rule(admin, None)
 
 
 def test_the_session_cookie_is_secure_behind_https() -> None:
@@ -250,7 +253,8 @@ def test_the_session_cookie_is_secure_behind_https() -> None:
 
     def sign_in(base_url: str) -> dict[str, Any]:
         cfg = config(oidc_issuer="http://127.0.0.1:1", oidc_base_url=base_url)
-        return OidcSignIn(cfg, page, may_check_in, lambda: datetime.now(UTC)).session_options()
+        rule = check_in_rule(Settings())
+        return OidcSignIn(cfg, page, rule, lambda: datetime.now(UTC)).session_options()
 
     options = sign_in("https://okr.example.com")
     assert options["https_only"] is True

@@ -60,3 +60,36 @@ def many(kr: str, n: int, linked_at: datetime, start: int = 0) -> list[dict[str,
         )
         for i in range(start, start + n)
     ]
+
+
+def definitions(engine: Engine, key_results: tuple[str, ...] = ("deals",)) -> None:
+    """Cycle ``2026-Q4``, objective ``o`` and its key results, as ``apply_definitions`` writes
+    them (no config needed to read work)."""
+    from datetime import date
+
+    from okrsync.store.tables import CycleRow, KeyResultRow, ObjectiveRow
+
+    with engine.begin() as conn:
+        conn.execute(
+            insert(CycleRow),
+            [{"id": "2026-Q4", "start": date(2026, 10, 1), "end": date(2026, 12, 31)}],
+        )
+        conn.execute(
+            insert(ObjectiveRow), [{"id": "o", "title": "Objective", "cycle_id": "2026-Q4"}]
+        )
+        conn.execute(
+            insert(KeyResultRow),
+            [
+                {
+                    "id": kr,
+                    "objective_id": "o",
+                    "title": f"Key result {kr}",
+                    "kind": "increase",
+                    "start": 0,
+                    "target": 10,
+                    "position": n,
+                    "status": "no_data",
+                }
+                for n, kr in enumerate(key_results)
+            ],
+        )

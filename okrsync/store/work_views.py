@@ -162,10 +162,11 @@ def counts_by_key_result(
 
 
 def items_by_key_result(
-    session: Session, kr_ids: Sequence[str], per_key_result: int
-) -> dict[str, list[WorkItemRow]]:
-    """The first ``per_key_result`` linked items of each key result, in progress first, then to
-    do, then done (newest done first): one window query."""
+    session: Session, kr_ids: Sequence[str], per_key_result: int, week_start: datetime
+) -> dict[str, tuple[WorkCounts, list[WorkItemRow]]]:
+    """Each key result's linked items counted by state, and the first ``per_key_result`` of them:
+    in progress first, then to do, then done (newest done first). One window query; only key
+    results with linked work are in the answer."""
     if not kr_ids:
         return {}
     rank_state = case(
@@ -175,26 +176,41 @@ def items_by_key_result(
     # done items newest first; the others by key (done_at is null for them)
     newest = func.coalesce(col(WorkItemRow.done_at), col(WorkItemRow.first_linked_at))
     order = (rank_state, newest.desc(), col(WorkItemRow.connection), col(WorkItemRow.item_key))
-    rank = (
-        func.row_number()
-        .over(partition_by=col(WorkItemRow.key_result_id), order_by=order)
-        .label("rank")
-    )
+    mine = col(WorkItemRow.key_result_id)
+
+    def per_state(state: str) -> Any:
+        counted = case((col(WorkItemRow.state) == state, 1), else_=0)
+        return func.sum(counted).over(partition_by=mine)
+
     inner = (
-        core_select(col(WorkItemRow.id), rank)
-        .where(col(WorkItemRow.key_result_id).in_(sorted(set(kr_ids))), LINKED)
+        core_select(
+            col(WorkItemRow.id).label("item_id"),
+            func.row_number().over(partition_by=mine, order_by=order).label("rank"),
+            *(per_state(state).label(f"n_{state}") for state in STATES),
+            _done_after(week_start).over(partition_by=mine).label("n_week"),
+        )
+        .where(mine.in_(sorted(set(kr_ids))), LINKED)
         .subquery()
     )
-    rows = session.exec(
-        select(WorkItemRow, inner.c.rank)
-        .join(inner, inner.c.id == col(WorkItemRow.id))
+    rows = session.execute(
+        core_select(
+            WorkItemRow,
+            inner.c.n_todo,
+            inner.c.n_in_progress,
+            inner.c.n_done,
+            inner.c.n_week,
+        )
+        .join(inner, inner.c.item_id == col(WorkItemRow.id))
         .where(inner.c.rank <= per_key_result)
-        .order_by(col(WorkItemRow.key_result_id), inner.c.rank)
+        .order_by(mine, inner.c.rank)
     ).all()
-    out: dict[str, list[WorkItemRow]] = {}
-    for row, _rank in rows:
+    out: dict[str, tuple[WorkCounts, list[WorkItemRow]]] = {}
+    for row, todo, in_progress, done, week in rows:
         assert row.key_result_id is not None
-        out.setdefault(row.key_result_id, []).append(row)
+        if row.key_result_id not in out:
+            counts = WorkCounts(int(todo), int(in_progress), int(done), int(week or 0))
+            out[row.key_result_id] = (counts, [])
+        out[row.key_result_id][1].append(row)
     return out
 
 

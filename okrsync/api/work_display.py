@@ -7,20 +7,11 @@ followed.
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
+from okrsync.sdk.work_summary import web_url
+
+__all__ = ["STATE_LABEL", "state_label", "web_url"]
 
 STATE_LABEL = {"todo": "to do", "in_progress": "in progress", "done": "done"}
-
-
-def web_url(url: str | None) -> str | None:
-    """``url`` when it is an http(s) address with a host, else None."""
-    if not url:
-        return None
-    try:
-        parts = urlsplit(url.strip())
-    except ValueError:
-        return None
-    return url.strip() if parts.scheme.lower() in ("http", "https") and parts.netloc else None
 
 
 def state_label(state: str) -> str:

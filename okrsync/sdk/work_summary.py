@@ -15,6 +15,7 @@ the items done in the last :data:`FIRST_PUSH_WINDOW_DAYS` days.
 from __future__ import annotations
 
 from datetime import datetime
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict
 
@@ -23,6 +24,18 @@ FIRST_PUSH_WINDOW_DAYS = 7  # okrsync.domain.work_window.FIRST_PUSH_WINDOW
 
 MAX_DONE_LISTED = 10
 """Items named in ``done_recently`` at most (the newest); ``done_recently_total`` counts all."""
+
+
+def web_url(url: str | None) -> str | None:
+    """``url`` when it is an http(s) address with a host, else None: a tracker's url is linked
+    only then, so a ``javascript:`` or ``data:`` url in a vendor's answer is never followed."""
+    if not url:
+        return None
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:
+        return None
+    return url.strip() if parts.scheme.lower() in ("http", "https") and parts.netloc else None
 
 
 class WorkLink(BaseModel):

@@ -11,13 +11,17 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import SecretStr
+from sqlmodel import col, select
 
 from connectors.webhook.receiver import receiver_app
 from okrsync.app import App
 from okrsync.config import load_config_text
+from okrsync.engine.outbox import scheduled
 from okrsync.plugins import load_registry
 from okrsync.sandbox import SandboxServer
 from okrsync.settings import Settings
+from okrsync.store.db import session_scope
+from okrsync.store.tables import DeliveryRow
 from tests.integration.api_support import CONFIG
 from tests.integration.work_support import insert_items, item
 
@@ -85,6 +89,21 @@ async def test_payloads_carry_the_work_done_since_the_state_the_mirror_shows(
             receiver.state.receiver.received.clear()
             await app.sync.run_once()
             second = received()
+
+            # a mirror's own schedule queues the current state too, with its work
+            objective = app.config.objective("o")
+            (mirror,) = app.config.key_result("deals").mirrors
+            cycle = app.config.cycles[objective.cycle]
+            with session_scope(app.engine) as session:
+                assert scheduled(session, mirror, objective, cycle, clock.now, clock.now)
+            with session_scope(app.engine) as session:
+                newest = session.exec(
+                    select(DeliveryRow)
+                    .where(DeliveryRow.mirror_key == mirror.key)
+                    .order_by(col(DeliveryRow.seq).desc())
+                ).first()
+                assert newest is not None
+                ticked = newest.payload["work"]
         finally:
             await app.aclose()
     work = second["/"]["work"]
@@ -96,3 +115,6 @@ async def test_payloads_carry_the_work_done_since_the_state_the_mirror_shows(
     assert work["done_recently_total"] == 1
     assert datetime.fromisoformat(work["done_since"]) == t0
     assert second["/digest"]["key_results"][0]["work"] == work
+    # queued after the second push was shown: nothing done since then
+    assert (ticked["done"], ticked["done_recently"], ticked["done_recently_total"]) == (2, [], 0)
+    assert datetime.fromisoformat(ticked["done_since"]) == t0 + timedelta(hours=1)

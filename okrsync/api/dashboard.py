@@ -292,8 +292,8 @@ stroke-linecap:round}
 .burnup .dot{fill:var(--card);stroke:var(--accent);stroke-width:2}
 .burnup .empty{fill:var(--muted);font-size:14px}
 .burnup .done{fill:var(--ok-fill);stroke:var(--card);stroke-width:1}
-.key.done{width:0;height:0;border-top:0;border-left:5px solid transparent;
-border-right:5px solid transparent;border-bottom:8px solid var(--ok-fill)}
+.key.done{width:0;height:0;border-left:5px solid transparent;
+border-right:5px solid transparent;border-top:8px solid var(--ok-fill)}
 .work{margin-top:10px;font-size:.9rem}.work-line{margin:0}
 .work-items{list-style:none;margin:6px 0 0;padding:0}
 .work-items li{display:flex;gap:8px;align-items:baseline;padding:3px 0;

@@ -76,11 +76,17 @@ def split_order_by(jql: str) -> tuple[str, str]:
 
 def since_clause(jql: str, since: datetime, zone: ZoneInfo) -> str:
     """``jql`` restricted to issues updated at or after ``since`` (to the minute, in ``zone``)."""
-    local = since.astimezone(zone).strftime("%Y/%m/%d %H:%M")
+    local = since.astimezone(zone)
+    early, late = local.replace(fold=0).utcoffset(), local.replace(fold=1).utcoffset()
+    if early is not None and late is not None and early > late:
+        # A wall time that happens twice (clocks going back) reads either way in Jira: asking
+        # from the shift earlier reads a little more, and never misses a change.
+        local -= early - late
     condition, order = split_order_by(jql)
+    stamp = local.strftime("%Y/%m/%d %H:%M")
     if not condition:
-        return f'updated >= "{local}"{order}'
-    return f'({condition}) AND updated >= "{local}"{order}'
+        return f'updated >= "{stamp}"{order}'
+    return f'({condition}) AND updated >= "{stamp}"{order}'
 
 
 def parse_jira_time(value: Any) -> datetime | None:

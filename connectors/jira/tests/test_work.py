@@ -49,6 +49,9 @@ def test_the_incremental_clause_goes_before_order_by_in_the_users_zone() -> None
         " order by key",
     )
     assert since_clause("project = OKR", since, ZoneInfo("UTC")).endswith('"2026/11/20 09:30"')
+    # 02:30 happens twice in Berlin on 2026-10-25: ask from the first one, an hour earlier.
+    autumn = datetime(2026, 10, 25, 0, 30, tzinfo=UTC)  # 02:30 CEST, the first of the two
+    assert since_clause("project = OKR", autumn, berlin).endswith('"2026/10/25 01:30"')
 
 
 def test_placeholders_are_checked() -> None:

@@ -153,3 +153,24 @@ async def test_backlinks_are_created_once_updated_in_place_and_removed(site: Sit
     assert issue.remote_links == {}
     deletes = [r for r in site.server.requests if r.method == "DELETE"]
     assert [r.query for r in deletes] == ["globalId=okrsync%3Akey-result%3Alaunch_epic"] * 2
+
+
+async def test_data_center_reads_and_links_through_rest_v2() -> None:
+    for site in serve("datacenter"):
+        site.data.change(
+            "OKR-208", status="In Progress", at=datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+        )
+        jira = connect(site.url, "datacenter")
+        try:
+            changed = await jira.list_work(EPIC, CYCLE, datetime(2026, 11, 20, 8, 0, tzinfo=UTC))
+            ref = await jira.put_backlink("OKR-208", link(), None)
+        finally:
+            await jira.aclose()
+        assert [(i.key, i.state) for i in changed] == [("OKR-208", WorkState.IN_PROGRESS)]
+        assert ref is not None and len(site.data.issues["OKR-208"].remote_links) == 1
+        paths = [f"{r.method} {r.path}" for r in site.server.requests]
+        assert paths == [
+            "GET /rest/api/2/myself",
+            "POST /rest/api/2/search",
+            "POST /rest/api/2/issue/OKR-208/remotelink",
+        ]

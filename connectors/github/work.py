@@ -179,11 +179,10 @@ class GitHubWorkTracker(WorkTracker):
     ) -> Sequence[WorkItem]:
         assert isinstance(query, GitHubWork)
         q = fill_placeholders(query.search, cycle)
-        if since is not None:
-            q = f"{q} updated:>={since_text(since)}"
-        subject = f"work of search {q}"
+        start = since_text(since) if since is not None else None
+        subject = f"work of search {q}" + (f" updated:>={start}" if start else "")
         items = []
-        async for issue in self._search_all(q, subject):
+        async for issue in self._search_all(q, start, subject):
             try:
                 items.append(work_item(issue))
             except ValueError as exc:
@@ -242,10 +241,14 @@ class GitHubWorkTracker(WorkTracker):
                 raise
         self._labeled_repos.add((repo, name))
 
-    async def _search_all(self, q: str, subject: str) -> AsyncIterator[dict[str, Any]]:
-        """Every item ``q`` matches, oldest update first, past the 1,000-result cap."""
+    async def _search_all(
+        self, q: str, since: str | None, subject: str
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Every item ``q`` matches (updated at or after ``since``), oldest update first, past
+        the 1,000-result cap: each further window starts at the last update seen (one
+        ``updated:`` qualifier only, as the results are sorted by it)."""
         seen: set[str] = set()
-        window = q
+        window = f"{q} updated:>={since}" if since else q
         for _ in range(MAX_WINDOWS):
             listed = 0
             total = 0

@@ -118,6 +118,17 @@ async def test_a_result_past_the_search_cap_goes_on_from_the_last_update(
     assert {item.key for item in items} == expected and len(items) == len(expected)
     windows = {s["q"] for s in searches(fake)}
     assert len(windows) == 3  # the query, then twice more from the last update seen
+    before = len(searches(fake))
+    github = connector(fake)
+    try:
+        since = datetime(2025, 1, 1, tzinfo=UTC)  # before every item: all of them again
+        again = await github.list_work(GitHubWork(search=f"repo:{API} is:issue"), CYCLE, since)
+    finally:
+        await github.aclose()
+    assert {item.key for item in again} == expected
+    later = [s["q"] for s in searches(fake)[before:]]
+    assert len(set(later)) == 3
+    assert all(q.count("updated%3A") == 1 for q in later)  # one updated: qualifier each
 
 
 async def test_keys_only_read_sees_an_item_leave(fake: Fake) -> None:

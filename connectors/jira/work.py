@@ -13,7 +13,8 @@ asks for the ``key`` only.
 
 A backlink is a remote issue link whose ``globalId`` names the key result: ``POST
 .../issue/{key}/remotelink`` with the same ``globalId`` replaces the link instead of adding one,
-so a repeat (or a retry after a crash) never duplicates it; ``DELETE
+so a repeat (or a retry after a crash) never duplicates it; writes to one issue keep the
+connection's ``issue_write_interval`` apart (Jira's per-issue write limit); ``DELETE
 .../remotelink?globalId=...`` takes it off, and a link already gone is fine.
 """
 
@@ -28,6 +29,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator
 
+from connectors.jira.client import IssueWriteSpacer
 from connectors.jira.models import JiraConnection, check_placeholders, render_jql
 from okrsync.errors import TargetNotFoundError, VendorResponseError
 from okrsync.sdk.http import HttpClient
@@ -137,6 +139,7 @@ class JiraWorkTracker(WorkTracker):
         name: str
         config: JiraConnection
         _api: str
+        _spacer: IssueWriteSpacer
 
         @property
         def client(self) -> HttpClient: ...
@@ -190,21 +193,23 @@ class JiraWorkTracker(WorkTracker):
                 "status": {"resolved": _complete(link)},
             },
         }
-        answer = await self.client.request_json(
-            "POST", f"{self._api}/issue/{item}/remotelink", json=body, subject=subject
-        )
+        async with self._spacer.turn(item):  # Jira's per-issue write limit
+            answer = await self.client.request_json(
+                "POST", f"{self._api}/issue/{item}/remotelink", json=body, subject=subject
+            )
         link_id = answer.get("id") if isinstance(answer, dict) else None
         return str(link_id) if isinstance(link_id, int | str) else ref
 
     async def remove_backlink(self, item: str, link: Backlink, ref: str | None) -> None:
         subject = f"backlink on {item} (key result {link.key_result_id!r})"
         with contextlib.suppress(TargetNotFoundError):  # the link (or the issue) is gone
-            await self.client.request(
-                "DELETE",
-                f"{self._api}/issue/{item}/remotelink",
-                params={"globalId": link.global_id},
-                subject=subject,
-            )
+            async with self._spacer.turn(item):
+                await self.client.request(
+                    "DELETE",
+                    f"{self._api}/issue/{item}/remotelink",
+                    params={"globalId": link.global_id},
+                    subject=subject,
+                )
 
     # --- helpers --------------------------------------------------------------------------------
 

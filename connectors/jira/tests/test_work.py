@@ -174,3 +174,18 @@ async def test_data_center_reads_and_links_through_rest_v2() -> None:
             "POST /rest/api/2/search",
             "POST /rest/api/2/issue/OKR-208/remotelink",
         ]
+
+
+async def test_links_on_one_issue_keep_jiras_per_issue_write_gap() -> None:
+    for site in serve(write_interval=0.2):
+        jira = connect(site.url, issue_write_interval=0.25)
+        other = Backlink("conversion", "Lift conversion", None, Status.NO_DATA, None)
+        try:
+            await jira.put_backlink("OKR-202", link(), None)
+            await jira.put_backlink("OKR-202", other, None)  # a second key result, same issue
+            await jira.remove_backlink("OKR-202", other, None)
+        finally:
+            await jira.aclose()
+        assert site.app.state.fake.per_issue_limited == 0  # never refused: we waited instead
+        (kept,) = site.data.issues["OKR-202"].remote_links.values()
+        assert kept["object"]["title"] == "OKR: Launch checkout v2 (40%, at risk)"

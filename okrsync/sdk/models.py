@@ -13,6 +13,7 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel, ConfigDict
 
 from okrsync.errors import ConnectorError
+from okrsync.sdk.work_summary import WorkSummary
 
 SpecT = TypeVar("SpecT", bound=BaseModel)
 
@@ -115,6 +116,9 @@ class KeyResultUpdate(BaseModel):
     # A sink should say so beside the number ("stale: last confirmed 3 h ago").
     stale: bool = False
     checked_at: datetime | None = None  # the last time a source confirmed ``value``
+    # the linked work items (issue 15): counts by state and those done since the last push;
+    # None for a key result without work (okrsync.sdk.work_summary)
+    work: WorkSummary | None = None
 
 
 class ObjectiveUpdate(BaseModel):

@@ -1,7 +1,8 @@
 // A real OpenID provider for the dashboard's sign-in tests: panva's oidc-provider (certified
 // by the OpenID Foundation), with its own login and consent pages (devInteractions).
 //
-//   node provider.mjs '{"port": 0, "clients": [...], "accounts": {"ada@example.com": {...}}}'
+//   node provider.mjs '{"port": 0, "clients": [...], "accounts": {"ada@example.com": {...}},
+//                       "endSession": true}'
 //
 // Any password signs an account in; the login is the account's e-mail. Each account's claims
 // are its "email", "name" and "groups" (scopes email, profile and groups). The provider prints
@@ -26,7 +27,11 @@ server.listen(options.port ?? 0, '127.0.0.1', () => {
       groups: ['groups'],
     },
     scopes: ['openid', 'email', 'profile', 'groups'],
-    features: { devInteractions: { enabled: true }, rpInitiatedLogout: { enabled: true } },
+    features: {
+      devInteractions: { enabled: true },
+      // "endSession": false leaves end_session_endpoint out (as Google does)
+      rpInitiatedLogout: { enabled: options.endSession ?? true },
+    },
     pkce: { required: () => true },
     cookies: { keys: ['okrsync-tests-only'] },
     async findAccount(ctx, sub) {

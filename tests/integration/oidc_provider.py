@@ -48,10 +48,11 @@ def require_provider() -> tuple[str, Path]:
 
 @contextmanager
 def openid_provider(
-    okrsync_url: str, accounts: Mapping[str, Mapping[str, Any]]
+    okrsync_url: str, accounts: Mapping[str, Mapping[str, Any]], *, end_session: bool = True
 ) -> Iterator[Provider]:
     """The provider, with one confidential client whose redirect and post-logout addresses are
-    on ``okrsync_url``; stopped (by its PID) at the end."""
+    on ``okrsync_url``; without ``end_session`` it offers no RP-initiated logout. Stopped (by
+    its PID) at the end."""
     node, script = require_provider()
     options = {
         "port": 0,
@@ -66,6 +67,7 @@ def openid_provider(
             }
         ],
         "accounts": accounts,
+        "endSession": end_session,
     }
     process = subprocess.Popen(
         [node, str(script), json.dumps(options)],

@@ -8,6 +8,7 @@ import re
 import socket
 import sqlite3
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -86,23 +87,14 @@ def provider() -> Iterator[tuple[str, Provider]]:
         yield url, started
 
 
-@pytest.fixture
-def signed(
-    tmp_path: Path, request: pytest.FixtureRequest, provider: tuple[str, Provider]
-) -> Iterator[Signed]:
-    """okrsync with sign-in through the real provider; the store is SQLite unless the test
-    asks for ``database_url`` (then both stores). Each test signs in afresh (its own cookies)."""
-    database_url = (
-        request.getfixturevalue("database_url")
-        if "database_url" in request.fixturenames
-        else f"sqlite:///{tmp_path / 'store.db'}"
-    )
+@contextmanager
+def serving(tmp_path: Path, database_url: str, url: str, issuer: str) -> Iterator[Signed]:
+    """okrsync at ``url`` (a store that has run one sync), signing in at ``issuer``."""
     warehouse = tmp_path / "warehouse.db"
     with sqlite3.connect(warehouse) as db:
         db.execute("CREATE TABLE deals (id INTEGER PRIMARY KEY)")
         db.executemany("INSERT INTO deals DEFAULT VALUES", [()] * 3)
     (tmp_path / "okrsync.yaml").write_text(CONFIG.replace("WAREHOUSE", str(warehouse)))
-    url, issuer = provider[0], provider[1].issuer
     settings = Settings(
         config=tmp_path / "okrsync.yaml",
         database_url=SecretStr(database_url),
@@ -124,6 +116,21 @@ def signed(
             yield Signed(url, issuer, app)
     finally:
         asyncio.run(app.aclose())
+
+
+@pytest.fixture
+def signed(
+    tmp_path: Path, request: pytest.FixtureRequest, provider: tuple[str, Provider]
+) -> Iterator[Signed]:
+    """okrsync with sign-in through the real provider; the store is SQLite unless the test
+    asks for ``database_url`` (then both stores). Each test signs in afresh (its own cookies)."""
+    database_url = (
+        request.getfixturevalue("database_url")
+        if "database_url" in request.fixturenames
+        else f"sqlite:///{tmp_path / 'store.db'}"
+    )
+    with serving(tmp_path, database_url, provider[0], provider[1].issuer) as service:
+        yield service
 
 
 def test_a_page_sends_a_stranger_to_the_providers_authorize_endpoint(signed: Signed) -> None:
@@ -280,3 +287,22 @@ async def test_sign_in_check_in_and_sign_out_in_chromium(signed: Signed) -> None
             await browser.close()
     [row] = recorded(signed.app, "calls")
     assert row.value == Decimal("12.5")
+
+
+def test_without_an_end_session_endpoint_logout_is_okrsyncs_own(tmp_path: Path) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    with (
+        openid_provider(url, ACCOUNTS, end_session=False) as provider,
+        serving(tmp_path, f"sqlite:///{tmp_path / 'store.db'}", url, provider.issuer) as signed,
+        httpx.Client() as client,
+    ):
+        metadata = client.get(f"{provider.issuer}/.well-known/openid-configuration").json()
+        assert "end_session_endpoint" not in metadata
+        page = sign_in_over_http(client, signed.url, "ada@example.com")
+        token = CSRF.search(page.text)
+        assert token is not None
+        out = client.post(f"{signed.url}/logout", data={"csrf": token[1]})
+        assert out.status_code == 303
+        assert out.headers["location"] == f"{signed.url}/signed-out"
+        assert client.get(out.headers["location"]).status_code == 200
+        assert client.get(f"{signed.url}/").status_code == 303  # signed out of okrsync

@@ -301,11 +301,12 @@ class OidcSignIn:
 
     # -- the gate and the viewer
 
-    def login_redirect(self, request: Request) -> Response:
+    def _login_url(self, request: Request) -> str:
         here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        return RedirectResponse(
-            f"{_base(request)}{LOGIN_PATH}?next={quote(here, safe='/')}", status_code=303
-        )
+        return f"{_base(request)}{LOGIN_PATH}?next={quote(here, safe='/')}"
+
+    def login_redirect(self, request: Request) -> Response:
+        return RedirectResponse(self._login_url(request), status_code=303)
 
     def gated(self, route: BaseRoute) -> BaseRoute:
         """``route`` (a dashboard page) for whoever may read (:mod:`okrsync.api.principal`:
@@ -337,8 +338,10 @@ class OidcSignIn:
 
     def viewer(self, request: Request) -> Viewer | None:
         user = session_user(request)
-        if user is None:
-            return None
+        if user is None:  # reading without signing in (public reads, a token)
+            if bearer_token(request) is not None:
+                return None  # a script: nothing to sign in to
+            return Viewer("", "", "", "", lambda owner: False, login=self._login_url(request))
         flash = request.session.pop("flash", None)
         text = flash.get("text") if isinstance(flash, dict) else None
         return Viewer(

@@ -15,6 +15,9 @@ from starlette.requests import Request
 
 @dataclass(frozen=True)
 class Viewer:
+    """A signed-in person; or, with ``email`` empty, someone who may read without signing in
+    (``OKRSYNC_PUBLIC_READ``), offered ``login`` and no form."""
+
     name: str
     email: str
     csrf: str  # the session's form token (okrsync.api.csrf), written into every form
@@ -23,6 +26,7 @@ class Viewer:
     form_action: tuple[str, ...] = ()  # origins forms may lead to besides ours (the provider's)
     flash: str | None = None  # what the last form did, shown once
     flash_failed: bool = False  # the last form was refused (``flash`` says why)
+    login: str = ""  # where to sign in, coming back to this page
 
 
 ViewerOf = Callable[[Request], Viewer | None]

@@ -88,7 +88,9 @@ def provider() -> Iterator[tuple[str, Provider]]:
 
 
 @contextmanager
-def serving(tmp_path: Path, database_url: str, url: str, issuer: str) -> Iterator[Signed]:
+def serving(
+    tmp_path: Path, database_url: str, url: str, issuer: str, *, public_read: bool = False
+) -> Iterator[Signed]:
     """okrsync at ``url`` (a store that has run one sync), signing in at ``issuer``."""
     warehouse = tmp_path / "warehouse.db"
     with sqlite3.connect(warehouse) as db:
@@ -106,6 +108,7 @@ def serving(tmp_path: Path, database_url: str, url: str, issuer: str) -> Iterato
         oidc_scopes="openid email profile groups",
         session_secret=SecretStr(SESSION_SECRET),
         api_token=SecretStr(API_TOKEN),
+        public_read=public_read,
     )
     app = App.open(settings, clock=lambda: datetime(2026, 10, 20, 9, tzinfo=UTC))
     try:
@@ -165,6 +168,23 @@ def test_a_token_reads_the_dashboard_without_signing_in(signed: Signed) -> None:
     assert "Log out" not in read.text  # a token is nobody to sign out
     assert wrong.status_code == 401  # a script is told, not sent to a login page
     assert wrong.headers["www-authenticate"].startswith("Bearer")
+
+
+def test_with_public_reads_a_stranger_reads_and_is_offered_sign_in(
+    tmp_path: Path, provider: tuple[str, Provider]
+) -> None:
+    database_url = f"sqlite:///{tmp_path / 'store.db'}"
+    with (
+        serving(tmp_path, database_url, provider[0], provider[1].issuer, public_read=True) as up,
+        httpx.Client() as client,
+    ):
+        page = client.get(f"{up.url}/objectives/sales")
+        assert page.status_code == 200 and "Forty calls" in page.text
+        assert '<a class="who" href="/login?next=/objectives/sales">Sign in</a>' in page.text
+        assert 'class="check-in"' not in page.text and "Log out" not in page.text
+        sign_in_over_http(client, up.url, "ada@example.com")
+        page = client.get(f"{up.url}/objectives/sales")
+        assert "Log out" in page.text and 'class="check-in"' in page.text
 
 
 def test_a_callback_with_another_state_is_refused(signed: Signed) -> None:

@@ -17,7 +17,6 @@ import structlog
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
-from starlette.middleware.sessions import SessionMiddleware
 from starlette.routing import BaseRoute
 
 from okrsync.api import errors, v1
@@ -75,8 +74,10 @@ def build_app(ctx: ApiContext) -> FastAPI:
     app.include_router(v1.router)
     app.router.routes.extend([*hooks, *dashboard(ctx, None if oidc is None else oidc[0])])
     if oidc is not None:
+        from okrsync.api.oidc import PageSessions
+
         app.router.routes.extend(oidc[1])
-        app.add_middleware(SessionMiddleware, **oidc[0].session_options())
+        app.add_middleware(PageSessions, **oidc[0].session_options())
     app.state.api_context = ctx
     app.state.debouncer = debouncer
     return app

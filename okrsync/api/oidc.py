@@ -29,9 +29,11 @@ from urllib.parse import quote, urlsplit
 import httpx
 import structlog
 from pydantic import SecretStr
+from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from okrsync.api import csrf
 from okrsync.api.auth import bearer_token
@@ -252,6 +254,35 @@ def local_path(wanted: str | None, base: str) -> str:
     return wanted
 
 
+# --------------------------------------------------------------------------- the session
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class PageSessions:
+    """Starlette's ``SessionMiddleware`` for everything but the JSON API's writes.
+
+    The session cookie signs a browser in; the dashboard's own forms prove they come from our
+    pages with their CSRF token, but a JSON write (``POST /api/v1/…``) carries no such token.
+    ``SameSite=Lax`` keeps other sites' POSTs from carrying the cookie, not those of a sibling
+    subdomain, so a write through the API needs a bearer token (or a trusted proxy's headers),
+    never the cookie alone: for those requests the session is not even read.
+    """
+
+    def __init__(self, app: ASGIApp, /, **options: Any) -> None:
+        self.app = app
+        self.with_session = SessionMiddleware(app, **options)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope.get("method", "GET") not in SAFE_METHODS:
+            root = str(scope.get("root_path", "")).rstrip("/")
+            path = str(scope.get("path", ""))
+            if path.removeprefix(root).startswith("/api/"):
+                await self.app(scope, receive, send)
+                return
+        await self.with_session(scope, receive, send)
+
+
 # --------------------------------------------------------------------------- the routes
 
 Page = Callable[[Request, int, str, str], Response]
@@ -282,7 +313,8 @@ class OidcSignIn:
         )
 
     def session_options(self) -> dict[str, Any]:
-        """Keyword arguments of Starlette's ``SessionMiddleware`` (HttpOnly is always set)."""
+        """Keyword arguments of :class:`PageSessions`, passed on to Starlette's
+        ``SessionMiddleware`` (which always sets HttpOnly)."""
         return {
             "secret_key": self.cfg.session_secret.get_secret_value(),
             "session_cookie": SESSION_COOKIE,

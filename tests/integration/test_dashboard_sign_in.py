@@ -326,3 +326,53 @@ def test_without_an_end_session_endpoint_logout_is_okrsyncs_own(tmp_path: Path) 
         assert out.headers["location"] == f"{signed.url}/signed-out"
         assert client.get(out.headers["location"]).status_code == 200
         assert client.get(f"{signed.url}/").status_code == 303  # signed out of okrsync
+
+
+def test_the_session_does_not_sign_json_writes_in(signed: Signed) -> None:
+    """A cookie alone never writes through the JSON API: the session is not read there."""
+    with httpx.Client() as client:
+        sign_in_over_http(client, signed.url, "ada@example.com")
+        assert SESSION_COOKIE in client.cookies
+        check_in = client.post(
+            f"{signed.url}/api/v1/key-results/calls/check-ins", json={"value": 5}
+        )
+        with_token = client.post(
+            f"{signed.url}/api/v1/key-results/calls/check-ins",
+            json={"value": 6},
+            headers={"Authorization": f"Bearer {API_TOKEN}"},
+        )
+    assert check_in.status_code == 401
+    assert with_token.status_code == 201
+    assert [row.value for row in recorded(signed.app, "calls")] == [Decimal(6)]
+
+
+async def test_the_session_is_read_for_pages_and_api_reads_only() -> None:
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    from okrsync.api.oidc import PageSessions
+
+    async def probe(request: Request) -> PlainTextResponse:
+        return PlainTextResponse(str("session" in request.scope))
+
+    paths = ["/", "/api/v1/key-results/x/check-ins", "/key-results/x/check-in"]
+    inner = Starlette(routes=[Route(p, probe, methods=["GET", "POST"]) for p in paths])
+    app = PageSessions(inner, secret_key=SESSION_SECRET, same_site="lax")
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://t"
+    ) as client:
+        seen = {
+            (method, path): (await client.request(method, path)).text
+            for method in ("GET", "POST")
+            for path in paths
+        }
+    assert seen == {
+        ("GET", "/"): "True",
+        ("GET", "/api/v1/key-results/x/check-ins"): "True",
+        ("GET", "/key-results/x/check-in"): "True",
+        ("POST", "/"): "True",
+        ("POST", "/api/v1/key-results/x/check-ins"): "False",
+        ("POST", "/key-results/x/check-in"): "True",
+    }

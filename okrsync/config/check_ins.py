@@ -4,12 +4,8 @@
 the reminder goes (``remind: {connection, channel}``; sent by the Slack reminders) and, for a
 key result fed by a metric, whether a value checked in by hand counts (``manual_value``):
 
-* ``until_source_changes`` (the default): the manual value stands until the source reports a
-  value different from the one it reported when the check-in was made; then the source's value
-  takes over again. A source that had reported nothing at check-in time takes over with its
-  first value.
-* ``ignore``: the source alone sets the value; check-ins carry only a confidence and a note (a
-  check-in that sends a value is refused).
+``until_source_changes`` (the default) or ``ignore``; see :mod:`okrsync.domain.precedence`
+(a check-in that sends a value to an ``ignore`` key result is refused).
 
 A manual key result (no ``metric`` and no ``value``) takes its value only from check-ins, so
 ``manual_value`` does not apply to it.
@@ -30,6 +26,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSche
 from okrsync.config.fields import RequiredText, ScheduleText, refuse
 from okrsync.config.reporting import show_value, suggest
 from okrsync.domain.grading import DEFAULT_GRADING, GradingRule, stretch_problems
+from okrsync.domain.precedence import ManualValue
 from okrsync.domain.progress import TargetSpec
 from okrsync.domain.schedule import Schedule
 
@@ -39,13 +36,6 @@ if TYPE_CHECKING:
     from okrsync.config.yaml_source import KeyPath
 
 _RULES = tuple(rule.value for rule in GradingRule)
-
-
-class ManualValue(StrEnum):
-    """Whether a value checked in by hand counts on a key result fed by a metric."""
-
-    UNTIL_SOURCE_CHANGES = "until_source_changes"
-    IGNORE = "ignore"
 
 
 _MANUAL_VALUES = tuple(choice.value for choice in ManualValue)

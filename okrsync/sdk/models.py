@@ -115,6 +115,8 @@ class KeyResultUpdate(BaseModel):
     # A sink should say so beside the number ("stale: last confirmed 3 h ago").
     stale: bool = False
     checked_at: datetime | None = None  # the last time a source confirmed ``value``
+    confidence: int | None = None  # the latest check-in's confidence, 1 to 10
+    score: Decimal | None = None  # 0.0 to 1.0 (target 0.7 with a stretch); see grading
 
 
 class ObjectiveUpdate(BaseModel):
@@ -131,6 +133,7 @@ class ObjectiveUpdate(BaseModel):
     observed_at: datetime
     idempotency_key: str
     key_results: tuple[KeyResultUpdate, ...]
+    score: Decimal | None = None  # weighted mean of the key results' scores
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,10 @@ from sqlmodel import col, select
 from typer.testing import CliRunner, Result
 
 from okrsync import cli
+from okrsync.app import load
 from okrsync.store.db import session_scope
-from okrsync.store.tables import KeyResultRow, MeasurementRow
+from okrsync.store.definitions import sync_definitions
+from okrsync.store.tables import DeliveryRow, KeyResultRow, MeasurementRow
 from tests.integration.api_support import CONFIG, TOKEN, Service, add_deal, api_service
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -81,6 +83,17 @@ def measurements(svc: Service, kr: str) -> list[MeasurementRow]:
         )
 
 
+def newest_delivery(svc: Service, kr: str) -> dict[str, Any]:
+    with session_scope(svc.app.engine) as session:
+        row = session.exec(
+            select(DeliveryRow)
+            .where(DeliveryRow.key_result_id == kr)
+            .order_by(col(DeliveryRow.id).desc())
+        ).first()
+    assert row is not None
+    return dict(row.payload)
+
+
 def sync(svc: Service) -> None:
     asyncio.run(svc.app.sync.run_once(trigger="manual", dispatch=False))
 
@@ -121,6 +134,12 @@ def test_acceptance_manual_key_result_check_in_status_and_score(
         api = httpx.get(f"{svc.url}/api/v1/key-results/partners").json()
         assert (api["confidence"], Decimal(api["score"])) == (7, Decimal("0.28"))
 
+        page = httpx.get(f"{svc.url}/objectives/o")
+        assert page.status_code == 200
+        assert "confidence <strong>7/10</strong> · score <strong>0.28</strong>" in page.text
+        assert "<dt>Checked in by</dt><dd>api</dd>" in page.text
+        assert "score 0.26" in page.text  # the objective's: (0.21 + 0.3 + 0.28) / 3
+
 
 def test_a_manual_value_stands_until_the_source_reports_a_different_value(
     tmp_path: Path, database_url: str
@@ -130,10 +149,15 @@ def test_a_manual_value_stands_until_the_source_reports_a_different_value(
         answer = check_in(svc, "deals", {"value": "6", "confidence": 4, "note": "two in legal"})
         assert answer.status_code == 201, answer.text
 
+        pushed = newest_delivery(svc, "deals")  # the mirror hears of the confidence and score
+        assert (pushed["value"], pushed["confidence"]) == ("6", 4)
+        assert Decimal(pushed["score"]) == Decimal("0.42")  # 0.7 * 6/10
+
         sync(svc)  # the source still says 3, as it did at check-in time: the 6 stands
         row = state(svc, "deals")
         assert (row.value, row.confidence) == (Decimal(6), 4)
         assert [m.origin for m in measurements(svc, "deals")] == ["auto", "manual"]
+        assert newest_delivery(svc, "deals") == pushed  # nothing new pushed
 
         add_deal(Path(str(svc.app.settings.config)))  # the source moves on: 4 takes over
         sync(svc)
@@ -145,6 +169,20 @@ def test_a_manual_value_stands_until_the_source_reports_a_different_value(
 
         sync(svc)  # and it stays the source's
         assert state(svc, "deals").value == Decimal(4)
+        assert Decimal(newest_delivery(svc, "deals")["score"]) == Decimal("0.28")
+
+
+def test_a_changed_stretch_rescores_at_the_definitions_sync(
+    tmp_path: Path, database_url: str
+) -> None:
+    with api_service(tmp_path, database_url, config=GRADED) as svc:
+        assert state(svc, "deals").score == Decimal("0.21")  # 3 of 10, stretch 20
+        config = Path(str(svc.app.settings.config))
+        config.write_text(config.read_text().replace("        stretch: 20\n", ""))
+        changed = load(svc.app.settings, svc.app.registry)
+        with session_scope(svc.app.engine) as session:
+            sync_definitions(session, changed, svc.app.clock())
+        assert state(svc, "deals").score == Decimal("0.3")  # no stretch: the progress
 
 
 def test_with_manual_value_ignore_check_ins_carry_confidence_and_note_only(

@@ -2,21 +2,21 @@
 
 ``POST /key-results/{id}/check-in`` takes the form on the key result's card (value, confidence
 1 to 10, note) with the session's CSRF token (:mod:`okrsync.api.csrf`; missing or wrong: 403),
-from a person who may check in on that objective (else 403). The value and note are checked by
-the JSON API's own model (:class:`okrsync.api.models.CheckIn`) and recorded by the same function
-(:func:`okrsync.api.check_ins.record_check_in`): origin ``manual``, mirrors queued, a double
-submit recorded once. The browser is then sent back to the objective's page (post/redirect/get),
-which says what happened once.
+from a person who may check in on that objective (else 403). The fields are checked by the JSON
+API's own model (:class:`okrsync.api.models.CheckIn`: a value, a confidence or both) and
+recorded by the same function (:func:`okrsync.api.check_ins.check_in`): origin ``manual``,
+mirrors queued, a double submit recorded once. The browser is then sent back to the
+objective's page (post/redirect/get), which says what happened once.
 
-Who checked in and the confidence they gave are kept in the measurement's provenance
-(``source: dashboard``, ``author``, ``confidence``).
+The check-in is recorded with its confidence and the person's e-mail as its author, and
+``source: dashboard`` in its provenance.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import Decimal, DecimalException
+from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
 
@@ -32,10 +32,6 @@ from okrsync.api.context import ApiContext
 from okrsync.api.errors import BadInput
 from okrsync.api.offload import in_thread
 from okrsync.api.oidc import OidcSignIn, Page, session_user
-from okrsync.domain.evaluate import Evaluation
-from okrsync.domain.planner import PlannedKeyResult
-from okrsync.domain.progress import progress
-from okrsync.domain.status import elapsed_fraction, status_for
 
 log = structlog.get_logger()
 
@@ -45,28 +41,41 @@ CONFIDENCE = range(1, 11)
 
 @dataclass(frozen=True)
 class CheckInForm:
-    value: Decimal
+    value: Decimal | None  # None: a confidence (and note) only
     note: str | None
     confidence: int | None
 
 
 def parse_form(form: Mapping[str, Any]) -> CheckInForm | str:
-    """The form's check-in, or what is wrong with it (a sentence for the person)."""
+    """The form's check-in, or what is wrong with it (a sentence for the person). Checked by
+    the JSON API's own model: a value, a confidence (1 to 10) or both, and a note."""
     raw_confidence = str(form.get("confidence") or "").strip()
     confidence = None
     if raw_confidence:
         if not raw_confidence.isdigit() or int(raw_confidence) not in CONFIDENCE:
             return "Confidence must be a whole number from 1 to 10."
         confidence = int(raw_confidence)
-    note = str(form.get("note") or "").strip() or None
+    body: dict[str, Any] = {} if confidence is None else {"confidence": confidence}
+    value = str(form.get("value") or "").strip()
+    if value:
+        body["value"] = value
+    note = str(form.get("note") or "").strip()
+    if note:
+        body["note"] = note
     try:
-        value = str(form.get("value") or "").strip()
-        body = m.CheckIn.model_validate({"value": value, "note": note})
+        checked = m.CheckIn.model_validate(body)
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
-        what = "The note" if first["loc"][:1] == ("note",) else "The value"
+        where = first["loc"][:1]
+        if not where:  # neither value nor confidence
+            return "Give a value, a confidence or both."
+        names: dict[tuple[int | str, ...], str] = {
+            ("note",): "The note",
+            ("confidence",): "The confidence",
+        }
+        what = names.get(where, "The value")
         return f"{what} was not accepted: {first['msg']}."
-    return CheckInForm(body.value, body.note, confidence)
+    return CheckInForm(checked.value, checked.note, checked.confidence)
 
 
 def check_in_routes(ctx: ApiContext, sign_in: OidcSignIn, page: Page) -> list[BaseRoute]:
@@ -94,7 +103,8 @@ def check_in_routes(ctx: ApiContext, sign_in: OidcSignIn, page: Page) -> list[Ba
         try:
             text = await _record(ctx, wanted, parsed, user.email)
         except BadInput as exc:
-            request.session["flash"] = {"text": f"Not recorded: {exc.error}.", "failed": True}
+            why = exc.error + (f" ({exc.detail})" if isinstance(exc.detail, str) else "")
+            request.session["flash"] = {"text": f"Not recorded: {why}.", "failed": True}
             return RedirectResponse(back, status_code=303)
         request.session["flash"] = {"text": f"Checked in {text} on “{kr.title}”.", "failed": False}
         return RedirectResponse(back, status_code=303)
@@ -103,29 +113,26 @@ def check_in_routes(ctx: ApiContext, sign_in: OidcSignIn, page: Page) -> list[Ba
 
 
 async def _record(ctx: ApiContext, key_result_id: str, form: CheckInForm, author: str) -> str:
-    """Records ``form`` as the JSON API's ``POST .../check-ins`` does; the value as recorded."""
-    kr = ctx.config.key_result(key_result_id)
-    objective = ctx.config.objective(kr.objective_id)
-    cycle = ctx.config.cycles[objective.cycle]
-    now = ctx.clock()
-    try:
-        done = progress(kr.target_spec, form.value)
-    except (ArithmeticError, DecimalException, ValueError) as exc:
-        raise BadInput(422, "the value cannot be evaluated", str(exc)) from None
-    note = None if form.note is None else ctx.redactor.redact(form.note)
-    attempt = check_ins.Attempt(key_result_id, form.value, note, None)
-    status = status_for(kr.kind, done, elapsed_fraction(cycle.start, cycle.end, now))
-    source: dict[str, Any] = {"origin": "manual", "source": "dashboard", "author": author}
-    source["value"] = str(form.value)
+    """Records ``form`` as the JSON API's ``POST .../check-ins`` does, by the same function
+    (:func:`okrsync.api.check_ins.check_in`), as ``author``; what was recorded, for the page."""
+    request = check_ins.CheckInRequest(
+        key_result_id,
+        value=form.value,
+        confidence=form.confidence,
+        note=form.note,
+        author=author,
+        source="dashboard",
+    )
+    outcome = await in_thread(
+        check_ins.check_in, ctx.engine, ctx.config, ctx.redactor, request, ctx.clock()
+    )
+    if ctx.daemon is not None and outcome.queued_now:
+        ctx.daemon.nudge()  # deliver the new outbox rows now rather than at the next wake-up
+    log.info("dashboard_check_in", key_result=key_result_id, deliveries=outcome.queued_now)
+    parts = [] if form.value is None else [str(form.value)]
     if form.confidence is not None:
-        source["confidence"] = form.confidence
-    evaluation = Evaluation(form.value, done, status, (source,))
-    item = PlannedKeyResult(kr, objective, cycle)
-    _, queued = await in_thread(check_ins.record_check_in, ctx, attempt, item, evaluation, now)
-    if ctx.daemon is not None and queued:
-        ctx.daemon.nudge()
-    log.info("dashboard_check_in", key_result=key_result_id, deliveries=queued)
-    return str(form.value)
+        parts.append(f"confidence {form.confidence}")
+    return ", ".join(parts)
 
 
 def _base(request: Request) -> str:

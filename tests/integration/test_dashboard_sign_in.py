@@ -240,13 +240,13 @@ def test_forms_need_the_sessions_token(signed: Signed, database_url: str) -> Non
         assert done.status_code == 303
         assert done.headers["location"] == "/objectives/sales#kr-calls"
         shown = client.get(signed.url + done.headers["location"])
-    assert "Checked in 7 on “Forty calls”." in shown.text
+    assert "Checked in 7, confidence 8 on “Forty calls”." in shown.text
     [row] = recorded(signed.app, "calls")
     assert row.value == Decimal(7) and row.origin == "manual"
     assert row.note == "from the dashboard"
+    assert row.author == "ada@example.com" and row.confidence == 8
     assert row.provenance is not None
-    [source] = row.provenance
-    assert source["author"] == "ada@example.com" and source["confidence"] == 8
+    assert row.provenance[0]["source"] == "dashboard"
 
 
 def test_only_owners_get_the_form_and_may_post_it(signed: Signed) -> None:
@@ -292,7 +292,10 @@ async def test_sign_in_check_in_and_sign_out_in_chromium(signed: Signed) -> None
             await card.locator("input[name=note]").fill("counted by hand")
             await card.locator("button[type=submit]").click()
             await page.wait_for_selector(".flash")
-            assert await page.locator(".flash").inner_text() == "Checked in 12.5 on “Forty calls”."
+            assert (
+                await page.locator(".flash").inner_text()
+                == "Checked in 12.5, confidence 6 on “Forty calls”."
+            )
             assert "12.5" in await page.locator("#kr-calls .big-numbers").inner_text()
             await page.click(".who button")
             await page.click("button:has-text('Yes, sign me out')")  # the provider asks
@@ -306,7 +309,8 @@ async def test_sign_in_check_in_and_sign_out_in_chromium(signed: Signed) -> None
         finally:
             await browser.close()
     [row] = recorded(signed.app, "calls")
-    assert row.value == Decimal("12.5")
+    assert row.value == Decimal("12.5") and row.confidence == 6
+    assert row.author == "ada@example.com" and row.note == "counted by hand"
 
 
 def test_without_an_end_session_endpoint_logout_is_okrsyncs_own(tmp_path: Path) -> None:

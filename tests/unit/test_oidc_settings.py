@@ -224,6 +224,8 @@ def test_the_check_in_form_is_checked_like_the_api_body() -> None:
     assert parse_form({"value": "3", "confidence": "", "note": ""}) == CheckInForm(
         Decimal(3), None, None
     )
+    assert parse_form({"value": "", "confidence": "4"}) == CheckInForm(None, None, 4)
+    assert parse_form({"value": " ", "confidence": ""}) == "Give a value, a confidence or both."
     for confidence in ("0", "11", "seven", "-1"):
         assert parse_form({"value": "3", "confidence": confidence}) == (
             "Confidence must be a whole number from 1 to 10."

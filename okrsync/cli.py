@@ -180,12 +180,19 @@ def plan(
     config: ConfigOption = None,
     fetch: Annotated[bool, typer.Option(help="Read the sources to show value changes.")] = True,
     json_out: JsonOption = False,
+    detailed_exitcode: Annotated[
+        bool,
+        typer.Option(
+            "--detailed-exitcode",
+            help="Exit 0: no changes, 1: an error (a query failed), 2: changes.",
+        ),
+    ] = False,
 ) -> None:
     """Dry run: what would be fetched, changed and pushed. Writes nothing, pushes nothing."""
     import asyncio
 
     from okrsync.app import load
-    from okrsync.engine.plan_report import build_plan
+    from okrsync.engine.plan_report import build_plan, plan_exit_code
     from okrsync.logging import configure_logging
     from okrsync.plugins import load_registry
     from okrsync.redaction import Redactor
@@ -200,8 +207,9 @@ def plan(
         result = asyncio.run(build_plan(settings, loaded, registry, redactor, fetch=fetch))
     if json_out:
         out.print_json(json.dumps(result.as_json()))
-        return
-    result.print(out)
+    else:
+        result.print(out)
+    raise typer.Exit(plan_exit_code(result, detailed=detailed_exitcode))
 
 
 @app.command()

@@ -9,6 +9,9 @@ from typing import Any
 from sqlmodel import Session, SQLModel, select
 
 from okrsync.config import Config
+from okrsync.domain.definition_diff import compare, field_diff
+from okrsync.domain.planner import metric_definitions
+from okrsync.store.metric_definitions import record_metrics, recorded_metrics
 from okrsync.store.tables import CycleRow, KeyResultRow, MirrorRow, ObjectiveRow
 
 
@@ -18,6 +21,8 @@ class DefinitionChanges:
     changed: list[str] = field(default_factory=list)
     archived: list[str] = field(default_factory=list)
     unchanged: int = 0
+    # label -> ``-``/``+`` lines of what changed (metrics' queries, key results' fields …)
+    diffs: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def any(self) -> bool:
@@ -124,6 +129,10 @@ def sync_definitions(
         differs = any(getattr(row, k) != v for k, v in values.items())
         if differs or row.archived_at is not None:
             changes.changed.append(label)
+            before = {k: _text(getattr(row, k)) for k in values}
+            diff = field_diff(before, {k: _text(v) for k, v in values.items()})
+            if diff:
+                changes.diffs[label] = diff
             if not dry_run:
                 for k, v in values.items():
                     setattr(row, k, v)
@@ -138,6 +147,28 @@ def sync_definitions(
                 if not dry_run:
                     row.archived_at = now
                     session.add(row)
+    _compare_metrics(session, config, now, changes, dry_run=dry_run)
     if not dry_run:
         session.flush()
     return changes
+
+
+def _compare_metrics(
+    session: Session, config: Config, now: datetime, changes: DefinitionChanges, *, dry_run: bool
+) -> None:
+    """Metrics' connection, query and schedule against the ones applied last."""
+    wanted = metric_definitions(config)
+    recorded = recorded_metrics(session)
+    added, changed, removed, unchanged = compare(recorded or {}, wanted)
+    changes.added.extend(f"metrics:{name}" for name in added)
+    for name, diff in changed.items():
+        changes.changed.append(f"metrics:{name}")
+        changes.diffs[f"metrics:{name}"] = diff
+    changes.archived.extend(f"metrics:{name}" for name in removed)
+    changes.unchanged += unchanged
+    if not dry_run and (added or changed or removed or recorded is None):
+        record_metrics(session, wanted, now)
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)

@@ -17,6 +17,8 @@ from rich.table import Table
 from rich.text import Text
 
 from okrsync.cli_deliveries import deliveries_app
+from okrsync.cli_progress import activity
+from okrsync.cli_progress import wanted as progress_wanted
 from okrsync.domain.statuses import ConnectionStatus
 from okrsync.errors import ConfigError, ConfigErrors, OkrsyncError
 
@@ -243,7 +245,11 @@ def plan(
         registry = load_registry()
         loaded = load(settings, registry)
         redactor.add(loaded.secret_values())
-        result = asyncio.run(build_plan(settings, loaded, registry, redactor, fetch=fetch))
+        with activity(
+            f"plan: reading {len(loaded.metrics)} metrics" if fetch else "plan",
+            enabled=progress_wanted(json_out=json_out),
+        ):
+            result = asyncio.run(build_plan(settings, loaded, registry, redactor, fetch=fetch))
     if json_out:
         out.print_json(json.dumps(result.as_json()))
     else:
@@ -270,7 +276,11 @@ def sync(
         a.apply_definitions()
         return await a.sync.run_once(key_results=kr or None, trigger="manual")
 
-    report = run_async(app_, work)
+    with activity(
+        f"sync: {len(app_.config.metrics)} metrics, then their mirrors",
+        enabled=progress_wanted(json_out=json_out),
+    ):
+        report = run_async(app_, work)
     if json_out:
         out.print_json(
             json.dumps(

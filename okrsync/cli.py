@@ -17,8 +17,6 @@ from rich.table import Table
 from rich.text import Text
 
 from okrsync.cli_deliveries import deliveries_app
-from okrsync.cli_progress import activity
-from okrsync.cli_progress import wanted as progress_wanted
 from okrsync.domain.statuses import ConnectionStatus
 from okrsync.errors import ConfigError, ConfigErrors, OkrsyncError
 
@@ -233,6 +231,8 @@ def plan(
     import asyncio
 
     from okrsync.app import load
+    from okrsync.cli_progress import activity
+    from okrsync.cli_progress import wanted as progress_wanted
     from okrsync.engine.plan_report import build_plan, plan_exit_code
     from okrsync.logging import configure_logging
     from okrsync.plugins import load_registry
@@ -265,6 +265,9 @@ def sync(
     database_url: DatabaseUrlOption = None,
 ) -> None:
     """One pass: fetch every (or one) key result's metrics, record changes, push mirrors."""
+    from okrsync.cli_progress import activity
+    from okrsync.cli_progress import wanted as progress_wanted
+
     app_ = open_app(config, database_url)
     if kr:
         unknown = [k for k in kr if k not in {r.id for r in app_.config.key_results()}]

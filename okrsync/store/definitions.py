@@ -102,6 +102,38 @@ def desired_rows(config: Config) -> list[tuple[type[SQLModel], str, dict[str, An
     return rows
 
 
+def desired_mirrors(config: Config) -> dict[str, dict[str, Any]]:
+    return {pk: values for kind, pk, values in desired_rows(config) if kind is MirrorRow}
+
+
+def _pair_mirrors(
+    existing: dict[str, Any], wanted: dict[str, dict[str, Any]], changes: DefinitionChanges
+) -> None:
+    """A mirror whose target was edited has a new key (the key digests its spec): the new one
+    is shown with the target's fields before and after, and which mirror it replaces."""
+    prefix = len("mirrors:")
+    gone = [label[prefix:] for label in changes.archived if label.startswith("mirrors:")]
+    new = [label[prefix:] for label in changes.added if label.startswith("mirrors:")]
+    for key in new:
+        owner = key.rsplit("/", 1)[0]  # ``<key result>/<connection>``: same place, same sink
+        replaced = [old for old in gone if old.rsplit("/", 1)[0] == owner]
+        if len(replaced) != 1:
+            continue  # several edited at once: which replaced which is a guess, so none is made
+        before = existing[replaced[0]]
+        diff = field_diff(_target(before.connection, before.spec), _target(**_mirror(wanted[key])))
+        changes.diffs[f"mirrors:{key}"] = [f"replaces mirrors:{replaced[0]}", *diff]
+
+
+def _mirror(values: dict[str, Any]) -> dict[str, Any]:
+    return {"connection": values["connection"], "spec": values["spec"]}
+
+
+def _target(connection: str, spec: dict[str, Any]) -> dict[str, str | None]:
+    fields: dict[str, str | None] = {"connection": connection}
+    fields.update({f"target.{k}": None if v is None else str(v) for k, v in sorted(spec.items())})
+    return fields
+
+
 def _pk_name(table: type[SQLModel]) -> str:
     return "key" if table is MirrorRow else "id"
 
@@ -147,6 +179,7 @@ def sync_definitions(
                 if not dry_run:
                     row.archived_at = now
                     session.add(row)
+    _pair_mirrors(existing[MirrorRow], desired_mirrors(config), changes)
     _compare_metrics(session, config, now, changes, dry_run=dry_run)
     if not dry_run:
         session.flush()

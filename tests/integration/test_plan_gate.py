@@ -100,3 +100,45 @@ def test_a_failed_query_exits_1_in_the_databases_words(cli: Cli) -> None:
     assert "unknown placeholder :cycle_ned" in misnamed.output
     assert "metric 'won'" in misnamed.output
     assert "bind parameter" not in misnamed.output
+
+
+def test_an_edited_mirror_target_shows_what_it_replaces(cli: Cli, database_url: str) -> None:
+    from datetime import UTC, datetime
+
+    from okrsync.config import load_config_text
+    from okrsync.plugins import load_registry
+    from okrsync.store.db import make_engine, session_scope, upgrade
+    from okrsync.store.definitions import sync_definitions
+
+    def with_mirror(path: str) -> str:
+        text = CONFIG.format(warehouse=cli.warehouse, query=QUERY).replace(
+            "connections:\n", 'connections:\n  hook: {type: webhook, url: "http://127.0.0.1:9"}\n'
+        )
+        return text.replace(
+            "target: 1000}",
+            f"target: 1000, mirrors: [{{connection: hook, path: {path}}}]}}",
+        )
+
+    applied = with_mirror("/okr")
+    engine = make_engine(database_url)
+    upgrade(engine, "head")
+    with session_scope(engine) as session:
+        config = load_config_text(applied, load_registry().connectors)
+        sync_definitions(session, config, datetime.now(UTC))
+    engine.dispose()
+    cli.config.write_text(applied)
+    assert cli("plan", "--no-fetch", "--detailed-exitcode").exit_code == 0
+
+    cli.config.write_text(with_mirror("/okrs"))
+    planned = cli("plan", "--no-fetch", "--detailed-exitcode", "--json")
+    assert planned.exit_code == 2
+    definitions = json.loads(planned.output)["definitions"]
+    (added,) = definitions["added"]
+    (archived,) = definitions["archived"]
+    assert added.startswith("mirrors:bookings/hook/") and archived.startswith("mirrors:")
+    assert definitions["diffs"][added] == [
+        f"replaces {archived}",
+        "target.path:",
+        "- /okr",
+        "+ /okrs",
+    ]

@@ -238,10 +238,11 @@ def plan(
     from okrsync.plugins import load_registry
     from okrsync.redaction import Redactor
 
-    settings = settings_for(config, database_url)
+    with errors_exit_1(detailed_exitcode):  # 2 says "changes" to a pipeline, never an error
+        settings = settings_for(config, database_url)
     redactor = Redactor([settings.database_url.get_secret_value()])
     configure_logging(redactor, fmt=settings.log_format, level="warning")
-    with user_errors(redactor):
+    with errors_exit_1(detailed_exitcode), user_errors(redactor):
         registry = load_registry()
         loaded = load(settings, registry)
         redactor.add(loaded.secret_values())
@@ -255,6 +256,17 @@ def plan(
     else:
         result.print(out)
     raise typer.Exit(plan_exit_code(result, detailed=detailed_exitcode))
+
+
+@contextmanager
+def errors_exit_1(detailed: bool) -> Iterator[None]:
+    """With ``--detailed-exitcode`` every error exits 1 (a config error too, usually 2)."""
+    try:
+        yield
+    except typer.Exit as exc:
+        if detailed and exc.exit_code == EXIT_CONFIG:
+            raise typer.Exit(EXIT_FAILED) from None
+        raise
 
 
 @app.command()

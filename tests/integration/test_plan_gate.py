@@ -142,3 +142,14 @@ def test_an_edited_mirror_target_shows_what_it_replaces(cli: Cli, database_url: 
         "- /okr",
         "+ /okrs",
     ]
+
+
+def test_with_detailed_exitcode_a_config_error_exits_1_not_2(cli: Cli) -> None:
+    cli.config.write_text(cli.config.read_text().replace("kind: increase", "kind: upwards"))
+    assert cli("plan", "--no-fetch").exit_code == 2  # a config error, as everywhere
+    broken = cli("plan", "--no-fetch", "--detailed-exitcode")
+    assert broken.exit_code == 1  # 2 would read as "changes" to a pipeline
+    assert "kind" in broken.output
+    bad_setting = {**cli.env, "OKRSYNC_LOG_FORMAT": "xml"}
+    done = CliRunner().invoke(app, ["plan", "--detailed-exitcode"], env=bad_setting)
+    assert done.exit_code == 1 and "OKRSYNC_LOG_FORMAT" in done.output

@@ -17,6 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from okrsync.cli_deliveries import deliveries_app
+from okrsync.cli_options import DatabaseUrlOption
 from okrsync.domain.statuses import ConnectionStatus
 from okrsync.errors import ConfigError, ConfigErrors, OkrsyncError
 
@@ -84,14 +85,6 @@ ConfigOption = Annotated[
     typer.Option("--config", "-c", help="Config file (default: $OKRSYNC_CONFIG or okrsync.yaml)."),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
-DatabaseUrlOption = Annotated[
-    str | None,
-    typer.Option(
-        "--database-url",
-        help="The store (default: $OKRSYNC_DATABASE_URL or sqlite:///okrsync.db).",
-        show_default=False,
-    ),
-]
 
 EXIT_CONFIG = 2
 EXIT_FAILED = 1

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from okrsync.cli_options import DatabaseUrlOption
+
 if TYPE_CHECKING:
     from okrsync.redaction import Redactor
 
@@ -18,14 +20,6 @@ deliveries_app = typer.Typer(
 StatusOption = Annotated[
     str | None,
     typer.Option("--status", help="Only failed or only pending deliveries (default: both)."),
-]
-DatabaseUrl = Annotated[
-    str | None,
-    typer.Option(
-        "--database-url",
-        help="The store (default: $OKRSYNC_DATABASE_URL or sqlite:///okrsync.db).",
-        show_default=False,
-    ),
 ]
 Config = Annotated[
     Path | None,
@@ -39,7 +33,7 @@ def deliveries(
     status: StatusOption = None,
     json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
     limit: Annotated[int, typer.Option(help="At most this many, oldest first.")] = 100,
-    database_url: DatabaseUrl = None,
+    database_url: DatabaseUrlOption = None,
     config: Config = None,
 ) -> None:
     """Failed and pending deliveries: id, mirror, key result, attempts, last error, next attempt."""
@@ -94,7 +88,7 @@ def deliveries(
 @deliveries_app.command("retry")
 def retry(
     delivery_id: Annotated[int, typer.Argument(metavar="ID", help="The delivery's id.")],
-    database_url: DatabaseUrl = None,
+    database_url: DatabaseUrlOption = None,
 ) -> None:
     """Put a failed delivery back to pending, due now (the daemon or the next sync pushes it)."""
     from datetime import UTC, datetime

@@ -220,7 +220,13 @@ def sync(
 
     async def work(a: App) -> Any:
         a.apply_definitions()
-        return await a.sync.run_once(key_results=kr or None, trigger="manual")
+        report = await a.sync.run_once(key_results=kr or None, trigger="manual")
+        if not kr:  # and the work linked to key results and objectives
+            from okrsync.engine.work_sync import WorkSync
+
+            work = await WorkSync.from_sync(a.sync).refresh(forced=True)
+            report.errors.extend(work.errors)
+        return report
 
     report = run_async(app_, work)
     if json_out:

@@ -39,6 +39,7 @@ from okrsync.config.fields import (
     listed,
     refuse,
 )
+from okrsync.config.work import WorkDef, Works
 from okrsync.domain.expressions import Expression
 from okrsync.domain.pacing import DeliveryPolicy, QuietHours
 from okrsync.domain.plausibility import UNBOUNDED, Bounds
@@ -114,6 +115,7 @@ class KeyResultDef:
     stale_after: timedelta | None
     mirrors: tuple[MirrorDef, ...]
     line: int | None = None
+    work: tuple[WorkDef, ...] = ()  # the tracker queries listing the work behind it
 
     def metric_names(self) -> frozenset[str]:
         """The metrics this key result reads: its metric, or the names in its expression."""
@@ -136,6 +138,7 @@ class ObjectiveDef:
     key_results: tuple[KeyResultDef, ...]
     line: int | None = None
     mirrors: tuple[MirrorDef, ...] = ()  # digest mirrors: the whole objective in one message
+    work: tuple[WorkDef, ...] = ()  # the tracker queries listing the work behind it
 
 
 @dataclass(frozen=True)
@@ -326,6 +329,10 @@ class KeyResultDocument(_Document):
     weight: Weight
     stale_after: fields.Duration = Field(default=None, description=_DURATION_HELP)
     mirrors: Mirrors = Field(default_factory=list)
+    work: Works = Field(
+        default_factory=list,
+        description="Tracker queries listing the issues, PRs and epics behind this key result.",
+    )
 
 
 class ObjectiveDocument(_Document):
@@ -344,6 +351,10 @@ class ObjectiveDocument(_Document):
     mirrors: Mirrors = Field(
         default_factory=list,
         description="Digest mirrors: the objective and all its key results in one message.",
+    )
+    work: Works = Field(
+        default_factory=list,
+        description="Tracker queries listing the issues, PRs and epics behind this objective.",
     )
 
 

@@ -501,6 +501,13 @@ class Daemon:
             self._release(connections, metrics)
         if any(recorded.deliveries for recorded in report.recorded):
             self.nudge()
+        self._values_changed(report)
+
+    def _values_changed(self, report: RunReport) -> None:
+        """Key results whose values a run changed: their backlinks show the new progress."""
+        changed = {recorded.key_result_id for recorded in report.recorded if recorded.changed}
+        if changed:
+            self.work.key_results_changed(changed)
 
     def _release(self, connections: Collection[str], metrics: Collection[str] = ()) -> None:
         """A run let go of its connections: what waited for them may go now."""
@@ -551,6 +558,7 @@ class Daemon:
             if not request.done.done():
                 request.done.set_exception(exc)
             return
+        self._values_changed(report)
         if not request.done.done():
             request.done.set_result(report)
 

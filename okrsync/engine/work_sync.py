@@ -135,6 +135,7 @@ class WorkSync:
         self._rows_ready = False
         self._locks: dict[str, asyncio.Lock] = {}
         self._queued: set[str] = set()  # connections with a requested refresh waiting
+        self._relink: dict[str, set[str]] = {}  # connection → entries whose backlinks wait
         self._tasks: set[asyncio.Task[WorkReport]] = set()
         self.requested = 0  # requested refreshes started (webhooks), for health and tests
 
@@ -186,9 +187,45 @@ class WorkSync:
         task.add_done_callback(self._ended)
         return task
 
+    def key_results_changed(self, key_results: Collection[str]) -> None:
+        """These key results have new values: refresh the backlinks of their items soon (no
+        read), so the trackers show the new progress and status. Joins a pass already waiting
+        for its connection. Call it from the running loop."""
+        entries = [e for e in self.entries if e.backlink and e.key_result_id in key_results]
+        for entry in entries:
+            waiting = self._relink.setdefault(entry.connection, set())
+            if not waiting:
+                task = asyncio.ensure_future(self._backlinks_requested(entry.connection))
+                self._tasks.add(task)
+                task.add_done_callback(self._ended)
+            waiting.add(entry.key)
+
+    async def _backlinks_requested(self, connection: str) -> WorkReport:
+        report = WorkReport()
+        async with self._lock(connection):
+            keys = self._relink.pop(connection, set())
+            try:
+                tracker = self._tracker(connection)
+            except PluginError as exc:
+                report.errors.append(str(exc))
+                return report
+            for entry in self.entries:
+                if entry.key not in keys:
+                    continue
+                try:
+                    report.add(await self._backlinks(tracker, entry))
+                except Exception as exc:
+                    report.errors.append(self._describe(entry, exc, "backlink"))
+        return report
+
     async def refresh_due(self) -> WorkReport:
         """The daemon's scheduled pass: the entries whose schedule or reconciliation is due."""
         return await self.refresh()
+
+    async def settled(self) -> None:
+        """Until the requested refreshes and backlink passes started so far have ended."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     async def aclose(self) -> None:
         """Cancel requested refreshes still running (the daemon stops)."""

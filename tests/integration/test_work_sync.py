@@ -36,6 +36,7 @@ from okrsync.sandbox.server import SandboxServer
 from okrsync.sdk.connector import Connector
 from okrsync.sdk.webhooks import sign
 from okrsync.settings import Settings
+from okrsync.store import work_items
 from okrsync.store.db import make_engine, session_scope, upgrade
 from okrsync.store.definitions import sync_definitions
 from okrsync.store.tables import ConnectionStateRow, KeyResultRow, WorkItemRow
@@ -241,8 +242,11 @@ def test_backlinks_are_put_once_and_again_only_on_a_material_change(
         assert data.link_puts == 3  # nothing shown changed: no call
 
         set_progress("0.504", "on_track")
-        await work.refresh(forced=True)
+        server.reset()
+        work.key_results_changed({"launch_epic"})  # a run recorded a new value
+        await work.settled()
         assert data.link_puts == 6
+        assert {r.method for r in server.requests} == {"PUT"}  # the links only, no read
         assert len(data.links) == 3  # updated in place
         title = data.links[("OKR-13", "okrsync:key-result:launch_epic")]["title"]
         assert title == "OKR: Ship the launch epic (50%, on track)"
@@ -349,5 +353,33 @@ def test_a_tracker_webhook_refreshes_its_work_within_seconds(
         finally:
             await http_server.stop()
             await app.aclose()
+
+    run(scenario)
+
+
+def test_replicas_take_turns_on_an_entry_with_row_leases(
+    database_url: str, tracker: tuple[SandboxServer, TrackerData]
+) -> None:
+    server, _ = tracker
+    config = load_config_text(config_text(server.url), CONNECTORS_WITH_TRACKER)
+    engine = store(database_url, config)
+    clock = Clock(datetime.now(UTC))
+    (entry,) = config.key_result("launch_epic").work
+    work_items.ensure_reads(engine, {entry.key: "tracker"})
+    lease = timedelta(minutes=2)
+    assert work_items.claim(engine, [entry.key], owner="a", now=clock.now, lease=lease) == {
+        entry.key
+    }
+    other, connections = work_sync(engine, config, clock)  # replica "test"
+
+    async def scenario() -> None:
+        assert (await other.refresh()).reads == 0  # "a" holds it
+        assert server.requests == []
+        clock.advance(minutes=3)  # "a" died: its lease ran out
+        assert (await other.refresh()).reads == 1
+        assert work_items.claim(engine, [entry.key], owner="a", now=clock.now, lease=lease) == {
+            entry.key
+        }  # released by the read that recorded
+        await connections.aclose()
 
     run(scenario)

@@ -49,7 +49,7 @@ from okrsync.sdk.work import Backlink, WorkTracker
 from okrsync.store import work_items as store
 from okrsync.store.db import session_scope
 from okrsync.store.offload import in_thread
-from okrsync.store.tables import KeyResultRow
+from okrsync.store.tables import ConnectionStateRow, KeyResultRow
 
 if TYPE_CHECKING:
     from okrsync.engine.sync import SyncService
@@ -57,6 +57,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger()
 
 LEASE = timedelta(minutes=2)
+HELD_RETRY = timedelta(seconds=5)  # an entry another replica reads: look again after this
 
 
 @dataclass
@@ -291,6 +292,14 @@ class WorkSync:
         ]
         if not due:
             return report
+        paused = await in_thread(self.health.paused, [connection])
+        if connection in paused:  # resting after failures, or out of quota: not asked at all
+            report.errors.append(self._describe(due[0], paused[connection], "read"))
+            until = await in_thread(self._paused_until, connection)
+            for entry in due:
+                later = entry.schedule.next_tick(now)
+                self._retry_at[entry.key] = until if until is not None and until > now else later
+            return report
         mine = await in_thread(
             store.claim,
             self.engine,
@@ -305,11 +314,14 @@ class WorkSync:
             await in_thread(store.release, self.engine, mine, owner=self.instance_id)
             report.errors.append(self.redactor.redact(str(exc)))
             await in_thread(self._note_health, connection, report.errors, len(mine))
+            for entry in due:
+                self._retry_at[entry.key] = entry.schedule.next_tick(now)
             return report
         failures: list[str] = []
         for entry in due:
-            if entry.key not in mine:
-                continue  # another replica reads it now
+            if entry.key not in mine:  # another replica reads it now: look again soon
+                self._retry_at[entry.key] = now + HELD_RETRY
+                continue
             try:
                 report.add(await self._read_entry(tracker, entry, plans[entry.key]))
             except Exception as exc:  # a tracker's failure (or a plugin's bug) stays here
@@ -327,6 +339,11 @@ class WorkSync:
         attempted = len([e for e in due if e.key in mine])
         await in_thread(self._note_health, connection, failures, attempted)
         return report
+
+    def _paused_until(self, connection: str) -> datetime | None:
+        with session_scope(self.engine) as session:
+            state = session.get(ConnectionStateRow, connection)
+            return state.paused_until if state is not None else None
 
     def _tracker(self, connection: str) -> WorkTracker:
         live = self.connections.get(connection)

@@ -375,11 +375,41 @@ def test_replicas_take_turns_on_an_entry_with_row_leases(
     async def scenario() -> None:
         assert (await other.refresh()).reads == 0  # "a" holds it
         assert server.requests == []
+        assert other.next_due == clock.now + timedelta(seconds=5)  # looks again soon, no spin
         clock.advance(minutes=3)  # "a" died: its lease ran out
         assert (await other.refresh()).reads == 1
         assert work_items.claim(engine, [entry.key], owner="a", now=clock.now, lease=lease) == {
             entry.key
         }  # released by the read that recorded
+        await connections.aclose()
+
+    run(scenario)
+
+
+def test_a_resting_connection_is_not_asked_until_its_pause_ends(
+    database_url: str, tracker: tuple[SandboxServer, TrackerData]
+) -> None:
+    server, _ = tracker
+    config = load_config_text(config_text(server.url), CONNECTORS_WITH_TRACKER)
+    engine = store(database_url, config)
+    clock = Clock(datetime.now(UTC))
+    until = clock.now + timedelta(minutes=30)
+    with session_scope(engine) as session:
+        session.add(
+            ConnectionStateRow(
+                name="tracker", type="test_tracker", status="paused_quota", paused_until=until
+            )
+        )
+    work, connections = work_sync(engine, config, clock)
+
+    async def scenario() -> None:
+        report = await work.refresh()
+        assert report.reads == 0
+        assert "paused until" in report.errors[0]
+        assert server.requests == []  # out of quota: not one call
+        assert work.next_due == until
+        clock.advance(minutes=31)
+        assert (await work.refresh()).reads == 1
         await connections.aclose()
 
     run(scenario)

@@ -138,7 +138,7 @@ class WorkSync:
         self._queued: set[str] = set()  # connections with a requested refresh waiting
         self._relink: dict[str, set[str]] = {}  # connection → entries whose backlinks wait
         self._tasks: set[asyncio.Task[WorkReport]] = set()
-        self.requested = 0  # requested refreshes started (webhooks), for health and tests
+        self.requested = 0  # requested refreshes started (webhooks)
 
     @classmethod
     def from_sync(cls, sync: SyncService, **kwargs: object) -> WorkSync:

@@ -5,9 +5,9 @@ for what changed since the previous read began (less a small overlap), and now a
 ids-only reconciliation finds the items that left the query (:mod:`okrsync.domain.work_refresh`
 decides which). Entries are read when their ``schedule`` says (the daemon's loop asks
 :meth:`WorkSync.refresh_due`), on ``okrsync sync``, and within seconds of a verified tracker
-webhook (:meth:`WorkSync.request`). Connections are read side by side, each one's entries one
-after the other through that connection's own client and call budget; a failing tracker is
-reported on its connection's health and the others go on.
+webhook (:meth:`WorkSync.request`). Connections are read side by side, each one's entries a few
+at a time through that connection's own client and call budget; a failing tracker is reported on
+its connection's health and the others go on.
 
 Backlinks (``backlink: true``) follow each read: every linked item gets one link to its key
 result, put again only when what it shows changes (title, rounded progress, status); an item that
@@ -57,6 +57,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger()
 
 LEASE = timedelta(minutes=2)
+ENTRY_CONCURRENCY = 4  # entries of one connection read at once (the client paces requests)
 HELD_RETRY = timedelta(seconds=5)  # an entry another replica reads: look again after this
 
 
@@ -318,23 +319,28 @@ class WorkSync:
                 self._retry_at[entry.key] = entry.schedule.next_tick(now)
             return report
         failures: list[str] = []
+        limit = asyncio.Semaphore(ENTRY_CONCURRENCY)
+
+        async def one(entry: WorkDef) -> None:
+            async with limit:
+                try:
+                    report.add(await self._read_entry(tracker, entry, plans[entry.key]))
+                except Exception as exc:  # a tracker's failure (or a plugin's bug) stays here
+                    await in_thread(store.release, self.engine, [entry.key], owner=self.instance_id)
+                    failures.append(self._describe(entry, exc))
+                    self._retry_at[entry.key] = entry.schedule.next_tick(self.clock())
+                    return
+                self._retry_at.pop(entry.key, None)
+                if entry.backlink:
+                    try:
+                        report.add(await self._backlinks(tracker, entry))
+                    except Exception as exc:
+                        failures.append(self._describe(entry, exc, "backlink"))
+
         for entry in due:
             if entry.key not in mine:  # another replica reads it now: look again soon
                 self._retry_at[entry.key] = now + HELD_RETRY
-                continue
-            try:
-                report.add(await self._read_entry(tracker, entry, plans[entry.key]))
-            except Exception as exc:  # a tracker's failure (or a plugin's bug) stays here
-                await in_thread(store.release, self.engine, [entry.key], owner=self.instance_id)
-                failures.append(self._describe(entry, exc))
-                self._retry_at[entry.key] = entry.schedule.next_tick(self.clock())
-                continue
-            self._retry_at.pop(entry.key, None)
-            if entry.backlink:
-                try:
-                    report.add(await self._backlinks(tracker, entry))
-                except Exception as exc:
-                    failures.append(self._describe(entry, exc, "backlink"))
+        await asyncio.gather(*(one(entry) for entry in due if entry.key in mine))
         report.errors.extend(failures)
         attempted = len([e for e in due if e.key in mine])
         await in_thread(self._note_health, connection, failures, attempted)

@@ -413,3 +413,33 @@ def test_a_resting_connection_is_not_asked_until_its_pause_ends(
         await connections.aclose()
 
     run(scenario)
+
+
+def test_a_connections_entries_are_read_a_few_at_a_time(
+    database_url: str, tracker: tuple[SandboxServer, TrackerData]
+) -> None:
+    server, data = tracker
+    data.delay = 0.2
+    key_results = "".join(
+        f"""\
+      - id: kr{n}
+        title: Result {n}
+        metric: won
+        kind: increase
+        start: 0
+        target: 10
+        work: [{{connection: tracker, parent: EPIC-{n}}}]
+"""
+        for n in range(8)
+    )
+    text = config_text(server.url).split("    key_results:\n")[0] + "    key_results:\n"
+    config = load_config_text(text + key_results, CONNECTORS_WITH_TRACKER)
+    engine = store(database_url, config)
+    work, connections = work_sync(engine, config, Clock(datetime.now(UTC)))
+
+    async def scenario() -> None:
+        assert (await work.refresh()).reads == 8
+        assert 2 <= data.most_in_flight <= 4  # side by side, and bounded
+        await connections.aclose()
+
+    run(scenario)

@@ -10,6 +10,7 @@ connectors and fakes (Jira, GitHub, Linear) are tested beside them.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -45,6 +46,9 @@ class TrackerData:
     issues: dict[str, Issue] = field(default_factory=dict)
     links: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)
     link_puts: int = 0
+    delay: float = 0.0  # seconds each issue search takes
+    in_flight: int = 0
+    most_in_flight: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def add(self, key: str, title: str, parent: str, state: str = "todo") -> None:
@@ -74,6 +78,14 @@ def tracker_app(data: TrackerData) -> Starlette:
             ]
 
     async def issues(request: Request) -> Response:
+        with data.lock:
+            data.in_flight += 1
+            data.most_in_flight = max(data.most_in_flight, data.in_flight)
+        try:
+            await asyncio.sleep(data.delay)
+        finally:
+            with data.lock:
+                data.in_flight -= 1
         found = matching(request)
         return JSONResponse(
             {

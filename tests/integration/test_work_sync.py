@@ -443,3 +443,20 @@ def test_a_connections_entries_are_read_a_few_at_a_time(
         await connections.aclose()
 
     run(scenario)
+
+
+def test_cycle_placeholders_are_the_objectives_cycle(
+    tmp_path: Path, tracker: tuple[SandboxServer, TrackerData]
+) -> None:
+    server, _ = tracker
+    text = config_text(server.url).replace("parent: EPIC-1,", "parent: 'EPIC-{cycle_end}',")
+    config = load_config_text(text, CONNECTORS_WITH_TRACKER)
+    engine = store(f"sqlite:///{tmp_path / 'okrsync.db'}", config)
+    work, connections = work_sync(engine, config, Clock(datetime.now(UTC)))
+
+    async def scenario() -> None:
+        await work.refresh(forced=True)
+        assert [r.query for r in server.requests] == ["q=EPIC-2026-12-31"]
+        await connections.aclose()
+
+    run(scenario)

@@ -138,6 +138,13 @@ class TrackerQuery(WorkQuery):
     parent: str = Field(description="The parent whose children are the work.")
 
 
+def fill(text: str, cycle: CycleWindow) -> str:
+    """The cycle placeholders, as a connector fills them in its own query language."""
+    return text.replace("{cycle_start}", cycle.start.isoformat()).replace(
+        "{cycle_end}", cycle.end.isoformat()
+    )
+
+
 class SmallTracker(
     HttpConnection[TrackerConnection], ConnectorBase[TrackerConnection], WorkTracker
 ):
@@ -148,7 +155,7 @@ class SmallTracker(
         self, query: WorkQuery, cycle: CycleWindow, since: datetime | None
     ) -> Sequence[WorkItem]:
         assert isinstance(query, TrackerQuery)
-        params = {"q": query.parent}
+        params = {"q": fill(query.parent, cycle)}
         if since is not None:
             params["updated_since"] = since.isoformat()
         body = await self.client.get_json("/issues", params=params)
@@ -166,7 +173,7 @@ class SmallTracker(
 
     async def list_work_keys(self, query: WorkQuery, cycle: CycleWindow) -> Sequence[str]:
         assert isinstance(query, TrackerQuery)
-        body = await self.client.get_json("/issue-keys", params={"q": query.parent})
+        body = await self.client.get_json("/issue-keys", params={"q": fill(query.parent, cycle)})
         return list(body["keys"])
 
     async def put_backlink(self, item: str, link: Backlink, ref: str | None) -> str | None:

@@ -135,6 +135,7 @@ class WorkSync:
         # entries whose last read failed wait for their schedule's next tick after the failure
         self._retry_at: dict[str, datetime] = {}
         self._rows_ready = False
+        self._leftovers_checked: set[str] = set()  # connections whose stray links were taken off
         self._locks: dict[str, asyncio.Lock] = {}
         self._queued: set[str] = set()  # connections with a requested refresh waiting
         self._relink: dict[str, set[str]] = {}  # connection → entries whose backlinks wait
@@ -319,6 +320,12 @@ class WorkSync:
                 self._retry_at[entry.key] = entry.schedule.next_tick(now)
             return report
         failures: list[str] = []
+        if connection not in self._leftovers_checked:
+            try:
+                report.add(await self._take_off_leftovers(tracker, connection))
+                self._leftovers_checked.add(connection)
+            except Exception as exc:  # tried again with the next read
+                failures.append(self._describe(due[0], exc, "backlink"))
         limit = asyncio.Semaphore(ENTRY_CONCURRENCY)
 
         async def one(entry: WorkDef) -> None:
@@ -449,6 +456,32 @@ class WorkSync:
                     now=self.clock(),
                 )
                 report.backlinks_removed += 1
+        return report
+
+    async def _take_off_leftovers(self, tracker: WorkTracker, connection: str) -> WorkReport:
+        """Once per process and connection: links okrsync put on items whose entry no longer
+        keeps one (it left the config, or says ``backlink: false`` now) are taken off."""
+        report = WorkReport()
+        keeping = [e.key for e in self.entries if e.backlink and e.connection == connection]
+        for left in await in_thread(store.leftover_links, self.engine, connection, keeping):
+            link = Backlink(
+                key_result_id=left.key_result_id,
+                key_result_title=left.key_result_id,
+                progress_display=None,
+                status=Status.NO_DATA,
+                url=None,
+            )
+            await tracker.remove_backlink(left.item_key, link, left.ref)
+            await in_thread(
+                store.note_backlink,
+                self.engine,
+                left.work_key,
+                left.item_key,
+                ref=None,
+                shown=None,
+                now=self.clock(),
+            )
+            report.backlinks_removed += 1
         return report
 
     def backlink_for(self, key_result_id: str) -> Backlink:

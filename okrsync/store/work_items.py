@@ -221,6 +221,37 @@ def unlink_retired(engine: Engine, live: Collection[str], now: datetime) -> int:
     return len(rows)
 
 
+@dataclass(frozen=True)
+class LeftoverLink:
+    """A backlink okrsync put on an item whose entry no longer keeps one (the entry left the
+    config, or says ``backlink: false`` now)."""
+
+    work_key: str
+    item_key: str
+    key_result_id: str
+    ref: str | None
+
+
+def leftover_links(engine: Engine, connection: str, keeping: Collection[str]) -> list[LeftoverLink]:
+    """Items of ``connection`` that carry a backlink though their entry is not in ``keeping``
+    (the entries with ``backlink: true``)."""
+    with session_scope(engine) as session:
+        rows = session.exec(
+            select(WorkItemRow)
+            .where(
+                col(WorkItemRow.connection) == connection,
+                col(WorkItemRow.backlink_shown).is_not(None),
+                col(WorkItemRow.key_result_id).is_not(None),
+                col(WorkItemRow.work_key).not_in(list(keeping)),
+            )
+            .order_by(col(WorkItemRow.work_key), col(WorkItemRow.item_key))
+        ).all()
+        return [
+            LeftoverLink(r.work_key, r.item_key, r.key_result_id or "", r.backlink_ref)
+            for r in rows
+        ]
+
+
 def backlinks_to_check(engine: Engine, work_key: str) -> list[BacklinkState]:
     """Linked items (each may need its backlink put or refreshed) and unlinked items that still
     carry one (to take off), in key order."""

@@ -263,6 +263,16 @@ def test_backlinks_are_put_once_and_again_only_on_a_material_change(
         assert (gone.backlink_ref, gone.backlink_shown) == (None, None)
         await connections.aclose()
 
+        # the config now says backlink: false: a restarted process takes the links off
+        plain = load_config_text(config_text(server.url), CONNECTORS_WITH_TRACKER)
+        restarted, again = work_sync(engine, plain, clock)
+        report = await restarted.refresh(forced=True)
+        assert report.backlinks_removed == 2
+        assert data.links == {}
+        assert all(row.backlink_shown is None for row in items(engine).values())
+        assert (await restarted.refresh(forced=True)).backlinks_removed == 0
+        await again.aclose()
+
     run(scenario)
 
 

@@ -282,7 +282,13 @@ def sync(
 
     async def work(a: App) -> Any:
         a.apply_definitions()
-        return await a.sync.run_once(key_results=kr or None, trigger="manual")
+        report = await a.sync.run_once(key_results=kr or None, trigger="manual")
+        if not kr:  # and the work linked to key results and objectives
+            from okrsync.engine.work_sync import WorkSync
+
+            work = await WorkSync.from_sync(a.sync).refresh(forced=True)
+            report.errors.extend(work.errors)
+        return report
 
     with activity(
         f"sync: {len(app_.config.metrics)} metrics, then their mirrors",

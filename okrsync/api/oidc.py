@@ -39,7 +39,7 @@ from okrsync.api import csrf
 from okrsync.api.auth import bearer_token
 from okrsync.api.principal import dashboard_refusal
 from okrsync.api.viewer import Viewer
-from okrsync.errors import OkrsyncError
+from okrsync.errors import SettingsError
 from okrsync.settings import Settings
 
 with warnings.catch_warnings():  # Authlib 1.9 warns on import: it prefers httpx2 and joserfc
@@ -65,8 +65,9 @@ lists, after those named by ``OKRSYNC_OIDC_REQUIRED_GROUPS``."""
 MIN_SESSION_SECRET = 32
 
 
-class OidcSettingsError(OkrsyncError):
-    """An OpenID Connect setting is missing or wrong; the message names the setting."""
+class OidcSettingsError(SettingsError):
+    """An OpenID Connect setting is missing or wrong; the message names the setting (one line,
+    exit 2, as every bad setting)."""
 
 
 @dataclass(frozen=True)

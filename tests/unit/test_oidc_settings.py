@@ -28,7 +28,8 @@ from okrsync.api.oidc import (
     oidc_config,
 )
 from okrsync.api.sign_in import check_in_rule
-from okrsync.settings import Settings
+from okrsync.errors import SettingsError
+from okrsync.settings import Settings, load_settings
 
 SESSION_SECRET = "s" * 32
 
@@ -104,14 +105,18 @@ def test_plain_http_is_for_this_machine_only() -> None:
 def test_a_wrong_setting_is_named(changes: dict[str, Any], message: str) -> None:
     with pytest.raises(OidcSettingsError, match=message) as caught:
         config(**changes)
+    assert isinstance(caught.value, SettingsError)  # one line, exit 2, as every bad setting
     assert "client-secret" not in str(caught.value)
     assert SESSION_SECRET not in str(caught.value)
 
 
-def test_the_secrets_come_from_secrets_files(tmp_path: Path) -> None:
+def test_the_secrets_come_from_secrets_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (tmp_path / "okrsync_oidc_client_secret").write_text("from-a-file")
     (tmp_path / "okrsync_session_secret").write_text("f" * 40)
-    loaded = Settings(_secrets_dir=tmp_path)  # type: ignore[call-arg]
+    monkeypatch.setenv("OKRSYNC_SECRETS_DIR", str(tmp_path))
+    loaded = load_settings()
     assert loaded.oidc_client_secret is not None
     assert loaded.oidc_client_secret.get_secret_value() == "from-a-file"
     assert loaded.session_secret is not None

@@ -39,6 +39,7 @@ from okrsync.config.fields import (
     listed,
     refuse,
 )
+from okrsync.domain.cycles import DEFAULT_CLOSE_AFTER, Every, Span
 from okrsync.domain.expressions import Expression
 from okrsync.domain.pacing import DeliveryPolicy, QuietHours
 from okrsync.domain.plausibility import UNBOUNDED, Bounds
@@ -61,9 +62,14 @@ class CycleDef:
     id: str
     start: date
     end: date
+    close_after: timedelta = DEFAULT_CLOSE_AFTER  # the grace period after ``end`` (closing)
+    series: str | None = None  # the id template of the series it was generated from
 
     def window(self) -> CycleWindow:
         return CycleWindow(self.id, self.start, self.end)
+
+    def span(self) -> Span:
+        return Span(self.id, self.start, self.end)
 
 
 @dataclass(frozen=True)
@@ -193,6 +199,13 @@ class DefaultsDocument(_Document):
         default=None, description="Default metric schedule: 'every 15m' or a cron expression."
     )
     stale_after: fields.Duration = Field(default=None, description=_DURATION_HELP)
+    close_after: fields.Duration = Field(
+        default=None,
+        description="How long a cycle stays 'closing' after its end before it closes; default 7d.",
+    )
+
+
+_CLOSE_AFTER_HELP = "Grace period after the end (values still update), then closed; default 7d."
 
 
 class CycleDocument(_Document):
@@ -201,9 +214,22 @@ class CycleDocument(_Document):
     id: CycleId
     start: Day
     end: Day
+    close_after: fields.Duration = Field(default=None, description=_CLOSE_AFTER_HELP)
 
 
-CycleList = Annotated[list[CycleDocument], listed("cycles")]
+class CycleSeriesDocument(_Document):
+    """A generated series of cycles: one every month, quarter or half-year from a date on."""
+
+    every: Every = Field(description="How long each cycle lasts: month, quarter or half.")
+    from_: Day = Field(alias="from", description="First day of the first cycle.")
+    id: NonEmptyText = Field(
+        description="Id template, e.g. '{year}-Q{quarter}': {year}, {quarter}, {half}, "
+        "{month} (01-12)."
+    )
+    close_after: fields.Duration = Field(default=None, description=_CLOSE_AFTER_HELP)
+
+
+CycleList = Annotated[list[CycleDocument | CycleSeriesDocument], listed("cycles")]
 
 
 class ConnectionCommon(_Document):

@@ -144,6 +144,8 @@ def webhook_payload(update: KeyResultUpdate, event: str) -> dict[str, Any]:
         "stale": update.stale,
         "checked_at": None if update.checked_at is None else update.checked_at.isoformat(),
         "delivery_id": update.idempotency_key,
+        "final": update.final,  # the cycle closed: these are the frozen final values
+        "score": decimal_text(update.score),
     }
 
 

@@ -115,6 +115,9 @@ class KeyResultUpdate(BaseModel):
     # A sink should say so beside the number ("stale: last confirmed 3 h ago").
     stale: bool = False
     checked_at: datetime | None = None  # the last time a source confirmed ``value``
+    # The cycle closed: this is the key result's frozen final state, sent once per mirror.
+    final: bool = False
+    score: Decimal | None = None  # 0.0-1.0; set on the final push of a closed cycle
 
 
 class ObjectiveUpdate(BaseModel):

@@ -129,6 +129,8 @@ async def test_payload_and_headers_are_exact(signed_receiver: Receiver, sink: We
         "stale": False,
         "checked_at": None,
         "delivery_id": "delivery-0001",
+        "final": False,
+        "score": None,
     }
     (request,) = signed_receiver.server.requests
     headers = request.headers

@@ -36,7 +36,9 @@ def dashboard(ctx: ApiContext) -> list[BaseRoute]:
             raise
         log.warning("dashboard_missing", detail="okrsync.api.dashboard is not installed")
         return []
-    return list(dashboard_routes(ctx.engine, ctx.clock))
+    from okrsync.api.cycle_pages import cycle_routes
+
+    return [*dashboard_routes(ctx.engine, ctx.clock), *cycle_routes(ctx)]
 
 
 def build_app(ctx: ApiContext) -> FastAPI:

@@ -98,14 +98,21 @@ svg .grid{stroke:#eee}svg text{font-size:11px;fill:#555}
 """
 
 
-def report_html(report: CycleReport, now: datetime) -> str:
-    e = html.escape
-    parts = [
+def _page_head(title: str) -> list[str]:
+    return [
         "<!doctype html>",
         '<html lang="en"><head><meta charset="utf-8">',
-        f"<title>{e(_heading(report))}</title><style>{_STYLE}</style></head><body>",
-        f"<h1>{e(_heading(report))}</h1>",
+        f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head><body>",
     ]
+
+
+def report_html(report: CycleReport, now: datetime, *, back: str | None = None) -> str:
+    """The report as one page; ``back``: a link to the list of cycles (on the dashboard)."""
+    e = html.escape
+    parts = _page_head(_heading(report))
+    if back is not None:
+        parts.append(f'<p><a href="{e(back)}">All cycles</a></p>')
+    parts.append(f"<h1>{e(_heading(report))}</h1>")
     if report.closed_at is not None:
         parts.append(f"<p>Closed at {e(report.closed_at.isoformat())}.</p>")
     if not report.objectives:
@@ -132,4 +139,26 @@ def report_html(report: CycleReport, now: datetime) -> str:
             parts.append(f'<figure class="chart">{_chart(kr, report, now)}</figure>')
         parts.append("</section>")
     parts.append("</body></html>")
+    return "\n".join(parts) + "\n"
+
+
+def cycles_html(reports: list[CycleReport], base: str) -> str:
+    """The dashboard's list of cycles, newest first: state and each objective's score, read-only;
+    each links to its report."""
+    e = html.escape
+    parts = [
+        *_page_head("Cycles · okrsync"),
+        f'<p><a href="{e(base)}/">Dashboard</a></p><h1>Cycles</h1>',
+        "<table><thead><tr><th>cycle</th><th>dates</th><th>state</th><th>scores</th>"
+        "<th>objectives</th></tr></thead><tbody>",
+    ]
+    for report in reports:
+        scores = ", ".join(f"{o.title} {_score(o.score)}" for o in report.objectives) or NONE
+        parts.append(
+            f'<tr id="cycle-{e(report.id)}"><td><a href="{e(base)}/cycles/{e(report.id)}">'
+            f"{e(report.id)}</a></td><td>{report.start} {RANGE} {report.end}</td>"
+            f"<td>{e(report.state)}</td><td>{'final' if report.final else 'current'}</td>"
+            f"<td>{e(scores)}</td></tr>"
+        )
+    parts.append("</tbody></table></body></html>")
     return "\n".join(parts) + "\n"

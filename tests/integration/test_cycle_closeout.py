@@ -14,12 +14,16 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import pytest
 from pydantic import SecretStr
 from sqlmodel import select
+from starlette.applications import Starlette
 
 from connectors.http_json import connector as http_json
 from connectors.webhook.receiver import ReceiverState, receiver_app
+from okrsync.api.context import ApiContext
+from okrsync.api.cycle_pages import cycle_routes
 from okrsync.app import App
 from okrsync.config import load_config_text
 from okrsync.engine.closeout import CycleCloser
@@ -169,6 +173,7 @@ async def test_a_cycle_closes_once_under_a_running_daemon(
     # restart (a replica, or the next start): the close-out is not written or pushed twice
     app = open_app()
     try:
+        pages = await asyncio.to_thread(dashboard_pages, app)
         reports, closed, _next = CycleCloser(app.engine, app.config, clock=app.clock).close_due()
         assert reports == [] and closed == {"2026-Q4"}
         again = CycleCloser(app.engine, app.config, clock=app.clock).close("2026-Q4", by="command")
@@ -189,3 +194,17 @@ async def test_a_cycle_closes_once_under_a_running_daemon(
     assert frozen.score is not None and rows[1].score == frozen.score
     assert cycle is not None and cycle.closed_at == CLOSES + timedelta(seconds=30)
     assert cycle.closed_by == "calendar"
+    listing, report, missing = pages
+    assert 'id="cycle-2026-Q4"' in listing and ">closed</td><td>final</td>" in listing
+    assert f"<td>Last quarter {rows[1].score:.2f}</td>" in listing  # the frozen score
+    assert "Cycle 2026-Q4" in report and "final scores" in report and "<svg" in report
+    assert missing == 404
+
+
+def dashboard_pages(app: App) -> tuple[str, str, int]:
+    """The dashboard's list of cycles and the closed cycle's page, over a socket."""
+    site = Starlette(routes=cycle_routes(ApiContext.from_app(app)))
+    with SandboxServer(site, name="dashboard") as server, httpx.Client(base_url=server.url) as web:
+        listing, report = web.get("/cycles"), web.get("/cycles/2026-Q4")
+        assert listing.status_code == report.status_code == 200
+        return listing.text, report.text, web.get("/cycles/nope").status_code

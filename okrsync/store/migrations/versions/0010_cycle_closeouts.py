@@ -1,7 +1,7 @@
 """cycle close-out: cycles.closed_at/closed_by and the frozen cycle_closeouts record
 
 Revision ID: 0010
-Revises: 0009
+Revises: 0008 (becomes 0009 once the check-ins migration is on main)
 Create Date: 2026-12-07
 """
 

@@ -10,6 +10,7 @@ closed (its frozen record does not move). Every request the fake receives is cou
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -26,13 +27,13 @@ from okrsync.api.context import ApiContext
 from okrsync.api.cycle_pages import cycle_routes
 from okrsync.app import App
 from okrsync.config import load_config_text
-from okrsync.engine.closeout import CycleCloser
+from okrsync.engine.closeout import CloseReport, CycleCloser
 from okrsync.engine.daemon import Daemon, stop_within
 from okrsync.plugins import load_registry
 from okrsync.sandbox import SandboxServer
 from okrsync.settings import Settings
 from okrsync.store.db import session_scope
-from okrsync.store.tables import CycleCloseoutRow, CycleRow, KeyResultRow
+from okrsync.store.tables import CycleCloseoutRow, CycleRow, DeliveryRow, KeyResultRow
 
 CLOSES = datetime(2027, 1, 2, tzinfo=UTC)  # 2026-Q4's end (12-31) + 1 day of grace
 T0 = CLOSES - timedelta(minutes=3, seconds=30)
@@ -208,3 +209,42 @@ def dashboard_pages(app: App) -> tuple[str, str, int]:
         listing, report = web.get("/cycles"), web.get("/cycles/2026-Q4")
         assert listing.status_code == report.status_code == 200
         return listing.text, report.text, web.get("/cycles/nope").status_code
+
+
+async def test_two_replicas_closing_at_once_write_one_record(
+    database_url: str, servers: Servers
+) -> None:
+    """Two replicas (two engines on one PostgreSQL store) close the same cycle at the same
+    moment: one writes the record and queues the finals, the other finds it closed."""
+    if database_url.startswith("sqlite"):
+        pytest.skip("SQLite is single-node: one daemon per store file")
+    api, _data, hook, _receiver = servers
+    registry = load_registry()
+    text = config(api.url, str(http_json.sandbox()["token"]), hook.url)
+    apps = [
+        App.open(
+            Settings(database_url=SecretStr(database_url), instance_id=f"replica-{n}"),
+            config=load_config_text(text, registry.connectors, today=CLOSES.date()),
+            registry=registry,
+            clock=lambda: CLOSES,
+        )
+        for n in range(2)
+    ]
+    try:
+        apps[0].apply_definitions()
+        barrier = threading.Barrier(2)
+
+        def close(app: App) -> CloseReport:
+            barrier.wait()
+            return CycleCloser(app.engine, app.config, clock=app.clock).close("2026-Q4", by="x")
+
+        reports = await asyncio.gather(*(asyncio.to_thread(close, a) for a in apps))
+        with session_scope(apps[0].engine) as session:
+            records = session.exec(select(CycleCloseoutRow)).all()
+            finals = session.exec(select(DeliveryRow)).all()
+    finally:
+        for app in apps:
+            await app.aclose()
+    assert sorted(r.closed_now for r in reports) == [False, True]
+    assert len(records) == 2  # the key result and its objective, once
+    assert len([d for d in finals if d.payload.get("final")]) == 2  # one per mirror

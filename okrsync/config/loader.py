@@ -152,7 +152,9 @@ def _check(
         return None
     if cycle_reader.current is not None:  # objectives that follow the series
         objectives = tuple(
-            dataclasses.replace(o, cycle=cycle_reader.current) if o.cycle == CURRENT else o
+            dataclasses.replace(o, cycle=cycle_reader.current, follows_series=True)
+            if o.cycle == CURRENT
+            else o
             for o in objectives
         )
     return Config(

@@ -142,6 +142,7 @@ class ObjectiveDef:
     key_results: tuple[KeyResultDef, ...]
     line: int | None = None
     mirrors: tuple[MirrorDef, ...] = ()  # digest mirrors: the whole objective in one message
+    follows_series: bool = False  # ``cycle: current``: its cycle is the series' current one
 
 
 @dataclass(frozen=True)

@@ -150,6 +150,13 @@ class CycleCloser:
                 objectives=report.objectives,
                 finals_queued=report.finals_queued,
             )
+            following = [
+                o.id for o in self.config.objectives if o.cycle == cycle_id and o.follows_series
+            ]
+            if following:  # they roll into the next cycle when the config is next loaded
+                log.warning(
+                    "cycle_closed_restart_to_roll_over", cycle=cycle_id, objectives=following
+                )
         return report
 
     def _close(self, session: Session, cycle: CycleDef, now: datetime, by: str) -> CloseReport:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -20,6 +20,7 @@ import pytest
 from pydantic import SecretStr
 from sqlmodel import select
 from starlette.applications import Starlette
+from structlog.testing import capture_logs
 
 from connectors.http_json import connector as http_json
 from connectors.webhook.receiver import ReceiverState, receiver_app
@@ -248,3 +249,37 @@ async def test_two_replicas_closing_at_once_write_one_record(
     assert sorted(r.closed_now for r in reports) == [False, True]
     assert len(records) == 2  # the key result and its objective, once
     assert len([d for d in finals if d.payload.get("final")]) == 2  # one per mirror
+
+
+async def test_closing_a_cycle_that_objectives_follow_says_a_restart_rolls_them_over(
+    database_url: str, servers: Servers
+) -> None:
+    api, _data, hook, _receiver = servers
+    registry = load_registry()
+    text = config(api.url, str(http_json.sandbox()["token"]), hook.url).replace(
+        "  - {id: 2026-Q4, start: 2026-10-01, end: 2026-12-31, close_after: 1d}\n"
+        "  - {id: 2027-Q1, start: 2027-01-01, end: 2027-03-31}\n",
+        '  - {every: quarter, from: 2026-10-01, id: "{year}-Q{quarter}", close_after: 1d}\n',
+    )
+    text = text.replace("cycle: 2026-Q4", "cycle: current")
+    loaded = load_config_text(text, registry.connectors, today=date(2027, 1, 1))
+    assert loaded.objective("old").cycle == "2026-Q4"  # still closing: it stays
+    app = App.open(
+        Settings(database_url=SecretStr(database_url)),
+        config=loaded,
+        registry=registry,
+        clock=lambda: CLOSES,
+    )
+    try:
+        app.apply_definitions()
+        with capture_logs() as logs:
+            reports, closed, _next = CycleCloser(
+                app.engine, app.config, clock=app.clock
+            ).close_due()
+    finally:
+        await app.aclose()
+    assert [r.cycle_id for r in reports] == ["2026-Q4"] and closed == {"2026-Q4"}
+    (warning,) = [e for e in logs if e["event"] == "cycle_closed_restart_to_roll_over"]
+    assert warning["objectives"] == ["old"]
+    later = load_config_text(text, registry.connectors, today=CLOSES.date())
+    assert later.objective("old").cycle == "2027-Q1"  # the next load rolls it over

@@ -65,6 +65,7 @@ def test_explicit_and_series_cycles_across_a_year_boundary() -> None:
     assert (q1.start, q1.end) == (date(2027, 1, 1), date(2027, 3, 31))
     assert q4.close_after == timedelta(days=7)  # the default
     assert loaded.objectives[0].cycle == "2026-Q4"
+    assert loaded.objectives[0].follows_series
 
 
 def test_current_stays_on_a_closing_cycle_and_rolls_over_once_it_closed() -> None:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_SECRETS_DIR = Path("/run/secrets")
@@ -36,8 +37,24 @@ class Settings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8080, ge=0, le=65535)
     api_token: SecretStr | None = None  # bearer token for every write; none: writes refused
+    # sign-in (okrsync.api.principal): reads need a principal with the read scope unless this
+    public_read: bool = False
+    # addresses/CIDRs (comma-separated) whose X-Forwarded-Email/-Groups headers are believed
+    trusted_proxies: str = ""
+    # groups (or e-mails), comma-separated, whose signed-in people get the admin scope
+    admin_groups: str = ""
     # webhook events: the first runs at once, later ones within this window together
     hook_debounce_seconds: float = Field(default=2.0, ge=0)
     ready_heartbeat_seconds: float = Field(
         default=420.0, gt=0
     )  # scheduler silent longer: not ready
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, value: str) -> str:
+        for part in filter(None, (p.strip() for p in value.split(","))):
+            try:
+                ipaddress.ip_network(part, strict=False)
+            except ValueError:
+                raise ValueError(f"{part!r} is not an IP address or CIDR") from None
+        return value

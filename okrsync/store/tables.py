@@ -287,3 +287,22 @@ class CycleCloseoutRow(SQLModel, table=True):
     score: Decimal | None = _decimal()
     confidence: int | None = None
     closed_at: datetime = Field(sa_type=UtcDateTime)
+
+
+class ApiTokenRow(SQLModel, table=True):
+    """An API token (``okrsync token create``): its SHA-256, never the token itself."""
+
+    __tablename__ = "api_tokens"
+    __table_args__ = (
+        UniqueConstraint("name", name="uq_api_tokens_name"),
+        UniqueConstraint("token_sha256", name="uq_api_tokens_token_sha256"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=100)
+    prefix: str = Field(max_length=20)  # the token's first characters, shown to tell tokens apart
+    token_sha256: str = Field(max_length=64)
+    scopes: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(sa_type=UtcDateTime)
+    last_used_at: datetime | None = _when()
+    revoked_at: datetime | None = _when()

@@ -30,10 +30,17 @@ from sqlalchemy import Engine, insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from okrsync.config import Config, CycleDef, ObjectiveDef
+from okrsync.config import Config, CycleDef, KeyResultDef, ObjectiveDef
 from okrsync.domain.cycles import CycleState, closes_at, state_at
+from okrsync.domain.grading import (
+    DEFAULT_GRADING,
+    GradingRule,
+    WeightedScore,
+    objective_score,
+    score,
+)
 from okrsync.domain.pacing import DeliveryPolicy, earliest_push
-from okrsync.domain.progress import ONE, display_progress
+from okrsync.domain.progress import ONE
 from okrsync.domain.status import Weighted, objective_status, rollup
 from okrsync.engine.outbox import (
     DELIVERY_TABLE,
@@ -90,9 +97,15 @@ def open_key_result_ids(config: Config, closed: Iterable[str]) -> set[str]:
     return {kr.id for o in config.objectives if o.cycle not in shut for kr in o.key_results}
 
 
-def key_result_score(progress: Decimal | None) -> Decimal | None:
-    """A key result's score from its progress: the clamped progress."""
-    return None if progress is None else display_progress(progress)
+def key_result_score(kr: KeyResultDef, value: Decimal | None) -> Decimal | None:
+    """A key result's score (0-1) for ``value``, graded by :mod:`okrsync.domain.grading` with
+    the key result's ``stretch`` and ``grading`` rule where the config gives them."""
+    stretch = getattr(kr, "stretch", None)
+    rule = getattr(kr, "grading", None) or DEFAULT_GRADING
+    try:
+        return score(kr.target_spec, value, stretch=stretch, rule=GradingRule(rule))
+    except ValueError:  # a value the spec cannot grade (the config refuses bad specs)
+        return None
 
 
 class CycleCloser:
@@ -226,9 +239,11 @@ class CycleCloser:
             seq = next_sequence(session, mirror.key)
             if seq is None:
                 continue
-            update = key_result_update(owner[mirror.key_result_id], state, now, key)
+            objective = owner[mirror.key_result_id]
+            kr = next(k for k in objective.key_results if k.id == mirror.key_result_id)
+            update = key_result_update(objective, state, now, key)
             update = update.model_copy(
-                update={"final": True, "score": key_result_score(state.progress)}
+                update={"final": True, "score": key_result_score(kr, state.value)}
             )
             policy = policies.get(mirror.key, DeliveryPolicy())
             quiet = DeliveryPolicy(quiet_hours=policy.quiet_hours)
@@ -250,14 +265,14 @@ def _records(
     """The frozen rows of one objective: each key result, then the objective itself."""
     rows: list[dict[str, object]] = []
     weighted: list[Weighted] = []
-    scores: list[Weighted] = []
+    scores: list[WeightedScore] = []
     for position, kr in enumerate(objective.key_results):
         state = states.get(kr.id)
         value = state.value if state is not None else None
         progress = state.progress if state is not None else None
-        score = key_result_score(progress)
+        graded = key_result_score(kr, value)
         weighted.append(Weighted(progress, kr.weight))
-        scores.append(Weighted(score, kr.weight))
+        scores.append(WeightedScore(graded, kr.weight))
         rows.append(
             {
                 "cycle_id": objective.cycle,
@@ -274,7 +289,7 @@ def _records(
                 "value": value,
                 "progress": progress,
                 "status": state.status if state is not None else "no_data",
-                "score": score,
+                "score": graded,
                 "confidence": getattr(state, "confidence", None),
                 "closed_at": now,
             }
@@ -296,7 +311,7 @@ def _records(
             "value": None,
             "progress": progress,
             "status": objective_status(progress, ONE).value,
-            "score": rollup(scores),
+            "score": objective_score(scores),
             "confidence": None,
             "closed_at": now,
         }

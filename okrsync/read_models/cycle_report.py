@@ -19,6 +19,7 @@ from sqlmodel import Session, col, select
 
 from okrsync.config import Config, CycleDef, ObjectiveDef
 from okrsync.domain.cycles import day_start, ends_at, state_at
+from okrsync.domain.grading import WeightedScore, objective_score
 from okrsync.domain.progress import ONE
 from okrsync.domain.status import Weighted, elapsed_fraction, objective_status, rollup
 from okrsync.engine.closeout import KEY_RESULT, OBJECTIVE, key_result_score
@@ -166,14 +167,14 @@ def _current(
     }
     krs: list[KeyResultReport] = []
     progress: list[Weighted] = []
-    scores: list[Weighted] = []
+    scores: list[WeightedScore] = []
     for kr in objective.key_results:
         row = rows.get(kr.id)
         value = row.value if row is not None else None
         p = row.progress if row is not None else None
-        score = key_result_score(p)
+        score = key_result_score(kr, value)
         progress.append(Weighted(p, kr.weight))
-        scores.append(Weighted(score, kr.weight))
+        scores.append(WeightedScore(score, kr.weight))
         confidence: Any = getattr(row, "confidence", None)
         krs.append(
             KeyResultReport(
@@ -204,7 +205,7 @@ def _current(
         weight=format(objective.weight, "f"),
         progress=_text(overall),
         status=objective_status(overall, elapsed).value,
-        score=_text(rollup(scores)),
+        score=_text(objective_score(scores)),
         key_results=krs,
     )
 

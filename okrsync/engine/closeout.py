@@ -20,7 +20,7 @@ key results read (:func:`open_metric_names`): zero vendor requests for a closed 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -120,11 +120,16 @@ class CycleCloser:
         with session_scope(self.engine) as session:
             return closed_in_store(session)
 
-    def close_due(self) -> tuple[list[CloseReport], set[str], datetime | None]:
+    def close_due(
+        self, busy: Collection[str] = ()
+    ) -> tuple[list[CloseReport], set[str], datetime | None]:
         """Close every cycle whose grace period is over and that is not closed yet.
 
-        Returns what it closed, every closed cycle's id (in the store, after this), and when the
-        next cycle of the config closes by the calendar (for the daemon's wake-up)."""
+        A cycle one of whose key results reads a ``busy`` connection (this process is fetching
+        from it) waits for a later pass: the value being fetched is recorded first, so no
+        change is queued for a mirror after its final push. Returns what it closed, every
+        closed cycle's id (in the store, after this), and when the next cycle of the config
+        closes by the calendar (for the daemon's wake-up)."""
         now = self.clock()
         closed = self.closed()
         reports: list[CloseReport] = []
@@ -133,6 +138,8 @@ class CycleCloser:
             if cycle.id in closed:
                 continue
             state = state_at(cycle.span(), now, close_after=cycle.close_after)
+            if state is CycleState.CLOSED and self._reads(cycle.id) & set(busy):
+                continue  # the run that ends it wakes the daemon again
             if state is CycleState.CLOSED:
                 report = self.close(cycle.id, by=CALENDAR)
                 reports.append(report)
@@ -141,6 +148,17 @@ class CycleCloser:
                 moment = _closes_at(cycle)
                 upcoming = moment if upcoming is None else min(upcoming, moment)
         return reports, set(closed), upcoming
+
+    def _reads(self, cycle_id: str) -> set[str]:
+        """The connections the key results of ``cycle_id`` read."""
+        return {
+            self.config.metrics[name].connection
+            for o in self.config.objectives
+            if o.cycle == cycle_id
+            for kr in o.key_results
+            for name in kr.metric_names()
+            if name in self.config.metrics
+        }
 
     def close(self, cycle_id: str, *, by: str) -> CloseReport:
         """Close ``cycle_id`` now (once): freeze its record, queue its final pushes."""

@@ -349,7 +349,8 @@ class Daemon:
         requests, self._requests = self._requests, []
         for request in requests:
             self._spawn(self._requested(request), f"requested:{request.trigger}")
-        closed_now, self.closed_cycles, next_close = await in_thread(self.closer.close_due)
+        busy = frozenset(self.fetching)
+        closed_now, self.closed_cycles, next_close = await in_thread(self.closer.close_due, busy)
         self._forget_closed()
         recorded = await in_thread(self.last_runs)
         due, wake = self.due_metrics(now, recorded)

@@ -283,3 +283,31 @@ async def test_closing_a_cycle_that_objectives_follow_says_a_restart_rolls_them_
     assert warning["objectives"] == ["old"]
     later = load_config_text(text, registry.connectors, today=CLOSES.date())
     assert later.objective("old").cycle == "2027-Q1"  # the next load rolls it over
+
+
+async def test_a_cycle_waits_to_close_while_its_connection_is_being_fetched(
+    database_url: str, servers: Servers
+) -> None:
+    """A value still being fetched for the cycle is recorded before the close, so no change is
+    queued for a mirror after its final push."""
+    api, _data, hook, _receiver = servers
+    registry = load_registry()
+    text = config(api.url, str(http_json.sandbox()["token"]), hook.url)
+    app = App.open(
+        Settings(database_url=SecretStr(database_url)),
+        config=load_config_text(text, registry.connectors, today=CLOSES.date()),
+        registry=registry,
+        clock=lambda: CLOSES,
+    )
+    try:
+        app.apply_definitions()
+        closer = CycleCloser(app.engine, app.config, clock=app.clock)
+        assert closer.close_due(busy={"hook"})[0][0].cycle_id == "2026-Q4"  # not a source of it
+        assert closer.close("2026-Q4", by="x").closed_now is False
+        waited = CycleCloser(app.engine, app.config, clock=lambda: CLOSES + timedelta(days=100))
+        reports, closed, _next = waited.close_due(busy={"api"})  # 2027-Q1 reads api too
+        assert reports == [] and closed == {"2026-Q4"}
+        reports, closed, _next = waited.close_due()
+        assert [r.cycle_id for r in reports] == ["2027-Q1"]
+    finally:
+        await app.aclose()

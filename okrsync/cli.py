@@ -656,6 +656,9 @@ def demo(
         out.print("\ndemo stopped")
 
 
+import okrsync.cli_work  # noqa: E402, F401 - registers `okrsync work`
+
+
 def main() -> None:  # pragma: no cover - console entry point
     try:
         app()

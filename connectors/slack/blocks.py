@@ -12,6 +12,10 @@ the core for the previous state.
 A *stale* key result (no source confirmed its value within its ``stale_after``) keeps its number
 but gains a ``:warning: Stale — last confirmed <time>`` line, and its metadata ``"stale": true``;
 the next fresh push edits the line away again.
+
+A key result with linked work (issue 15) gains the line ``work: 12 done · 5 in progress · 3 to
+do`` and the items done since the last push (:mod:`connectors.slack.work_text`), in its message
+and on its digest line.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+from connectors.slack.work_text import work_lines
 from okrsync.sdk.models import KeyResultUpdate, ObjectiveUpdate, Status
 
 EVENT_TYPE = "okrsync_state"
@@ -124,6 +129,8 @@ def key_result_blocks(update: KeyResultUpdate, link: str | None = None) -> list[
     body = f"_{escape(update.objective_title)}_\n`{progress_bar(progress)}` *{percent(progress)}*"
     if update.stale:
         body += f"\n{stale_text(update)}"
+    if update.work is not None:
+        body += f"\n{work_lines(update.work)}"
     return [
         {
             "type": "header",
@@ -187,6 +194,8 @@ def digest_blocks(update: ObjectiveUpdate, link: str | None = None) -> list[dict
         )
         if kr.stale:
             line += f"\n{stale_text(kr)}"
+        if kr.work is not None:
+            line += f"\n{work_lines(kr.work)}"
         blocks.append(
             {"type": "section", "text": {"type": "mrkdwn", "text": clip(line, SECTION_LIMIT)}}
         )

@@ -18,6 +18,11 @@ number is a binary float in most receivers' parsers and 0.1 + 0.2 must not becom
 ``stale`` is true while no source has confirmed ``value`` within the key result's
 ``stale_after``; ``checked_at`` is the last time one did (``null``: never).
 
+A key result with linked work (a ``work`` entry, issue 15) also carries ``"work": {"todo": 3,
+"in_progress": 5, "done": 12, "done_since": "…", "done_recently": [{"connection", "key",
+"title", "url", "done_at"}, …], "done_recently_total": 2}``: its linked items by state and the
+items done since the state the mirror showed before (:mod:`okrsync.sdk.work_summary`).
+
 Headers: ``Idempotency-Key`` (the update's key: a receiver that stores it can drop the
 duplicates that at-least-once delivery brings), ``X-Okrsync-Event``, ``X-Okrsync-Timestamp``
 and, when the connection has a secret, ``X-Okrsync-Signature`` (see
@@ -53,6 +58,7 @@ from okrsync.sdk.http import (
 )
 from okrsync.sdk.models import KeyResultUpdate, ObjectiveUpdate, PushResult
 from okrsync.sdk.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
+from okrsync.sdk.work_summary import WorkSummary
 
 # A receiver answers 401/403 for a bad signature at least as often as for bad credentials, and
 # nothing can be refreshed, so both say which setting to check; 410 means "unsubscribed".
@@ -124,7 +130,7 @@ def decimal_text(value: Decimal | None) -> str | None:
 
 
 def webhook_payload(update: KeyResultUpdate, event: str) -> dict[str, Any]:
-    return {
+    payload: dict[str, Any] = {
         "event": event,
         "objective": {"id": update.objective_id, "title": update.objective_title},
         "key_result": {
@@ -146,6 +152,30 @@ def webhook_payload(update: KeyResultUpdate, event: str) -> dict[str, Any]:
         "delivery_id": update.idempotency_key,
         "final": update.final,  # the cycle closed: these are the frozen final values
         "score": decimal_text(update.score),
+    }
+    if update.work is not None:  # only for a key result with linked work (issue 15)
+        payload["work"] = work_body(update.work)
+    return payload
+
+
+def work_body(work: WorkSummary) -> dict[str, Any]:
+    """The linked work's summary: counts by state and the items done since the last push."""
+    return {
+        "todo": work.todo,
+        "in_progress": work.in_progress,
+        "done": work.done,
+        "done_since": None if work.done_since is None else work.done_since.isoformat(),
+        "done_recently": [
+            {
+                "connection": item.connection,
+                "key": item.key,
+                "title": item.title,
+                "url": item.url,
+                "done_at": None if item.done_at is None else item.done_at.isoformat(),
+            }
+            for item in work.done_recently
+        ],
+        "done_recently_total": work.done_recently_total,
     }
 
 

@@ -73,6 +73,8 @@ PARAMETER_RULES = {
     "cursor": BAD_CURSOR,
     "cycle": "cycle: a cycle's id, 1 to 100 characters",
     "status": f"status: one of {DELIVERY_STATUSES}",
+    "unlinked": "unlinked: true or false",
+    "state": "state: one of ('todo', 'in_progress', 'done')",
 }
 """What each query parameter takes: the detail of the 400 when FastAPI refuses one."""
 
@@ -671,6 +673,9 @@ async def openapi_json() -> Response:
     from okrsync.api.openapi import openapi_document
 
     return JSONResponse(openapi_document())
+
+
+from okrsync.api import work_routes  # noqa: E402, F401 - adds the work routes to `router`
 
 
 def _answer_head_too() -> None:

@@ -37,6 +37,7 @@ from okrsync.domain.pacing import DeliveryPolicy, earliest_push, worth_pushing
 from okrsync.domain.progress import display_progress
 from okrsync.domain.status import Weighted, elapsed_fraction, objective_status, rollup
 from okrsync.domain.statuses import DeliveryStatus
+from okrsync.engine.work_payloads import WorkPayloads
 from okrsync.sdk.models import KeyResultUpdate, ObjectiveUpdate, Status
 from okrsync.store.tables import DeliveryRow, KeyResultRow, MirrorRow
 from okrsync.store.views import is_stale
@@ -220,6 +221,7 @@ class Outbox:
         self._seq_taken: set[str] = set()
         self._queued_states: dict[str, tuple[Decimal | None, str]] = {}
         self._pending: list[dict[str, Any]] = []
+        self._work = WorkPayloads(session, now)  # the linked work payloads carry (issue 15)
 
     def lock(
         self,
@@ -426,6 +428,8 @@ class Outbox:
         update = build()
         if update is None:
             return 0
+        self._work.load({*self._kr_mirrors, *self._states}, self._mirrors)  # once for them all
+        update = self._work.with_work(update, mirror.key)
         state = (update.progress, update.status.value)
         previous = self._previous(mirror.key) if policy.min_change is not None else None
         if check_change and not worth_pushing(policy, previous, state):
@@ -478,6 +482,7 @@ def scheduled(
         if kr_row is None or kr_row.value is None:
             return False  # nothing to say yet
         update = key_result_update(objective, kr_row, now, key)
+    update = WorkPayloads(session, now).with_work(update, row.key)
     quiet = DeliveryPolicy(quiet_hours=mirror.policy.quiet_hours)
     next_attempt = earliest_push(quiet, now, row.last_delivered_at)
     session.execute(

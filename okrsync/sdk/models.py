@@ -13,6 +13,7 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel, ConfigDict
 
 from okrsync.errors import ConnectorError
+from okrsync.sdk.work_summary import WorkSummary
 
 SpecT = TypeVar("SpecT", bound=BaseModel)
 
@@ -118,6 +119,9 @@ class KeyResultUpdate(BaseModel):
     # The cycle closed: this is the key result's frozen final state, sent once per mirror.
     final: bool = False
     score: Decimal | None = None  # 0.0-1.0; set on the final push of a closed cycle
+    # the linked work items (issue 15): counts by state and those done since the last push;
+    # None for a key result without work (okrsync.sdk.work_summary)
+    work: WorkSummary | None = None
 
 
 class ObjectiveUpdate(BaseModel):

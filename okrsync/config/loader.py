@@ -21,6 +21,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+from okrsync.config.check_ins import default_grading
 from okrsync.config.crossrefs import CrossReferences
 from okrsync.config.cycles import CURRENT, CyclesReader, default_close_after
 from okrsync.config.models import Config, ConfigDocument, field_names
@@ -147,7 +148,10 @@ def _check(
     cycle_reader = CyclesReader(read, refs, today)
     cycles = cycle_reader.section(data.get("cycles"), default_close_after(data.get("defaults")))
     metrics = read_metrics(read, refs, data.get("metrics"), default_schedule)
-    objectives = ObjectivesReader(read, refs, default_stale).section(data.get("objectives"))
+    grading = default_grading(data.get("defaults"))
+    objectives = ObjectivesReader(read, refs, default_stale, grading).section(
+        data.get("objectives")
+    )
     if read.errors or objectives is None:
         return None
     if cycle_reader.current is not None:  # objectives that follow the series

@@ -32,13 +32,7 @@ from sqlmodel import Session, col, select
 
 from okrsync.config import Config, CycleDef, KeyResultDef, ObjectiveDef
 from okrsync.domain.cycles import CycleState, closes_at, state_at
-from okrsync.domain.grading import (
-    DEFAULT_GRADING,
-    GradingRule,
-    WeightedScore,
-    objective_score,
-    score,
-)
+from okrsync.domain.grading import WeightedScore, objective_score, score
 from okrsync.domain.pacing import DeliveryPolicy, earliest_push
 from okrsync.domain.progress import ONE
 from okrsync.domain.status import Weighted, objective_status, rollup
@@ -97,13 +91,16 @@ def open_key_result_ids(config: Config, closed: Iterable[str]) -> set[str]:
     return {kr.id for o in config.objectives if o.cycle not in shut for kr in o.key_results}
 
 
-def key_result_score(kr: KeyResultDef, value: Decimal | None) -> Decimal | None:
-    """A key result's score (0-1) for ``value``, graded by :mod:`okrsync.domain.grading` with
-    the key result's ``stretch`` and ``grading`` rule where the config gives them."""
-    stretch = getattr(kr, "stretch", None)
-    rule = getattr(kr, "grading", None) or DEFAULT_GRADING
+def key_result_score(kr: KeyResultDef, state: KeyResultRow | None) -> Decimal | None:
+    """A key result's score (0-1): the one recorded with its state (the recorder grades every
+    value it records, check-ins included), else its value graded now by
+    :mod:`okrsync.domain.grading` with the key result's ``stretch`` and rule."""
+    if state is None:
+        return None
+    if state.score is not None:
+        return state.score
     try:
-        return score(kr.target_spec, value, stretch=stretch, rule=GradingRule(rule))
+        return score(kr.target_spec, state.value, stretch=kr.stretch, rule=kr.grading)
     except ValueError:  # a value the spec cannot grade (the config refuses bad specs)
         return None
 
@@ -260,9 +257,7 @@ class CycleCloser:
             objective = owner[mirror.key_result_id]
             kr = next(k for k in objective.key_results if k.id == mirror.key_result_id)
             update = key_result_update(objective, state, now, key)
-            update = update.model_copy(
-                update={"final": True, "score": key_result_score(kr, state.value)}
-            )
+            update = update.model_copy(update={"final": True, "score": key_result_score(kr, state)})
             policy = policies.get(mirror.key, DeliveryPolicy())
             quiet = DeliveryPolicy(quiet_hours=policy.quiet_hours)
             due = earliest_push(quiet, now, mirror.last_delivered_at)
@@ -288,7 +283,7 @@ def _records(
         state = states.get(kr.id)
         value = state.value if state is not None else None
         progress = state.progress if state is not None else None
-        graded = key_result_score(kr, value)
+        graded = key_result_score(kr, state)
         weighted.append(Weighted(progress, kr.weight))
         scores.append(WeightedScore(graded, kr.weight))
         rows.append(
@@ -308,7 +303,7 @@ def _records(
                 "progress": progress,
                 "status": state.status if state is not None else "no_data",
                 "score": graded,
-                "confidence": getattr(state, "confidence", None),
+                "confidence": state.confidence if state is not None else None,
                 "closed_at": now,
             }
         )

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
 
 from pydantic import Field
 from sqlmodel import Session, col, select
@@ -172,10 +171,9 @@ def _current(
         row = rows.get(kr.id)
         value = row.value if row is not None else None
         p = row.progress if row is not None else None
-        score = key_result_score(kr, value)
+        score = key_result_score(kr, row)
         progress.append(Weighted(p, kr.weight))
         scores.append(WeightedScore(score, kr.weight))
-        confidence: Any = getattr(row, "confidence", None)
         krs.append(
             KeyResultReport(
                 id=kr.id,
@@ -191,7 +189,7 @@ def _current(
                 progress=_text(p),
                 status=row.status if row is not None else "no_data",
                 score=_text(score),
-                confidence=confidence if isinstance(confidence, int) else None,
+                confidence=row.confidence if row is not None else None,
                 confidence_trend=[],
                 measurements=[],
             )
@@ -219,16 +217,13 @@ def _history(
         return {}, {}
     begin = day_start(cycle.start)
     until = ends_at(cycle.span()) + cycle.close_after
-    confidence_column: Any = getattr(MeasurementRow, "confidence", None)
-    columns: list[Any] = [
-        col(MeasurementRow.key_result_id),
-        col(MeasurementRow.observed_at),
-        col(MeasurementRow.value),
-    ]
-    if confidence_column is not None:
-        columns.append(confidence_column)
     statement = (
-        select(*columns)
+        select(
+            col(MeasurementRow.key_result_id),
+            col(MeasurementRow.observed_at),
+            col(MeasurementRow.value),
+            col(MeasurementRow.confidence),
+        )
         .where(
             col(MeasurementRow.key_result_id).in_(kr_ids),
             col(MeasurementRow.observed_at) >= begin,
@@ -238,9 +233,8 @@ def _history(
     )
     samples: dict[str, list[ReportPoint]] = {}
     trends: dict[str, list[ConfidencePoint]] = {}
-    for found in session.exec(statement):
-        kr_id, at, value = found[0], found[1], found[2]
+    for kr_id, at, value, confidence in session.exec(statement):
         samples.setdefault(kr_id, []).append(ReportPoint(at=at, value=_text(value)))
-        if len(found) > 3 and found[3] is not None:
-            trends.setdefault(kr_id, []).append(ConfidencePoint(at=at, confidence=int(found[3])))
+        if confidence is not None:
+            trends.setdefault(kr_id, []).append(ConfidencePoint(at=at, confidence=confidence))
     return samples, trends

@@ -118,10 +118,11 @@ class KeyResultUpdate(BaseModel):
     checked_at: datetime | None = None  # the last time a source confirmed ``value``
     # The cycle closed: this is the key result's frozen final state, sent once per mirror.
     final: bool = False
-    score: Decimal | None = None  # 0.0-1.0; set on the final push of a closed cycle
     # the linked work items (issue 15): counts by state and those done since the last push;
     # None for a key result without work (okrsync.sdk.work_summary)
     work: WorkSummary | None = None
+    confidence: int | None = None  # the latest check-in's confidence, 1 to 10
+    score: Decimal | None = None  # 0.0 to 1.0 (target 0.7 with a stretch); see grading
 
 
 class ObjectiveUpdate(BaseModel):
@@ -138,6 +139,7 @@ class ObjectiveUpdate(BaseModel):
     observed_at: datetime
     idempotency_key: str
     key_results: tuple[KeyResultUpdate, ...]
+    score: Decimal | None = None  # weighted mean of the key results' scores
 
 
 @dataclass(frozen=True)

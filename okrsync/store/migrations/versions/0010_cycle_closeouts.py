@@ -1,7 +1,7 @@
 """cycle close-out: cycles.closed_at/closed_by and the frozen cycle_closeouts record
 
 Revision ID: 0010
-Revises: 0008 (becomes 0009 once the check-ins migration is on main)
+Revises: 0009
 Create Date: 2026-12-07
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0010"
-down_revision = "0008"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 

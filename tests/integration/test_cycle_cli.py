@@ -10,14 +10,20 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner, Result
 
 from connectors.webhook.receiver import ReceiverState, receiver_app
+from okrsync.api.check_ins import CheckInRequest, check_in
 from okrsync.cli import app
+from okrsync.config import load_config
+from okrsync.plugins import load_registry
+from okrsync.redaction import Redactor
 from okrsync.sandbox import SandboxServer
+from okrsync.store.db import make_engine
 
 CONFIG = """\
 version: 1
@@ -41,6 +47,7 @@ objectives:
         kind: increase
         start: 0
         target: 10
+        stretch: 20
         mirrors: [{connection: hook}]
 """
 
@@ -85,7 +92,10 @@ def test_list_close_and_report(
     current = json.loads(invoke(runner, env, "cycle", "report", "long", "--json").stdout)
     assert current["final"] is False and current["state"] == "active"
     (kr,) = current["objectives"][0]["key_results"]
-    assert (kr["value"], kr["score"], kr["confidence_trend"]) == ("4", "0.4", [])
+    # graded with the stretch: 4 of a target of 10 scores 0.7 * 0.4
+    assert (kr["value"], kr["score"], kr["confidence_trend"]) == ("4", "0.28", [])
+    check_in_confidence(env, 6)
+    check_in_confidence(env, 8)
 
     closed = invoke(runner, env, "cycle", "close", "long")
     assert closed.exit_code == 0, closed.output
@@ -93,7 +103,9 @@ def test_list_close_and_report(
         closed.output
     )
     finals = [d.body for d in receiver.received if d.body.get("final")]
-    assert [(b["value"], b["score"], b["cycle"]) for b in finals] == [("4", "0.4", "long")]
+    assert [(b["value"], b["score"], b["confidence"], b["cycle"]) for b in finals] == [
+        ("4", "0.28", 8, "long")
+    ]
     again = invoke(runner, env, "cycle", "close", "long")
     assert again.exit_code == 0 and "was closed already" in again.output
     assert len([d for d in receiver.received if d.body.get("final")]) == 1
@@ -107,19 +119,33 @@ def test_list_close_and_report(
     frozen = json.loads(invoke(runner, env, "cycle", "report", "long", "--format", "json").stdout)
     assert frozen["final"] is True and frozen["state"] == "closed"
     objective = frozen["objectives"][0]
-    assert (objective["id"], objective["score"], objective["progress"]) == ("sales", "0.4", "0.4")
-    assert [(k["id"], k["value"], k["score"]) for k in objective["key_results"]] == [
-        ("deals", "4", "0.4")
-    ]
-    assert [m["value"] for m in objective["key_results"][0]["measurements"]] == ["4"]
+    assert (objective["id"], objective["score"], objective["progress"]) == ("sales", "0.28", "0.4")
+    (frozen_kr,) = objective["key_results"]
+    assert (frozen_kr["id"], frozen_kr["value"], frozen_kr["score"]) == ("deals", "4", "0.28")
+    assert (frozen_kr["confidence"], [p["confidence"] for p in frozen_kr["confidence_trend"]]) == (
+        8,
+        [6, 8],
+    )
 
     markdown = invoke(runner, env, "cycle", "report", "long").stdout
-    assert "final scores" in markdown and "Score **0.40**" in markdown
-    assert "| Ten deals (`deals`) | 4 | 10 | 40% | " in markdown
+    assert "final scores" in markdown and "Score **0.28**" in markdown
+    assert "| Ten deals (`deals`) | 4 | 10 | 40% | on_track | 0.28 | 6 → 8 |" in markdown
     assert "## Sell \\| more (`sales`)" in markdown  # a pipe cannot break the table
     page = invoke(runner, env, "cycle", "report", "long", "--format", "html").stdout
     assert page.startswith("<!doctype html>") and page.count("<svg") == 1
     assert "<h2>Sell | more</h2>" in page
+
+
+def check_in_confidence(env: dict[str, str], confidence: int) -> None:
+    """A check-in of confidence only, the way the API records one."""
+    registry = load_registry()
+    config = load_config(Path(env["OKRSYNC_CONFIG"]), registry.connectors)
+    engine = make_engine(env["OKRSYNC_DATABASE_URL"])
+    try:
+        request = CheckInRequest("deals", confidence=confidence, author="ana")
+        check_in(engine, config, Redactor(), request, datetime.now(UTC))
+    finally:
+        engine.dispose()
 
 
 def test_an_unknown_cycle_is_refused_with_a_hint(

@@ -140,9 +140,9 @@ def report(result: dict[str, Any]) -> str:
         f"| Q4 closing (grace period) | {closing['2026-Q4']} | {closing['2027-Q1']} |\n"
         f"| Q4 closed | {closed['2026-Q4']} | {closed['2027-Q1']} |\n\n"
         f"While closing, each cycle asked {closing['2026-Q4']} and {closing['2027-Q1']} "
-        f"questions (one per key result per tick: {bound}). Once 2026-Q4 closed "
-        f"({', '.join(result['closed']) or 'none'} closed), it asked {closed['2026-Q4']} and "
-        f"the active cycle {closed['2027-Q1']}.\n"
+        f"questions (one per key result per tick: {bound}). After the pass that closed "
+        f"{', '.join(result['closed']) or 'no cycle'}, 2026-Q4 asked {closed['2026-Q4']} and "
+        f"the active 2027-Q1 {closed['2027-Q1']}.\n"
     )
 
 

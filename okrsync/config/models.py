@@ -40,6 +40,7 @@ from okrsync.config.fields import (
     listed,
     refuse,
 )
+from okrsync.config.work import WorkDef, Works
 from okrsync.domain.cycles import DEFAULT_CLOSE_AFTER, Every, Span
 from okrsync.domain.expressions import Expression
 from okrsync.domain.grading import DEFAULT_GRADING, GradingRule
@@ -122,6 +123,7 @@ class KeyResultDef:
     stale_after: timedelta | None
     mirrors: tuple[MirrorDef, ...]
     line: int | None = None
+    work: tuple[WorkDef, ...] = ()  # the tracker queries listing the work behind it
     stretch: Decimal | None = None
     grading: GradingRule = DEFAULT_GRADING
     check_ins: CheckInPolicy = DEFAULT_CHECK_INS
@@ -152,6 +154,7 @@ class ObjectiveDef:
     key_results: tuple[KeyResultDef, ...]
     line: int | None = None
     mirrors: tuple[MirrorDef, ...] = ()  # digest mirrors: the whole objective in one message
+    work: tuple[WorkDef, ...] = ()  # the tracker queries listing the work behind it
     follows_series: bool = False  # ``cycle: current``: its cycle is the series' current one
 
 
@@ -366,6 +369,10 @@ class KeyResultDocument(_Document):
     weight: Weight
     stale_after: fields.Duration = Field(default=None, description=_DURATION_HELP)
     mirrors: Mirrors = Field(default_factory=list)
+    work: Works = Field(
+        default_factory=list,
+        description="Tracker queries listing the issues, PRs and epics behind this key result.",
+    )
     stretch: Number = Field(
         default=None,
         description="Beyond the target (increase, decrease): scores 1.0; the target scores 0.7.",
@@ -395,6 +402,10 @@ class ObjectiveDocument(_Document):
     mirrors: Mirrors = Field(
         default_factory=list,
         description="Digest mirrors: the objective and all its key results in one message.",
+    )
+    work: Works = Field(
+        default_factory=list,
+        description="Tracker queries listing the issues, PRs and epics behind this objective.",
     )
 
 

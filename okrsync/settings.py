@@ -26,6 +26,16 @@ class Settings(BaseSettings):
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     instance_id: str | None = None
+    # OpenID Connect sign-in for the dashboard (okrsync.api.oidc); on when the issuer is set
+    oidc_issuer: str | None = None  # e.g. https://accounts.google.com (discovery below it)
+    oidc_client_id: str | None = None
+    oidc_client_secret: SecretStr | None = None
+    oidc_base_url: str | None = None  # the dashboard's address as browsers see it
+    oidc_allowed_domains: str = ""  # e-mail domains, comma-separated
+    oidc_required_groups: str = ""  # any one of these groups, comma-separated
+    oidc_groups_claim: str = "groups"
+    oidc_scopes: str = "openid email profile"
+    session_secret: SecretStr | None = None  # signs the session cookie (32+ characters)
     dispatch_max_attempts: int = 8
     dispatch_batch: int = 100
     lease_seconds: float = 120.0

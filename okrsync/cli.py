@@ -16,6 +16,7 @@ from rich.markup import escape as esc
 from rich.table import Table
 from rich.text import Text
 
+from okrsync.cli_cycles import cycle_app
 from okrsync.cli_deliveries import deliveries_app
 from okrsync.cli_options import DatabaseUrlOption
 from okrsync.domain.statuses import ConnectionStatus
@@ -45,6 +46,7 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Store maintenance.", no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(db_app, name="db")
+app.add_typer(cycle_app, name="cycle")
 app.add_typer(deliveries_app, name="deliveries")
 
 

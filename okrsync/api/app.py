@@ -41,9 +41,12 @@ def dashboard(ctx: ApiContext, sign_in: OidcSignIn | None = None) -> list[BaseRo
             raise
         log.warning("dashboard_missing", detail="okrsync.api.dashboard is not installed")
         return []
+    from okrsync.api.cycle_pages import cycle_routes
+
     if sign_in is None:
-        return list(dashboard_routes(ctx.engine, ctx.clock))
-    return [sign_in.gated(r) for r in dashboard_routes(ctx.engine, ctx.clock, sign_in.viewer)]
+        return [*dashboard_routes(ctx.engine, ctx.clock), *cycle_routes(ctx)]
+    routes = [*dashboard_routes(ctx.engine, ctx.clock, sign_in.viewer), *cycle_routes(ctx)]
+    return [sign_in.gated(r) for r in routes]
 
 
 def build_app(ctx: ApiContext) -> FastAPI:

@@ -41,6 +41,7 @@ from okrsync.config.fields import (
     refuse,
 )
 from okrsync.config.work import WorkDef, Works
+from okrsync.domain.cycles import DEFAULT_CLOSE_AFTER, Every, Span
 from okrsync.domain.expressions import Expression
 from okrsync.domain.grading import DEFAULT_GRADING, GradingRule
 from okrsync.domain.pacing import DeliveryPolicy, QuietHours
@@ -64,9 +65,14 @@ class CycleDef:
     id: str
     start: date
     end: date
+    close_after: timedelta = DEFAULT_CLOSE_AFTER  # the grace period after ``end`` (closing)
+    series: str | None = None  # the id template of the series it was generated from
 
     def window(self) -> CycleWindow:
         return CycleWindow(self.id, self.start, self.end)
+
+    def span(self) -> Span:
+        return Span(self.id, self.start, self.end)
 
 
 @dataclass(frozen=True)
@@ -149,6 +155,7 @@ class ObjectiveDef:
     line: int | None = None
     mirrors: tuple[MirrorDef, ...] = ()  # digest mirrors: the whole objective in one message
     work: tuple[WorkDef, ...] = ()  # the tracker queries listing the work behind it
+    follows_series: bool = False  # ``cycle: current``: its cycle is the series' current one
 
 
 @dataclass(frozen=True)
@@ -209,6 +216,13 @@ class DefaultsDocument(_Document):
     grading: Grading = Field(
         default=None, description="How key results score: stretch_0.7 (default) or progress."
     )
+    close_after: fields.Duration = Field(
+        default=None,
+        description="How long a cycle stays 'closing' after its end before it closes; default 7d.",
+    )
+
+
+_CLOSE_AFTER_HELP = "Grace period after the end (values still update), then closed; default 7d."
 
 
 class CycleDocument(_Document):
@@ -217,9 +231,22 @@ class CycleDocument(_Document):
     id: CycleId
     start: Day
     end: Day
+    close_after: fields.Duration = Field(default=None, description=_CLOSE_AFTER_HELP)
 
 
-CycleList = Annotated[list[CycleDocument], listed("cycles")]
+class CycleSeriesDocument(_Document):
+    """A generated series of cycles: one every month, quarter or half-year from a date on."""
+
+    every: Every = Field(description="How long each cycle lasts: month, quarter or half.")
+    from_: Day = Field(alias="from", description="First day of the first cycle.")
+    id: NonEmptyText = Field(
+        description="Id template, e.g. '{year}-Q{quarter}': {year}, {quarter}, {half}, "
+        "{month} (01-12)."
+    )
+    close_after: fields.Duration = Field(default=None, description=_CLOSE_AFTER_HELP)
+
+
+CycleList = Annotated[list[CycleDocument | CycleSeriesDocument], listed("cycles")]
 
 
 class ConnectionCommon(_Document):

@@ -49,6 +49,7 @@ from okrsync.domain.planner import (
     split_plan,
 )
 from okrsync.domain.schedule import plan_next
+from okrsync.engine.closeout import CycleCloser, open_metric_names
 from okrsync.engine.dispatcher import Dispatcher
 from okrsync.engine.metric_claims import MetricClaims
 from okrsync.engine.scheduled_pushes import ScheduledPushes
@@ -171,7 +172,10 @@ class Daemon:
         self.clock = clock
         self.ticks = 0
         self.scheduled = ScheduledPushes(engine, config, clock=clock)
+        self.closer = CycleCloser(engine, config, clock=clock)
+        self.closed_cycles: set[str] = set()  # closed in the store: their metrics are not fetched
         self.last_loop_at: datetime | None = None  # heartbeat: set at the top of every pass
+        self.last_pass_at: datetime | None = None  # the ``last_loop_at`` of the last whole pass
         self.scheduler_lag_seconds = 0.0  # how late the most recent due metric was started
         self._requests: list[RunRequest] = []
         self._wake = asyncio.Event()  # the scheduler loop: a request, a run ended
@@ -273,7 +277,7 @@ class Daemon:
         last = dict(recorded)
         last.update({name: held.since for name, held in self._blocked.items()})
         last.update({name: held.since for name, held in self._running.items()})
-        used = {name for kr in self.config.key_results() for name in kr.metric_names()}
+        used = open_metric_names(self.config, self.closed_cycles)
         due: dict[str, float] = {}
         wake = now + MAX_SLEEP
         offsets = self.offsets()
@@ -349,6 +353,9 @@ class Daemon:
         requests, self._requests = self._requests, []
         for request in requests:
             self._spawn(self._requested(request), f"requested:{request.trigger}")
+        busy = frozenset(self.fetching)
+        closed_now, self.closed_cycles, next_close = await in_thread(self.closer.close_due, busy)
+        self._forget_closed()
         recorded = await in_thread(self.last_runs)
         due, wake = self.due_metrics(now, recorded)
         if due:
@@ -360,12 +367,22 @@ class Daemon:
             wake = min(wake, work_at)
         queued, next_scheduled = await in_thread(self.scheduled.enqueue_due)
         announced, next_stale = await in_thread(self.sync.stale.announce_due)
-        if queued or announced:
+        if queued or announced or any(report.finals_queued for report in closed_now):
             self.nudge()
-        for moment in (next_scheduled, next_stale):
+        for moment in (next_scheduled, next_stale, next_close):
             if moment is not None:
                 wake = min(wake, moment)
+        self.last_pass_at = now
         return max((wake - self.clock()).total_seconds(), 0.05)
+
+    def _forget_closed(self) -> None:
+        """Closed cycles' key results are frozen: no scheduled pushes, no stale announcements."""
+        if not self.closed_cycles:
+            return
+        shut = self.closed_cycles
+        self.scheduled.entries = [e for e in self.scheduled.entries if e.cycle.id not in shut]
+        watched = self.sync.stale.watched
+        self.sync.stale.watched = {k: w for k, w in watched.items() if w.cycle.id not in shut}
 
     async def _start_due(self, due: dict[str, float], now: datetime) -> datetime | None:
         """Start a run per group of due metrics whose connections are free; skip the others.

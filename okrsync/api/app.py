@@ -20,6 +20,7 @@ from starlette.routing import BaseRoute
 
 from okrsync.api import errors, v1
 from okrsync.api.bodies import BadBody
+from okrsync.api.chat_check_ins import ChatCheckInRoutes
 from okrsync.api.context import ApiContext
 from okrsync.api.health import health_routes
 from okrsync.api.hooks import hook_routes
@@ -41,6 +42,7 @@ def dashboard(ctx: ApiContext) -> list[BaseRoute]:
 
 def build_app(ctx: ApiContext) -> FastAPI:
     hooks, debouncer = hook_routes(ctx)
+    chat = ChatCheckInRoutes(ctx)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -48,6 +50,7 @@ def build_app(ctx: ApiContext) -> FastAPI:
             yield
         finally:
             debouncer.cancel()
+            await chat.aclose()
 
     app = FastAPI(
         title="okrsync",
@@ -64,7 +67,8 @@ def build_app(ctx: ApiContext) -> FastAPI:
     )
     app.router.routes.extend([*health_routes(ctx), *metrics_routes(ctx)])
     app.include_router(v1.router)
-    app.router.routes.extend([*hooks, *dashboard(ctx)])
+    app.router.routes.extend([*hooks, *chat.routes(), *dashboard(ctx)])
     app.state.api_context = ctx
     app.state.debouncer = debouncer
+    app.state.chat_check_ins = chat
     return app

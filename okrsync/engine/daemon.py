@@ -51,6 +51,7 @@ from okrsync.domain.planner import (
 from okrsync.domain.schedule import plan_next
 from okrsync.engine.dispatcher import Dispatcher
 from okrsync.engine.metric_claims import MetricClaims
+from okrsync.engine.reminders import Reminders
 from okrsync.engine.scheduled_pushes import ScheduledPushes
 from okrsync.engine.sync import RunReport, SyncService
 from okrsync.errors import StoreError
@@ -170,6 +171,9 @@ class Daemon:
         self.clock = clock
         self.ticks = 0
         self.scheduled = ScheduledPushes(engine, config, clock=clock)
+        self.reminders = Reminders(
+            engine, config, dispatcher.sink_for, owner=sync.instance_id, clock=clock
+        )
         self.last_loop_at: datetime | None = None  # heartbeat: set at the top of every pass
         self.scheduler_lag_seconds = 0.0  # how late the most recent due metric was started
         self._requests: list[RunRequest] = []
@@ -355,7 +359,8 @@ class Daemon:
         announced, next_stale = await in_thread(self.sync.stale.announce_due)
         if queued or announced:
             self.nudge()
-        for moment in (next_scheduled, next_stale):
+        next_reminder = await self.reminders.send_due()
+        for moment in (next_scheduled, next_stale, next_reminder):
             if moment is not None:
                 wake = min(wake, moment)
         return max((wake - self.clock()).total_seconds(), 0.05)

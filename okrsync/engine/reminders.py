@@ -160,6 +160,9 @@ class Reminders:
         self.owner = owner
         self.clock = clock
         self.sent = 0  # messages this process sent
+        # the tick each group was last settled for here (sent, or claimed by another replica):
+        # later passes within that tick skip it without asking the store
+        self._settled: dict[str, datetime] = {}
 
     async def send_due(self) -> datetime | None:
         """Send every reminder whose tick has come and that no replica has claimed; return when
@@ -169,12 +172,13 @@ class Reminders:
         for group in self.groups:
             ticks = window(group.schedule, now)
             wake = ticks.next if wake is None else min(wake, ticks.next)
-            if sendable(ticks, now):
+            if sendable(ticks, now) and self._settled.get(group.key) != ticks.current:
                 await self._send(group, ticks, now)
         return wake
 
     async def _send(self, group: Group, ticks: TickWindow, now: datetime) -> None:
         if not await in_thread(claim, self.engine, group, ticks.current, self.owner, now):
+            self._settled[group.key] = ticks.current  # another replica (or our last run) has it
             return
         listed: int | None = 0
         try:
@@ -198,3 +202,5 @@ class Reminders:
             log.warning("check_in_reminder_failed", connection=group.connection, error=str(exc))
         finally:
             await in_thread(settle, self.engine, group, ticks.current, listed)
+            if listed is not None:
+                self._settled[group.key] = ticks.current

@@ -22,6 +22,7 @@ from sqlmodel import select
 from connectors.slack.fake import BOT_TOKEN, BOT_USER, SlackState, slack_app
 from okrsync.api.check_ins import CheckInRequest, check_in
 from okrsync.app import App
+from okrsync.engine.daemon import Daemon, stop_within
 from okrsync.engine.reminders import Reminders, reminder_groups
 from okrsync.engine.runtime import Connections
 from okrsync.redaction import Redactor
@@ -203,3 +204,36 @@ def test_a_tick_is_not_sent_late(app: App, slack: tuple[SandboxServer, SlackStat
     reminders = replica(app, app.engine, app.connections, "replica-a", wednesday)
     assert asyncio.run(reminders.send_due()) == MONDAY + timedelta(days=7)
     assert reminders.sent == 0 and bot_messages(slack[1]) == []
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_the_daemon_sends_them_at_its_pass(
+    tmp_path: Path, database_url: str, slack: tuple[SandboxServer, SlackState]
+) -> None:
+    text = CONFIG.replace("BOT", BOT_TOKEN).replace("SLACK", f"{slack[0].url}/api/")
+    settings = Settings(
+        config=write_config(tmp_path, text=text),
+        database_url=SecretStr(database_url),
+        secrets_dir=tmp_path,
+    )
+    now = MONDAY + timedelta(minutes=1)
+
+    async def run() -> int:
+        app = App.open(settings, clock=lambda: now)
+        app.apply_definitions()
+        daemon = Daemon(app.engine, app.config, app.sync, app.dispatcher, clock=app.clock)
+        stop = asyncio.Event()
+        task = asyncio.create_task(daemon.run(stop))
+        try:
+            for _ in range(500):  # until both messages are out (or 10 s)
+                if daemon.reminders.sent >= 2:
+                    break
+                await asyncio.sleep(0.02)
+            return daemon.reminders.sent
+        finally:
+            stop.set()
+            await stop_within(task, 10)
+            await app.aclose()
+
+    assert asyncio.run(run()) == 2  # alice's partners (never checked in) and bob's uptime
+    assert len(bot_messages(slack[1])) == 2

@@ -535,7 +535,9 @@ class SlackSink(Sink[SlackConnection, SlackMirror]):
     async def send_reminder(self, reminder: Reminder) -> None:
         content = wire.reminder_message(reminder, self.config.check_in_url)
         payload = {"channel": reminder.channel, "unfurl_links": False, **content}
-        await self._call("chat.postMessage", payload, f"check-in reminder in {reminder.channel}")
+        # one attempt: a post is not idempotent, and the core sends a reminder at most once
+        subject = f"check-in reminder in {reminder.channel}"
+        await self._call("chat.postMessage", payload, subject, once=True)
 
     # --- reading back ----------------------------------------------------------------------
 

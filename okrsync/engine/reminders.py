@@ -12,13 +12,16 @@ that want a check-in:
 Once per tick: the first replica to insert the ``reminders_sent`` row (reminder, tick) sends the
 message; the others (and this one after a restart) find the row and send nothing. The row is
 inserted before sending, so a crash between the two loses that tick's reminder rather than
-sending it twice; a send that fails with the vendor's refusal or an outage deletes the row, so
-a later pass within the tick tries again. A group with nothing to remind of claims its tick too
-(``key_results`` 0), so a key result going stale later in the week is named at the next tick.
+sending it twice; a send the vendor clearly refused (bad token, unknown channel, rate limit)
+deletes the row, so a later pass within the tick tries again, while one without a clear answer
+(a 5xx, a timeout: the message may have been posted) keeps it: at most once. A group with
+nothing to remind of claims its tick too (``key_results`` 0), so a key result going stale later
+in the week is named at the next tick.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from collections.abc import Callable
@@ -35,7 +38,7 @@ from okrsync.config import Config
 from okrsync.config.models import KeyResultDef
 from okrsync.domain.reminder_ticks import TickWindow, sendable, window
 from okrsync.domain.schedule import Schedule
-from okrsync.errors import ConnectorError, PluginError
+from okrsync.errors import ConnectorError, PluginError, RateLimitedError, RetriableError
 from okrsync.sdk.chat import ChatCheckIns, Reminder, ReminderLine
 from okrsync.store.db import session_scope
 from okrsync.store.offload import in_thread
@@ -43,6 +46,10 @@ from okrsync.store.tables import KeyResultRow, MeasurementRow, ReminderRow
 from okrsync.store.views import stale_deadline
 
 log = structlog.get_logger()
+
+SEND_DEADLINE = 30.0
+"""Seconds one reminder may take to send (the connection's own retries included), so a slow
+chat vendor holds up the daemon's pass by at most this much per reminder."""
 
 
 @dataclass(frozen=True)
@@ -188,7 +195,8 @@ class Reminders:
                 if not isinstance(chat, ChatCheckIns):
                     log.warning("reminder_connection_cannot_chat", connection=group.connection)
                     return
-                await chat.send_reminder(Reminder(group.channel, group.owner, tuple(lines)))
+                reminder = Reminder(group.channel, group.owner, tuple(lines))
+                await asyncio.wait_for(chat.send_reminder(reminder), SEND_DEADLINE)
                 self.sent += 1
                 log.info(
                     "check_in_reminder_sent",
@@ -197,7 +205,17 @@ class Reminders:
                     key_results=len(lines),
                 )
             listed = len(lines)
-        except (ConnectorError, PluginError) as exc:
+        except (TimeoutError, RetriableError) as exc:
+            if isinstance(exc, RateLimitedError):  # a clear refusal: nothing was posted
+                listed = None
+            # else no clear answer: the message may be in the channel, so not sent again
+            log.warning(
+                "check_in_reminder_failed",
+                connection=group.connection,
+                error=type(exc).__name__,
+                retried=listed is None,
+            )
+        except (ConnectorError, PluginError) as exc:  # refused: nothing was posted
             listed = None
             log.warning("check_in_reminder_failed", connection=group.connection, error=str(exc))
         finally:

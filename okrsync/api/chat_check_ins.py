@@ -85,7 +85,7 @@ def _choices(engine: Engine, config: Config, krs: Sequence[KeyResultDef]) -> lis
     choices = []
     for kr in krs:
         row = rows[kr.id]
-        current = None if row is None or row.value is None else str(row.value.normalize())
+        current = None if row is None or row.value is None else f"{row.value.normalize():f}"
         objective = config.objective(kr.objective_id)
         choices.append(KeyResultChoice(kr.id, kr.title, objective.title, current))
     return choices

@@ -141,6 +141,9 @@ def test_okr_opens_the_modal_and_its_submission_lands_with_its_author(
 
     post(svc, "commands", state.slash_command("U0BOB00001"))  # bob, named "@bob" as owner
     assert options(wait_for_views(state, 2)[1]) == ["uptime", "nps"]
+    post(svc, "commands", state.slash_command("U0ALICE001"))  # the picker shows the new value
+    (partners, *_) = wait_for_views(state, 3)[2]["blocks"][0]["element"]["options"]
+    assert partners["text"]["text"] == "Sign 5 launch partners (now 2)"
 
 
 BAD_INPUT = [

@@ -1,8 +1,8 @@
 """A fake of the Slack Web API, enough of it for the sink: the real wire format, kept honest.
 
 Speaks what ``https://slack.com/api/`` speaks for the methods okrsync uses —
-``chat.postMessage``, ``chat.update``, ``conversations.history``, ``conversations.list`` and
-``auth.test`` — with Slack's habits:
+``chat.postMessage``, ``chat.update``, ``conversations.history``, ``conversations.list``,
+``views.open``, ``users.info`` and ``auth.test`` — with Slack's habits:
 
 * every method answers HTTP 200 with ``{"ok": true, …}`` or ``{"ok": false, "error": "<code>"}``
   (``invalid_auth``, ``not_authed``, ``token_revoked``, ``channel_not_found``,
@@ -25,6 +25,18 @@ Speaks what ``https://slack.com/api/`` speaks for the methods okrsync uses —
   Tier 3 with pages of 100 by default and up to 999 for internal and Marketplace apps, 1 a
   minute with pages of at most 15 for an app commercially distributed outside the Marketplace.
 
+* ``views.open`` takes a ``trigger_id`` the fake issued (:meth:`SlackState.slash_command`), once
+  and within 3 s of its command (``expired_trigger_id``, ``exchanged_trigger_id``,
+  ``invalid_trigger_id`` otherwise), and a modal view (``type``, a title of at most 24
+  characters, at most 100 blocks; ``invalid_arguments`` otherwise);
+* ``users.info`` answers the workspace's people (:data:`PEOPLE`) with ``profile.email``, and
+  ``user_not_found`` for anyone else.
+
+Playing Slack towards okrsync: :meth:`SlackState.slash_command` and
+:meth:`SlackState.view_submission` build the form-encoded bodies Slack sends to an app's request
+URLs, with the headers Slack signs them with (``X-Slack-Signature``, ``X-Slack-Request-Timestamp``)
+under the app's :data:`SIGNING_SECRET`.
+
 Tests read the state in-process through ``app.state.slack`` (a :class:`SlackState`): messages per
 channel, how many were posted per channel and per key result/objective, updates per message, and
 ``rate_limited``: how many calls each limit refused, counted for the workspace whoever sent them.
@@ -41,19 +53,27 @@ from collections import Counter, defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from connectors.slack.check_ins import signed_headers
 from connectors.slack.limits import DEFAULT_DISTRIBUTION, Distribution, history_limits
 
 BOT_TOKEN = "xoxb-1234567890-0987654321-okrsyncFakeToken"  # noqa: S105 - the fake workspace's own token
 BOT_USER = "U0OKRBOT01"
 BOT_ID = "B0OKRBOT01"
 TEAM = "T0OKRTEAM1"
+SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"  # noqa: S105 - the fake app's own secret
+TRIGGER_LIFETIME = 3.0  # seconds a trigger_id can open a view
+# The fake workspace's people: id → (handle, e-mail).
+PEOPLE: dict[str, tuple[str, str]] = {
+    "U0ALICE001": ("alice", "alice@example.com"),
+    "U0BOB00001": ("bob", "bob@example.com"),
+}
 MAX_TEXT = 40_000
 MAX_BLOCKS = 50
 
@@ -65,6 +85,7 @@ DEFAULT_LIMITS: dict[str, tuple[int, float]] = {
     "conversations.history": (50, 60.0),
     "conversations.list": (20, 60.0),
     "auth.test": (100, 60.0),
+    "users.info": (100, 60.0),  # Tier 4
 }
 
 
@@ -136,6 +157,10 @@ class SlackState:
     # set_distribution); "internal" (Tier 3) unless a test says otherwise.
     distribution: Distribution = DEFAULT_DISTRIBUTION
     lock: threading.RLock = field(default_factory=threading.RLock)
+    views: list[dict[str, Any]] = field(default_factory=list)  # views.open's views, in order
+    triggers: dict[str, float] = field(default_factory=dict)  # trigger_id → issued at (clock)
+    used: set[str] = field(default_factory=set)  # trigger_ids that opened a view
+    _trigger_count: int = 0
     _calls: dict[str, deque[float]] = field(default_factory=lambda: defaultdict(deque))
     _last_ts: float = 0.0
 
@@ -182,6 +207,81 @@ class SlackState:
         with self.lock:
             self.messages[channel_id] = [m for m in self.messages[channel_id] if m.ts != ts]
 
+    def slash_command(
+        self,
+        user_id: str,
+        *,
+        text: str = "",
+        command: str = "/okr",
+        timestamp: int | None = None,
+        secret: str = SIGNING_SECRET,
+    ) -> tuple[bytes, dict[str, str]]:
+        """The body and signed headers Slack sends to a slash command's request URL when
+        ``user_id`` types ``command text``; its ``trigger_id`` is issued now."""
+        with self.lock:
+            self._trigger_count += 1
+            trigger = f"{self._trigger_count}.1234567890.{'a' * 32}"
+            self.triggers[trigger] = self.clock()
+        fields = {
+            "token": "gIkuvaNzQIHg97ATvDxqgjtO",  # the deprecated verification token
+            "team_id": TEAM,
+            "team_domain": "okrsync-fake",
+            "channel_id": "C0OKRS0001",
+            "channel_name": "okrs",
+            "user_id": user_id,
+            "user_name": PEOPLE.get(user_id, (user_id.lower(), ""))[0],
+            "command": command,
+            "text": text,
+            "api_app_id": "A0OKRAPP01",
+            "is_enterprise_install": "false",
+            "response_url": f"https://hooks.slack.com/commands/{TEAM}/1/{trigger[:8]}",
+            "trigger_id": trigger,
+        }
+        body = urlencode(fields).encode()
+        return body, signed_headers(secret, _now(timestamp), body)
+
+    def view_submission(
+        self,
+        user_id: str,
+        values: dict[str, dict[str, dict[str, Any]]],
+        *,
+        view: dict[str, Any] | None = None,
+        timestamp: int | None = None,
+        secret: str = SIGNING_SECRET,
+    ) -> tuple[bytes, dict[str, str]]:
+        """The body and signed headers Slack sends to the interactivity request URL when
+        ``user_id`` submits ``view`` (the last one opened unless given) with ``state.values``
+        ``values`` (``{block_id: {action_id: element state}}``)."""
+        with self.lock:
+            shown = view if view is not None else self.views[-1]
+        handle = PEOPLE.get(user_id, (user_id.lower(), ""))[0]
+        payload = {
+            "type": "view_submission",
+            "team": {"id": TEAM, "domain": "okrsync-fake"},
+            "user": {"id": user_id, "username": handle, "name": handle, "team_id": TEAM},
+            "api_app_id": "A0OKRAPP01",
+            "token": "gIkuvaNzQIHg97ATvDxqgjtO",
+            "trigger_id": f"{self._trigger_count + 1}.1234567890.{'b' * 32}",
+            "view": {
+                "id": shown.get("id", "V0000000001"),
+                "team_id": TEAM,
+                "type": "modal",
+                "blocks": shown.get("blocks", []),
+                "private_metadata": shown.get("private_metadata", ""),
+                "callback_id": shown.get("callback_id", ""),
+                "state": {"values": values},
+                "hash": "1700000000.abcdefgh",
+                "title": shown.get("title"),
+                "app_id": "A0OKRAPP01",
+                "bot_id": BOT_ID,
+            },
+            "response_urls": [],
+            "is_enterprise_install": False,
+            "enterprise": None,
+        }
+        body = urlencode({"payload": json.dumps(payload, separators=(",", ":"))}).encode()
+        return body, signed_headers(secret, _now(timestamp), body)
+
     # --- internals --------------------------------------------------------------------------
 
     def next_ts(self) -> str:
@@ -206,6 +306,10 @@ class SlackState:
                 return max(1.0, math.ceil(recent[0] + window - now))
             recent.append(now)
             return None
+
+
+def _now(timestamp: int | None) -> int:
+    return int(time.time()) if timestamp is None else timestamp
 
 
 def default_state() -> SlackState:
@@ -338,6 +442,28 @@ def _blocks(value: Any) -> list[Any] | None:
         raise SlackError("invalid_blocks", errors=errors, response_metadata={"messages": errors})
     assert isinstance(value, list)
     return value
+
+
+def _view_errors(view: Any) -> list[str]:
+    """The checks Slack applies to a modal passed to ``views.open``."""
+    if not isinstance(view, dict):
+        return ["[ERROR] must provide an object [json-pointer:/view]"]
+    errors: list[str] = []
+    if view.get("type") != "modal":
+        errors.append("[ERROR] must be 'modal' [json-pointer:/view/type]")
+    title = view.get("title")
+    if not isinstance(title, dict) or title.get("type") != "plain_text":
+        errors.append("[ERROR] must provide a plain_text object [json-pointer:/view/title]")
+    elif len(str(title.get("text", ""))) > 24:
+        errors.append("[ERROR] must be less than 25 characters [json-pointer:/view/title/text]")
+    blocks = view.get("blocks")
+    if not isinstance(blocks, list) or len(blocks) > 100:
+        errors.append("[ERROR] must be an array of at most 100 items [json-pointer:/view/blocks]")
+    elif any(isinstance(b, dict) and b.get("type") == "input" for b in blocks) and not view.get(
+        "submit"
+    ):
+        errors.append("[ERROR] input blocks need a submit button [json-pointer:/view/submit]")
+    return errors
 
 
 def slack_app(state: SlackState | None = None) -> Starlette:
@@ -541,7 +667,54 @@ def slack_app(state: SlackState | None = None) -> Starlette:
             "bot_id": BOT_ID,
         }
 
+    def open_view(args: dict[str, Any]) -> dict[str, Any]:
+        trigger = str(args.get("trigger_id") or "")
+        view = args.get("view")
+        if isinstance(view, str):
+            try:
+                view = json.loads(view)
+            except ValueError:
+                raise SlackError("invalid_arguments") from None
+        with workspace.lock:
+            issued = workspace.triggers.get(trigger)
+            if issued is None:
+                raise SlackError(
+                    "exchanged_trigger_id" if trigger in workspace.used else "invalid_trigger_id"
+                )
+            if workspace.clock() - issued > TRIGGER_LIFETIME:
+                raise SlackError("expired_trigger_id")
+        problems = _view_errors(view)
+        if problems:
+            raise SlackError("invalid_arguments", response_metadata={"messages": problems})
+        assert isinstance(view, dict)
+        with workspace.lock:
+            del workspace.triggers[trigger]
+            workspace.used.add(trigger)
+            shown = {**view, "id": f"V{len(workspace.views) + 1:010d}", "team_id": TEAM}
+            shown["state"] = {"values": {}}
+            workspace.views.append(shown)
+        return {"ok": True, "view": shown}
+
+    def user_info(args: dict[str, Any]) -> dict[str, Any]:
+        user = str(args.get("user") or "")
+        if user not in PEOPLE:
+            raise SlackError("user_not_found")
+        handle, email = PEOPLE[user]
+        profile = {"real_name": handle.title(), "display_name": handle, "email": email}
+        return {
+            "ok": True,
+            "user": {
+                "id": user,
+                "team_id": TEAM,
+                "name": handle,
+                "deleted": False,
+                "profile": profile,
+            },
+        }
+
     handlers = {
+        "views.open": open_view,
+        "users.info": user_info,
         "chat.postMessage": post_message,
         "chat.update": update_message,
         "conversations.history": history,

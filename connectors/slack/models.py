@@ -40,6 +40,18 @@ class SlackConnection(ConnectionConfig):
         "when its reference was lost (crash safety).",
     )
 
+    signing_secret: SecretStr | None = Field(
+        default=None,
+        description="The Slack app's signing secret (Basic Information → App Credentials): "
+        "with it, /hooks/<connection>/commands and /hooks/<connection>/interactions take the "
+        "/okr check-in command and its modal; without it they answer 404.",
+    )
+    check_in_url: str | None = Field(
+        default=None,
+        description="Link of the 'Check in' button in reminders (e.g. the dashboard's URL); "
+        "without it reminders tell people to type /okr.",
+    )
+
     @field_validator("token")
     @classmethod
     def _looks_like_a_token(cls, value: SecretStr) -> SecretStr:

@@ -36,7 +36,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -44,6 +44,7 @@ from typing import Any, ClassVar
 
 import httpx
 
+from connectors.slack import check_ins as wire
 from connectors.slack.blocks import (
     alerts,
     digest_blocks,
@@ -67,6 +68,7 @@ from okrsync.errors import (
     VendorResponseError,
 )
 from okrsync.sdk.budget import BudgetPolicy, CallBudget
+from okrsync.sdk.chat import ChatUser, Command, KeyResultChoice, Reminder, Submission
 from okrsync.sdk.connector import PushContext, Sink
 from okrsync.sdk.http import ErrorAction, ErrorRule, HttpClient, RetryPolicy
 from okrsync.sdk.ledger import SharedBucket
@@ -487,6 +489,55 @@ class SlackSink(Sink[SlackConnection, SlackMirror]):
                 subject=subject,
             )
         return MessageRef(channel, ts)
+
+    # --- check-ins from Slack (okrsync.sdk.chat.ChatCheckIns) ------------------------------
+
+    @property
+    def accepts_requests(self) -> bool:
+        return self.config.signing_secret is not None
+
+    def verify_request(self, headers: Mapping[str, str], body: bytes, now: float) -> bool:
+        secret = self.config.signing_secret
+        if secret is None:
+            return False
+        return wire.verify(secret.get_secret_value(), headers, body, now)
+
+    def read_command(self, body: bytes) -> Command | None:
+        return wire.read_command(body)
+
+    def read_submission(self, body: bytes) -> Submission | None:
+        return wire.read_submission(body)
+
+    def refuse(self, errors: Mapping[str, str]) -> dict[str, object]:
+        return wire.refusal(errors)
+
+    async def open_check_in(self, command: Command, choices: Sequence[KeyResultChoice]) -> None:
+        """``views.open`` with the command's ``trigger_id`` (valid for 3 s, used once)."""
+        view = wire.check_in_view(choices) if choices else wire.no_key_results_view(command.user)
+        payload = {"trigger_id": command.trigger_id, "view": view}
+        await self._call("views.open", payload, f"check-in modal for {command.user.id}", once=True)
+
+    async def identify(self, user: ChatUser) -> ChatUser:
+        """``users.info``: the user's handle and e-mail (needs ``users:read.email``)."""
+        answer = await self._get("users.info", {"user": user.id}, f"Slack user {user.id}")
+        found = answer.get("user")
+        if not isinstance(found, dict):
+            return user
+        profile = found.get("profile")
+        email = profile.get("email") if isinstance(profile, dict) else None
+        name = found.get("name")
+        return ChatUser(
+            user.id,
+            str(name) if isinstance(name, str) and name else user.name,
+            str(email) if isinstance(email, str) and email else user.email,
+        )
+
+    async def send_reminder(self, reminder: Reminder) -> None:
+        content = wire.reminder_message(reminder, self.config.check_in_url)
+        payload = {"channel": reminder.channel, "unfurl_links": False, **content}
+        # one attempt: a post is not idempotent, and the core sends a reminder at most once
+        subject = f"check-in reminder in {reminder.channel}"
+        await self._call("chat.postMessage", payload, subject, once=True)
 
     # --- reading back ----------------------------------------------------------------------
 

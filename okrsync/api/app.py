@@ -21,6 +21,7 @@ from starlette.routing import BaseRoute
 
 from okrsync.api import errors, v1
 from okrsync.api.bodies import BadBody
+from okrsync.api.chat_check_ins import ChatCheckInRoutes
 from okrsync.api.context import ApiContext
 from okrsync.api.health import health_routes
 from okrsync.api.hooks import hook_routes
@@ -52,6 +53,7 @@ def dashboard(ctx: ApiContext, sign_in: OidcSignIn | None = None) -> list[BaseRo
 def build_app(ctx: ApiContext) -> FastAPI:
     hooks, debouncer = hook_routes(ctx)
     oidc = oidc_sign_in(ctx)  # None without OKRSYNC_OIDC_ISSUER
+    chat = ChatCheckInRoutes(ctx)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -59,6 +61,7 @@ def build_app(ctx: ApiContext) -> FastAPI:
             yield
         finally:
             debouncer.cancel()
+            await chat.aclose()
 
     app = FastAPI(
         title="okrsync",
@@ -75,7 +78,9 @@ def build_app(ctx: ApiContext) -> FastAPI:
     )
     app.router.routes.extend([*health_routes(ctx), *metrics_routes(ctx)])
     app.include_router(v1.router)
-    app.router.routes.extend([*hooks, *dashboard(ctx, None if oidc is None else oidc[0])])
+    app.router.routes.extend(
+        [*hooks, *chat.routes(), *dashboard(ctx, None if oidc is None else oidc[0])]
+    )
     if oidc is not None:
         from okrsync.api.oidc import PageSessions
 
@@ -83,4 +88,5 @@ def build_app(ctx: ApiContext) -> FastAPI:
         app.add_middleware(PageSessions, **oidc[0].session_options())
     app.state.api_context = ctx
     app.state.debouncer = debouncer
+    app.state.chat_check_ins = chat
     return app

@@ -52,6 +52,7 @@ from okrsync.domain.schedule import plan_next
 from okrsync.engine.closeout import CycleCloser, open_metric_names
 from okrsync.engine.dispatcher import Dispatcher
 from okrsync.engine.metric_claims import MetricClaims
+from okrsync.engine.reminders import Reminders
 from okrsync.engine.scheduled_pushes import ScheduledPushes
 from okrsync.engine.sync import RunReport, SyncService
 from okrsync.engine.work_sync import WorkSync
@@ -174,6 +175,9 @@ class Daemon:
         self.scheduled = ScheduledPushes(engine, config, clock=clock)
         self.closer = CycleCloser(engine, config, clock=clock)
         self.closed_cycles: set[str] = set()  # closed in the store: their metrics are not fetched
+        self.reminders = Reminders(
+            engine, config, dispatcher.sink_for, owner=sync.instance_id, clock=clock
+        )
         self.last_loop_at: datetime | None = None  # heartbeat: set at the top of every pass
         self.last_pass_at: datetime | None = None  # the ``last_loop_at`` of the last whole pass
         self.scheduler_lag_seconds = 0.0  # how late the most recent due metric was started
@@ -369,7 +373,8 @@ class Daemon:
         announced, next_stale = await in_thread(self.sync.stale.announce_due)
         if queued or announced or any(report.finals_queued for report in closed_now):
             self.nudge()
-        for moment in (next_scheduled, next_stale, next_close):
+        next_reminder = await self.reminders.send_due()
+        for moment in (next_scheduled, next_stale, next_close, next_reminder):
             if moment is not None:
                 wake = min(wake, moment)
         self.last_pass_at = now

@@ -316,3 +316,16 @@ class ApiTokenRow(SQLModel, table=True):
     created_at: datetime = Field(sa_type=UtcDateTime)
     last_used_at: datetime | None = _when()
     revoked_at: datetime | None = _when()
+
+
+class ReminderRow(SQLModel, table=True):
+    """A check-in reminder claimed for one tick: its primary key is the claim, so however many
+    replicas (or restarts) reach the tick, one of them sends it (okrsync.engine.reminders)."""
+
+    __tablename__ = "reminders_sent"
+
+    reminder: str = Field(primary_key=True, max_length=64)  # SHA-256 of connection/channel/owner
+    tick: datetime = Field(primary_key=True, sa_type=UtcDateTime)
+    claimed_by: str = Field(max_length=100)
+    claimed_at: datetime = Field(sa_type=UtcDateTime)
+    key_results: int = 0  # how many the message listed (0: nobody needed reminding)

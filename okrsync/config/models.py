@@ -114,6 +114,7 @@ class KeyResultDef:
     stale_after: timedelta | None
     mirrors: tuple[MirrorDef, ...]
     line: int | None = None
+    decimals: int | None = None  # digits people read; None: the unit's (okrsync.domain.numbers)
 
     def metric_names(self) -> frozenset[str]:
         """The metrics this key result reads: its metric, or the names in its expression."""
@@ -326,6 +327,12 @@ class KeyResultDocument(_Document):
     weight: Weight
     stale_after: fields.Duration = Field(default=None, description=_DURATION_HELP)
     mirrors: Mirrors = Field(default_factory=list)
+    decimals: int | None = Field(
+        default=None,
+        ge=0,
+        le=6,
+        description="Digits shown after the point (default: 1 for '%', else 0).",
+    )
 
 
 class ObjectiveDocument(_Document):

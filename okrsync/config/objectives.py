@@ -205,6 +205,7 @@ class ObjectivesReader:
             stale_after=stale_after if stale_after is not None else self.default_stale,
             mirrors=mirrors,
             line=read.line(where),
+            decimals=fields.get("decimals"),
         )
 
     def measure(

@@ -33,6 +33,7 @@ from sqlalchemy import select as core_select
 from sqlmodel import Session, col, select
 
 from okrsync.config import CycleDef, MirrorDef, ObjectiveDef
+from okrsync.domain.numbers import decimals_for
 from okrsync.domain.pacing import DeliveryPolicy, earliest_push, worth_pushing
 from okrsync.domain.progress import display_progress
 from okrsync.domain.status import Weighted, elapsed_fraction, objective_status, rollup
@@ -124,6 +125,12 @@ def idempotency_key(mirror_key: str, cause: str) -> str:
     return hashlib.sha256(f"{mirror_key}#{cause}".encode()).hexdigest()[:40]
 
 
+def decimals_of(objective: ObjectiveDef, key_result_id: str, unit: str | None) -> int:
+    """The digits people read for a key result: its ``decimals``, else its unit's default."""
+    own = next((kr.decimals for kr in objective.key_results if kr.id == key_result_id), None)
+    return decimals_for(unit, own)
+
+
 def key_result_update(
     objective: ObjectiveDef, row: KeyResultLike, observed_at: datetime, key: str
 ) -> KeyResultUpdate:
@@ -145,6 +152,7 @@ def key_result_update(
         idempotency_key=key,
         stale=is_stale(row, observed_at),
         checked_at=row.checked_at,
+        decimals=decimals_of(objective, row.id, row.unit),
     )
 
 

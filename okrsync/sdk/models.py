@@ -12,6 +12,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
+from okrsync.domain.numbers import display_number
 from okrsync.errors import ConnectorError
 from okrsync.sdk.work_summary import WorkSummary
 
@@ -119,6 +120,14 @@ class KeyResultUpdate(BaseModel):
     # the linked work items (issue 15): counts by state and those done since the last push;
     # None for a key result without work (okrsync.sdk.work_summary)
     work: WorkSummary | None = None
+    # digits after the point people read (issue 17): the key result's ``decimals`` or its unit's
+    # default; None: the unit's default. Format with ``okrsync.sdk.models.display``.
+    decimals: int | None = None
+
+    def display(self, number: Decimal | None) -> str | None:
+        """``number`` (this key result's value, start or target) as people read it, no unit:
+        rounded half-up to :attr:`decimals` places with thousands separators; None for None."""
+        return display_number(number, self.unit, self.decimals)
 
 
 class ObjectiveUpdate(BaseModel):

@@ -16,6 +16,7 @@ from rich.markup import escape as esc
 from rich.table import Table
 from rich.text import Text
 
+from okrsync.domain.numbers import display_number
 from okrsync.domain.statuses import ConnectionStatus
 from okrsync.errors import ConfigError, ConfigErrors, OkrsyncError
 
@@ -462,8 +463,8 @@ def print_status(objectives: Iterable[ObjectiveView]) -> int:
             state = kr.status.replace("_", " ") + (" (stale)" if kr.stale else "")
             table.add_row(
                 f"{esc(kr.title)}\n[dim]{esc(kr.id)}[/dim]",
-                esc(f"{fmt_decimal(kr.value)} {kr.unit or ''}".strip()),
-                fmt_decimal(kr.target),
+                esc(f"{display_number(kr.value, kr.unit, None) or '—'} {kr.unit or ''}".strip()),
+                display_number(kr.target, kr.unit, None) or "—",
                 f"[{style}]{bar(kr.progress)}[/{style}] {pct}",
                 f"[{style}]{state}[/{style}]",
             )

@@ -63,7 +63,9 @@ def progress_bar(progress: Decimal | None) -> str:
 
 def value_text(update: KeyResultUpdate) -> str:
     unit = f" {update.unit}" if update.unit else ""
-    return f"{number(update.value)} / {number(update.target)}{unit}"
+    value = update.display(update.value) or "n/a"
+    target = update.display(update.target) or "n/a"
+    return f"{value} / {target}{unit}"
 
 
 def card_id(kind: str, id: str) -> str:

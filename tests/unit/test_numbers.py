@@ -70,7 +70,8 @@ def test_ties_round_away_from_zero(value: Decimal, decimals: int) -> None:
 @given(finite, places)
 def test_same_number_same_text_whatever_its_exponent(value: Decimal, decimals: int) -> None:
     assert format_number(value, decimals) == format_number(value.normalize(), decimals)
-    assert format_number(value, decimals) == format_number(value.quantize(Decimal("1E-8")), decimals)
+    padded = value.quantize(Decimal("1E-8"))
+    assert format_number(value, decimals) == format_number(padded, decimals)
 
 
 @given(finite, places)
@@ -100,3 +101,30 @@ def test_decimals_out_of_range(bad: int) -> None:
 def test_not_finite_is_refused() -> None:
     with pytest.raises(ValueError, match="Infinity"):
         format_number(Decimal("Infinity"), 0)
+
+
+def test_decimals_from_the_config_reach_the_mirrors_update() -> None:
+    from okrsync.config import load_config_text
+    from okrsync.engine.outbox import decimals_of
+    from tests.unit.config_fixtures import CONNECTORS, VALID_CONFIG, VALID_ENV
+
+    text = VALID_CONFIG.replace("        unit: USD\n", "        unit: USD\n        decimals: 2\n")
+    assert text != VALID_CONFIG
+    (revenue, _retention) = load_config_text(text, CONNECTORS, environ=VALID_ENV).objectives
+    assert decimals_of(revenue, "bookings", "USD") == 2  # its own setting
+    assert decimals_of(revenue, "win-rate", "%") == 1  # the unit's default
+
+
+@pytest.mark.parametrize("bad", ["-1", "7", "two", "1.5"])
+def test_bad_decimals_name_the_line_and_key(bad: str) -> None:
+    from okrsync.config import load_config_text
+    from okrsync.errors import ConfigErrors
+    from tests.unit.config_fixtures import CONNECTORS, VALID_CONFIG, VALID_ENV
+
+    usd = "        unit: USD\n"
+    text = VALID_CONFIG.replace(usd, f"{usd}        decimals: {bad}\n")
+    with pytest.raises(ConfigErrors) as caught:
+        load_config_text(text, CONNECTORS, environ=VALID_ENV)
+    line = text.splitlines().index(f"        decimals: {bad}") + 1
+    message = str(caught.value)
+    assert f":{line}: objectives[0].key_results[0].decimals:" in message, message

@@ -40,14 +40,6 @@ STATUS_COLOR = {  # Adaptive Card TextBlock colours
 }
 
 
-def number(value: Decimal | None) -> str:
-    """Plain decimal text without exponent or trailing zeros (``1E+3`` → ``1000``)."""
-    if value is None:
-        return "n/a"
-    text = format(value, "f")
-    return text.rstrip("0").rstrip(".") if "." in text else text
-
-
 def percent(progress: Decimal | None) -> str:
     if progress is None:
         return "n/a"

@@ -133,6 +133,25 @@ async def test_field_values(
     assert issue.properties[PROPERTY]["field"] == {field_id: expected}
 
 
+@pytest.mark.parametrize(
+    ("field", "decimals", "expected"),
+    [
+        ("OKR progress", None, 66.7),  # a number field: rounded as people read it ('%' → 1)
+        ("OKR progress", 0, 67.0),
+        ("OKR status", None, "66.7%"),
+        ("OKR status", 2, "66.67%"),
+    ],
+)
+async def test_field_value_uses_the_key_results_decimals(
+    site: Site, jira: FastJira, field: str, decimals: int | None, expected: Any
+) -> None:
+    mirror = JiraMirror.model_validate(
+        {"issue": "OKR-3", "field": field, "field_value": "value", "comment": False}
+    )
+    await jira.push(update("66.66666666666666666666666667", decimals=decimals), mirror, None)
+    assert expected in site.data.issues["OKR-3"].fields.values()
+
+
 async def test_status_into_a_number_field_is_a_config_error(jira: FastJira) -> None:
     mirror = JiraMirror(issue="OKR-3", field="OKR progress", field_value="status")
     with pytest.raises(ConnectorError, match="needs a text field") as caught:

@@ -38,6 +38,7 @@ from okrsync.api.app import build_app
 from okrsync.api.context import ApiContext
 from okrsync.api.server import HttpServer, bind
 from okrsync.app import App
+from okrsync.cli_progress import activity
 from okrsync.config import load_config_text, read_yaml
 from okrsync.domain.numbers import display_number
 from okrsync.domain.progress import display_progress
@@ -274,8 +275,10 @@ def run_demo(*, seconds: float, workdir: Path | None, console: Console) -> None:
             filename=DEMO_CONFIG,
             environ=demo_environ(urls, credentials, warehouse, today),
         )
-        settings = Settings(database_url=SecretStr(f"sqlite:///{store}"))
-        app = App.open(settings, config=config, registry=registry, redactor=redactor)
+        # its dashboard listens on 127.0.0.1 only and shows sandbox data: readable without sign-in
+        settings = Settings(database_url=SecretStr(f"sqlite:///{store}"), public_read=True)
+        with activity("opening the demo's store", enabled=console.is_terminal, console=console):
+            app = App.open(settings, config=config, registry=registry, redactor=redactor)
         token = credentials[DEAL_API].get("token", "")
 
         async def main() -> None:

@@ -13,7 +13,8 @@ asks for the ``key`` only.
 
 A backlink is a remote issue link whose ``globalId`` names the key result: ``POST
 .../issue/{key}/remotelink`` with the same ``globalId`` replaces the link instead of adding one,
-so a repeat (or a retry after a crash) never duplicates it; ``DELETE
+so a repeat (or a retry after a crash) never duplicates it; writes to one issue keep the
+connection's ``issue_write_interval`` apart (Jira's per-issue write limit); ``DELETE
 .../remotelink?globalId=...`` takes it off, and a link already gone is fine.
 """
 
@@ -28,6 +29,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator
 
+from connectors.jira.client import IssueWriteSpacer
 from connectors.jira.models import JiraConnection, check_placeholders, render_jql
 from okrsync.errors import TargetNotFoundError, VendorResponseError
 from okrsync.sdk.http import HttpClient
@@ -76,11 +78,17 @@ def split_order_by(jql: str) -> tuple[str, str]:
 
 def since_clause(jql: str, since: datetime, zone: ZoneInfo) -> str:
     """``jql`` restricted to issues updated at or after ``since`` (to the minute, in ``zone``)."""
-    local = since.astimezone(zone).strftime("%Y/%m/%d %H:%M")
+    local = since.astimezone(zone)
+    early, late = local.replace(fold=0).utcoffset(), local.replace(fold=1).utcoffset()
+    if early is not None and late is not None and early > late:
+        # A wall time that happens twice (clocks going back) reads either way in Jira: asking
+        # from the shift earlier reads a little more, and never misses a change.
+        local -= early - late
     condition, order = split_order_by(jql)
+    stamp = local.strftime("%Y/%m/%d %H:%M")
     if not condition:
-        return f'updated >= "{local}"{order}'
-    return f'({condition}) AND updated >= "{local}"{order}'
+        return f'updated >= "{stamp}"{order}'
+    return f'({condition}) AND updated >= "{stamp}"{order}'
 
 
 def parse_jira_time(value: Any) -> datetime | None:
@@ -131,6 +139,7 @@ class JiraWorkTracker(WorkTracker):
         name: str
         config: JiraConnection
         _api: str
+        _spacer: IssueWriteSpacer
 
         @property
         def client(self) -> HttpClient: ...
@@ -184,21 +193,23 @@ class JiraWorkTracker(WorkTracker):
                 "status": {"resolved": _complete(link)},
             },
         }
-        answer = await self.client.request_json(
-            "POST", f"{self._api}/issue/{item}/remotelink", json=body, subject=subject
-        )
+        async with self._spacer.turn(item):  # Jira's per-issue write limit
+            answer = await self.client.request_json(
+                "POST", f"{self._api}/issue/{item}/remotelink", json=body, subject=subject
+            )
         link_id = answer.get("id") if isinstance(answer, dict) else None
         return str(link_id) if isinstance(link_id, int | str) else ref
 
     async def remove_backlink(self, item: str, link: Backlink, ref: str | None) -> None:
         subject = f"backlink on {item} (key result {link.key_result_id!r})"
         with contextlib.suppress(TargetNotFoundError):  # the link (or the issue) is gone
-            await self.client.request(
-                "DELETE",
-                f"{self._api}/issue/{item}/remotelink",
-                params={"globalId": link.global_id},
-                subject=subject,
-            )
+            async with self._spacer.turn(item):
+                await self.client.request(
+                    "DELETE",
+                    f"{self._api}/issue/{item}/remotelink",
+                    params={"globalId": link.global_id},
+                    subject=subject,
+                )
 
     # --- helpers --------------------------------------------------------------------------------
 

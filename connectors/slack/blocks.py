@@ -119,6 +119,16 @@ def stale_plain(update: KeyResultUpdate) -> str:
     return f"stale, last confirmed {utc(update.checked_at).strftime('%Y-%m-%d %H:%M UTC')}"
 
 
+def grade_text(update: KeyResultUpdate) -> str:
+    """``Confidence 7/10 · score 0.70``: what the latest check-in and the grading say, or ''."""
+    parts = []
+    if update.confidence is not None:
+        parts.append(f"Confidence {update.confidence}/10")
+    if update.score is not None:
+        parts.append(f"score {update.score.quantize(Decimal('0.01'))}")
+    return " · ".join(parts)
+
+
 def context_block(cycle_id: str, observed_at: datetime, link: str | None) -> dict[str, Any]:
     parts = [f"Cycle *{escape(cycle_id)}*", f"observed {observed_text(observed_at)}"]
     if link:
@@ -131,6 +141,8 @@ def key_result_blocks(update: KeyResultUpdate, link: str | None = None) -> list[
     body = f"_{escape(update.objective_title)}_\n`{progress_bar(progress)}` *{percent(progress)}*"
     if update.stale:
         body += f"\n{stale_text(update)}"
+    if grade := grade_text(update):
+        body += f"\n{grade}"
     if update.work is not None:
         body += f"\n{work_lines(update.work)}"
     return [
@@ -194,6 +206,8 @@ def digest_blocks(update: ObjectiveUpdate, link: str | None = None) -> list[dict
             f"`{progress_bar(kr.progress_display)}` {percent(kr.progress_display)} · "
             f"{escape(value_text(kr))}"
         )
+        if grade := grade_text(kr):
+            line += f" · {grade}"
         if kr.stale:
             line += f"\n{stale_text(kr)}"
         if kr.work is not None:

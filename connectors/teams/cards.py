@@ -122,6 +122,16 @@ def message(body: list[dict[str, Any]], version: str, link: str | None) -> dict[
     }
 
 
+def _grade_facts(update: KeyResultUpdate) -> list[dict[str, str]]:
+    """The latest check-in's confidence and the key result's score, when there are any."""
+    facts = []
+    if update.confidence is not None:
+        facts.append({"title": "Confidence", "value": f"{update.confidence}/10"})
+    if update.score is not None:
+        facts.append({"title": "Score", "value": str(update.score.quantize(Decimal("0.01")))})
+    return facts
+
+
 def key_result_card(
     update: KeyResultUpdate, version: str = "1.4", link: str | None = None
 ) -> dict[str, Any]:
@@ -153,6 +163,7 @@ def key_result_card(
                 "type": "FactSet",
                 "facts": [
                     {"title": "Value", "value": value_text(update)},
+                    *_grade_facts(update),
                     {"title": "Cycle", "value": update.cycle_id},
                     {"title": "Observed", "value": observed(update.observed_at)},
                 ],
@@ -218,6 +229,7 @@ def digest_card(
                         "title": kr.key_result_title,
                         "value": f"{percent(kr.progress_display)} · "
                         f"{STATUS_LABEL[kr.status].lower()} · {value_text(kr)}"
+                        + "".join(f" · {f['title'].lower()} {f['value']}" for f in _grade_facts(kr))
                         + (f" · {stale_text(kr)}" if kr.stale else "")
                         + (f" · {kr.work.line()}" if kr.work is not None else ""),
                     }

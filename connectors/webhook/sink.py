@@ -10,13 +10,16 @@ Payload (one JSON object per delivery)::
      "value": "375.5", "progress": "0.3755", "progress_display": "0.3755",
      "status": "on_track", "observed_at": "2026-11-12T09:30:00+00:00",
      "stale": false, "checked_at": "2026-11-12T09:29:58+00:00",
+     "confidence": 7, "score": "0.26285",
      "delivery_id": "<the update's idempotency key>"}
 
 Numbers are JSON *strings* in plain decimal notation (never exponent form), because a JSON
 number is a binary float in most receivers' parsers and 0.1 + 0.2 must not become
 0.30000000000000004 on the way to someone's spreadsheet. Absent numbers are ``null``.
 ``stale`` is true while no source has confirmed ``value`` within the key result's
-``stale_after``; ``checked_at`` is the last time one did (``null``: never).
+``stale_after``; ``checked_at`` is the last time one did (``null``: never). ``confidence`` is
+the latest check-in's (1 to 10, or ``null``) and ``score`` the key result's grade (0 to 1; with a
+``stretch``, the target scores 0.7).
 
 A key result with linked work (a ``work`` entry, issue 15) also carries ``"work": {"todo": 3,
 "in_progress": 5, "done": 12, "done_since": "…", "done_recently": [{"connection", "key",
@@ -153,6 +156,8 @@ def webhook_payload(update: KeyResultUpdate, event: str) -> dict[str, Any]:
         "observed_at": update.observed_at.isoformat(),
         "stale": update.stale,
         "checked_at": None if update.checked_at is None else update.checked_at.isoformat(),
+        "confidence": update.confidence,
+        "score": decimal_text(update.score),
         "delivery_id": update.idempotency_key,
     }
     if update.work is not None:  # only for a key result with linked work (issue 15)
@@ -194,6 +199,7 @@ def digest_payload(update: ObjectiveUpdate, event: str) -> dict[str, Any]:
         "progress": decimal_text(update.progress),
         "status": update.status.value,
         "observed_at": update.observed_at.isoformat(),
+        "score": decimal_text(update.score),
         "delivery_id": update.idempotency_key,
         "key_results": [
             {k: v for k, v in webhook_payload(kr, event).items() if k not in ("event", "objective")}

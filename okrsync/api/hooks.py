@@ -1,11 +1,13 @@
-"""Inbound webhooks: ``POST /hooks/{connection}`` re-syncs the metrics read from that connection.
+"""Inbound webhooks: ``POST /hooks/{connection}`` re-syncs the metrics read from that connection
+and refreshes the work items listed from it (:meth:`okrsync.engine.work_sync.WorkSync.request`).
 
 The connection's connector checks the signature: its ``verify_webhook`` hook, okrsync's own
 scheme when it has none (:mod:`okrsync.sdk.webhooks`); a hook that raises refuses the request.
 The secret is kept by reference like
 every other secret: ``OKRSYNC_HOOK_SECRET_<CONNECTION>`` (the connection name upper-cased, every
 character other than a letter or digit turned into ``_``) from the environment, else the file of
-that name in ``OKRSYNC_SECRETS_DIR`` (``/run/secrets``). A connection without a secret accepts no
+that name in ``OKRSYNC_SECRETS_DIR`` (``/run/secrets``), else the connection's own
+``webhook_secret`` field when its type has one (Linear). A connection without a secret accepts no
 webhooks (404), so nothing unsigned can ever trigger work.
 
 Vendors send bursts (one issue edit → several events), so events are throttled on both edges
@@ -29,6 +31,7 @@ from typing import Any
 
 import httpx
 import structlog
+from pydantic import SecretStr
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -65,6 +68,9 @@ def hook_secrets(
                 value = path.read_text().strip() if path.is_file() else None
             except OSError:
                 value = None
+        if value is None:  # else the connection's own field (Linear's webhook_secret)
+            field = getattr(connections[name], "webhook_secret", None)
+            value = field.get_secret_value() if isinstance(field, SecretStr) else None
         if value:
             found[name] = value
     return found
@@ -198,6 +204,8 @@ def hook_routes(
         log.info("webhook_received", connection=name, type=kind, metrics=len(metrics))
         if metrics:
             debouncer.add(metrics)
+        if ctx.work is not None:  # the linked work read from this tracker, within seconds
+            ctx.work.request(name)
         return JSONResponse(
             {"status": "accepted", "connection": name, "metrics": sorted(metrics)},
             status_code=202,

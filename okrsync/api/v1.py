@@ -17,7 +17,6 @@ runs in worker threads (:mod:`okrsync.api.offload`), never on the event loop.
 
 import asyncio
 from collections.abc import Callable
-from decimal import DecimalException
 from typing import Annotated, Any, Literal, TypeVar, get_args
 
 from fastapi import APIRouter, Depends, Header, Path, Query
@@ -46,14 +45,12 @@ from okrsync.api.cursors import (
 )
 from okrsync.api.errors import BadInput, context_of
 from okrsync.api.offload import in_thread
-from okrsync.domain.evaluate import Evaluation
-from okrsync.domain.planner import PlannedKeyResult
-from okrsync.domain.progress import progress
-from okrsync.domain.status import elapsed_fraction, status_for
+from okrsync.domain.status import elapsed_fraction
 from okrsync.engine.sync import RunReport
 from okrsync.read_models import from_store
 from okrsync.store import views
 from okrsync.store.db import session_scope
+from okrsync.store.metric_definitions import TRIGGER as DEFINITIONS_TRIGGER
 from okrsync.store.tables import DeliveryRow, MeasurementRow, RunRow
 
 PREFIX = "/api/v1"
@@ -432,9 +429,10 @@ async def list_measurements(
 
 def _runs_answer(ctx: ApiContext, limit: int, after: Any) -> Response:
     with session_scope(ctx.engine) as session:
-        total = session.exec(select(func.count()).select_from(RunRow)).one()
+        passes = col(RunRow.trigger) != DEFINITIONS_TRIGGER  # not the definitions' records
+        total = session.exec(select(func.count()).select_from(RunRow).where(passes)).one()
         order = (col(RunRow.started_at), col(RunRow.id))
-        query = select(RunRow)
+        query = select(RunRow).where(passes)
         if after is not None:
             query = query.where(views.after(order, after, descending=True))
         rows = session.exec(query.order_by(*(c.desc() for c in order)).limit(limit + 1)).all()
@@ -601,29 +599,20 @@ async def check_in(
     key: Annotated[str | None, Depends(idempotency_key)],
     body: Annotated[m.CheckIn, Depends(check_in_body)],
 ) -> Response:
-    try:
-        kr = ctx.config.key_result(key_result_id)
-    except KeyError:
-        raise BadInput(404, "key result not found", key_result_id) from None
-    objective = ctx.config.objective(kr.objective_id)
-    cycle = ctx.config.cycles[objective.cycle]
-    now = ctx.clock()
-    try:
-        done = progress(kr.target_spec, body.value)
-    except (ArithmeticError, DecimalException, ValueError) as exc:
-        raise BadInput(422, "the value cannot be evaluated", str(exc)) from None
-    note = None if body.note is None else ctx.redactor.redact(body.note)
-    attempt = check_ins.Attempt(key_result_id, body.value, note, key)
-    status = status_for(kr.kind, done, elapsed_fraction(cycle.start, cycle.end, now))
-    provenance = ({"origin": "manual", "source": "api", "value": str(body.value)},)
-    evaluation = Evaluation(body.value, done, status, provenance)
-    item = PlannedKeyResult(kr, objective, cycle)
-    response, queued = await in_thread(
-        check_ins.record_check_in, ctx, attempt, item, evaluation, now
+    request = check_ins.CheckInRequest(
+        key_result_id,
+        value=body.value,
+        confidence=body.confidence,
+        note=body.note,
+        author=check_ins.API_AUTHOR,
+        idempotency_key=key,
     )
-    if ctx.daemon is not None and queued:
+    outcome = await in_thread(
+        check_ins.check_in, ctx.engine, ctx.config, ctx.redactor, request, ctx.clock()
+    )
+    if ctx.daemon is not None and outcome.queued_now:
         ctx.daemon.nudge()  # deliver the new outbox rows now rather than at the next wake-up
-    return response
+    return check_ins.check_in_answer(ctx, outcome)
 
 
 def _summary(report: RunReport, key_results: list[str] | None) -> m.SyncAccepted:

@@ -21,6 +21,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from okrsync.config import fields
+from okrsync.config.check_ins import DEFAULT_CHECK_INS, CheckInPolicy, CheckInsDocument, Grading
 from okrsync.config.fields import (
     CycleId,
     Day,
@@ -39,7 +40,9 @@ from okrsync.config.fields import (
     listed,
     refuse,
 )
+from okrsync.config.work import WorkDef, Works
 from okrsync.domain.expressions import Expression
+from okrsync.domain.grading import DEFAULT_GRADING, GradingRule
 from okrsync.domain.pacing import DeliveryPolicy, QuietHours
 from okrsync.domain.plausibility import UNBOUNDED, Bounds
 from okrsync.domain.progress import KRKind, TargetSpec
@@ -114,7 +117,16 @@ class KeyResultDef:
     stale_after: timedelta | None
     mirrors: tuple[MirrorDef, ...]
     line: int | None = None
+    work: tuple[WorkDef, ...] = ()  # the tracker queries listing the work behind it
+    stretch: Decimal | None = None
+    grading: GradingRule = DEFAULT_GRADING
+    check_ins: CheckInPolicy = DEFAULT_CHECK_INS
     decimals: int | None = None  # digits people read; None: the unit's (okrsync.domain.numbers)
+
+    @property
+    def manual(self) -> bool:
+        """A manual key result: no metric, no expression; check-ins alone set its value."""
+        return self.metric is None and self.value is None
 
     def metric_names(self) -> frozenset[str]:
         """The metrics this key result reads: its metric, or the names in its expression."""
@@ -137,6 +149,7 @@ class ObjectiveDef:
     key_results: tuple[KeyResultDef, ...]
     line: int | None = None
     mirrors: tuple[MirrorDef, ...] = ()  # digest mirrors: the whole objective in one message
+    work: tuple[WorkDef, ...] = ()  # the tracker queries listing the work behind it
 
 
 @dataclass(frozen=True)
@@ -194,6 +207,9 @@ class DefaultsDocument(_Document):
         default=None, description="Default metric schedule: 'every 15m' or a cron expression."
     )
     stale_after: fields.Duration = Field(default=None, description=_DURATION_HELP)
+    grading: Grading = Field(
+        default=None, description="How key results score: stretch_0.7 (default) or progress."
+    )
 
 
 class CycleDocument(_Document):
@@ -306,12 +322,12 @@ Mirrors = Annotated[list[dict[str, Any]], listed("mirrors")]
 
 
 class KeyResultDocument(_Document):
-    """A measurable target, on one metric or on an expression of metrics."""
+    """A measurable target, on one metric or on an expression of metrics, or (neither) manual."""
 
     model_config = ConfigDict(
         extra="forbid",
         arbitrary_types_allowed=True,
-        json_schema_extra={"oneOf": [{"required": ["metric"]}, {"required": ["value"]}]},
+        json_schema_extra={"not": {"required": ["metric", "value"]}},  # no metric or value: manual
     )
 
     id: KeyResultId
@@ -327,6 +343,21 @@ class KeyResultDocument(_Document):
     weight: Weight
     stale_after: fields.Duration = Field(default=None, description=_DURATION_HELP)
     mirrors: Mirrors = Field(default_factory=list)
+    work: Works = Field(
+        default_factory=list,
+        description="Tracker queries listing the issues, PRs and epics behind this key result.",
+    )
+    stretch: Number = Field(
+        default=None,
+        description="Beyond the target (increase, decrease): scores 1.0; the target scores 0.7.",
+    )
+    grading: Grading = Field(
+        default=None, description="stretch_0.7 or progress; default defaults.grading."
+    )
+    check_ins: CheckInsDocument | None = Field(
+        default=None,
+        description="When and where check-ins are asked for, and whether a manual value counts.",
+    )
     decimals: int | None = Field(
         default=None,
         ge=0,
@@ -351,6 +382,10 @@ class ObjectiveDocument(_Document):
     mirrors: Mirrors = Field(
         default_factory=list,
         description="Digest mirrors: the objective and all its key results in one message.",
+    )
+    work: Works = Field(
+        default_factory=list,
+        description="Tracker queries listing the issues, PRs and epics behind this objective.",
     )
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, TypeAdapter
 
+from okrsync.config.check_ins import CheckInPolicy, check_check_ins, check_stretch
 from okrsync.config.crossrefs import CrossReferences, UniqueIds
 from okrsync.config.models import (
     DIGEST_PREFIX,
@@ -26,8 +27,10 @@ from okrsync.config.models import (
 )
 from okrsync.config.pydantic_errors import check, valid_fields, validate
 from okrsync.config.reporting import Reporter
+from okrsync.config.work import WorkReader
 from okrsync.config.yaml_source import KeyPath
 from okrsync.domain.expressions import Expression
+from okrsync.domain.grading import DEFAULT_GRADING, GradingRule
 from okrsync.domain.progress import KRKind, TargetSpec
 from okrsync.errors import ExpressionError
 from okrsync.sdk.connector import MirrorSpec
@@ -46,11 +49,17 @@ class ObjectivesReader:
     what is right in it is still checked against the rest of the config."""
 
     def __init__(
-        self, read: Reporter, refs: CrossReferences, default_stale: timedelta | None
+        self,
+        read: Reporter,
+        refs: CrossReferences,
+        default_stale: timedelta | None,
+        default_grading: GradingRule = DEFAULT_GRADING,
     ) -> None:
         self.read = read
         self.refs = refs
         self.default_stale = default_stale
+        self.work = WorkReader(read, refs)
+        self.default_grading = default_grading
         self.objective_ids = UniqueIds(read, "objective")
         self.kr_ids = UniqueIds(
             read, "key result", "; key result ids must be unique across all objectives"
@@ -108,7 +117,18 @@ class ObjectivesReader:
             if "mirrors" in fields
             else None
         )
-        if not whole or objective_id is None or key_results is None or digests is None:
+        work = (
+            self.work.entries((*where, "work"), fields["work"], objective_id or "", None)
+            if "work" in fields
+            else None
+        )
+        if (
+            not whole
+            or objective_id is None
+            or key_results is None
+            or digests is None
+            or work is None
+        ):
             return None
         return ObjectiveDef(
             id=objective_id,
@@ -121,6 +141,7 @@ class ObjectivesReader:
             key_results=key_results,
             line=self.read.line(where),
             mirrors=digests,
+            work=work,
         )
 
     def key_results(
@@ -173,13 +194,22 @@ class ObjectivesReader:
             if not unknown_keys:  # a misspelt ``targt`` already explains a missing target
                 for sentence in target_spec.problems():
                     read.problem(where, sentence)
+            check_stretch(read, where, target_spec, fields.get("stretch"))
+        manual = raw.get("metric") is None and raw.get("value") is None
+        check_check_ins(read, self.refs, where, fields.get("check_ins"), manual=manual)
         mirrors = (
             self.mirrors((*where, "mirrors"), fields["mirrors"], kr_id or "")
             if "mirrors" in fields
             else None
         )
+        work = (
+            self.work.entries((*where, "work"), fields["work"], objective_id, kr_id or "")
+            if "work" in fields
+            else None
+        )
         if (
             not whole
+            or work is None
             or len(read.errors) > before
             or kr_id is None
             or kind is None
@@ -205,6 +235,10 @@ class ObjectivesReader:
             stale_after=stale_after if stale_after is not None else self.default_stale,
             mirrors=mirrors,
             line=read.line(where),
+            work=work,
+            stretch=fields["stretch"],
+            grading=fields["grading"] or self.default_grading,
+            check_ins=CheckInPolicy.of(fields["check_ins"]),
             decimals=fields.get("decimals"),
         )
 
@@ -221,12 +255,7 @@ class ObjectivesReader:
             )
             return None, None
         if raw.get("metric") is None and raw.get("value") is None:
-            read.problem(
-                where,
-                "missing 'metric' or 'value': name the metric this key result follows, or give "
-                "an expression of metrics such as 'won / (won + lost) * 100'",
-            )
-            return None, None
+            return None, None  # a manual key result: check-ins set its value
         metric: str | None = fields.get("metric")
         text: str | None = fields.get("value")
         if metric is not None:

@@ -53,6 +53,7 @@ from okrsync.engine.dispatcher import Dispatcher
 from okrsync.engine.metric_claims import MetricClaims
 from okrsync.engine.scheduled_pushes import ScheduledPushes
 from okrsync.engine.sync import RunReport, SyncService
+from okrsync.engine.work_sync import WorkSync
 from okrsync.errors import StoreError
 from okrsync.store.db import session_scope
 from okrsync.store.offload import in_thread
@@ -189,6 +190,8 @@ class Daemon:
         self._offsets: dict[str, timedelta] | None = None  # see offsets()
         self._failures: list[Exception] = []  # of scheduled runs, for the loop to act on
         self.claims = MetricClaims(engine, owner=sync.instance_id, lease=lease)
+        self.work = WorkSync.from_sync(sync)  # the work behind key results (issue 15)
+        self._work_running = False
         self.claims.ensure_rows({name for kr in config.key_results() for name in kr.metric_names()})
         for name in sorted({metric.connection for metric in config.metrics.values()}):
             deadline = config.fetch_deadline(name)
@@ -317,6 +320,7 @@ class Daemon:
             for request in self._requests:
                 request.done.cancel()
             self._requests.clear()
+            await self.work.aclose()
         log.info("daemon_stopped", ticks=self.ticks)
 
     def _dispatcher_ended(self, task: asyncio.Task[None]) -> None:
@@ -351,6 +355,9 @@ class Daemon:
             retry = await self._start_due(due, now)
             if retry is not None:
                 wake = min(wake, retry)
+        work_at = self._start_work(now)
+        if work_at is not None:
+            wake = min(wake, work_at)
         queued, next_scheduled = await in_thread(self.scheduled.enqueue_due)
         announced, next_stale = await in_thread(self.sync.stale.announce_due)
         if queued or announced:
@@ -423,6 +430,26 @@ class Daemon:
         retry = now + CLAIM_RETRY
         return min(retry, claim.held_until or retry)
 
+    def _start_work(self, now: datetime) -> datetime | None:
+        """Start reading the linked work that is due (as a task of its own); when to look again
+        (None: the task's end wakes the loop, or there is no work to read)."""
+        if not self.work.entries or self._work_running:
+            return None
+        if self.work.next_due is not None and self.work.next_due > now:
+            return self.work.next_due
+        self._work_running = True
+        self._spawn(self._work_refresh(), "work")
+        return None
+
+    async def _work_refresh(self) -> None:
+        try:
+            await self.work.refresh_due()
+        except Exception as exc:  # the loop acts on it (backs off, or stops the daemon)
+            self._failures.append(exc)
+        finally:
+            self._work_running = False
+            self._wake.set()
+
     async def _still_running(self, skipped: dict[str, _Held], now: datetime) -> None:
         """A tick of these metrics came while a fetch they need still runs: skip it, say so in
         the log and on the connections' health, and count their next tick from now."""
@@ -474,6 +501,13 @@ class Daemon:
             self._release(connections, metrics)
         if any(recorded.deliveries for recorded in report.recorded):
             self.nudge()
+        self._values_changed(report)
+
+    def _values_changed(self, report: RunReport) -> None:
+        """Key results whose values a run changed: their backlinks show the new progress."""
+        changed = {recorded.key_result_id for recorded in report.recorded if recorded.changed}
+        if changed:
+            self.work.key_results_changed(changed)
 
     def _release(self, connections: Collection[str], metrics: Collection[str] = ()) -> None:
         """A run let go of its connections: what waited for them may go now."""
@@ -524,6 +558,7 @@ class Daemon:
             if not request.done.done():
                 request.done.set_exception(exc)
             return
+        self._values_changed(report)
         if not request.done.done():
             request.done.set_result(report)
 

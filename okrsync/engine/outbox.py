@@ -33,6 +33,7 @@ from sqlalchemy import select as core_select
 from sqlmodel import Session, col, select
 
 from okrsync.config import CycleDef, MirrorDef, ObjectiveDef
+from okrsync.domain.grading import WeightedScore, objective_score
 from okrsync.domain.numbers import decimals_for
 from okrsync.domain.pacing import DeliveryPolicy, earliest_push, worth_pushing
 from okrsync.domain.progress import display_progress
@@ -76,6 +77,10 @@ class KeyResultLike(Protocol):
     def observed_at(self) -> datetime | None: ...
     @property
     def stale_after_seconds(self) -> int | None: ...
+    @property
+    def confidence(self) -> int | None: ...
+    @property
+    def score(self) -> Decimal | None: ...
 
 
 @dataclass
@@ -98,6 +103,11 @@ class KeyResultState:
     checked_at: datetime | None
     last_measurement_id: int | None
     stale_announced_for: datetime | None
+    confidence: int | None = None
+    score: Decimal | None = None
+    source_value: Decimal | None = None
+    manual_since: datetime | None = None
+    held_source_value: Decimal | None = None
 
 
 STATE_COLUMNS = (
@@ -117,6 +127,11 @@ STATE_COLUMNS = (
     col(KeyResultRow.checked_at),
     col(KeyResultRow.last_measurement_id),
     col(KeyResultRow.stale_announced_for),
+    col(KeyResultRow.confidence),
+    col(KeyResultRow.score),
+    col(KeyResultRow.source_value),
+    col(KeyResultRow.manual_since),
+    col(KeyResultRow.held_source_value),
 )
 
 
@@ -152,6 +167,8 @@ def key_result_update(
         idempotency_key=key,
         stale=is_stale(row, observed_at),
         checked_at=row.checked_at,
+        confidence=row.confidence,
+        score=row.score,
         decimals=decimals_of(objective, row.id, row.unit),
     )
 
@@ -176,6 +193,7 @@ def objective_update(
         observed_at=now,
         idempotency_key=key,
         key_results=tuple(key_result_update(objective, r, now, key) for r in rows),
+        score=objective_score([WeightedScore(r.score, r.weight) for r in rows]),
     )
 
 

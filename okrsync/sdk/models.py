@@ -120,8 +120,10 @@ class KeyResultUpdate(BaseModel):
     # the linked work items (issue 15): counts by state and those done since the last push;
     # None for a key result without work (okrsync.sdk.work_summary)
     work: WorkSummary | None = None
+    confidence: int | None = None  # the latest check-in's confidence, 1 to 10
+    score: Decimal | None = None  # 0.0 to 1.0 (target 0.7 with a stretch); see grading
     # digits after the point people read (issue 17): the key result's ``decimals`` or its unit's
-    # default; None: the unit's default. Format with ``okrsync.sdk.models.display``.
+    # default; None: the unit's default. Sinks format with :meth:`display`.
     decimals: int | None = None
 
     def display(self, number: Decimal | None) -> str | None:
@@ -144,6 +146,7 @@ class ObjectiveUpdate(BaseModel):
     observed_at: datetime
     idempotency_key: str
     key_results: tuple[KeyResultUpdate, ...]
+    score: Decimal | None = None  # weighted mean of the key results' scores
 
 
 @dataclass(frozen=True)

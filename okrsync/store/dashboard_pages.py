@@ -22,6 +22,7 @@ from sqlalchemy import Float, String, case, cast, func, literal, or_, type_coerc
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
+from okrsync.domain.grading import WeightedScore, objective_score
 from okrsync.domain.progress import KRKind
 from okrsync.domain.status import (
     AT_RISK_GAP,
@@ -235,6 +236,7 @@ def _key_results(session: Session, *where: Any) -> list[Any]:
             type_coerce(
                 case((col(KeyResultRow.stale_after_seconds).is_not(None), seen)), UtcDateTime
             ),
+            type_coerce(col(KeyResultRow.score), String),
         )
         .join(ObjectiveRow, col(ObjectiveRow.id) == col(KeyResultRow.objective_id))
         .where(*where, col(KeyResultRow.archived_at).is_(None))
@@ -571,6 +573,7 @@ def objective_page(
         status=objective_status(progress, elapsed).value,
         elapsed=elapsed,
         key_results=[d.view for d in details],
+        score=objective_score([WeightedScore(_decimal(r[6]), Decimal(r[3])) for r in everything]),
     )
     return ObjectivePage(summary, cycle, details, len(everything), max(page, 1), limit)
 

@@ -47,14 +47,14 @@ objectives:
 """
 
 
-def write_config(tmp_path: Path, deals: int = 3) -> Path:
+def write_config(tmp_path: Path, deals: int = 3, text: str = CONFIG) -> Path:
     warehouse = tmp_path / "warehouse.db"
     with sqlite3.connect(warehouse) as db:
         db.execute("CREATE TABLE IF NOT EXISTS deals (id INTEGER PRIMARY KEY)")
         for _ in range(deals):
             db.execute("INSERT INTO deals DEFAULT VALUES")
     config = tmp_path / "okrsync.yaml"
-    config.write_text(CONFIG.replace("WAREHOUSE", str(warehouse)))
+    config.write_text(text.replace("WAREHOUSE", str(warehouse)))
     return config
 
 
@@ -83,12 +83,13 @@ def api_service(
     token: str | None = TOKEN,
     debounce: float = 0.2,
     synced: bool = True,
+    config: str = CONFIG,
 ) -> Iterator[Service]:
     """The API of a store that has run one sync, served on a loopback socket (no daemon)."""
     (tmp_path / "secrets").mkdir(exist_ok=True)
     (tmp_path / "secrets" / "OKRSYNC_HOOK_SECRET_WAREHOUSE").write_text(HOOK_SECRET + "\n")
     settings = Settings(
-        config=write_config(tmp_path),
+        config=write_config(tmp_path, text=config),
         database_url=SecretStr(database_url),
         secrets_dir=tmp_path / "secrets",
         api_token=SecretStr(token) if token else None,

@@ -49,12 +49,26 @@ def test_valid_example_passes(validator: jsonschema.Draft202012Validator) -> Non
         ("stale_after: 2h", "stale_after: soon"),
         ("version: 1", "version: 2"),
         ("weight: 2.5", "weight: 0"),
-        ("        metric: won\n", ""),  # neither metric nor value
+        ("        metric: won\n", "        metric: won\n        value: won * 2\n"),  # both
+        ("kind: increase", "kind: increase\n        stretch: lots"),
+        ("kind: increase", "kind: increase\n        grading: stretch"),
+        ("kind: increase", "kind: increase\n        check_ins: {manual_value: sometimes}"),
+        ("kind: increase", "kind: increase\n        check_ins: {remind: {connection: slack}}"),
     ],
 )
 def test_schema_rejects(validator: jsonschema.Draft202012Validator, old: str, new: str) -> None:
     assert old in VALID_CONFIG
     assert not validator.is_valid(as_json(VALID_CONFIG.replace(old, new, 1)))
+
+
+def test_manual_key_results_and_check_ins_pass(validator: jsonschema.Draft202012Validator) -> None:
+    manual = VALID_CONFIG.replace("        metric: won\n", "", 1).replace(
+        "kind: increase",
+        "kind: increase\n        stretch: 2000\n        grading: progress\n"
+        '        check_ins: {every: "0 9 * * 1", remind: {connection: hook, channel: "#s"}}',
+        1,
+    )
+    assert [e.message for e in validator.iter_errors(as_json(manual))] == []
 
 
 def test_connection_types_are_offered_for_autocomplete() -> None:
@@ -64,7 +78,25 @@ def test_connection_types_are_offered_for_autocomplete() -> None:
         schema["$defs"][b["$ref"].rsplit("/", 1)[1]]["properties"]["type"]["const"]
         for b in branches
     )
-    assert consts == ["fake_hook", "fake_sql"]
+    assert consts == ["fake_hook", "fake_sql", "fake_tracker"]
+
+
+def test_work_entries_follow_the_trackers_work_model(
+    validator: jsonschema.Draft202012Validator,
+) -> None:
+    kr = "        stale_after: 2h\n"
+    entry = "          - {connection: jira, jql: 'parent = OKR-12', backlink: true}\n"
+    work = kr + "        work:\n" + entry
+    assert validator.is_valid(as_json(VALID_CONFIG.replace(kr, work, 1)))
+    misspelt = work.replace("jql:", "jqll:")
+    assert not validator.is_valid(as_json(VALID_CONFIG.replace(kr, misspelt, 1)))
+    schema = config_json_schema(CONNECTORS)
+    assert sorted(schema["$defs"]["work.fake_tracker"]["properties"]) == [
+        "backlink",
+        "connection",
+        "jql",
+        "schedule",
+    ]
 
 
 def test_x_keys_are_allowed(validator: jsonschema.Draft202012Validator) -> None:

@@ -1,8 +1,9 @@
 """The fake Jira's issues: a few hundred across three projects, generated from a seed.
 
 Tests compute expected numbers from :class:`JiraData` itself (``select(jql)``); the epic
-``OKR-12`` is laid out by hand so a reader can check its numbers: 8 children, 6 of them done,
-story points 1+2+3+5+8+13+(none)+3 = 35.
+``OKR-12`` ("Launch checkout v2", the demo's launch epic) is laid out by hand so a reader can
+check its numbers: 8 children, 6 of them done (one of them "Won't Do"), one in progress, one to
+do, story points 1+2+3+5+8+13+(none)+3 = 35.
 """
 
 from __future__ import annotations
@@ -206,17 +207,18 @@ class JiraData:
                 if issuetype == "Epic" and key != "OKR-12":
                     epics.append(key)
         # OKR-12: the epic the docs and tests talk about.
+        self.issues["OKR-12"].summary = "Launch checkout v2"
         children = [
-            ("Done", 1),
-            ("Done", 2),
-            ("Done", 3),
-            ("Done", 5),
-            ("Won't Do", 8),
-            ("Done", 13),
-            ("In Progress", None),
-            ("To Do", 3),
+            ("Done", 1, "Payment form validates cards inline"),
+            ("Done", 2, "Saved addresses at checkout"),
+            ("Done", 3, "Order summary shows delivery dates"),
+            ("Done", 5, "One-click reorder"),
+            ("Won't Do", 8, "Gift wrapping options"),
+            ("Done", 13, "New checkout behind a feature flag"),
+            ("In Progress", None, "Checkout load time under 1 s"),
+            ("To Do", 3, "Roll the new checkout out to every market"),
         ]
-        for seq, (status, points) in enumerate(children, start=1):
+        for seq, (status, points, title) in enumerate(children, start=1):
             key = f"OKR-{200 + seq}"
             created = date(2026, 10, 1) + timedelta(days=seq)
             done = STATUSES[status][1] == "done"
@@ -227,7 +229,7 @@ class JiraData:
                     project="OKR",
                     issuetype="Story",
                     status=status,
-                    summary=f"OKR-12 child {seq}",
+                    summary=title,
                     created=created,
                     resolved=created + timedelta(days=7) if done else None,
                     parent="OKR-12",

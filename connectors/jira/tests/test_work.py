@@ -49,6 +49,9 @@ def test_the_incremental_clause_goes_before_order_by_in_the_users_zone() -> None
         " order by key",
     )
     assert since_clause("project = OKR", since, ZoneInfo("UTC")).endswith('"2026/11/20 09:30"')
+    # 02:30 happens twice in Berlin on 2026-10-25: ask from the first one, an hour earlier.
+    autumn = datetime(2026, 10, 25, 0, 30, tzinfo=UTC)  # 02:30 CEST, the first of the two
+    assert since_clause("project = OKR", autumn, berlin).endswith('"2026/10/25 01:30"')
 
 
 def test_placeholders_are_checked() -> None:
@@ -150,3 +153,39 @@ async def test_backlinks_are_created_once_updated_in_place_and_removed(site: Sit
     assert issue.remote_links == {}
     deletes = [r for r in site.server.requests if r.method == "DELETE"]
     assert [r.query for r in deletes] == ["globalId=okrsync%3Akey-result%3Alaunch_epic"] * 2
+
+
+async def test_data_center_reads_and_links_through_rest_v2() -> None:
+    for site in serve("datacenter"):
+        site.data.change(
+            "OKR-208", status="In Progress", at=datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+        )
+        jira = connect(site.url, "datacenter")
+        try:
+            changed = await jira.list_work(EPIC, CYCLE, datetime(2026, 11, 20, 8, 0, tzinfo=UTC))
+            ref = await jira.put_backlink("OKR-208", link(), None)
+        finally:
+            await jira.aclose()
+        assert [(i.key, i.state) for i in changed] == [("OKR-208", WorkState.IN_PROGRESS)]
+        assert ref is not None and len(site.data.issues["OKR-208"].remote_links) == 1
+        paths = [f"{r.method} {r.path}" for r in site.server.requests]
+        assert paths == [
+            "GET /rest/api/2/myself",
+            "POST /rest/api/2/search",
+            "POST /rest/api/2/issue/OKR-208/remotelink",
+        ]
+
+
+async def test_links_on_one_issue_keep_jiras_per_issue_write_gap() -> None:
+    for site in serve(write_interval=0.2):
+        jira = connect(site.url, issue_write_interval=0.25)
+        other = Backlink("conversion", "Lift conversion", None, Status.NO_DATA, None)
+        try:
+            await jira.put_backlink("OKR-202", link(), None)
+            await jira.put_backlink("OKR-202", other, None)  # a second key result, same issue
+            await jira.remove_backlink("OKR-202", other, None)
+        finally:
+            await jira.aclose()
+        assert site.app.state.fake.per_issue_limited == 0  # never refused: we waited instead
+        (kept,) = site.data.issues["OKR-202"].remote_links.values()
+        assert kept["object"]["title"] == "OKR: Launch checkout v2 (40%, at risk)"

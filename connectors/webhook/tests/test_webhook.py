@@ -105,7 +105,7 @@ MIRROR = WebhookMirror()
 
 async def test_payload_and_headers_are_exact(signed_receiver: Receiver, sink: WebhookSink) -> None:
     before = int(time.time())
-    result = await sink.push(update(), MIRROR, None)
+    result = await sink.push(update(confidence=7, score=Decimal("0.26285")), MIRROR, None)
     assert result.ref is None
 
     (delivery,) = signed_receiver.state.received
@@ -132,6 +132,8 @@ async def test_payload_and_headers_are_exact(signed_receiver: Receiver, sink: We
         "observed_at": "2026-11-12T09:30:00+00:00",
         "stale": False,
         "checked_at": None,
+        "confidence": 7,
+        "score": "0.26285",
         "delivery_id": "delivery-0001",
     }
     (request,) = signed_receiver.server.requests

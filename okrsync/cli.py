@@ -19,6 +19,7 @@ from rich.text import Text
 from okrsync.cli_cycles import cycle_app
 from okrsync.cli_deliveries import deliveries_app
 from okrsync.cli_options import DatabaseUrlOption
+from okrsync.domain.numbers import display_number
 from okrsync.domain.statuses import ConnectionStatus
 from okrsync.errors import ConfigError, ConfigErrors, OkrsyncError
 
@@ -539,8 +540,8 @@ def print_status(objectives: Iterable[ObjectiveView]) -> int:
             state = kr.status.replace("_", " ") + (" (stale)" if kr.stale else "")
             table.add_row(
                 f"{esc(kr.title)}\n[dim]{esc(kr.id)}[/dim]",
-                esc(f"{fmt_decimal(kr.value)} {kr.unit or ''}".strip()),
-                fmt_decimal(kr.target),
+                esc(f"{display_number(kr.value, kr.unit, None) or '—'} {kr.unit or ''}".strip()),
+                display_number(kr.target, kr.unit, None) or "—",
                 f"[{style}]{bar(kr.progress)}[/{style}] {pct}",
                 f"[{style}]{state}[/{style}]",
                 "—" if kr.confidence is None else f"{kr.confidence}/10",

@@ -14,8 +14,12 @@ The config reaches each sandbox through ``${DEMO_<CONNECTION>_URL}`` and its cre
 from __future__ import annotations
 
 import asyncio
+import os
 import random
+import shlex
+import shutil
 import sqlite3
+import sys
 import tempfile
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
@@ -27,11 +31,16 @@ import httpx
 from pydantic import SecretStr
 from rich.console import Console, Group
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 
+from okrsync.api.app import build_app
+from okrsync.api.context import ApiContext
+from okrsync.api.server import HttpServer, bind
 from okrsync.app import App
 from okrsync.cli_progress import activity
 from okrsync.config import load_config_text, read_yaml
+from okrsync.domain.numbers import display_number
 from okrsync.domain.progress import display_progress
 from okrsync.engine.daemon import Daemon
 from okrsync.examples import example
@@ -137,7 +146,7 @@ def render(
             shown = display_progress(kr.progress) if kr.progress is not None else Decimal(0)
             filled = int(shown * BAR)
             pct = "—" if kr.progress is None else f"{kr.progress * 100:.1f}%"
-            value = "—" if kr.value is None else f"{kr.value:,.2f}".rstrip("0").rstrip(".")
+            value = display_number(kr.value, kr.unit, None) or "—"
             table.add_row(
                 kr.title,
                 f"{value} {kr.unit or ''}",
@@ -153,6 +162,30 @@ def render(
     return Group(*tables)
 
 
+def program() -> str:
+    """How to type the okrsync that is running, from the current directory: ``okrsync`` when
+    that is on PATH, else its path (``.venv/bin/okrsync`` after README's first command), else
+    ``python -m okrsync`` with this interpreter."""
+    ran = Path(sys.argv[0])
+    if ran.name == "okrsync" and ran.is_file():
+        on_path = shutil.which("okrsync")
+        if on_path is not None and Path(on_path).resolve() == ran.resolve():
+            return "okrsync"
+        relative = os.path.relpath(ran.absolute())
+        shown = relative if not relative.startswith("..") else str(ran.absolute())
+        return shlex.quote(shown if "/" in shown else f"./{shown}")
+    return f"{shlex.quote(sys.executable)} -m okrsync"
+
+
+def closing_hints(store: Path, command: str) -> list[str]:
+    """Commands to look around the demo's store once it ended, ready to paste."""
+    url = shlex.quote(f"sqlite:///{store}")
+    return [
+        f"OKRSYNC_DATABASE_URL={url} {command} {args}"
+        for args in ("status", "explain win_rate", "history bookings")
+    ]
+
+
 async def tour(
     app: App, urls: dict[str, str], token: str, warehouse: Path, seconds: float, console: Console
 ) -> None:
@@ -160,6 +193,16 @@ async def tour(
     stop = asyncio.Event()
     daemon = Daemon(app.engine, app.config, app.sync, app.dispatcher, clock=app.clock)
     task = asyncio.create_task(daemon.run(stop))
+    # the dashboard on a free loopback port while the tour runs
+    http = HttpServer(build_app(ApiContext.from_app(app, daemon)), bind("127.0.0.1", 0))
+    await http.start()
+    host, port = http.address
+    console.print(
+        f"Dashboard: http://{host}:{port}/ (open it while the tour runs)",
+        soft_wrap=True,
+        highlight=False,
+        markup=False,
+    )
     rng = random.Random(7)  # noqa: S311 - demo data, not security
     deadline = asyncio.get_running_loop().time() + seconds
     next_deal = 0.0
@@ -186,6 +229,7 @@ async def tour(
                     live.update(render(objectives, delivered, received, clock))
                     await asyncio.sleep(0.5)
             finally:
+                await http.stop()
                 stop.set()
                 await task
 
@@ -209,9 +253,19 @@ def run_demo(*, seconds: float, workdir: Path | None, console: Console) -> None:
     redactor = Redactor()
     configure_logging(redactor, fmt="console", level="warning")
     shown = ", ".join(f"{name} ({connections[name]['type']})" for name in sandboxes)
+    config_file = workdir / "okrsync-demo.yaml"
+    config_file.write_text(text, encoding="utf-8")
     console.print(
         f"[bold]okrsync demo[/bold]: a SQL warehouse and local sandboxes for {shown}. "
-        f"Files in {workdir}. Watching for {seconds:g}s (Ctrl-C to stop)."
+        f"Files in {escape(str(workdir))}. Watching for {seconds:g}s (Ctrl-C to stop).",
+        soft_wrap=True,
+    )
+    console.print(
+        f"Config: {config_file} (its ${{DEMO_*}} references are the sandboxes' addresses and "
+        "credentials, set by the demo)",
+        soft_wrap=True,
+        highlight=False,
+        markup=False,
     )
     with Sandbox({name: sandbox.app for name, sandbox in sandboxes.items()}) as sandbox:
         urls = sandbox.urls
@@ -221,7 +275,8 @@ def run_demo(*, seconds: float, workdir: Path | None, console: Console) -> None:
             filename=DEMO_CONFIG,
             environ=demo_environ(urls, credentials, warehouse, today),
         )
-        settings = Settings(database_url=SecretStr(f"sqlite:///{store}"))
+        # its dashboard listens on 127.0.0.1 only and shows sandbox data: readable without sign-in
+        settings = Settings(database_url=SecretStr(f"sqlite:///{store}"), public_read=True)
         with activity("opening the demo's store", enabled=console.is_terminal, console=console):
             app = App.open(settings, config=config, registry=registry, redactor=redactor)
         token = credentials[DEAL_API].get("token", "")
@@ -233,9 +288,6 @@ def run_demo(*, seconds: float, workdir: Path | None, console: Console) -> None:
                 await app.aclose()
 
         asyncio.run(main())
-    console.print(
-        "\nThe store keeps every value with its provenance. Look around with:\n"
-        f"  OKRSYNC_DATABASE_URL=sqlite:///{store} okrsync status\n"
-        f"  OKRSYNC_DATABASE_URL=sqlite:///{store} okrsync explain win_rate\n"
-        f"  OKRSYNC_DATABASE_URL=sqlite:///{store} okrsync history bookings"
-    )
+    console.print("\nThe store keeps every value with its provenance. Look around with:")
+    for hint in closing_hints(store, program()):
+        console.print(f"  {hint}", soft_wrap=True, highlight=False, markup=False)

@@ -75,15 +75,19 @@ def ref_comment_id(previous_ref: str | None, mirror: GitHubCommentMirror) -> int
     return int(match["comment"])
 
 
-def _number(value: Decimal | None, unit: str | None = None) -> str:
-    if value is None:
+def _number(text: str | None, unit: str | None = None) -> str:
+    """A number as :meth:`KeyResultUpdate.display` wrote it, with its unit."""
+    if text is None:
         return "—"
-    text = format(value.normalize() if value == value.to_integral() else value, "f")
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
     if unit in ("%", "percent"):
         return f"{text} %"
     return f"{text} {unit}" if unit else text
+
+
+def _plain(value: Decimal) -> str:
+    """A percentage with its one decimal, without a trailing ``.0`` (``87.5``, ``100``)."""
+    text = format(value, "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 def _cell(text: str) -> str:
@@ -97,7 +101,7 @@ def progress_bar(fraction: Decimal | None) -> str:
     clamped = min(max(fraction, Decimal(0)), Decimal(1))
     filled = int((clamped * BAR_WIDTH).to_integral_value(rounding="ROUND_HALF_UP"))
     percent = (fraction * 100).quantize(Decimal("0.1"))
-    return "`" + "█" * filled + "░" * (BAR_WIDTH - filled) + f"`  **{_number(percent)} %**"
+    return "`" + "█" * filled + "░" * (BAR_WIDTH - filled) + f"`  **{_plain(percent)} %**"
 
 
 def _utc_text(at: datetime) -> str:
@@ -121,9 +125,9 @@ def render_comment(update: KeyResultUpdate) -> str:
     """The Markdown body of the key result's comment (deterministic for one update)."""
     # The bar is clamped; the figure beside it is not, so over-achievement shows as 120 %.
     fraction = update.progress if update.progress is not None else update.progress_display
-    target = _number(update.target, update.unit)
+    target = _number(update.display(update.target), update.unit)
     if update.start is not None and update.target is not None:
-        target = f"{target} (from {_number(update.start, update.unit)})"
+        target = f"{target} (from {_number(update.display(update.start), update.unit)})"
     lines = [
         marker(update.key_result_id),
         f"### 🎯 {_cell(update.key_result_title)}",
@@ -135,7 +139,7 @@ def render_comment(update: KeyResultUpdate) -> str:
         "",
         "| | |",
         "| --- | --- |",
-        f"| Value | {_cell(_number(update.value, update.unit))} |",
+        f"| Value | {_cell(_number(update.display(update.value), update.unit))} |",
         f"| Target | {_cell(target)} |",
         f"| Status | {_STATUS[update.status]} |",
         "",

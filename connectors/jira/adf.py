@@ -34,9 +34,19 @@ def number_text(value: Decimal | None, unit: str | None = None) -> str:
     if value is None:
         return "n/a"
     text = format(value.normalize(), "f") if value == value.to_integral() else format(value, "f")
+    return _with_unit(text, unit)
+
+
+def _with_unit(text: str, unit: str | None) -> str:
     if unit in ("%", "percent"):
         return f"{text}%"
     return f"{text} {unit}" if unit else text
+
+
+def kr_number_text(update: KeyResultUpdate, value: Decimal | None) -> str:
+    """The key result's value, start or target as people read it (its ``decimals``), with unit."""
+    text = update.display(value)
+    return "n/a" if text is None else _with_unit(text, update.unit)
 
 
 def percent(progress: Decimal | None) -> Decimal | None:
@@ -79,7 +89,7 @@ def summary_lines(update: KeyResultUpdate) -> tuple[str, str, str, str]:
         else (f"{progress_bar(None)} no data")
     )
     value_line = (
-        f"{number_text(update.value, update.unit)} of {number_text(update.target, update.unit)}"
+        f"{kr_number_text(update, update.value)} of {kr_number_text(update, update.target)}"
         f" · {STATUS_TEXT[update.status]}"
     )
     footer = (

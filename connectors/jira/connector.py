@@ -34,6 +34,7 @@ from connectors.jira.adf import (
     STATUS_TEXT,
     comment_document,
     comment_text,
+    kr_number_text,
     marker,
     number_text,
     percent,
@@ -49,6 +50,7 @@ from connectors.jira.client import (
 )
 from connectors.jira.models import JiraConnection, JiraMirror, JiraQuery, render_jql
 from connectors.jira.work import JiraWorkTracker
+from okrsync.domain.numbers import decimals_for, round_number
 from okrsync.errors import (
     Blame,
     ConnectorError,
@@ -392,12 +394,12 @@ class JiraConnector(
             )
             if number is None:
                 value = None
-            elif kind == "number":
-                value = float(number)
             elif mirror.field_value == "progress_percent":
-                value = f"{number_text(number)}%"
+                value = float(number) if kind == "number" else f"{number_text(number)}%"
+            elif kind == "number":  # the value as people read it: the key result's decimals
+                value = float(round_number(number, decimals_for(update.unit, update.decimals)))
             else:
-                value = number_text(number, update.unit)
+                value = kr_number_text(update, number)
         return {field_id: value}
 
     async def _find_marked_comment(

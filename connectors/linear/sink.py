@@ -107,10 +107,8 @@ def health_for(status: Status, mirror: LinearProjectUpdateMirror) -> Health | No
     return HEALTH[status]
 
 
-def _number(value: Decimal, unit: str | None) -> str:
-    text = format(value.normalize(), "f") if value == value.to_integral() else format(value, "f")
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
+def _number(text: str, unit: str | None) -> str:
+    """A number as :meth:`KeyResultUpdate.display` wrote it, with its unit."""
     if unit in ("%", "percent"):
         return f"{text}%"
     return f"{text} {unit}" if unit else text
@@ -118,7 +116,8 @@ def _number(value: Decimal, unit: str | None) -> str:
 
 def _percent(progress: Decimal) -> str:
     pct = (progress * 100).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
-    return _number(pct, None) + "%"
+    text = format(pct, "f")
+    return (text.rstrip("0").rstrip(".") if "." in text else text) + "%"
 
 
 def _utc_text(at: datetime) -> str:
@@ -150,12 +149,14 @@ def render_body(update: KeyResultUpdate) -> str:
     else:
         lines.append(f"No progress yet · {STATUS_TEXT[update.status]}")
     lines += ["", "| | |", "|---|---|"]
-    value = "—" if update.value is None else _number(update.value, update.unit)
-    lines.append(f"| Value | {value} |")
-    if update.target is not None:
-        lines.append(f"| Target | {_number(update.target, update.unit)} |")
-    if update.start is not None:
-        lines.append(f"| Start | {_number(update.start, update.unit)} |")
+    value = update.display(update.value)
+    lines.append(f"| Value | {'—' if value is None else _number(value, update.unit)} |")
+    target = update.display(update.target)
+    if target is not None:
+        lines.append(f"| Target | {_number(target, update.unit)} |")
+    start = update.display(update.start)
+    if start is not None:
+        lines.append(f"| Start | {_number(start, update.unit)} |")
     lines.append(f"| Status | {STATUS_TEXT[update.status]} |")
     observed = update.observed_at.strftime("%Y-%m-%d %H:%M UTC")
     lines += ["", f"_Updated by okrsync, observed {observed}_ · `{marker(update.key_result_id)}`"]

@@ -84,7 +84,9 @@ def escape(text: str) -> str:
 
 def value_text(update: KeyResultUpdate) -> str:
     unit = f" {update.unit}" if update.unit else ""
-    return f"{number(update.value)} / {number(update.target)}{unit}"
+    value = update.display(update.value) or "n/a"
+    target = update.display(update.target) or "n/a"
+    return f"{value} / {target}{unit}"
 
 
 def status_text(status: Status) -> str:

@@ -40,14 +40,6 @@ STATUS_COLOR = {  # Adaptive Card TextBlock colours
 }
 
 
-def number(value: Decimal | None) -> str:
-    """Plain decimal text without exponent or trailing zeros (``1E+3`` → ``1000``)."""
-    if value is None:
-        return "n/a"
-    text = format(value, "f")
-    return text.rstrip("0").rstrip(".") if "." in text else text
-
-
 def percent(progress: Decimal | None) -> str:
     if progress is None:
         return "n/a"
@@ -63,7 +55,9 @@ def progress_bar(progress: Decimal | None) -> str:
 
 def value_text(update: KeyResultUpdate) -> str:
     unit = f" {update.unit}" if update.unit else ""
-    return f"{number(update.value)} / {number(update.target)}{unit}"
+    value = update.display(update.value) or "n/a"
+    target = update.display(update.target) or "n/a"
+    return f"{value} / {target}{unit}"
 
 
 def card_id(kind: str, id: str) -> str:

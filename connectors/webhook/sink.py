@@ -144,9 +144,13 @@ def webhook_payload(update: KeyResultUpdate, event: str) -> dict[str, Any]:
             "unit": update.unit,
             "start": decimal_text(update.start),
             "target": decimal_text(update.target),
+            # as people read them (the key result's decimals, half-up, thousands separators)
+            "start_display": update.display(update.start),
+            "target_display": update.display(update.target),
         },
         "cycle": update.cycle_id,
-        "value": decimal_text(update.value),
+        "value": decimal_text(update.value),  # exact
+        "value_display": update.display(update.value),
         "progress": decimal_text(update.progress),
         "progress_display": decimal_text(update.progress_display),
         "status": update.status.value,

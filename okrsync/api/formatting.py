@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-from decimal import Decimal, InvalidOperation, localcontext
+from decimal import Decimal
 
+from okrsync.domain.numbers import decimals_for, format_number
 from okrsync.domain.progress import display_progress, percent
 from okrsync.store import dashboard_pages as pages
 
@@ -12,19 +13,11 @@ DASH = "\u2013"  # en dash, for ranges
 
 
 def number(value: Decimal | None, unit: str | None = None) -> str:
-    """``1234.5`` → ``1,234.5``; at most two decimals; the unit after (``%`` without a space)."""
+    """``30500`` USD → ``30,500 USD``, ``87.25`` % → ``87.3%``: the mirrors' rule
+    (:mod:`okrsync.domain.numbers`, the unit's decimals, half-up); the unit after."""
     if value is None:
         return "—"
-    if value.is_finite():
-        try:
-            with localcontext() as ctx:
-                ctx.prec = 60
-                text = f"{value.quantize(Decimal('0.01')):,.2f}"
-            text = text.rstrip("0").rstrip(".") if "." in text else text
-        except InvalidOperation:
-            text = f"{value:.6g}"
-    else:
-        text = str(value)
+    text = format_number(value, decimals_for(unit, None)) if value.is_finite() else str(value)
     if not unit:
         return text
     return f"{text}{unit}" if unit == "%" else f"{text} {unit}"

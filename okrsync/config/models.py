@@ -127,6 +127,7 @@ class KeyResultDef:
     stretch: Decimal | None = None
     grading: GradingRule = DEFAULT_GRADING
     check_ins: CheckInPolicy = DEFAULT_CHECK_INS
+    decimals: int | None = None  # digits people read; None: the unit's (okrsync.domain.numbers)
 
     @property
     def manual(self) -> bool:
@@ -383,6 +384,12 @@ class KeyResultDocument(_Document):
     check_ins: CheckInsDocument | None = Field(
         default=None,
         description="When and where check-ins are asked for, and whether a manual value counts.",
+    )
+    decimals: int | None = Field(
+        default=None,
+        ge=0,
+        le=6,
+        description="Digits shown after the point (default: 1 for '%', else 0).",
     )
 
 

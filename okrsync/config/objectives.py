@@ -239,6 +239,7 @@ class ObjectivesReader:
             stretch=fields["stretch"],
             grading=fields["grading"] or self.default_grading,
             check_ins=CheckInPolicy.of(fields["check_ins"]),
+            decimals=fields.get("decimals"),
         )
 
     def measure(

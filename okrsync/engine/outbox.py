@@ -34,6 +34,7 @@ from sqlmodel import Session, col, select
 
 from okrsync.config import CycleDef, MirrorDef, ObjectiveDef
 from okrsync.domain.grading import WeightedScore, objective_score
+from okrsync.domain.numbers import decimals_for
 from okrsync.domain.pacing import DeliveryPolicy, earliest_push, worth_pushing
 from okrsync.domain.progress import display_progress
 from okrsync.domain.status import Weighted, elapsed_fraction, objective_status, rollup
@@ -139,6 +140,12 @@ def idempotency_key(mirror_key: str, cause: str) -> str:
     return hashlib.sha256(f"{mirror_key}#{cause}".encode()).hexdigest()[:40]
 
 
+def decimals_of(objective: ObjectiveDef, key_result_id: str, unit: str | None) -> int:
+    """The digits people read for a key result: its ``decimals``, else its unit's default."""
+    own = next((kr.decimals for kr in objective.key_results if kr.id == key_result_id), None)
+    return decimals_for(unit, own)
+
+
 def key_result_update(
     objective: ObjectiveDef, row: KeyResultLike, observed_at: datetime, key: str
 ) -> KeyResultUpdate:
@@ -162,6 +169,7 @@ def key_result_update(
         checked_at=row.checked_at,
         confidence=row.confidence,
         score=row.score,
+        decimals=decimals_of(objective, row.id, row.unit),
     )
 
 

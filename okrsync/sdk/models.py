@@ -12,6 +12,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
+from okrsync.domain.numbers import display_number
 from okrsync.errors import ConnectorError
 from okrsync.sdk.work_summary import WorkSummary
 
@@ -123,6 +124,14 @@ class KeyResultUpdate(BaseModel):
     work: WorkSummary | None = None
     confidence: int | None = None  # the latest check-in's confidence, 1 to 10
     score: Decimal | None = None  # 0.0 to 1.0 (target 0.7 with a stretch); see grading
+    # digits after the point people read (issue 17): the key result's ``decimals`` or its unit's
+    # default; None: the unit's default. Sinks format with :meth:`display`.
+    decimals: int | None = None
+
+    def display(self, number: Decimal | None) -> str | None:
+        """``number`` (this key result's value, start or target) as people read it, no unit:
+        rounded half-up to :attr:`decimals` places with thousands separators; None for None."""
+        return display_number(number, self.unit, self.decimals)
 
 
 class ObjectiveUpdate(BaseModel):

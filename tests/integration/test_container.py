@@ -33,8 +33,30 @@ def instructions() -> list[tuple[str, str]]:
     return out
 
 
+def stages() -> list[list[tuple[str, str]]]:
+    """The instructions of each ``FROM`` stage, in order."""
+    out: list[list[tuple[str, str]]] = []
+    for word, rest in instructions():
+        if word == "FROM":
+            out.append([])
+        out[-1].append((word, rest))
+    return out
+
+
+def test_dockerfile_builds_from_the_lock_in_a_stage_the_image_leaves_behind() -> None:
+    builder, runtime = stages()
+    assert builder[0] == ("FROM", "python:3.11-slim AS builder")
+    installs = [rest for word, rest in builder if word == "RUN" and "pip install" in rest]
+    assert len(installs) == 1
+    first, second = (c.strip() for c in installs[0].split("&&")[:2])
+    assert first == "pip install --require-hashes --no-deps -r requirements.lock"
+    assert second.startswith("pip install --no-deps")  # okrsync itself, nothing floating
+    assert not any(word == "RUN" and "pip" in rest for word, rest in runtime)
+    assert ("COPY", "--from=builder /opt/okrsync /opt/okrsync") in runtime
+
+
 def test_dockerfile_runs_okrsync_as_a_non_root_service() -> None:
-    steps = instructions()
+    steps = stages()[-1]
     values = {word: rest for word, rest in steps}
     assert values["FROM"] == "python:3.11-slim"
     assert values["USER"] not in ("root", "0")
@@ -57,7 +79,7 @@ def _index_reachable(python: Path, tmp: Path) -> bool:
 
 @pytest.mark.timeout(400)
 def test_the_dockerfile_install_gives_a_working_okrsync(tmp_path: Path) -> None:
-    steps = instructions()
+    steps = stages()[0]  # the builder
     src = tmp_path / "src"
     src.mkdir()
     for word, rest in steps:  # COPY <sources...> <dest> relative to WORKDIR /src
@@ -74,8 +96,8 @@ def test_the_dockerfile_install_gives_a_working_okrsync(tmp_path: Path) -> None:
                     shutil.copy(origin, target)
     installs = [rest for word, rest in steps if word == "RUN" and "pip install" in rest]
     assert len(installs) == 1
-    command = shlex.split(installs[0].split("&&")[0])
-    assert command[:2] == ["pip", "install"]
+    commands = [shlex.split(part) for part in installs[0].split("&&")]
+    assert all(command[0] == "pip" for command in commands)
 
     env_dir = tmp_path / "venv"
     venv.EnvBuilder(with_pip=True, system_site_packages=False).create(env_dir)
@@ -83,15 +105,16 @@ def test_the_dockerfile_install_gives_a_working_okrsync(tmp_path: Path) -> None:
     if not _index_reachable(python, tmp_path / "probe"):
         pytest.skip("the package index is unreachable")
     clean_env = {k: v for k, v in os.environ.items() if not k.startswith(("OKRSYNC_", "PYTHON"))}
-    installed = subprocess.run(
-        [str(python), "-m", *command],
-        cwd=src,
-        env={**clean_env, "PIP_DISABLE_PIP_VERSION_CHECK": "1"},
-        capture_output=True,
-        text=True,
-        timeout=360,
-    )
-    assert installed.returncode == 0, installed.stderr[-3000:]
+    for command in commands:  # the lock's pinned, hashed files; then okrsync; then `pip check`
+        installed = subprocess.run(
+            [str(python), "-m", *command],
+            cwd=src,
+            env={**clean_env, "PIP_DISABLE_PIP_VERSION_CHECK": "1"},
+            capture_output=True,
+            text=True,
+            timeout=360,
+        )
+        assert installed.returncode == 0, (command, installed.stderr[-3000:])
     okrsync = env_dir / "bin" / "okrsync"
     run_env = {**clean_env, "HOME": str(tmp_path)}
     helped = subprocess.run(

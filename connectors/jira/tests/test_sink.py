@@ -48,7 +48,7 @@ async def test_first_push_sets_field_comment_and_property(site: Site, jira: Fast
     text = text_of(comment.body)
     assert "OKR · Finish 40 stories" in text
     assert "▓▓▓▓▓▓░░░░░░░░░░░░░░ 30%" in text
-    assert "30% of 100% · At risk" in text
+    assert "30.0% of 100.0% · At risk" in text
     assert marker("epic_done") in text
     state = issue.properties[PROPERTY]
     assert state["comment_id"] == comment.id
@@ -78,7 +78,7 @@ async def test_a_new_value_edits_the_same_comment(site: Site, jira: FastJira) ->
     assert site.data.comments_created["OKR-12"] == 1
     assert site.data.comments_updated["OKR-12"] == 1
     (comment,) = site.data.comments_of(site.data.issues["OKR-12"])
-    assert "55% of 100% · On track" in text_of(comment.body)
+    assert "55.0% of 100.0% · On track" in text_of(comment.body)
     assert site.data.issues["OKR-12"].fields["customfield_10050"] == 55.0
 
 
@@ -116,7 +116,7 @@ async def test_a_deleted_comment_is_posted_again(site: Site, jira: FastJira) -> 
     [
         ("customfield_10051", "status", "customfield_10051", "At risk"),
         ("OKR status", "progress_percent", "customfield_10051", "30%"),
-        ("OKR status", "value", "customfield_10051", "30%"),
+        ("OKR status", "value", "customfield_10051", "30.0%"),
         ("OKR progress", "value", "customfield_10050", 30.0),
     ],
 )
@@ -131,6 +131,25 @@ async def test_field_values(
     assert issue.fields[field_id] == expected
     assert result.ref is None and site.data.comments_created["OKR-3"] == 0
     assert issue.properties[PROPERTY]["field"] == {field_id: expected}
+
+
+@pytest.mark.parametrize(
+    ("field", "decimals", "expected"),
+    [
+        ("OKR progress", None, 66.7),  # a number field: rounded as people read it ('%' → 1)
+        ("OKR progress", 0, 67.0),
+        ("OKR status", None, "66.7%"),
+        ("OKR status", 2, "66.67%"),
+    ],
+)
+async def test_field_value_uses_the_key_results_decimals(
+    site: Site, jira: FastJira, field: str, decimals: int | None, expected: Any
+) -> None:
+    mirror = JiraMirror.model_validate(
+        {"issue": "OKR-3", "field": field, "field_value": "value", "comment": False}
+    )
+    await jira.push(update("66.66666666666666666666666667", decimals=decimals), mirror, None)
+    assert expected in site.data.issues["OKR-3"].fields.values()
 
 
 async def test_status_into_a_number_field_is_a_config_error(jira: FastJira) -> None:
@@ -203,7 +222,7 @@ async def test_datacenter_comment_is_wiki_text() -> None:
             await jira.aclose()
         (comment,) = site.data.comments_of(site.data.issues["OKR-12"])
         assert isinstance(comment.body, str) and comment.body.startswith("h3. OKR · ")
-        assert "45% of 100%" in comment.body and marker("epic_done") in comment.body
+        assert "45.0% of 100.0%" in comment.body and marker("epic_done") in comment.body
         assert again.ref == first.ref
         assert all("/rest/api/2/" in r.path for r in site.server.requests)
 

@@ -103,6 +103,6 @@ async def test_engine_keeps_one_message_per_mirror(
     assert slack.state.posts_for("key_result", "bookings") == 1
     assert slack.state.posts_for("objective", "revenue") == 1
     kr = next(m for m in bot if m.metadata and m.metadata["event_payload"]["kind"] == "key_result")
-    assert kr.text.startswith("Close $1000 in new bookings: 75% (750 / 1000 USD)")
+    assert kr.text.startswith("Close $1000 in new bookings: 75% (750 / 1,000 USD)")
     assert kr.updates == 2
     assert SlackMirror(channel="#okrs").channel_id is None  # resolved by Slack's answer

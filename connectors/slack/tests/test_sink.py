@@ -52,7 +52,7 @@ async def test_first_push_posts_the_exact_message(slack: Slack, sink: SlackSink)
     assert result.detail == {"created": True, "recovered": False, "thread_replies": 0}
     (message,) = bot_messages(slack)
     assert message.ts == ref.ts
-    assert message.text == "Close $1000 in new bookings: 38% (375.5 / 1000 USD), on track"
+    assert message.text == "Close $1000 in new bookings: 38% (376 / 1,000 USD), on track"
     header, section, context = message.blocks
     assert header == {
         "type": "header",
@@ -60,7 +60,7 @@ async def test_first_push_posts_the_exact_message(slack: Slack, sink: SlackSink)
     }
     assert section["text"]["text"] == "_Grow new-business revenue_\n`▓▓▓▓░░░░░░` *38%*"
     assert section["fields"] == [
-        {"type": "mrkdwn", "text": "*Value*\n375.5 / 1000 USD"},
+        {"type": "mrkdwn", "text": "*Value*\n376 / 1,000 USD"},
         {"type": "mrkdwn", "text": "*Status*\n:large_green_circle: On track"},
     ]
     stamp = int(OBSERVED.timestamp())
@@ -99,7 +99,7 @@ async def test_one_living_message_across_many_changes(slack: Slack, sink: SlackS
     assert message.updates == 5
     assert slack.state.posted_per_channel[OKRS] == 1
     assert slack.state.posts_for("key_result", "bookings") == 1
-    assert message.text.startswith("Close $1000 in new bookings: 75% (750 / 1000 USD)")
+    assert message.text.startswith("Close $1000 in new bookings: 75% (750 / 1,000 USD)")
     assert (
         request_paths(slack) == ["conversations.history", "chat.postMessage"] + ["chat.update"] * 5
     )
@@ -291,8 +291,8 @@ async def test_thread_alerts_on_thresholds_and_status(slack: Slack, sink: SlackS
     assert ref is not None
     replies = [m.text for m in slack.state.replies(OKRS, ref.ts)]
     assert replies == [
-        ":tada: *Close $1000 in new bookings* reached 25% (550 / 1000 USD)",
-        ":tada: *Close $1000 in new bookings* reached 50% (550 / 1000 USD)",
+        ":tada: *Close $1000 in new bookings* reached 25% (550 / 1,000 USD)",
+        ":tada: *Close $1000 in new bookings* reached 50% (550 / 1,000 USD)",
         ":large_yellow_circle: *Close $1000 in new bookings* is now at risk at 55%",
     ]
     again = await sink.push(kr_update("550", "0.55", Status.AT_RISK, key="d-2"), mirror, first.ref)
@@ -317,7 +317,7 @@ async def test_digest_is_one_living_message(slack: Slack, sink: SlackSink) -> No
     )
     assert divider == {"type": "divider"}
     assert kr2["text"]["text"] == (
-        ":large_yellow_circle: *Win rate above 70%*\n`▓▓▓▓▓▓░░░░` 60% · 42 / 70 %"
+        ":large_yellow_circle: *Win rate above 70%*\n`▓▓▓▓▓▓░░░░` 60% · 42.0 / 70.0 %"
     )
     assert kr1["text"]["text"].startswith(":large_green_circle: *Close $1000 in new bookings*")
     assert context["type"] == "context"
@@ -405,3 +405,11 @@ def test_models_and_descriptor() -> None:
     )
     assert MessageRef.parse("garbage") is None
     assert str(MessageRef("C1", "1700000000.000100")) == "C1:1700000000.000100"
+
+
+async def test_a_key_result_own_decimals_show(slack: Slack, sink: SlackSink) -> None:
+    """``decimals: 2`` on a USD key result: cents shown, half-up, separators (issue 17)."""
+    update = kr_update(value="1234.565", decimals=2)
+    await sink.push(update, SlackMirror(channel=OKRS), None)
+    (message,) = bot_messages(slack)
+    assert "(1,234.57 / 1,000.00 USD)" in message.text

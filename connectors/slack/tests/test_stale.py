@@ -53,7 +53,7 @@ async def test_stale_marker_appears_then_a_fresh_push_edits_it_away(
     assert section_text(slack) == (f"_Grow new-business revenue_\n`▓▓▓▓░░░░░░` *38%*\n{MARKER}")
     message = bot_message(slack)
     assert message.text == (
-        "Close $1000 in new bookings: 38% (375.5 / 1000 USD), on track "
+        "Close $1000 in new bookings: 38% (376 / 1,000 USD), on track "
         "(stale, last confirmed 2026-11-11 07:05 UTC)"
     )
 
@@ -88,7 +88,7 @@ def test_alerts_ignore_a_stale_flip_either_way() -> None:
     # a real move still alerts, stale or not: the alert is about progress, not freshness
     moved = kr_update("550", "0.55", Status.AT_RISK, stale=True, checked_at=CHECKED)
     assert alerts(key_result_state(fresh), moved) == [
-        ":tada: *Close $1000 in new bookings* reached 50% (550 / 1000 USD)"
+        ":tada: *Close $1000 in new bookings* reached 50% (550 / 1,000 USD)"
     ]
 
 
@@ -136,7 +136,7 @@ async def test_digest_marks_only_the_stale_key_result(slack: Slack, sink: SlackS
     bookings, win_rate = blocks[3]["text"]["text"], blocks[4]["text"]["text"]
     assert "Stale" not in bookings
     assert win_rate == (
-        f":large_yellow_circle: *Win rate above 70%*\n`▓▓▓▓▓▓░░░░` 60% · 42 / 70 %\n{MARKER}"
+        f":large_yellow_circle: *Win rate above 70%*\n`▓▓▓▓▓▓░░░░` 60% · 42.0 / 70.0 %\n{MARKER}"
     )
     assert message.text == ("Grow new-business revenue: 50%, at risk (2 key results, 1 stale)")
 

@@ -136,7 +136,7 @@ async def test_card_shape_is_exact(teams: Teams) -> None:
                                 {
                                     "type": "FactSet",
                                     "facts": [
-                                        {"title": "Value", "value": "375.5 / 1000 USD"},
+                                        {"title": "Value", "value": "376 / 1,000 USD"},
                                         {"title": "Cycle", "value": "2026-Q4"},
                                         {"title": "Observed", "value": "2026-11-12 09:30 UTC"},
                                     ],
@@ -302,8 +302,8 @@ async def test_digest_card(teams: Teams, sink: TeamsSink) -> None:
         "At risk",
     )
     assert facts["facts"] == [
-        {"title": "Close $1000 in new bookings", "value": "38% · at risk · 375.5 / 1000 USD"},
-        {"title": "Win rate above 70%", "value": "60% · on track · 42 / 70 %"},
+        {"title": "Close $1000 in new bookings", "value": "38% · at risk · 376 / 1,000 USD"},
+        {"title": "Win rate above 70%", "value": "60% · on track · 42.0 / 70.0 %"},
     ]
     assert footer["text"] == "Cycle 2026-Q4 · owner sales · observed 2026-11-12 09:30 UTC"
     assert teams.state.posts_for("objective", "revenue") == 1

@@ -56,7 +56,7 @@ async def test_stale_card_warns_and_the_fresh_one_does_not(teams: Teams, sink: T
     stale_card, fresh_card = teams.state.cards()
     _objective, _title, _bar, status, warning, facts = items(stale_card)
     assert (status["text"], warning) == ("At risk", WARNING)
-    assert facts["facts"][0] == {"title": "Value", "value": "375.5 / 1000 USD"}
+    assert facts["facts"][0] == {"title": "Value", "value": "376 / 1,000 USD"}
     assert all("Stale" not in str(item) for item in items(fresh_card))
     assert len(items(fresh_card)) == 5
     assert teams.state.posts_for("key_result", "bookings") == 2  # webhooks cannot edit
@@ -86,10 +86,12 @@ async def test_digest_marks_the_stale_key_result(teams: Teams, sink: TeamsSink) 
     stale_card, fresh_card = teams.state.cards()
     _title, _bar, _status, facts, warning, footer = items(stale_card)
     assert facts["facts"] == [
-        {"title": "Close $1000 in new bookings", "value": "38% · at risk · 375.5 / 1000 USD"},
+        {"title": "Close $1000 in new bookings", "value": "38% · at risk · 376 / 1,000 USD"},
         {
             "title": "Win rate above 70%",
-            "value": "60% · on track · 42 / 70 % · ⚠️ Stale — last confirmed 2026-11-11 07:05 UTC",
+            "value": (
+                "60% · on track · 42.0 / 70.0 % · ⚠️ Stale — last confirmed 2026-11-11 07:05 UTC"
+            ),
         },
     ]
     assert warning["color"] == "Warning" and warning["text"].startswith("⚠️ 1 of 2 key results")

@@ -120,9 +120,12 @@ async def test_payload_and_headers_are_exact(signed_receiver: Receiver, sink: We
             "unit": "USD",
             "start": "0",
             "target": "1000",
+            "start_display": "0",
+            "target_display": "1,000",
         },
         "cycle": "2026-Q4",
-        "value": "375.5",
+        "value": "375.5",  # exact
+        "value_display": "376",  # as people read it: USD has no decimals unless set
         "progress": "0.3755",
         "progress_display": "0.3755",
         "status": "at_risk",
@@ -319,3 +322,15 @@ async def test_a_key_result_with_work_carries_its_summary(
         ],
         "done_recently_total": 1,
     }
+
+
+async def test_body_keeps_the_exact_value_beside_the_displayed_one(
+    signed_receiver: Receiver, sink: WebhookSink
+) -> None:
+    exact = "66.66666666666666666666666667"
+    await sink.push(update(value=Decimal(exact), unit="%", target=Decimal(75)), MIRROR, None)
+    await sink.push(update(key="d-2", value=Decimal("30500.0"), decimals=2), MIRROR, None)
+    first, second = (d.body for d in signed_receiver.state.received)
+    assert (first["value"], first["value_display"]) == (exact, "66.7")
+    assert first["key_result"]["target_display"] == "75.0"
+    assert (second["value"], second["value_display"]) == ("30500.0", "30,500.00")

@@ -24,6 +24,7 @@ from okrsync.api.context import ApiContext
 from okrsync.api.health import health_routes
 from okrsync.api.hooks import hook_routes
 from okrsync.api.metrics import metrics_routes
+from okrsync.api.principal import gated
 
 log = structlog.get_logger()
 
@@ -36,7 +37,7 @@ def dashboard(ctx: ApiContext) -> list[BaseRoute]:
             raise
         log.warning("dashboard_missing", detail="okrsync.api.dashboard is not installed")
         return []
-    return list(dashboard_routes(ctx.engine, ctx.clock))
+    return [gated(r) for r in dashboard_routes(ctx.engine, ctx.clock)]  # read, or 401
 
 
 def build_app(ctx: ApiContext) -> FastAPI:

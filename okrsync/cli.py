@@ -460,6 +460,8 @@ def print_status(objectives: Iterable[ObjectiveView]) -> int:
         table.add_column("target", justify="right")
         table.add_column("progress")
         table.add_column("status")
+        table.add_column("confidence", justify="right")
+        table.add_column("score", justify="right")
         for kr in objective.key_results:
             style = STATUS_STYLE.get(kr.status, "")
             pct = "—" if kr.progress is None else f"{fmt_decimal(kr.progress * 100, 1)}%"
@@ -470,11 +472,14 @@ def print_status(objectives: Iterable[ObjectiveView]) -> int:
                 fmt_decimal(kr.target),
                 f"[{style}]{bar(kr.progress)}[/{style}] {pct}",
                 f"[{style}]{state}[/{style}]",
+                "—" if kr.confidence is None else f"{kr.confidence}/10",
+                fmt_decimal(kr.score, 2),
             )
         pct = "—" if objective.progress is None else f"{fmt_decimal(objective.progress * 100, 1)}%"
         table.caption = (
             f"objective {pct} · {objective.status.replace('_', ' ')} · "
             f"{fmt_decimal(objective.elapsed * 100, 0)}% of the cycle elapsed"
+            + ("" if objective.score is None else f" · score {fmt_decimal(objective.score, 2)}")
         )
         out.print(table)
     return shown
@@ -501,7 +506,8 @@ def history(
         write_answer(answer)
         return
     table = Table(title=f"history of {esc(kr)}", title_justify="left")
-    for column in ("observed at", "value", "progress", "status", "origin", "run"):
+    columns = ("observed at", "value", "progress", "status", "origin", "run", "confidence", "by")
+    for column in columns:
         table.add_column(column)
     for m in rows:
         table.add_row(
@@ -511,6 +517,8 @@ def history(
             m.status,
             m.origin,
             m.run_id or "",
+            "" if m.confidence is None else f"{m.confidence}/10",
+            m.author or "",
         )
     out.print(table)
 
@@ -656,6 +664,9 @@ def demo(
         run_demo(seconds=seconds, workdir=workdir, console=out)
     except KeyboardInterrupt:
         out.print("\ndemo stopped")
+
+
+import okrsync.cli_work  # noqa: E402, F401 - registers `okrsync work`
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -13,19 +13,6 @@ from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.exc import OperationalError
 
 PG_URL = os.environ.get("OKRSYNC_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-RESTARTS_POSTGRES = "restarts_postgres"
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers",
-        f"{RESTARTS_POSTGRES}: stops and starts the local PostgreSQL server; runs last",
-    )
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests that restart the PostgreSQL server run after every other test of the session."""
-    items.sort(key=lambda item: item.get_closest_marker(RESTARTS_POSTGRES) is not None)
 
 
 @pytest.fixture(autouse=True)

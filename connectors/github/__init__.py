@@ -4,11 +4,13 @@ from connectors.github.models import GitHubCommentMirror, GitHubConnection, GitH
 from connectors.github.sink import GitHubSink
 from connectors.github.source import GitHubSource
 from connectors.github.webhooks import verify_webhook
+from connectors.github.work import GitHubWorkTracker
 from okrsync.sdk.connector import Connector, ImportedFactory
 
 
-class GitHubConnector(GitHubSource, GitHubSink):
-    """One GitHub connection that is both a source (search, milestones) and a sink (comments)."""
+class GitHubConnector(GitHubSource, GitHubSink, GitHubWorkTracker):
+    """One GitHub connection that is a source (search, milestones), a sink (comments) and a
+    work tracker (issues and pull requests behind a key result, a label as backlink)."""
 
 
 connector = Connector(

@@ -14,6 +14,16 @@ every URL in an answer points back at the prefix the request came in on.
 * ``GET|POST …/issues/{n}/comments`` (list with ``Link`` pagination; create → 201 with
   ``Location``), ``GET|PATCH …/issues/comments/{id}``.
 * ``GET /rate_limit`` (free, like GitHub's).
+* Labels, for okrsync's backlinks: ``POST /repos/{o}/{r}/labels`` (201; 422 with code
+  ``already_exists`` for a taken name), ``POST …/issues/{n}/labels`` ``{"labels": [...]}`` (200,
+  the item's labels; an unknown name is created, as GitHub does; only a new label moves
+  ``updated_at``), ``DELETE …/issues/{n}/labels/{name}`` (200 with the labels left, 404
+  ``Label does not exist``).
+* Search also understands ``updated:`` (dates or ISO date-times, ``>=`` …) and ``sort=updated|
+  created`` with ``order=asc|desc``. Items carry ``assignees``, ``draft`` (PRs), a
+  ``state_reason`` and ``merged_at`` only for merged PRs; :meth:`GitHubData.change` edits an
+  item as a person would (moving ``updated_at``), so tests can change a state or move an item
+  out of a query.
 
 Every answer carries ``x-ratelimit-limit/-remaining/-used/-reset/-resource`` for its resource:
 ``core`` (5,000 an hour) or ``search`` (30 a minute); both limits and windows are settable, and
@@ -47,7 +57,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as dtime
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -91,6 +101,14 @@ class Item:
     closed_at: datetime | None
     milestone: int | None
     comments: int = 0
+    updated_at: datetime | None = None  # None: closed_at or created_at
+    assignees: tuple[str, ...] = ()
+    draft: bool = False  # pull requests only
+    merged: bool = True  # a closed pull request: merged (or closed unmerged)
+    state_reason: str | None = None  # a closed issue: None means "completed"
+
+    def last_update(self) -> datetime:
+        return self.updated_at or self.closed_at or self.created_at
 
 
 @dataclass(frozen=True)
@@ -217,6 +235,13 @@ class GitHubData:
             )
         self.created_per_issue: Counter[tuple[str, int]] = Counter()
         self.edits: Counter[int] = Counter()
+        # Each repository's labels (lower-cased name -> name, color, description), and the
+        # label writes okrsync's backlinks make.
+        self.repo_labels: dict[str, dict[str, tuple[str, str, str | None]]] = {
+            repo: {name: (name, "a2eeef", None) for name in LABELS} for repo in self.repos
+        }
+        self.labels_created: Counter[str] = Counter()  # per repository
+        self.labels_added: Counter[tuple[str, int, str]] = Counter()  # (repo, number, label)
         self.incomplete_results = False  # flip to make search answer incomplete_results: true
         # The next N comment writes are applied, then answered 502, as when a gateway loses
         # the answer: the case where retrying a POST blindly would duplicate the comment.
@@ -301,6 +326,62 @@ class GitHubData:
             if item is not None:
                 self.items[repo][number - 1] = replace(item, milestone=milestone)
 
+    def change(self, repo: str, number: int, *, at: datetime | None = None, **changes: Any) -> Item:
+        """Edit an issue or pull request as a person would (``state``, ``labels``,
+        ``assignees``, ``draft``, ``title`` ...); ``updated_at`` moves to ``at`` (default now),
+        closing sets ``closed_at``, reopening clears it."""
+        moment = at or datetime.now(UTC)
+        with self.lock:
+            item = self.item(repo, number)
+            if item is None:
+                raise KeyError(f"{repo}#{number}")
+            if changes.get("state") == "closed" and item.state != "closed":
+                changes.setdefault("closed_at", moment)
+            if changes.get("state") == "open":
+                changes.setdefault("closed_at", None)
+            changed = replace(item, **changes, updated_at=moment)
+            self.items[repo][number - 1] = changed
+            return changed
+
+    def create_label(self, repo: str, name: str, color: str, description: str | None) -> bool:
+        """Add a repository label; ``False`` when one of that name (any case) exists."""
+        with self.lock:
+            labels = self.repo_labels[repo]
+            if name.lower() in labels:
+                return False
+            labels[name.lower()] = (name, color, description)
+            self.labels_created[repo] += 1
+            return True
+
+    def label_issue(self, repo: str, number: int, names: list[str]) -> Item:
+        """Add labels to an item (creating unknown ones, as GitHub does); only a label the
+        item did not have yet changes it and moves ``updated_at``."""
+        with self.lock:
+            item = self.item(repo, number)
+            assert item is not None
+            labels = list(item.labels)
+            for name in names:
+                known = self.repo_labels[repo].setdefault(name.lower(), (name, "ededed", None))
+                if known[0].lower() not in {label.lower() for label in labels}:
+                    labels.append(known[0])
+                    self.labels_added[(repo, number, known[0])] += 1
+            if len(labels) != len(item.labels):
+                item = replace(item, labels=tuple(labels), updated_at=datetime.now(UTC))
+                self.items[repo][number - 1] = item
+            return item
+
+    def unlabel_issue(self, repo: str, number: int, name: str) -> Item | None:
+        """Take a label off an item; ``None`` when it does not carry it."""
+        with self.lock:
+            item = self.item(repo, number)
+            assert item is not None
+            kept = tuple(label for label in item.labels if label.lower() != name.lower())
+            if len(kept) == len(item.labels):
+                return None
+            item = replace(item, labels=kept, updated_at=datetime.now(UTC))
+            self.items[repo][number - 1] = item
+            return item
+
     def close_issue(self, repo: str, number: int, when: datetime | None = None) -> None:
         """Close one issue (the demo moves numbers with it)."""
         with self.lock:
@@ -382,6 +463,7 @@ class SearchQuery:
     milestone: str | None = None
     created: list[Callable[[datetime | None], bool]] = field(default_factory=list)
     closed: list[Callable[[datetime | None], bool]] = field(default_factory=list)
+    updated: list[Callable[[datetime | None], bool]] = field(default_factory=list)
     words: list[str] = field(default_factory=list)
 
     def matches(self, item: Item, milestone_title: str | None) -> bool:
@@ -401,6 +483,8 @@ class SearchQuery:
         if not all(check(item.created_at) for check in self.created):
             return False
         if not all(check(item.closed_at) for check in self.closed):
+            return False
+        if not all(check(item.last_update()) for check in self.updated):
             return False
         title = item.title.lower()
         return all(word in title for word in self.words)
@@ -434,6 +518,8 @@ def parse_search(q: str) -> SearchQuery:
             query.created.append(date_filter(value))
         elif key == "closed":
             query.closed.append(date_filter(value))
+        elif key == "updated":
+            query.updated.append(date_filter(value))
         else:  # GitHub searches an unknown qualifier as text
             query.words.append(f"{key}:{lowered}")
     if query.kind is None:
@@ -458,16 +544,18 @@ def _user(base: str, login: str) -> dict[str, Any]:
     }
 
 
-def _label(base: str, repo: str, name: str) -> dict[str, Any]:
+def _label(
+    base: str, repo: str, name: str, color: str | None = None, description: str | None = None
+) -> dict[str, Any]:
     lid = 7_000_000 + sum(map(ord, name))
     return {
         "id": lid,
         "node_id": f"LA_kwDO{lid}",
-        "url": f"{base}/repos/{repo}/labels/{name.replace(' ', '%20')}",
+        "url": f"{base}/repos/{repo}/labels/{quote(name, safe='')}",
         "name": name,
-        "color": "d73a4a" if name == "bug" else "a2eeef",
+        "color": color or ("d73a4a" if name == "bug" else "a2eeef"),
         "default": name in ("bug", "enhancement", "documentation", "good first issue"),
-        "description": None,
+        "description": description,
     }
 
 
@@ -514,26 +602,29 @@ def issue_json(base: str, data: GitHubData, item: Item) -> dict[str, Any]:
         "user": _user(base, item.user),
         "labels": [_label(base, item.repo, name) for name in item.labels],
         "state": item.state,
-        "state_reason": "completed" if item.state == "closed" and not item.is_pr else None,
+        "state_reason": (item.state_reason or "completed")
+        if item.state == "closed" and not item.is_pr
+        else None,
         "locked": False,
-        "assignee": None,
-        "assignees": [],
+        "assignee": _user(base, item.assignees[0]) if item.assignees else None,
+        "assignees": [_user(base, login) for login in item.assignees],
         "milestone": milestone_json(base, data, stone) if stone else None,
         "comments": item.comments,
         "created_at": _ts(item.created_at),
-        "updated_at": _ts(item.closed_at or item.created_at),
+        "updated_at": _ts(item.last_update()),
         "closed_at": _ts(item.closed_at),
         "author_association": "MEMBER",
         "body": f"Details of {item.title}.",
     }
     if item.is_pr:
         pr_url = f"{base}/repos/{item.repo}/pulls/{item.number}"
+        body["draft"] = item.draft
         body["pull_request"] = {
             "url": pr_url,
             "html_url": body["html_url"],
             "diff_url": f"{body['html_url']}.diff",
             "patch_url": f"{body['html_url']}.patch",
-            "merged_at": _ts(item.closed_at),
+            "merged_at": _ts(item.closed_at) if item.merged else None,
         }
     return body
 
@@ -720,7 +811,14 @@ class GitHubFake:
             stone = self.data.milestone(item.repo, item.milestone) if item.milestone else None
             if query.matches(item, stone.title if stone else None):
                 found.append(item)
-        found.sort(key=lambda i: i.created_at, reverse=True)
+        sort = request.query_params.get("sort")
+        descending = request.query_params.get("order", "desc") != "asc"
+        if sort == "updated":
+            found.sort(key=lambda i: (i.last_update(), i.id), reverse=descending)
+        elif sort == "created":
+            found.sort(key=lambda i: (i.created_at, i.id), reverse=descending)
+        else:  # best match: the fake has no relevance, so newest first
+            found.sort(key=lambda i: i.created_at, reverse=True)
         per_page, page = self.paging(request)
         if (page - 1) * per_page >= MAX_SEARCH_RESULTS:
             return self.error(
@@ -897,6 +995,91 @@ class GitHubFake:
             )
         return str(payload["body"])
 
+    async def _json(self, request: Request) -> Any:
+        try:
+            return json.loads(await request.body())
+        except ValueError:
+            return None
+
+    async def create_label(self, request: Request) -> Response:
+        """``POST /repos/{o}/{r}/labels``: 201, or 422 ``already_exists`` for a taken name."""
+        refused = self.gate(request)
+        if refused is not None:
+            return refused
+        repo = self._repo(request)
+        if repo is None:
+            return self.not_found()
+        payload = await self._json(request)
+        name = payload.get("name") if isinstance(payload, dict) else None
+        if not isinstance(name, str) or not name.strip():
+            return self.error(422, 'Invalid request.\n\n"name" wasn\'t supplied.')
+        color = str(payload.get("color") or "ededed").lstrip("#").lower()
+        description = payload.get("description")
+        if (
+            len(name) > 50
+            or not re.fullmatch(r"[0-9a-f]{6}", color)
+            or (
+                description is not None
+                and (not isinstance(description, str) or len(description) > 100)
+            )
+        ):
+            return self.error(
+                422,
+                "Validation Failed",
+                errors=[{"resource": "Label", "code": "invalid", "field": "name"}],
+            )
+        if not self.data.create_label(repo, name, color, description):
+            return self.error(
+                422,
+                "Validation Failed",
+                errors=[{"resource": "Label", "code": "already_exists", "field": "name"}],
+            )
+        label = _label(self.base(request), repo, name, color, description)
+        return self.answer(label, 201, headers={"location": label["url"]})
+
+    def _labels_of(self, request: Request, item: Item) -> list[dict[str, Any]]:
+        known = self.data.repo_labels[item.repo]
+        base = self.base(request)
+        out = []
+        for name in item.labels:
+            _, color, description = known.get(name.lower(), (name, "a2eeef", None))
+            out.append(_label(base, item.repo, name, color, description))
+        return out
+
+    async def issue_labels(self, request: Request) -> Response:
+        """``POST /repos/{o}/{r}/issues/{n}/labels`` with ``{"labels": [...]}``: 200 and the
+        item's labels (a name the repository lacks is created, as GitHub does)."""
+        refused = self.gate(request)
+        if refused is not None:
+            return refused
+        repo = self._repo(request)
+        number = request.path_params["number"]
+        if repo is None or self.data.item(repo, number) is None:
+            return self.not_found()
+        payload = await self._json(request)
+        names = payload.get("labels") if isinstance(payload, dict) else payload
+        if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
+            return self.error(
+                422, "Invalid request.\n\nFor 'properties/labels', it is not an array of strings."
+            )
+        item = self.data.label_issue(repo, number, names)
+        return self.answer(self._labels_of(request, item))
+
+    async def issue_label(self, request: Request) -> Response:
+        """``DELETE /repos/{o}/{r}/issues/{n}/labels/{name}``: 200 and the labels left, or 404
+        ``Label does not exist``."""
+        refused = self.gate(request)
+        if refused is not None:
+            return refused
+        repo = self._repo(request)
+        number = request.path_params["number"]
+        if repo is None or self.data.item(repo, number) is None:
+            return self.not_found()
+        item = self.data.unlabel_issue(repo, number, request.path_params["name"])
+        if item is None:
+            return self.error(404, "Label does not exist")
+        return self.answer(self._labels_of(request, item))
+
     async def rate_limit(self, request: Request) -> Response:
         with self._lock:
             resources = {
@@ -924,6 +1107,17 @@ class GitHubFake:
                 methods=["GET", "PATCH"],
             ),
             Route("/repos/{owner}/{repo}/issues/{number:int}", self.get_issue),
+            Route("/repos/{owner}/{repo}/labels", self.create_label, methods=["POST"]),
+            Route(
+                "/repos/{owner}/{repo}/issues/{number:int}/labels",
+                self.issue_labels,
+                methods=["POST"],
+            ),
+            Route(
+                "/repos/{owner}/{repo}/issues/{number:int}/labels/{name}",
+                self.issue_label,
+                methods=["DELETE"],
+            ),
             Route(
                 "/repos/{owner}/{repo}/issues/{number:int}/comments",
                 self.issue_comments,

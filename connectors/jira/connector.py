@@ -48,6 +48,7 @@ from connectors.jira.client import (
     error_table,
 )
 from connectors.jira.models import JiraConnection, JiraMirror, JiraQuery, render_jql
+from connectors.jira.work import JiraWorkTracker
 from okrsync.errors import (
     Blame,
     ConnectorError,
@@ -72,9 +73,12 @@ def _decimal_json(value: Decimal | None) -> str | None:
     return None if value is None else format(value, "f")
 
 
-class JiraConnector(HttpSource[JiraConnection, JiraQuery], Sink[JiraConnection, JiraMirror]):
+class JiraConnector(
+    HttpSource[JiraConnection, JiraQuery], Sink[JiraConnection, JiraMirror], JiraWorkTracker
+):
     """Source and sink over one Jira site: the retrying client of :class:`HttpSource`, and a
-    second one on the same budget that never retries (for posting comments)."""
+    second one on the same budget that never retries (for posting comments); a work tracker
+    too (:mod:`connectors.jira.work`)."""
 
     query_model = JiraQuery
     mirror_model = JiraMirror

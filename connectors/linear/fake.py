@@ -12,7 +12,12 @@ Implemented: ``teams``, ``projects``, ``issueLabels``, ``issues`` (cursor pagina
 ``IssueFilter``: comparators ``eq/neq/in/nin/gt/gte/lt/lte/null/eqIgnoreCase``, ``and``/``or``,
 relations ``team``/``project``/``state``, the label collection with ``some``/``every``),
 ``project(id).projectUpdates``, ``projectUpdate(id)``, ``projectUpdateCreate`` and
-``projectUpdateUpdate``.
+``projectUpdateUpdate``; for work tracking ``issue(id)`` (an id or an identifier such as
+``ENG-7``), issue fields ``url``, ``updatedAt``, ``completedAt``, ``canceledAt``, ``assignee``
+and the ``labels``/``attachments`` connections, and ``attachmentCreate`` (an upsert: the same
+``url`` on the same issue updates the attachment) and ``attachmentDelete``.
+:meth:`LinearData.change` edits an issue as a person would (moving ``updatedAt``), so tests can
+change a state or move an issue out of a filter.
 
 Wire behaviour copied from Linear: a personal API key is sent bare (``Bearer <key>`` is refused
 with Linear's own hint), OAuth tokens as ``Bearer``; errors are ``{"errors": [{message,
@@ -59,6 +64,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from connectors.linear.webhooks import SIGNATURE_HEADER, linear_signature
 
 # Linear's SDL ships with the package (its source and licence: contracts/SOURCE.md beside it)
 SCHEMA_PATH = Path(__file__).resolve().parent / "contracts" / "schema.graphql"
@@ -127,7 +134,10 @@ class LinearData:
     updates: list[dict[str, Any]] = field(default_factory=list)  # project updates, oldest first
     created_per_project: Counter[str] = field(default_factory=Counter)
     edits: Counter[str] = field(default_factory=Counter)
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    attachments: list[dict[str, Any]] = field(default_factory=list)  # on issues, oldest first
+    attachments_created: Counter[str] = field(default_factory=Counter)  # per issue identifier
+    attachments_updated: Counter[str] = field(default_factory=Counter)
+    lock: threading.RLock = field(default_factory=threading.RLock)
     rng: random.Random = field(default_factory=lambda: random.Random(7))  # noqa: S311 - fake data
 
     @classmethod
@@ -163,15 +173,23 @@ class LinearData:
             chosen = [label for label in data.labels if rng.random() < 0.3]
             project_index = rng.randrange(len(PROJECTS) + 1)
             project = data.projects[project_index] if project_index < len(PROJECTS) else None
+            identifier = f"{team['key']}-{number}"
+            canceled = None
+            if state["type"] == "canceled":
+                canceled = _iso(min(created + timedelta(days=3), ANCHOR))
             data.issues.append(
                 {
                     "id": _id(rng),
-                    "identifier": f"{team['key']}-{number}",
+                    "identifier": identifier,
                     "title": f"Issue {number}",
                     "estimate": ESTIMATES[rng.randrange(len(ESTIMATES))],
                     "createdAt": _iso(created),
                     "completedAt": completed,
+                    "canceledAt": canceled,
+                    "updatedAt": completed or canceled or _iso(created),
                     "archivedAt": _iso(ANCHOR) if rng.random() < 0.03 else None,
+                    "url": f"https://linear.app/okrsync-demo/issue/{identifier.lower()}",
+                    "assignee": None,
                     "team": team,
                     "state": state,
                     "project": project,
@@ -187,6 +205,86 @@ class LinearData:
 
     def project_named(self, name: str) -> dict[str, Any]:
         return next(p for p in self.projects if p["name"] == name)
+
+    def issue(self, id_or_identifier: str) -> dict[str, Any] | None:
+        """An issue by its id or its identifier (``ENG-7``), as Linear's ``issue(id:)`` finds it."""
+        wanted = id_or_identifier.upper()
+        return next(
+            (i for i in self.issues if i["id"] == id_or_identifier or i["identifier"] == wanted),
+            None,
+        )
+
+    def change(self, identifier: str, *, at: datetime | None = None, **changes: Any) -> None:
+        """Edit an issue as a person would: ``state`` (a state name of its team), ``labels``
+        (names), ``team`` (a key), ``assignee`` (a name) or any other field; ``updatedAt``
+        moves to ``at`` (default now), a completed or canceled state sets its time."""
+        moment = _iso(at or datetime.now(UTC))
+        with self.lock:
+            issue = self.issue(identifier)
+            if issue is None:
+                raise KeyError(identifier)
+            for name, value in changes.items():
+                if name == "team":
+                    issue["team"] = self.team(value)
+                    value = None
+                elif name == "state":
+                    issue["state"] = next(
+                        s for s in self.states if s["team"] is issue["team"] and s["name"] == value
+                    )
+                    kind = issue["state"]["type"]
+                    issue["completedAt"] = moment if kind == "completed" else None
+                    issue["canceledAt"] = moment if kind == "canceled" else None
+                elif name == "labels":
+                    issue["labels"] = [label for label in self.labels if label["name"] in value]
+                elif name == "assignee":
+                    issue["assignee"] = (
+                        None
+                        if value is None
+                        else {"id": f"user-{value.lower()}", "name": value, "displayName": value}
+                    )
+                else:
+                    issue[name] = value
+            issue["updatedAt"] = moment
+
+    def put_attachment(self, issue: dict[str, Any], fields: Mapping[str, Any]) -> dict[str, Any]:
+        """Linear's upsert: the attachment with the same ``url`` on the issue is updated,
+        else one is created."""
+        now = _iso(datetime.now(UTC))
+        with self.lock:
+            existing = next(
+                (
+                    a
+                    for a in self.attachments
+                    if a["issue"]["id"] == issue["id"] and a["url"] == fields["url"]
+                ),
+                None,
+            )
+            if existing is not None:
+                for name in ("title", "subtitle", "metadata"):
+                    if fields.get(name) is not None:
+                        existing[name] = fields[name]
+                existing["updatedAt"] = now
+                self.attachments_updated[issue["identifier"]] += 1
+                return existing
+            attachment = {
+                "id": _id(self.rng),
+                "url": fields["url"],
+                "title": fields["title"],
+                "subtitle": fields.get("subtitle"),
+                "metadata": fields.get("metadata") or {},
+                "groupBySource": bool(fields.get("groupBySource")),
+                "createdAt": now,
+                "updatedAt": now,
+                "archivedAt": None,
+                "issue": issue,
+            }
+            self.attachments.append(attachment)
+            self.attachments_created[issue["identifier"]] += 1
+            return attachment
+
+    def attachments_on(self, identifier: str) -> list[dict[str, Any]]:
+        with self.lock:
+            return [a for a in self.attachments if a["issue"]["identifier"] == identifier]
 
     def updates_on(self, project_id: str) -> list[dict[str, Any]]:
         return [u for u in self.updates if u["project"]["id"] == project_id]
@@ -370,7 +468,52 @@ class Root:
             for issue in self.data.issues
             if (archived or issue["archivedAt"] is None) and matches(issue, args.get("filter"))
         ]
-        return _page(found, args.get("first"), args.get("after"))
+        return _page(found, args.get("first"), args.get("after"), self._issue)
+
+    def issue(self, info: Any, id: str) -> dict[str, Any]:
+        found = self.data.issue(id)
+        if found is None:
+            raise not_found("Issue")
+        return self._issue(found)
+
+    def _issue(self, issue: dict[str, Any]) -> dict[str, Any]:
+        """An issue as the schema shows it: ``labels`` and ``attachments`` are connections."""
+
+        def labels(info: Any, **args: Any) -> dict[str, Any]:
+            found = [label for label in issue["labels"] if matches(label, args.get("filter"))]
+            return _page(found, args.get("first"), args.get("after"))
+
+        def attachments(info: Any, **args: Any) -> dict[str, Any]:
+            found = [
+                self._attachment(a)
+                for a in self.data.attachments_on(issue["identifier"])
+                if matches(a, args.get("filter"))
+            ]
+            return _page(found, args.get("first"), args.get("after"))
+
+        return {**issue, "labels": labels, "attachments": attachments}
+
+    def _attachment(self, attachment: dict[str, Any]) -> dict[str, Any]:
+        return {**attachment, "issue": self._issue(attachment["issue"])}
+
+    def attachmentCreate(self, info: Any, input: dict[str, Any]) -> dict[str, Any]:
+        issue = self.data.issue(input["issueId"])
+        if issue is None:
+            raise not_found("Issue")
+        attachment = self.data.put_attachment(issue, input)
+        return {
+            "success": True,
+            "lastSyncId": float(len(self.data.attachments)),
+            "attachment": self._attachment(attachment),
+        }
+
+    def attachmentDelete(self, info: Any, id: str) -> dict[str, Any]:
+        with self.data.lock:
+            found = next((a for a in self.data.attachments if a["id"] == id), None)
+            if found is None:
+                raise not_found("Attachment")
+            self.data.attachments.remove(found)
+        return {"success": True, "entityId": id, "lastSyncId": float(len(self.data.attachments))}
 
     def project(self, info: Any, id: str) -> dict[str, Any]:
         for project in self.data.projects:
@@ -426,6 +569,50 @@ class Root:
             "lastSyncId": float(len(self.data.updates)),
             "projectUpdate": update,
         }
+
+
+# --- webhooks -----------------------------------------------------------------------------------
+
+
+def webhook_delivery(
+    secret: str,
+    issue: Mapping[str, Any],
+    *,
+    action: str = "update",
+    sent_at: datetime | None = None,
+) -> tuple[bytes, dict[str, str]]:
+    """The body and headers Linear POSTs for an issue event, signed as Linear signs it
+    (``Linear-Signature``: hex HMAC-SHA256 of the body; ``webhookTimestamp`` in ms inside it)."""
+    moment = sent_at or datetime.now(UTC)
+    data = {
+        "id": issue["id"],
+        "identifier": issue["identifier"],
+        "title": issue["title"],
+        "url": issue["url"],
+        "updatedAt": issue["updatedAt"],
+        "stateId": issue["state"]["id"],
+        "teamId": issue["team"]["id"],
+        "labelIds": [label["id"] for label in issue["labels"]],
+    }
+    payload = {
+        "action": action,
+        "type": "Issue",
+        "actor": {"id": "user-1", "type": "user", "name": "Sandbox User"},
+        "createdAt": _iso(moment),
+        "data": data,
+        "url": issue["url"],
+        "organizationId": "org-sandbox",
+        "webhookTimestamp": int(moment.timestamp() * 1000),
+        "webhookId": "webhook-sandbox",
+    }
+    body = json.dumps(payload).encode()
+    headers = {
+        "Content-Type": "application/json; charset=utf-8",
+        "Linear-Delivery": str(uuid.uuid4()),
+        "Linear-Event": "Issue",
+        SIGNATURE_HEADER: linear_signature(secret, body),
+    }
+    return body, headers
 
 
 # --- rate limits and complexity -----------------------------------------------------------------

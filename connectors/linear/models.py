@@ -79,6 +79,14 @@ class LinearConnection(ConnectionConfig):
     page_size: int = Field(
         default=MAX_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE, description="Issues per page (1-250)."
     )
+    webhook_secret: SecretStr | None = Field(
+        default=None,
+        description=(
+            "The signing secret of Linear's webhook (Settings > API > Webhooks): POST "
+            "/hooks/<connection> then accepts Linear's signed events (OKRSYNC_HOOK_SECRET_<NAME> "
+            "overrides it)."
+        ),
+    )
 
     @model_validator(mode="after")
     def _one_credential(self) -> LinearConnection:

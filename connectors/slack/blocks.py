@@ -12,6 +12,10 @@ the core for the previous state.
 A *stale* key result (no source confirmed its value within its ``stale_after``) keeps its number
 but gains a ``:warning: Stale — last confirmed <time>`` line, and its metadata ``"stale": true``;
 the next fresh push edits the line away again.
+
+A key result with linked work (issue 15) gains the line ``work: 12 done · 5 in progress · 3 to
+do`` and the items done since the last push (:mod:`connectors.slack.work_text`), in its message
+and on its digest line.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+from connectors.slack.work_text import work_lines
 from okrsync.sdk.models import KeyResultUpdate, ObjectiveUpdate, Status
 
 EVENT_TYPE = "okrsync_state"
@@ -112,6 +117,16 @@ def stale_plain(update: KeyResultUpdate) -> str:
     return f"stale, last confirmed {utc(update.checked_at).strftime('%Y-%m-%d %H:%M UTC')}"
 
 
+def grade_text(update: KeyResultUpdate) -> str:
+    """``Confidence 7/10 · score 0.70``: what the latest check-in and the grading say, or ''."""
+    parts = []
+    if update.confidence is not None:
+        parts.append(f"Confidence {update.confidence}/10")
+    if update.score is not None:
+        parts.append(f"score {update.score.quantize(Decimal('0.01'))}")
+    return " · ".join(parts)
+
+
 def context_block(cycle_id: str, observed_at: datetime, link: str | None) -> dict[str, Any]:
     parts = [f"Cycle *{escape(cycle_id)}*", f"observed {observed_text(observed_at)}"]
     if link:
@@ -124,6 +139,10 @@ def key_result_blocks(update: KeyResultUpdate, link: str | None = None) -> list[
     body = f"_{escape(update.objective_title)}_\n`{progress_bar(progress)}` *{percent(progress)}*"
     if update.stale:
         body += f"\n{stale_text(update)}"
+    if grade := grade_text(update):
+        body += f"\n{grade}"
+    if update.work is not None:
+        body += f"\n{work_lines(update.work)}"
     return [
         {
             "type": "header",
@@ -185,8 +204,12 @@ def digest_blocks(update: ObjectiveUpdate, link: str | None = None) -> list[dict
             f"`{progress_bar(kr.progress_display)}` {percent(kr.progress_display)} · "
             f"{escape(value_text(kr))}"
         )
+        if grade := grade_text(kr):
+            line += f" · {grade}"
         if kr.stale:
             line += f"\n{stale_text(kr)}"
+        if kr.work is not None:
+            line += f"\n{work_lines(kr.work)}"
         blocks.append(
             {"type": "section", "text": {"type": "mrkdwn", "text": clip(line, SECTION_LIMIT)}}
         )

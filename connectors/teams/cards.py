@@ -8,6 +8,10 @@ cannot receive). The outer container's ``id`` (``okrsync-key_result-<id>`` or
 A stale key result (no source confirmed it within its ``stale_after``) gets a ``Warning``-coloured
 "⚠️ Stale — last confirmed …" line under its status (in a digest, on its fact); a webhook cannot
 edit, so the next fresh push is simply a card without it.
+
+A key result with linked work (issue 15) gains the line ``work: 12 done · 5 in progress · 3 to
+do`` and the items done since the last push (:mod:`connectors.teams.work_blocks`); on a digest,
+the line is on its fact and the items under the facts.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+from connectors.teams.work_blocks import done_text, work_blocks
 from okrsync.sdk.models import KeyResultUpdate, ObjectiveUpdate, Status
 
 CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
@@ -123,6 +128,16 @@ def message(body: list[dict[str, Any]], version: str, link: str | None) -> dict[
     }
 
 
+def _grade_facts(update: KeyResultUpdate) -> list[dict[str, str]]:
+    """The latest check-in's confidence and the key result's score, when there are any."""
+    facts = []
+    if update.confidence is not None:
+        facts.append({"title": "Confidence", "value": f"{update.confidence}/10"})
+    if update.score is not None:
+        facts.append({"title": "Score", "value": str(update.score.quantize(Decimal("0.01")))})
+    return facts
+
+
 def key_result_card(
     update: KeyResultUpdate, version: str = "1.4", link: str | None = None
 ) -> dict[str, Any]:
@@ -149,10 +164,12 @@ def key_result_card(
             _bar(update.progress_display),
             _status_block(update.status),
             *stale,
+            *work_blocks(update.work),
             {
                 "type": "FactSet",
                 "facts": [
                     {"title": "Value", "value": value_text(update)},
+                    *_grade_facts(update),
                     {"title": "Cycle", "value": update.cycle_id},
                     {"title": "Observed", "value": observed(update.observed_at)},
                 ],
@@ -160,6 +177,23 @@ def key_result_card(
         ],
     }
     return message([container], version, link)
+
+
+def _digest_done(update: ObjectiveUpdate) -> list[dict[str, Any]]:
+    """Under a digest's facts, the items each key result's work got done since the last push."""
+    blocks = []
+    for kr in update.key_results:
+        done = done_text(kr.work) if kr.work is not None else None
+        if done is not None:
+            blocks.append(
+                {
+                    "type": "TextBlock",
+                    "text": f"{kr.key_result_title}: {done}",
+                    "wrap": True,
+                    "size": "Small",
+                }
+            )
+    return blocks
 
 
 def digest_card(
@@ -201,12 +235,15 @@ def digest_card(
                         "title": kr.key_result_title,
                         "value": f"{percent(kr.progress_display)} · "
                         f"{STATUS_LABEL[kr.status].lower()} · {value_text(kr)}"
-                        + (f" · {stale_text(kr)}" if kr.stale else ""),
+                        + "".join(f" · {f['title'].lower()} {f['value']}" for f in _grade_facts(kr))
+                        + (f" · {stale_text(kr)}" if kr.stale else "")
+                        + (f" · {kr.work.line()}" if kr.work is not None else ""),
                     }
                     for kr in update.key_results
                 ],
             },
             *stale,
+            *_digest_done(update),
             {
                 "type": "TextBlock",
                 "text": f"Cycle {update.cycle_id}{owner} · observed {observed(update.observed_at)}",

@@ -10,13 +10,21 @@ Payload (one JSON object per delivery)::
      "value": "375.5", "progress": "0.3755", "progress_display": "0.3755",
      "status": "on_track", "observed_at": "2026-11-12T09:30:00+00:00",
      "stale": false, "checked_at": "2026-11-12T09:29:58+00:00",
+     "confidence": 7, "score": "0.26285",
      "delivery_id": "<the update's idempotency key>"}
 
 Numbers are JSON *strings* in plain decimal notation (never exponent form), because a JSON
 number is a binary float in most receivers' parsers and 0.1 + 0.2 must not become
 0.30000000000000004 on the way to someone's spreadsheet. Absent numbers are ``null``.
 ``stale`` is true while no source has confirmed ``value`` within the key result's
-``stale_after``; ``checked_at`` is the last time one did (``null``: never).
+``stale_after``; ``checked_at`` is the last time one did (``null``: never). ``confidence`` is
+the latest check-in's (1 to 10, or ``null``) and ``score`` the key result's grade (0 to 1; with a
+``stretch``, the target scores 0.7).
+
+A key result with linked work (a ``work`` entry, issue 15) also carries ``"work": {"todo": 3,
+"in_progress": 5, "done": 12, "done_since": "…", "done_recently": [{"connection", "key",
+"title", "url", "done_at"}, …], "done_recently_total": 2}``: its linked items by state and the
+items done since the state the mirror showed before (:mod:`okrsync.sdk.work_summary`).
 
 Headers: ``Idempotency-Key`` (the update's key: a receiver that stores it can drop the
 duplicates that at-least-once delivery brings), ``X-Okrsync-Event``, ``X-Okrsync-Timestamp``
@@ -53,6 +61,7 @@ from okrsync.sdk.http import (
 )
 from okrsync.sdk.models import KeyResultUpdate, ObjectiveUpdate, PushResult
 from okrsync.sdk.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
+from okrsync.sdk.work_summary import WorkSummary
 
 # A receiver answers 401/403 for a bad signature at least as often as for bad credentials, and
 # nothing can be refreshed, so both say which setting to check; 410 means "unsubscribed".
@@ -124,7 +133,7 @@ def decimal_text(value: Decimal | None) -> str | None:
 
 
 def webhook_payload(update: KeyResultUpdate, event: str) -> dict[str, Any]:
-    return {
+    payload: dict[str, Any] = {
         "event": event,
         "objective": {"id": update.objective_id, "title": update.objective_title},
         "key_result": {
@@ -143,7 +152,33 @@ def webhook_payload(update: KeyResultUpdate, event: str) -> dict[str, Any]:
         "observed_at": update.observed_at.isoformat(),
         "stale": update.stale,
         "checked_at": None if update.checked_at is None else update.checked_at.isoformat(),
+        "confidence": update.confidence,
+        "score": decimal_text(update.score),
         "delivery_id": update.idempotency_key,
+    }
+    if update.work is not None:  # only for a key result with linked work (issue 15)
+        payload["work"] = work_body(update.work)
+    return payload
+
+
+def work_body(work: WorkSummary) -> dict[str, Any]:
+    """The linked work's summary: counts by state and the items done since the last push."""
+    return {
+        "todo": work.todo,
+        "in_progress": work.in_progress,
+        "done": work.done,
+        "done_since": None if work.done_since is None else work.done_since.isoformat(),
+        "done_recently": [
+            {
+                "connection": item.connection,
+                "key": item.key,
+                "title": item.title,
+                "url": item.url,
+                "done_at": None if item.done_at is None else item.done_at.isoformat(),
+            }
+            for item in work.done_recently
+        ],
+        "done_recently_total": work.done_recently_total,
     }
 
 
@@ -160,6 +195,7 @@ def digest_payload(update: ObjectiveUpdate, event: str) -> dict[str, Any]:
         "progress": decimal_text(update.progress),
         "status": update.status.value,
         "observed_at": update.observed_at.isoformat(),
+        "score": decimal_text(update.score),
         "delivery_id": update.idempotency_key,
         "key_results": [
             {k: v for k, v in webhook_payload(kr, event).items() if k not in ("event", "objective")}

@@ -187,6 +187,8 @@ class BurnupChart:
     low: Decimal | None = None
     high: Decimal | None = None
     plot: Plot = field(default_factory=Plot)
+    # when the key result's linked work items were done (issue 15): marks on the time axis
+    work_done: Sequence[tuple[datetime, str]] = ()
 
 
 def burnup_svg(chart: BurnupChart) -> str:
@@ -220,6 +222,7 @@ def burnup_svg(chart: BurnupChart) -> str:
     if scale.begin <= chart.now <= scale.end:
         x = scale.x(chart.now)
         parts.append(_line("today", x, plot.y_top, x, plot.y_bottom))
+    parts += _done_marks(scale, chart.work_done)
     points = sample_points(scale, samples)
     if points:
         last_at = samples[-1][0]
@@ -245,6 +248,41 @@ def burnup_svg(chart: BurnupChart) -> str:
         )
     parts.append("</svg>")
     return "".join(parts)
+
+
+DONE_KEYS_NAMED = 8
+"""Items named in a done mark's tooltip; the rest are counted."""
+
+
+def done_days(work_done: Sequence[tuple[datetime, str]]) -> list[tuple[date, list[str]]]:
+    """The linked items done, grouped by the UTC day they were done on, in day order: one mark
+    per day, however many items were done that day."""
+    by_day: dict[date, list[str]] = {}
+    for at, key in sorted(work_done):
+        by_day.setdefault(at.astimezone(UTC).date(), []).append(key)
+    return sorted(by_day.items())
+
+
+def _done_marks(scale: Scale, work_done: Sequence[tuple[datetime, str]]) -> list[str]:
+    """A small triangle on the time axis for each day linked items were done, titled with them."""
+    marks = []
+    base = scale.plot.y_bottom
+    for when, keys in done_days(work_done):
+        at = datetime.combine(when, time(12), tzinfo=UTC)
+        if not scale.begin <= at <= scale.end:
+            continue
+        named = ", ".join(keys[:DONE_KEYS_NAMED])
+        rest = len(keys) - DONE_KEYS_NAMED
+        label = (
+            f"{len(keys)} work item{'s' if len(keys) != 1 else ''} done on {when:%Y-%m-%d}: "
+            f"{named}{f' and {rest} more' if rest > 0 else ''}"
+        )
+        x = scale.x(at)
+        marks.append(
+            f'<path class="done" d="M{_n(x)} {_n(base)} l-4.5 -8 h9 z">'
+            f"<title>{_e(label)}</title></path>"
+        )
+    return marks
 
 
 def _chart_summary(chart: BurnupChart, samples: Sequence[Sample]) -> str:

@@ -29,6 +29,7 @@ from starlette.routing import BaseRoute, Route
 
 from okrsync.api import formatting
 from okrsync.api.charts import PACED_KINDS, BurnupChart, burnup_svg
+from okrsync.api.work_display import state_label, web_url
 from okrsync.store import dashboard_pages as pages
 from okrsync.store.db import session_scope
 from okrsync.store.tables import MeasurementRow
@@ -290,6 +291,18 @@ stroke-linecap:round}
 .burnup .held{stroke:var(--accent);stroke-width:2;stroke-dasharray:2 4;opacity:.7}
 .burnup .dot{fill:var(--card);stroke:var(--accent);stroke-width:2}
 .burnup .empty{fill:var(--muted);font-size:14px}
+.burnup .done{fill:var(--ok-fill);stroke:var(--card);stroke-width:1}
+.key.done{width:0;height:0;border-left:5px solid transparent;
+border-right:5px solid transparent;border-top:8px solid var(--ok-fill)}
+.work{margin-top:10px;font-size:.9rem}.work-line{margin:0}
+.work-items{list-style:none;margin:6px 0 0;padding:0}
+.work-items li{display:flex;gap:8px;align-items:baseline;padding:3px 0;
+border-top:1px solid var(--line);min-width:0}
+.work-items .w-title{overflow-wrap:anywhere;min-width:0}
+.w-state{flex:none;font-size:.75rem;font-weight:600;padding:0 7px;border-radius:999px}
+.w-state.w-done{color:var(--ok);background:var(--ok-bg)}
+.w-state.w-in_progress{color:var(--risk);background:var(--risk-bg)}
+.w-state.w-todo{color:var(--none);background:var(--none-bg)}
 .legend{display:flex;flex-wrap:wrap;gap:14px;font-size:.82rem;color:var(--muted);margin-top:6px}
 .key{display:inline-block;width:18px;height:0;vertical-align:middle;margin-right:6px;
 border-top:2.5px solid var(--accent)}
@@ -361,6 +374,8 @@ TEMPLATES.globals.update(
     sources=_sources,
     query=_query,
     statuses=tuple(STATUS_LABEL),
+    web_url=web_url,
+    work_state=state_label,
     css=Markup(CSS),  # noqa: S704 - a constant of this module
 )
 
@@ -472,6 +487,7 @@ def _objective(found: pages.ObjectivePage, base: str, now: datetime) -> HTMLResp
                 high=panel.row.high,
                 samples=panel.samples,
                 now=now,
+                work_done=panel.work.done_marks if panel.work else (),
             )
         )
         paced = kr.kind in PACED_KINDS

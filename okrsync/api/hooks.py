@@ -5,7 +5,8 @@ scheme when it has none (:mod:`okrsync.sdk.webhooks`); a hook that raises refuse
 The secret is kept by reference like
 every other secret: ``OKRSYNC_HOOK_SECRET_<CONNECTION>`` (the connection name upper-cased, every
 character other than a letter or digit turned into ``_``) from the environment, else the file of
-that name in ``OKRSYNC_SECRETS_DIR`` (``/run/secrets``). A connection without a secret accepts no
+that name in ``OKRSYNC_SECRETS_DIR`` (``/run/secrets``), else the connection's own
+``webhook_secret`` field when its type has one (Linear). A connection without a secret accepts no
 webhooks (404), so nothing unsigned can ever trigger work.
 
 Vendors send bursts (one issue edit → several events), so events are throttled on both edges
@@ -29,6 +30,7 @@ from typing import Any
 
 import httpx
 import structlog
+from pydantic import SecretStr
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -65,6 +67,9 @@ def hook_secrets(
                 value = path.read_text().strip() if path.is_file() else None
             except OSError:
                 value = None
+        if value is None:  # else the connection's own field (Linear's webhook_secret)
+            field = getattr(connections[name], "webhook_secret", None)
+            value = field.get_secret_value() if isinstance(field, SecretStr) else None
         if value:
             found[name] = value
     return found

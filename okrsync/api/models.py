@@ -10,7 +10,7 @@ import re
 from decimal import Context, Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BeforeValidator, Field, WithJsonSchema
+from pydantic import AfterValidator, BeforeValidator, Field, WithJsonSchema, model_validator
 
 from okrsync.read_models.models import (
     Connection,
@@ -179,6 +179,41 @@ CheckInValue = Annotated[
         }
     ),
 ]
+OptionalCheckInValue = Annotated[
+    Decimal | None,  # absent: None; ``null`` goes through the validator and is refused
+    BeforeValidator(_check_value),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number", "exclusiveMinimum": -1e18, "exclusiveMaximum": 1e18},
+                {"type": "string", "pattern": DECIMAL_TEXT.pattern},
+            ],
+            "description": (
+                "The observed value: a decimal string, kept exactly (at most "
+                f"{DIGITS} digits on either side of the point), or a finite number, rounded to "
+                f"{DIGITS} decimal places."
+            ),
+        }
+    ),
+]
+
+
+def _check_confidence(raw: Any) -> int:
+    """An integer from 1 to 10: JSON ``7`` (which arrives as ``Decimal('7')``), not ``7.5``,
+    ``"7"``, ``true`` or ``null``."""
+    whole = (isinstance(raw, int) and not isinstance(raw, bool)) or (
+        isinstance(raw, Decimal) and raw.is_finite() and raw.as_tuple().exponent == 0
+    )
+    if not whole or not 1 <= int(raw) <= 10:
+        raise ValueError("the confidence must be an integer from 1 to 10")
+    return int(raw)
+
+
+Confidence = Annotated[
+    int | None,
+    BeforeValidator(_check_confidence),
+    WithJsonSchema({"type": "integer", "minimum": 1, "maximum": 10}),
+]
 NoteText = Annotated[
     str,
     Field(min_length=1, max_length=2000, json_schema_extra={"pattern": NOTE_PATTERN}),
@@ -187,14 +222,26 @@ NoteText = Annotated[
 
 
 class CheckIn(Model):
-    """A value reported by a person, recorded with origin ``manual``."""
+    """A check-in by a person, recorded with origin ``manual``: a value, a confidence or both."""
 
-    value: CheckInValue
+    value: OptionalCheckInValue = Field(
+        default=None,
+        description="Omit to check in only a confidence and a note; null is refused.",
+    )
+    confidence: Confidence = Field(
+        default=None, description="How confident the owner is of reaching the target, 1 to 10."
+    )
     note: NoteText | None = Field(
         default=None,
         description="Why, or where the value came from. Tab, line feed and carriage return are "
         "the only control characters a note may hold.",
     )
+
+    @model_validator(mode="after")
+    def _something(self) -> CheckIn:
+        if self.value is None and self.confidence is None:
+            raise ValueError("send a value, a confidence (1 to 10) or both")
+        return self
 
 
 class CheckInResult(Model):

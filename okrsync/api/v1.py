@@ -18,7 +18,6 @@ runs in worker threads (:mod:`okrsync.api.offload`), never on the event loop.
 
 import asyncio
 from collections.abc import Callable
-from decimal import DecimalException
 from typing import Annotated, Any, Literal, TypeVar, get_args
 
 from fastapi import APIRouter, Depends, Header, Path, Query
@@ -46,11 +45,8 @@ from okrsync.api.cursors import (
 )
 from okrsync.api.errors import BadInput, context_of
 from okrsync.api.offload import in_thread
-from okrsync.api.principal import Scope, authorize, may_check_in, principal_of
-from okrsync.domain.evaluate import Evaluation
-from okrsync.domain.planner import PlannedKeyResult
-from okrsync.domain.progress import progress
-from okrsync.domain.status import elapsed_fraction, status_for
+from okrsync.api.principal import Scope, author_of, authorize, may_check_in, principal_of
+from okrsync.domain.status import elapsed_fraction
 from okrsync.engine.sync import RunReport
 from okrsync.read_models import from_store
 from okrsync.store import views
@@ -74,6 +70,8 @@ PARAMETER_RULES = {
     "cursor": BAD_CURSOR,
     "cycle": "cycle: a cycle's id, 1 to 100 characters",
     "status": f"status: one of {DELIVERY_STATUSES}",
+    "unlinked": "unlinked: true or false",
+    "state": "state: one of ('todo', 'in_progress', 'done')",
 }
 """What each query parameter takes: the detail of the 400 when FastAPI refuses one."""
 
@@ -617,37 +615,33 @@ async def sync_body(request: Request) -> m.SyncRequest:
 )
 async def check_in(
     ctx: Context,
-    request: Request,
+    incoming: Request,
     key_result_id: KeyResultId,
     key: Annotated[str | None, Depends(idempotency_key)],
     body: Annotated[m.CheckIn, Depends(check_in_body)],
 ) -> Response:
+    who = principal_of(incoming)  # the one checker_in found, kept on the request
+    assert who is not None
     try:
-        kr = ctx.config.key_result(key_result_id)
+        objective = ctx.config.objective(ctx.config.key_result(key_result_id).objective_id)
     except KeyError:
-        raise BadInput(404, "key result not found", key_result_id) from None
-    objective = ctx.config.objective(kr.objective_id)
-    who = principal_of(request)  # the one checker_in found, kept on the request
-    if who is None or not may_check_in(who, objective.owner):
+        objective = None  # check_ins.check_in answers the 404
+    if objective is not None and not may_check_in(who, objective.owner):
         raise BadInput(403, "not an owner", f"only {objective.owner or 'an admin'} checks in here")
-    cycle = ctx.config.cycles[objective.cycle]
-    now = ctx.clock()
-    try:
-        done = progress(kr.target_spec, body.value)
-    except (ArithmeticError, DecimalException, ValueError) as exc:
-        raise BadInput(422, "the value cannot be evaluated", str(exc)) from None
-    note = None if body.note is None else ctx.redactor.redact(body.note)
-    attempt = check_ins.Attempt(key_result_id, body.value, note, key)
-    status = status_for(kr.kind, done, elapsed_fraction(cycle.start, cycle.end, now))
-    provenance = ({"origin": "manual", "source": "api", "value": str(body.value)},)
-    evaluation = Evaluation(body.value, done, status, provenance)
-    item = PlannedKeyResult(kr, objective, cycle)
-    response, queued = await in_thread(
-        check_ins.record_check_in, ctx, attempt, item, evaluation, now
+    request = check_ins.CheckInRequest(
+        key_result_id,
+        value=body.value,
+        confidence=body.confidence,
+        note=body.note,
+        author=author_of(who, check_ins.API_AUTHOR),
+        idempotency_key=key,
     )
-    if ctx.daemon is not None and queued:
+    outcome = await in_thread(
+        check_ins.check_in, ctx.engine, ctx.config, ctx.redactor, request, ctx.clock()
+    )
+    if ctx.daemon is not None and outcome.queued_now:
         ctx.daemon.nudge()  # deliver the new outbox rows now rather than at the next wake-up
-    return response
+    return check_ins.check_in_answer(ctx, outcome)
 
 
 def _summary(report: RunReport, key_results: list[str] | None) -> m.SyncAccepted:
@@ -697,6 +691,9 @@ async def openapi_json() -> Response:
     from okrsync.api.openapi import openapi_document
 
     return JSONResponse(openapi_document())
+
+
+from okrsync.api import work_routes  # noqa: E402, F401 - adds the work routes to `router`
 
 
 def _answer_head_too() -> None:

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from okrsync.config.check_ins import default_grading
 from okrsync.config.crossrefs import CrossReferences
 from okrsync.config.models import Config, ConfigDocument, field_names
 from okrsync.config.objectives import ObjectivesReader
@@ -133,7 +134,10 @@ def _check(
     connections = read_connections(read, refs, data.get("connections"))
     cycles = read_cycles(read, refs, data.get("cycles"))
     metrics = read_metrics(read, refs, data.get("metrics"), default_schedule)
-    objectives = ObjectivesReader(read, refs, default_stale).section(data.get("objectives"))
+    grading = default_grading(data.get("defaults"))
+    objectives = ObjectivesReader(read, refs, default_stale, grading).section(
+        data.get("objectives")
+    )
     if read.errors or objectives is None:
         return None
     return Config(

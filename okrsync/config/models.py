@@ -21,6 +21,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from okrsync.config import fields
+from okrsync.config.check_ins import DEFAULT_CHECK_INS, CheckInPolicy, CheckInsDocument, Grading
 from okrsync.config.fields import (
     CycleId,
     Day,
@@ -40,6 +41,7 @@ from okrsync.config.fields import (
     refuse,
 )
 from okrsync.domain.expressions import Expression
+from okrsync.domain.grading import DEFAULT_GRADING, GradingRule
 from okrsync.domain.pacing import DeliveryPolicy, QuietHours
 from okrsync.domain.plausibility import UNBOUNDED, Bounds
 from okrsync.domain.progress import KRKind, TargetSpec
@@ -114,6 +116,14 @@ class KeyResultDef:
     stale_after: timedelta | None
     mirrors: tuple[MirrorDef, ...]
     line: int | None = None
+    stretch: Decimal | None = None
+    grading: GradingRule = DEFAULT_GRADING
+    check_ins: CheckInPolicy = DEFAULT_CHECK_INS
+
+    @property
+    def manual(self) -> bool:
+        """A manual key result: no metric, no expression; check-ins alone set its value."""
+        return self.metric is None and self.value is None
 
     def metric_names(self) -> frozenset[str]:
         """The metrics this key result reads: its metric, or the names in its expression."""
@@ -193,6 +203,9 @@ class DefaultsDocument(_Document):
         default=None, description="Default metric schedule: 'every 15m' or a cron expression."
     )
     stale_after: fields.Duration = Field(default=None, description=_DURATION_HELP)
+    grading: Grading = Field(
+        default=None, description="How key results score: stretch_0.7 (default) or progress."
+    )
 
 
 class CycleDocument(_Document):
@@ -305,12 +318,12 @@ Mirrors = Annotated[list[dict[str, Any]], listed("mirrors")]
 
 
 class KeyResultDocument(_Document):
-    """A measurable target, on one metric or on an expression of metrics."""
+    """A measurable target, on one metric or on an expression of metrics, or (neither) manual."""
 
     model_config = ConfigDict(
         extra="forbid",
         arbitrary_types_allowed=True,
-        json_schema_extra={"oneOf": [{"required": ["metric"]}, {"required": ["value"]}]},
+        json_schema_extra={"not": {"required": ["metric", "value"]}},  # no metric or value: manual
     )
 
     id: KeyResultId
@@ -326,6 +339,17 @@ class KeyResultDocument(_Document):
     weight: Weight
     stale_after: fields.Duration = Field(default=None, description=_DURATION_HELP)
     mirrors: Mirrors = Field(default_factory=list)
+    stretch: Number = Field(
+        default=None,
+        description="Beyond the target (increase, decrease): scores 1.0; the target scores 0.7.",
+    )
+    grading: Grading = Field(
+        default=None, description="stretch_0.7 or progress; default defaults.grading."
+    )
+    check_ins: CheckInsDocument | None = Field(
+        default=None,
+        description="When and where check-ins are asked for, and whether a manual value counts.",
+    )
 
 
 class ObjectiveDocument(_Document):

@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, TypeAdapter
 
+from okrsync.config.check_ins import CheckInPolicy, check_check_ins, check_stretch
 from okrsync.config.crossrefs import CrossReferences, UniqueIds
 from okrsync.config.models import (
     DIGEST_PREFIX,
@@ -28,6 +29,7 @@ from okrsync.config.pydantic_errors import check, valid_fields, validate
 from okrsync.config.reporting import Reporter
 from okrsync.config.yaml_source import KeyPath
 from okrsync.domain.expressions import Expression
+from okrsync.domain.grading import DEFAULT_GRADING, GradingRule
 from okrsync.domain.progress import KRKind, TargetSpec
 from okrsync.errors import ExpressionError
 from okrsync.sdk.connector import MirrorSpec
@@ -46,11 +48,16 @@ class ObjectivesReader:
     what is right in it is still checked against the rest of the config."""
 
     def __init__(
-        self, read: Reporter, refs: CrossReferences, default_stale: timedelta | None
+        self,
+        read: Reporter,
+        refs: CrossReferences,
+        default_stale: timedelta | None,
+        default_grading: GradingRule = DEFAULT_GRADING,
     ) -> None:
         self.read = read
         self.refs = refs
         self.default_stale = default_stale
+        self.default_grading = default_grading
         self.objective_ids = UniqueIds(read, "objective")
         self.kr_ids = UniqueIds(
             read, "key result", "; key result ids must be unique across all objectives"
@@ -173,6 +180,9 @@ class ObjectivesReader:
             if not unknown_keys:  # a misspelt ``targt`` already explains a missing target
                 for sentence in target_spec.problems():
                     read.problem(where, sentence)
+            check_stretch(read, where, target_spec, fields.get("stretch"))
+        manual = raw.get("metric") is None and raw.get("value") is None
+        check_check_ins(read, self.refs, where, fields.get("check_ins"), manual=manual)
         mirrors = (
             self.mirrors((*where, "mirrors"), fields["mirrors"], kr_id or "")
             if "mirrors" in fields
@@ -205,6 +215,9 @@ class ObjectivesReader:
             stale_after=stale_after if stale_after is not None else self.default_stale,
             mirrors=mirrors,
             line=read.line(where),
+            stretch=fields["stretch"],
+            grading=fields["grading"] or self.default_grading,
+            check_ins=CheckInPolicy.of(fields["check_ins"]),
         )
 
     def measure(
@@ -220,12 +233,7 @@ class ObjectivesReader:
             )
             return None, None
         if raw.get("metric") is None and raw.get("value") is None:
-            read.problem(
-                where,
-                "missing 'metric' or 'value': name the metric this key result follows, or give "
-                "an expression of metrics such as 'won / (won + lost) * 100'",
-            )
-            return None, None
+            return None, None  # a manual key result: check-ins set its value
         metric: str | None = fields.get("metric")
         text: str | None = fields.get("value")
         if metric is not None:

@@ -73,6 +73,8 @@ def plan_queries(
             names = kr.metric_names()
             if wanted_krs is not None and kr.id not in wanted_krs:
                 continue
+            if not names:  # a manual key result: only check-ins set its value
+                continue
             if wanted_metrics is not None and not names & wanted_metrics:
                 continue
             plan.key_results.append(PlannedKeyResult(kr, objective, cycle_def))

@@ -33,10 +33,12 @@ from sqlalchemy import select as core_select
 from sqlmodel import Session, col, select
 
 from okrsync.config import CycleDef, MirrorDef, ObjectiveDef
+from okrsync.domain.grading import WeightedScore, objective_score
 from okrsync.domain.pacing import DeliveryPolicy, earliest_push, worth_pushing
 from okrsync.domain.progress import display_progress
 from okrsync.domain.status import Weighted, elapsed_fraction, objective_status, rollup
 from okrsync.domain.statuses import DeliveryStatus
+from okrsync.engine.work_payloads import WorkPayloads
 from okrsync.sdk.models import KeyResultUpdate, ObjectiveUpdate, Status
 from okrsync.store.tables import DeliveryRow, KeyResultRow, MirrorRow
 from okrsync.store.views import is_stale
@@ -74,6 +76,10 @@ class KeyResultLike(Protocol):
     def observed_at(self) -> datetime | None: ...
     @property
     def stale_after_seconds(self) -> int | None: ...
+    @property
+    def confidence(self) -> int | None: ...
+    @property
+    def score(self) -> Decimal | None: ...
 
 
 @dataclass
@@ -96,6 +102,11 @@ class KeyResultState:
     checked_at: datetime | None
     last_measurement_id: int | None
     stale_announced_for: datetime | None
+    confidence: int | None = None
+    score: Decimal | None = None
+    source_value: Decimal | None = None
+    manual_since: datetime | None = None
+    held_source_value: Decimal | None = None
 
 
 STATE_COLUMNS = (
@@ -115,6 +126,11 @@ STATE_COLUMNS = (
     col(KeyResultRow.checked_at),
     col(KeyResultRow.last_measurement_id),
     col(KeyResultRow.stale_announced_for),
+    col(KeyResultRow.confidence),
+    col(KeyResultRow.score),
+    col(KeyResultRow.source_value),
+    col(KeyResultRow.manual_since),
+    col(KeyResultRow.held_source_value),
 )
 
 
@@ -144,6 +160,8 @@ def key_result_update(
         idempotency_key=key,
         stale=is_stale(row, observed_at),
         checked_at=row.checked_at,
+        confidence=row.confidence,
+        score=row.score,
     )
 
 
@@ -167,6 +185,7 @@ def objective_update(
         observed_at=now,
         idempotency_key=key,
         key_results=tuple(key_result_update(objective, r, now, key) for r in rows),
+        score=objective_score([WeightedScore(r.score, r.weight) for r in rows]),
     )
 
 
@@ -220,6 +239,7 @@ class Outbox:
         self._seq_taken: set[str] = set()
         self._queued_states: dict[str, tuple[Decimal | None, str]] = {}
         self._pending: list[dict[str, Any]] = []
+        self._work = WorkPayloads(session, now)  # the linked work payloads carry (issue 15)
 
     def lock(
         self,
@@ -426,6 +446,8 @@ class Outbox:
         update = build()
         if update is None:
             return 0
+        self._work.load({*self._kr_mirrors, *self._states}, self._mirrors)  # once for them all
+        update = self._work.with_work(update, mirror.key)
         state = (update.progress, update.status.value)
         previous = self._previous(mirror.key) if policy.min_change is not None else None
         if check_change and not worth_pushing(policy, previous, state):
@@ -478,6 +500,7 @@ def scheduled(
         if kr_row is None or kr_row.value is None:
             return False  # nothing to say yet
         update = key_result_update(objective, kr_row, now, key)
+    update = WorkPayloads(session, now).with_work(update, row.key)
     quiet = DeliveryPolicy(quiet_hours=mirror.policy.quiet_hours)
     next_attempt = earliest_push(quiet, now, row.last_delivered_at)
     session.execute(

@@ -24,6 +24,8 @@ from sqlmodel import Session, col
 
 from okrsync.domain.evaluate import Evaluation
 from okrsync.domain.planner import PlannedKeyResult
+from okrsync.domain.precedence import manual_value_stands
+from okrsync.engine.grades import CheckInMark, score_for
 from okrsync.engine.outbox import STATE_COLUMNS, KeyResultState, Outbox
 from okrsync.redaction import Redactor
 from okrsync.store.db import session_scope
@@ -57,16 +59,18 @@ def record(
     origin: str = "auto",
     note: str | None = None,
     request_key: str | None = None,
+    check_in: CheckInMark | None = None,
 ) -> Recorded:
     """Store one key result's evaluation; queue a delivery per mirror when its value changed.
 
     ``request_key`` marks the new measurement with the check-in request that made it. The key
     is unique in the store: recording a request a second time, even by another replica at the
     same moment, raises :class:`sqlalchemy.exc.IntegrityError` and rolls everything back.
+    ``check_in`` is a manual check-in's confidence, author and whether it sets the value.
     """
     with session_scope(engine) as session:
         (state,) = _locked_states(session, [item.key_result.id])
-        pass_ = _Pass(session, run_id, now, redactor)
+        pass_ = _Pass(session, run_id, now, redactor, check_in)
         (recorded,) = pass_.record([(state, item, evaluation)], origin, note, request_key)
         return recorded
 
@@ -134,6 +138,7 @@ class _Pass:
     run_id: str | None
     now: datetime
     redactor: Redactor
+    check_in: CheckInMark | None = None
 
     def record(
         self,
@@ -153,6 +158,20 @@ class _Pass:
                 results.append(Recorded(state.id, False, None, 0, error))
                 continue
             assert evaluation.value is not None
+            if origin == "auto" and state.manual_since is not None:
+                if manual_value_stands(
+                    item.key_result.check_ins.manual_value,
+                    state.held_source_value,
+                    evaluation.value,
+                ):  # the source says what it said at check-in time: the manual value stands
+                    confirmed.append(state.id)
+                    results.append(Recorded(state.id, False, state.last_measurement_id, 0))
+                    continue
+                # the source moved on: its value takes over (recorded even if equal)
+                state.manual_since = state.held_source_value = None
+                to_queue.append((len(results), False, state, item, evaluation))
+                results.append(None)
+                continue
             unchanged = _same(state.value, evaluation.value) and origin == "auto"
             if unchanged and state.stale_announced_for is None:
                 confirmed.append(state.id)
@@ -203,6 +222,7 @@ class _Pass:
                 changed.append((at, state, item, evaluation))
         ids = self._insert_measurements(changed, origin, note, request_key)
         for (at, state, item, evaluation), measurement_id in zip(changed, ids, strict=True):
+            self._check_in_state(state, item, evaluation, origin)
             state.value = evaluation.value
             state.progress = evaluation.progress
             state.status = evaluation.status.value
@@ -235,6 +255,8 @@ class _Pass:
                 "origin": origin,
                 "note": note,
                 "request_key": request_key,
+                "confidence": None if self.check_in is None else self.check_in.confidence,
+                "author": None if self.check_in is None else self.check_in.author,
                 "provenance": [self.redactor.redact_value(p) for p in evaluation.provenance],
             }
             for _at, state, _item, evaluation in changed
@@ -275,10 +297,35 @@ class _Pass:
                     "last_measurement_id": s.last_measurement_id,
                     "last_error": None,
                     "stale_announced_for": s.stale_announced_for,
+                    "confidence": s.confidence,
+                    "score": s.score,
+                    "source_value": s.source_value,
+                    "manual_since": s.manual_since,
+                    "held_source_value": s.held_source_value,
                 }
                 for s in states
             ],
         )
+
+    def _check_in_state(
+        self, state: KeyResultState, item: PlannedKeyResult, evaluation: Evaluation, origin: str
+    ) -> None:
+        """The check-in columns of a key result whose value is recorded: the score always; a
+        source's value as the source's; a manual value as standing since now, against what the
+        source had reported (:mod:`okrsync.domain.precedence`); a check-in's confidence."""
+        state.score = score_for(item.key_result, evaluation.value)
+        if origin == "auto":
+            state.source_value = evaluation.value
+            return
+        mark = self.check_in
+        if mark is None:
+            return
+        if mark.confidence is not None:
+            state.confidence = mark.confidence
+        if mark.sets_value and not item.key_result.manual:
+            if state.manual_since is None:  # a second check-in keeps the first one's reference
+                state.held_source_value = state.source_value
+            state.manual_since = self.now
 
 
 def _end_stale_episode(outbox: Outbox, item: PlannedKeyResult, state: KeyResultState) -> int:

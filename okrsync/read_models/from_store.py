@@ -27,6 +27,8 @@ def measurement(row: MeasurementRow) -> m.Measurement:
         origin=row.origin,
         note=row.note,
         provenance=list(row.provenance or []),
+        confidence=row.confidence,
+        author=row.author,
     )
 
 
@@ -62,6 +64,8 @@ def key_result(objective: str, kr: views.KeyResultView) -> m.KeyResult:
         observed_at=kr.observed_at,
         checked_at=kr.checked_at,
         last_error=kr.last_error,
+        confidence=kr.confidence,
+        score=decimal_text(kr.score),
     )
 
 
@@ -75,6 +79,7 @@ def objective(view: views.ObjectiveView) -> m.Objective:
         status=view.status,
         elapsed=str(view.elapsed),
         key_results=[key_result(view.id, kr) for kr in view.key_results],
+        score=decimal_text(view.score),
     )
 
 

@@ -39,6 +39,13 @@ class KeyResult(Model):
     observed_at: datetime | None
     checked_at: datetime | None
     last_error: str | None
+    confidence: int | None = Field(
+        default=None, description="The latest check-in's confidence, 1 to 10, or null."
+    )
+    score: str | None = Field(
+        default=None,
+        description="Grade 0-1 (decimal string): with a stretch, target 0.7 and stretch 1.0.",
+    )
 
 
 class Objective(Model):
@@ -50,6 +57,9 @@ class Objective(Model):
     status: str
     elapsed: str
     key_results: list[KeyResult]
+    score: str | None = Field(
+        default=None, description="Weighted mean of its key results' scores, or null."
+    )
 
 
 class Measurement(Model):
@@ -62,6 +72,8 @@ class Measurement(Model):
     origin: str = Field(description="auto (a source) or manual (a check-in).")
     note: str | None
     provenance: list[dict[str, Any]]
+    confidence: int | None = Field(default=None, description="A check-in's confidence, 1-10.")
+    author: str | None = Field(default=None, description="Who checked in (origin manual).")
 
 
 class Run(Model):

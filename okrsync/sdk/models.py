@@ -13,6 +13,7 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel, ConfigDict
 
 from okrsync.errors import ConnectorError
+from okrsync.sdk.work_summary import WorkSummary
 
 SpecT = TypeVar("SpecT", bound=BaseModel)
 
@@ -115,6 +116,11 @@ class KeyResultUpdate(BaseModel):
     # A sink should say so beside the number ("stale: last confirmed 3 h ago").
     stale: bool = False
     checked_at: datetime | None = None  # the last time a source confirmed ``value``
+    # the linked work items (issue 15): counts by state and those done since the last push;
+    # None for a key result without work (okrsync.sdk.work_summary)
+    work: WorkSummary | None = None
+    confidence: int | None = None  # the latest check-in's confidence, 1 to 10
+    score: Decimal | None = None  # 0.0 to 1.0 (target 0.7 with a stretch); see grading
 
 
 class ObjectiveUpdate(BaseModel):
@@ -131,6 +137,7 @@ class ObjectiveUpdate(BaseModel):
     observed_at: datetime
     idempotency_key: str
     key_results: tuple[KeyResultUpdate, ...]
+    score: Decimal | None = None  # weighted mean of the key results' scores
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,9 @@
 The overview (``cycle_page``) reads one page of a cycle's objectives and their key results, and
 counts and rolls up the rest in SQL, in six statements; one objective's page
 (``objective_page``) reads that objective, its key results, the current measurements and the
-newest values of the key results shown (one window query), in five. Nothing is read per key
-result or per objective, so a page costs the same number of round trips at 10 and at 100,000 key
+newest values of the key results shown (one window query), in five, and their linked work in
+up to two more (:mod:`okrsync.store.work_panels`). Nothing is read per key result or per
+objective, so a page costs the same number of round trips at 10 and at 100,000 key
 results. Progress is exact decimal text (:mod:`okrsync.store.types`): where SQL compares or sums
 it, it does so as a float only to sort the clear cases, and anything within ``NEAR`` of a status
 threshold comes back to Python and ``okrsync.domain.status``, so statuses are exact.
@@ -13,7 +14,7 @@ threshold comes back to Python and ``okrsync.domain.status``, so statuses are ex
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -21,6 +22,7 @@ from sqlalchemy import Float, String, case, cast, func, literal, or_, type_coerc
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
+from okrsync.domain.grading import WeightedScore, objective_score
 from okrsync.domain.progress import KRKind
 from okrsync.domain.status import (
     AT_RISK_GAP,
@@ -34,6 +36,7 @@ from okrsync.domain.status import (
 from okrsync.store import views
 from okrsync.store.tables import CycleRow, KeyResultRow, MeasurementRow, ObjectiveRow
 from okrsync.store.types import UtcDateTime
+from okrsync.store.work_panels import WorkPanel, work_panels
 
 MAX_OWNERS = 500
 """The owner filter suggests at most this many owners (any other can still be typed)."""
@@ -233,6 +236,7 @@ def _key_results(session: Session, *where: Any) -> list[Any]:
             type_coerce(
                 case((col(KeyResultRow.stale_after_seconds).is_not(None), seen)), UtcDateTime
             ),
+            type_coerce(col(KeyResultRow.score), String),
         )
         .join(ObjectiveRow, col(ObjectiveRow.id) == col(KeyResultRow.objective_id))
         .where(*where, col(KeyResultRow.archived_at).is_(None))
@@ -490,6 +494,7 @@ class KeyResultDetail:
     row: KeyResultRow
     current: MeasurementRow | None
     samples: list[tuple[datetime, Decimal]] = field(default_factory=list)
+    work: WorkPanel | None = None  # the linked work items, when it has any (issue 15)
 
 
 @dataclass(frozen=True)
@@ -512,8 +517,9 @@ def objective_page(
     history_limit: int = 500,
 ) -> ObjectivePage | None:
     """One objective with one page of its key results, each with its current measurement and its
-    newest ``history_limit`` values: five statements (fewer when nothing is recorded), ``None``
-    when there is no such objective. Only the roll-up reads every key result, as plain rows."""
+    newest ``history_limit`` values and its linked work: five statements and up to two for the
+    work (fewer when nothing is recorded), ``None`` when there is no such objective. Only the
+    roll-up reads every key result, as plain rows."""
     found = session.execute(
         sa_select(ObjectiveRow, CycleRow)
         .join(CycleRow, col(CycleRow.id) == col(ObjectiveRow.cycle_id))
@@ -548,11 +554,15 @@ def objective_page(
             assert m.id is not None
             currents[m.id] = m
     samples = _newest_values(session, ids, history_limit) if ids else {}
+    cycle_begins = datetime(cycle.start.year, cycle.start.month, cycle.start.day, tzinfo=UTC)
+    work = work_panels(session, ids, now, cycle_begins) if ids else {}  # one or two statements
     details = []
     for row in shown:
         view = views.key_result_view_of(row, elapsed, now)
         current = currents.get(row.last_measurement_id) if row.last_measurement_id else None
-        details.append(KeyResultDetail(view, row, current, samples.get(row.id, [])))
+        details.append(
+            KeyResultDetail(view, row, current, samples.get(row.id, []), work.get(row.id))
+        )
     progress = rollup([Weighted(_decimal(r[2]), Decimal(r[3])) for r in everything])
     summary = views.ObjectiveView(
         id=objective.id,
@@ -563,6 +573,7 @@ def objective_page(
         status=objective_status(progress, elapsed).value,
         elapsed=elapsed,
         key_results=[d.view for d in details],
+        score=objective_score([WeightedScore(_decimal(r[6]), Decimal(r[3])) for r in everything]),
     )
     return ObjectivePage(summary, cycle, details, len(everything), max(page, 1), limit)
 

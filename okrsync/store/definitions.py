@@ -9,6 +9,7 @@ from typing import Any
 from sqlmodel import Session, SQLModel, select
 
 from okrsync.config import Config
+from okrsync.domain.grading import score
 from okrsync.store.tables import CycleRow, KeyResultRow, MirrorRow, ObjectiveRow
 
 
@@ -78,6 +79,7 @@ def desired_rows(config: Config) -> list[tuple[type[SQLModel], str, dict[str, An
                             int(kr.stale_after.total_seconds()) if kr.stale_after else None
                         ),
                         "position": k_pos,
+                        "stretch": kr.stretch,
                     },
                 )
             )
@@ -139,5 +141,22 @@ def sync_definitions(
                     row.archived_at = now
                     session.add(row)
     if not dry_run:
+        _rescore(session, config, existing[KeyResultRow])
         session.flush()
     return changes
+
+
+def _rescore(session: Session, config: Config, rows: dict[str, Any]) -> None:
+    """Scores that a changed ``stretch`` or ``grading`` moved (the value did not change, so the
+    recorder would not rescore them); like the other definitions, written only when different."""
+    for kr in config.key_results():
+        row = rows.get(kr.id)
+        if row is None or row.value is None:
+            continue
+        try:
+            fresh = score(kr.target_spec, row.value, stretch=kr.stretch, rule=kr.grading)
+        except (ArithmeticError, ValueError):
+            fresh = None
+        if row.score != fresh:
+            row.score = fresh
+            session.add(row)

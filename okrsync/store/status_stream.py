@@ -30,6 +30,7 @@ from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from okrsync.domain.grading import WeightedScore, objective_score
 from okrsync.domain.progress import KRKind
 from okrsync.domain.status import Weighted, elapsed_fraction, objective_status, rollup, status_for
 from okrsync.read_models import from_store
@@ -87,6 +88,8 @@ def _query(where: StatusFilter) -> Any:
             _k.observed_at,
             _k.checked_at,
             _k.last_error,
+            _k.confidence,
+            _k.score,
         )
         .select_from(ObjectiveRow.__table__)  # type: ignore[attr-defined]
         .join(CycleRow.__table__, _c.id == _o.cycle_id)  # type: ignore[attr-defined]
@@ -135,6 +138,7 @@ def stream_status(
     elapsed_of_cycle: dict[str, Decimal] = {}
     shown: list[KeyResultView] = []
     weights: list[Weighted] = []
+    scores: list[WeightedScore] = []
 
     def finish() -> ObjectiveView | None:
         assert current is not None
@@ -150,6 +154,7 @@ def stream_status(
             status=objective_status(progress, elapsed).value,
             elapsed=elapsed,
             key_results=shown,
+            score=objective_score(scores),
         )
 
     for part in result.partitions():
@@ -176,6 +181,8 @@ def stream_status(
                 observed_at,
                 checked_at,
                 last_error,
+                confidence,
+                score,
             ) = row
             if current is None or objective_id != current[0]:
                 if current is not None and (view := finish()) is not None:
@@ -185,12 +192,13 @@ def stream_status(
                 if cycle_id not in elapsed_of_cycle:  # one clock reading per cycle
                     elapsed_of_cycle[cycle_id] = elapsed_fraction(cycle_start, cycle_end, now)
                 elapsed = elapsed_of_cycle[cycle_id]
-                shown, weights = [], []
+                shown, weights, scores = [], [], []
             if kr_id is None:  # an objective without key results
                 continue
             stats.rows += 1
             status = status_for(KRKind(kind), progress, elapsed).value
             weights.append(Weighted(progress, weight))
+            scores.append(WeightedScore(score, weight))
             if where.wants(status):
                 shown.append(
                     KeyResultView(
@@ -207,6 +215,9 @@ def stream_status(
                         observed_at=observed_at,
                         checked_at=checked_at,
                         last_error=last_error,
+                        confidence=confidence,
+                        score=score,
+                        weight=weight,
                     )
                 )
             stats.max_held = max(stats.max_held, len(weights))

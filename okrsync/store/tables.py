@@ -83,6 +83,14 @@ class KeyResultRow(SQLModel, table=True):
     last_error_at: datetime | None = _when()
     # the ``checked_at`` whose staleness the mirrors were told of; cleared when confirmed again
     stale_announced_for: datetime | None = _when()
+    # check-ins and grading (see okrsync.engine.check_ins)
+    stretch: Decimal | None = _decimal()
+    confidence: int | None = None  # the latest check-in's, 1-10
+    score: Decimal | None = _decimal()  # 0-1, okrsync.domain.grading
+    source_value: Decimal | None = _decimal()  # the value the source last reported
+    # while a manual value stands: since when, and what the source had reported then
+    manual_since: datetime | None = _when()
+    held_source_value: Decimal | None = _decimal()
 
 
 class MeasurementRow(SQLModel, table=True):
@@ -105,6 +113,8 @@ class MeasurementRow(SQLModel, table=True):
     note: str | None = None
     # a check-in's Idempotency-Key (or a digest of its content): a repeat records nothing new
     request_key: str | None = Field(default=None, max_length=100)
+    confidence: int | None = None  # a check-in's, 1-10
+    author: str | None = Field(default=None, max_length=200)  # who checked in
     provenance: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON))
 
 

@@ -16,6 +16,7 @@ from sqlalchemy import ColumnElement, and_, func, or_
 from sqlalchemy import select as core_select
 from sqlmodel import Session, col, select
 
+from okrsync.domain.grading import WeightedScore, objective_score
 from okrsync.domain.progress import KRKind
 from okrsync.domain.status import Weighted, elapsed_fraction, objective_status, rollup, status_for
 from okrsync.domain.statuses import DeliveryStatus
@@ -46,6 +47,9 @@ class KeyResultView:
     observed_at: datetime | None
     checked_at: datetime | None
     last_error: str | None
+    confidence: int | None = None  # the latest check-in's, 1 to 10
+    score: Decimal | None = None  # 0 to 1, okrsync.domain.grading
+    weight: Decimal = Decimal(1)  # for the objective's score
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,7 @@ class ObjectiveView:
     status: str
     elapsed: Decimal
     key_results: list[KeyResultView]
+    score: Decimal | None = None  # weighted mean of all its key results' scores
 
 
 def _jsonable(data: dict[str, Any]) -> dict[str, Any]:
@@ -130,6 +135,7 @@ def status_view(session: Session, now: datetime) -> list[ObjectiveView]:
                 status=objective_status(progress, elapsed).value,
                 elapsed=elapsed,
                 key_results=krs,
+                score=objective_score([WeightedScore(r.score, r.weight) for r in rows]),
             )
         )
     return views
@@ -255,6 +261,8 @@ _KR_COLUMNS = (
     col(KeyResultRow.checked_at),
     col(KeyResultRow.last_error),
     col(KeyResultRow.position),
+    col(KeyResultRow.confidence),
+    col(KeyResultRow.score),
 )
 
 
@@ -274,6 +282,9 @@ def key_result_view_of(row: Any, elapsed: Decimal, now: datetime) -> KeyResultVi
         observed_at=row.observed_at,
         checked_at=row.checked_at,
         last_error=row.last_error,
+        confidence=row.confidence,
+        score=row.score,
+        weight=row.weight,
     )
 
 
@@ -314,6 +325,7 @@ def _objective_views(
                 status=objective_status(progress, fraction).value,
                 elapsed=fraction,
                 key_results=[key_result_view_of(r, fraction, now) for r in rows],
+                score=objective_score([WeightedScore(r.score, r.weight) for r in rows]),
             )
         )
     return out

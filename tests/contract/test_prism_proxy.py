@@ -27,7 +27,8 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,7 @@ from connectors.jira.fake import DEFAULT_API_TOKEN, DEFAULT_EMAIL, jira_app
 from connectors.jira.tests.helpers import connect as jira_connector
 from connectors.jira.tests.helpers import query as jira_query
 from connectors.jira.tests.helpers import update as jira_update
+from connectors.jira.work import JiraWork
 from connectors.mixpanel import MixpanelConnection, MixpanelQuery, MixpanelSource
 from connectors.mixpanel.fake import mixpanel_app
 from connectors.slack import SlackMirror
@@ -51,6 +53,7 @@ from connectors.slack.fake import slack_app
 from connectors.slack.tests.conftest import Slack, kr_update, make_sink, objective_update
 from okrsync.sandbox import SandboxServer
 from okrsync.sdk.models import CycleWindow, Query, Status
+from okrsync.sdk.work import Backlink
 from tests.contract.descriptions import for_prism
 from tests.contract.prism import INSTALL, PrismProxy, require_prism
 
@@ -149,6 +152,29 @@ async def test_jira_connector_stays_inside_the_contract(proxied: dict[str, Proxi
         "POST /rest/api/3/issue/OKR-12/comment",
         "PUT /rest/api/3/issue/OKR-12/properties/okrsync.epic_done",
     } <= forwarded, forwarded
+    assert_clean(jira.prism)
+
+
+async def test_jira_work_tracker_stays_inside_the_contract(proxied: dict[str, Proxied]) -> None:
+    jira = proxied["jira"]
+    through = jira_connector(jira.prism.url)
+    work = JiraWork(jql="parent = OKR-12 ORDER BY key")
+    link = Backlink("launch_epic", "Launch checkout v2", Decimal(40), Status.AT_RISK, None)
+    try:
+        items = await through.list_work(work, CYCLE, None)
+        await through.list_work(work, CYCLE, datetime(2026, 11, 20, tzinfo=UTC))
+        keys = await through.list_work_keys(work, CYCLE)
+        ref = await through.put_backlink("OKR-201", link, None)
+        again = await through.put_backlink("OKR-201", link, ref)
+        await through.remove_backlink("OKR-201", link, ref)
+    finally:
+        await through.aclose()
+    assert len(items) == len(keys) == 8 and ref == again
+    assert jira.app.state.jira.remote_links_created["OKR-201"] == 1
+    assert {
+        "POST /rest/api/3/issue/OKR-201/remotelink",
+        "DELETE /rest/api/3/issue/OKR-201/remotelink",
+    } <= set(jira.prism.forwarded())
     assert_clean(jira.prism)
 
 

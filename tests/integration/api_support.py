@@ -48,14 +48,16 @@ objectives:
 """
 
 
-def write_config(tmp_path: Path, deals: int = 3, owner: str | None = None) -> Path:
+def write_config(
+    tmp_path: Path, deals: int = 3, text: str = CONFIG, owner: str | None = None
+) -> Path:
     warehouse = tmp_path / "warehouse.db"
     with sqlite3.connect(warehouse) as db:
         db.execute("CREATE TABLE IF NOT EXISTS deals (id INTEGER PRIMARY KEY)")
         for _ in range(deals):
             db.execute("INSERT INTO deals DEFAULT VALUES")
     config = tmp_path / "okrsync.yaml"
-    text = CONFIG.replace("WAREHOUSE", str(warehouse))
+    text = text.replace("WAREHOUSE", str(warehouse))
     if owner is not None:
         text = text.replace("    title: Objective\n", f"    title: Objective\n    owner: {owner}\n")
     config.write_text(text)
@@ -87,6 +89,7 @@ def api_service(
     token: str | None = TOKEN,
     debounce: float = 0.2,
     synced: bool = True,
+    config: str = CONFIG,
     public_read: bool = True,
     owner: str | None = None,
     **more: Any,
@@ -96,7 +99,7 @@ def api_service(
     (tmp_path / "secrets").mkdir(exist_ok=True)
     (tmp_path / "secrets" / "OKRSYNC_HOOK_SECRET_WAREHOUSE").write_text(HOOK_SECRET + "\n")
     settings = Settings(
-        config=write_config(tmp_path, owner=owner),
+        config=write_config(tmp_path, text=config, owner=owner),
         database_url=SecretStr(database_url),
         secrets_dir=tmp_path / "secrets",
         api_token=SecretStr(token) if token else None,

@@ -28,6 +28,7 @@ SHAPES: dict[str, tuple[st.SearchStrategy[Any], ...]] = {
     "runs": (_when, _text),
     "deliveries": (_int,),
     "connections": (_text,),
+    "work": (_text, _text, _int),
 }
 
 

@@ -137,9 +137,12 @@ def test_scopes_decide_writes_and_the_environment_token_has_them_all(
         assert http.get(OBJECTIVES, headers=bearer(writer)).status_code == 403  # no read
         checked = http.post(CHECK_IN, json={"value": 4}, headers=bearer(writer))
         assert checked.status_code == 201, checked.text
+        assert checked.json()["measurement"]["author"] == "token:ci"
         assert http.post("/api/v1/sync", headers=bearer(both)).status_code == 403  # no admin
         assert http.get(OBJECTIVES, headers=bearer(TOKEN)).status_code == 200
-        assert http.post(CHECK_IN, json={"value": 6}, headers=bearer(TOKEN)).status_code == 201
+        by_env = http.post(CHECK_IN, json={"value": 6}, headers=bearer(TOKEN))
+        assert by_env.status_code == 201, by_env.text
+        assert by_env.json()["measurement"]["author"] == "api"  # as before tokens had names
         assert http.post("/api/v1/sync", headers=bearer(TOKEN)).status_code == 202
         with session_scope(engine) as session:
             row = session.exec(select(ApiTokenRow).where(ApiTokenRow.name == "ci")).one()
@@ -176,7 +179,9 @@ def test_proxy_headers_count_only_from_a_trusted_address(tmp_path: Path, databas
         assert http.get("/", headers=ann).status_code == 200  # the dashboard
         assert http.get("/").status_code == 401
         # owners check in: ann is in the objective's owner group, bob is not, root is an admin
-        assert http.post(CHECK_IN, json={"value": 4}, headers=ann).status_code == 201
+        by_ann = http.post(CHECK_IN, json={"value": 4}, headers=ann)
+        assert by_ann.status_code == 201, by_ann.text
+        assert by_ann.json()["measurement"]["author"] == "ann@example.com"
         refused = http.post(CHECK_IN, json={"value": 5}, headers=bob)
         assert refused.status_code == 403
         assert refused.json()["error"] == "not an owner"

@@ -33,7 +33,7 @@ from tests.integration.api_support import TOKEN, Service, api_service
 
 PATH = "/api/v1/key-results/deals/check-ins"
 AUTH = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
-VALUE, NOTE = ["value"], ["note"]
+VALUE, NOTE, CONFIDENCE = ["value"], ["note"], ["confidence"]
 
 # body → (status, the field a 422 names, or None)
 CORPUS: dict[str, tuple[bytes, int, list[str] | None]] = {
@@ -81,7 +81,16 @@ CORPUS: dict[str, tuple[bytes, int, list[str] | None]] = {
     "object": (b'{"value": {"amount": 5}}', 422, VALUE),
     "empty object": (b'{"value": {}}', 422, VALUE),
     "array": (b'{"value": [5]}', 422, VALUE),
-    "missing value": (b'{"note": "no value"}', 422, VALUE),
+    "neither value nor confidence": (b'{"note": "no value"}', 422, None),
+    # confidence: an integer from 1 to 10
+    "confidence 0": (b'{"value": 5, "confidence": 0}', 422, CONFIDENCE),
+    "confidence 11": (b'{"value": 5, "confidence": 11}', 422, CONFIDENCE),
+    "confidence 7.5": (b'{"value": 5, "confidence": 7.5}', 422, CONFIDENCE),
+    "confidence 7.0": (b'{"value": 5, "confidence": 7.0}', 422, CONFIDENCE),
+    "confidence as a string": (b'{"value": 5, "confidence": "7"}', 422, CONFIDENCE),
+    "confidence true": (b'{"value": 5, "confidence": true}', 422, CONFIDENCE),
+    "confidence null": (b'{"value": 5, "confidence": null}', 422, CONFIDENCE),
+    "confidence -3": (b'{"confidence": -3}', 422, CONFIDENCE),
     # notes
     "NUL in the note": (b'{"value": 5, "note": "a\\u0000b"}', 422, NOTE),
     "bell in the note": (b'{"value": 5, "note": "ding\\u0007"}', 422, NOTE),

@@ -27,6 +27,7 @@ from okrsync.sandbox import SandboxServer
 from okrsync.settings import Settings
 from okrsync.store import views
 from okrsync.store.db import make_engine, session_scope, upgrade
+from tests.integration.work_support import insert_items, item
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 CHROMIUM = Path("/usr/bin/chromium")
@@ -266,6 +267,40 @@ async def test_an_empty_store_says_what_to_run(database_url: str) -> None:
 
 # --------------------------------------------------------------------------- in a real browser
 
+
+def link_work(store: Store) -> None:
+    """Work items on ``bookings`` as the work refresh writes them, long names included."""
+    engine = make_engine(store.url)
+    linked = datetime(2026, 10, 2, tzinfo=UTC)
+    long_title = "Checkout v2: " + "retry the payment provider's idempotent capture " * 3
+    insert_items(
+        engine,
+        [
+            item("OKR-13", "in_progress", key_result="bookings", linked_at=linked),
+            item("OKR-14", "todo", key_result="bookings", linked_at=linked),
+            item(
+                "acme-platform/checkout-service-with-a-long-name#4242",
+                "done",
+                key_result="bookings",
+                connection="github",
+                linked_at=linked,
+                done_at=datetime(2026, 10, 20, 9, tzinfo=UTC),
+            ),
+            {
+                **item(
+                    "OKR-15",
+                    "done",
+                    key_result="bookings",
+                    linked_at=linked,
+                    done_at=datetime(2026, 11, 2, 9, tzinfo=UTC),
+                ),
+                "title": long_title,
+            },
+        ],
+    )
+    engine.dispose()
+
+
 VIEWPORTS = {"laptop": (1280, 800), "phone": (390, 844)}
 
 
@@ -279,6 +314,7 @@ async def test_pages_render_in_chromium_on_laptop_and_phone(sqlite_store: Store)
     from playwright.async_api import async_playwright
 
     ARTIFACTS.mkdir(exist_ok=True)
+    link_work(sqlite_store)  # the key result's work panel must fit on a phone too
     with serve(sqlite_store) as server:
         async with async_playwright() as pw:
             browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)

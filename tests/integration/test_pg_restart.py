@@ -1,15 +1,16 @@
-"""The store goes away for real: the local PostgreSQL server is stopped and started mid-run.
+"""The store goes away for real: a PostgreSQL server is stopped and started mid-run.
 
-``test_store_outage`` cuts the store behind a proxy; this one restarts the server itself
-(``pg_ctlcluster … stop -m fast``, then ``start``), so every connection the daemon holds is
-terminated by the server. ``okrsync run`` runs as a subprocess with its HTTP API up, reading a
-vendor fake and pushing to two mirror fakes (a webhook receiver and Slack). While the server is
-down the process stays up, ``/healthz`` answers 200 and ``/readyz`` 503; a value changed at the
-vendor meanwhile is recorded exactly once after the restart, and each mirror gets it once.
+``test_store_outage`` cuts the store behind a proxy; this one stops the server itself
+(``pg_ctl stop -m fast``, then ``start``), so every connection the daemon holds is terminated by
+the server. The server is the test's own (``initdb`` in a temporary directory on a free port), so
+the shared test server and the tests running beside this one are never touched. ``okrsync run``
+runs as a subprocess with its HTTP API up, reading a vendor fake and pushing to two mirror fakes
+(a webhook receiver and Slack). While the server is down the process stays up, ``/healthz``
+answers 200 and ``/readyz`` 503; a value changed at the vendor meanwhile is recorded exactly once
+after the restart, and each mirror gets it once.
 
-It needs root, ``pg_ctlcluster`` and a test server that is a cluster of this machine, and is
-skipped otherwise. It runs last in the session (``restarts_postgres``, see ``tests/conftest.py``)
-and always starts the server again, waiting until it accepts connections, before it returns.
+It needs PostgreSQL's server programs (``initdb``, ``pg_ctl``; as root, ``runuser`` to run them
+as ``postgres``) and is skipped without them.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -31,7 +33,6 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
 from connectors.http_json import connector as http_json
@@ -39,12 +40,8 @@ from connectors.http_json.fake import AnalyticsData, DealFilter
 from connectors.slack.fake import BOT_TOKEN, SlackState, slack_app
 from connectors.webhook.receiver import ReceiverState, receiver_app
 from okrsync.sandbox import SandboxServer
-from tests.conftest import PG_URL
-
-pytestmark = pytest.mark.restarts_postgres
 
 T = TypeVar("T")
-LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 CHANNEL = "C0OKRS0001"
 
 CONFIG = """\
@@ -79,7 +76,7 @@ objectives:
 """
 
 
-# --- the local cluster -------------------------------------------------------------------------
+# --- a private cluster ---------------------------------------------------------------------------
 
 
 def free_port() -> int:
@@ -88,101 +85,104 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def accepts_connections() -> bool:
-    engine = create_engine(PG_URL, poolclass=NullPool, connect_args={"connect_timeout": 2})
-    try:
-        with engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-    except Exception:
-        return False
-    finally:
-        engine.dispose()
-    return True
+def postgres_bindir() -> Path | None:
+    """Where this machine's PostgreSQL server programs are (``initdb``, ``pg_ctl``)."""
+    on_path = shutil.which("pg_ctl")
+    if on_path is not None:
+        return Path(on_path).parent
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))
+    return found[-1].parent if found else None
 
 
 @dataclass
 class Cluster:
-    """The ``pg_ctlcluster`` cluster serving :data:`PG_URL`."""
+    """A PostgreSQL server of the test's own (``initdb`` in a temporary directory, a free port),
+    so stopping it cuts only this test's connections, never the shared test server's."""
 
-    version: str
-    name: str
+    bindir: Path
+    data: Path
+    port: int
+    user: str | None  # run the server programs as this user (PostgreSQL refuses to run as root)
 
-    def ctl(self, *action: str) -> None:
-        done = subprocess.run(
-            ["pg_ctlcluster", "--skip-systemctl-redirect", self.version, self.name, *action],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        assert done.returncode == 0, f"pg_ctlcluster {' '.join(action)}: {done.stderr}"
+    @property
+    def url(self) -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
 
-    def stop(self) -> None:
-        self.ctl("stop", "-m", "fast")
+    def run(self, program: str, *args: str) -> None:
+        command = [str(self.bindir / program), *args]
+        if self.user is not None:
+            command = ["runuser", "-u", self.user, "--", *command]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+        assert done.returncode == 0, f"{program} {' '.join(args)}: {done.stderr or done.stdout}"
+
+    def init(self) -> None:
+        self.run("initdb", "-D", str(self.data), "-U", "postgres", "-A", "trust", "--no-sync")
 
     def start(self) -> None:
-        self.ctl("start")
+        options = f"-p {self.port} -k {self.data} -c listen_addresses=127.0.0.1 -c fsync=off"
+        self.run(
+            "pg_ctl",
+            "-D",
+            str(self.data),
+            "-o",
+            options,
+            "-l",
+            str(self.data / "log"),
+            "-w",
+            "start",
+        )
+
+    def stop(self) -> None:
+        self.run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
 
     def running(self) -> bool:
-        """Whether the postmaster runs (it may still be starting up), as pg_lsclusters says."""
-        listing = subprocess.run(
-            ["pg_lsclusters", "--no-header", self.version, self.name],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
-        fields = listing.stdout.split()
-        return len(fields) > 3 and fields[3].startswith("online")
+        return (self.data / "postmaster.pid").exists()
+
+    def accepts_connections(self) -> bool:
+        engine = create_engine(self.url, poolclass=NullPool, connect_args={"connect_timeout": 2})
+        try:
+            with engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except Exception:
+            return False
+        finally:
+            engine.dispose()
+        return True
 
     def wait_until_accepting(self, seconds: float = 60) -> None:
         deadline = time.monotonic() + seconds
-        while not accepts_connections():
+        while not self.accepts_connections():
             if time.monotonic() > deadline:
-                raise AssertionError(f"PostgreSQL {self.version}/{self.name} did not come back")
+                raise AssertionError(
+                    f"the private PostgreSQL on port {self.port} did not come back"
+                )
             time.sleep(0.2)
-
-
-def find_local_cluster() -> Cluster:
-    """The cluster behind :data:`PG_URL`, or skip saying why it cannot be restarted here."""
-    if os.geteuid() != 0:
-        pytest.skip("restarting PostgreSQL with pg_ctlcluster needs root")
-    if shutil.which("pg_ctlcluster") is None or shutil.which("pg_lsclusters") is None:
-        pytest.skip("pg_ctlcluster is not installed (Debian's postgresql-common)")
-    url = make_url(PG_URL)
-    where = f"{url.host}:{url.port or 5432}"
-    if url.host not in LOOPBACK:
-        pytest.skip(f"the test server ({where}, OKRSYNC_TEST_PG_URL) is not on this machine")
-    engine = create_engine(PG_URL, poolclass=NullPool, connect_args={"connect_timeout": 5})
-    try:
-        with engine.connect() as conn:
-            data_directory = conn.execute(text("SHOW data_directory")).scalar_one()
-    except Exception as exc:
-        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-        pytest.skip(f"cannot ask the test server ({where}) for its data directory: {reason}")
-    finally:
-        engine.dispose()
-    listing = subprocess.run(
-        ["pg_lsclusters", "--no-header"], capture_output=True, text=True, timeout=30, check=True
-    )
-    for line in listing.stdout.splitlines():
-        # Ver Cluster Port Status Owner Data-directory Log-file
-        fields = line.split()
-        if len(fields) >= 6 and os.path.realpath(fields[5]) == os.path.realpath(data_directory):
-            return Cluster(version=fields[0], name=fields[1])
-    pytest.skip(f"the test server ({where}) is not a pg_ctlcluster cluster of this machine")
 
 
 @pytest.fixture
 def cluster() -> Iterator[Cluster]:
-    found = find_local_cluster()
+    bindir = postgres_bindir()
+    if bindir is None:
+        pytest.skip("PostgreSQL's server programs (initdb, pg_ctl) are not installed")
+    user: str | None = None
+    if os.geteuid() == 0:
+        if shutil.which("runuser") is None:
+            pytest.skip("running PostgreSQL as root needs runuser to drop to the postgres user")
+        user = "postgres"
+    home = Path(tempfile.mkdtemp(prefix="okrsync-pg-"))
+    data = home / "data"
+    if user is not None:
+        shutil.chown(home, user)
+    found = Cluster(bindir, data, free_port(), user)
     try:
+        found.init()
+        found.start()
+        found.wait_until_accepting()
         yield found
     finally:
-        # Whatever happened, the server is up again and accepting before the next test runs.
-        if not found.running():
-            found.start()
-        found.wait_until_accepting()
+        if found.running():
+            found.stop()
+        shutil.rmtree(home, ignore_errors=True)
 
 
 # --- the fakes ---------------------------------------------------------------------------------
@@ -244,9 +244,8 @@ def fakes() -> Iterator[Fakes]:
 # --- the test ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 def test_the_daemon_rides_out_a_real_postgresql_restart(
-    cluster: Cluster, database_url: str, fakes: Fakes, tmp_path: Path
+    cluster: Cluster, fakes: Fakes, tmp_path: Path
 ) -> None:
     config = tmp_path / "okrsync.yaml"
     config.write_text(fakes.config())
@@ -255,7 +254,7 @@ def test_the_daemon_rides_out_a_real_postgresql_restart(
     env = {
         **os.environ,
         "OKRSYNC_CONFIG": str(config),
-        "OKRSYNC_DATABASE_URL": database_url,
+        "OKRSYNC_DATABASE_URL": cluster.url,
         "OKRSYNC_LOG_FORMAT": "json",
     }
     with log.open("w") as sink:

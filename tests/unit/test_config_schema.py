@@ -49,12 +49,26 @@ def test_valid_example_passes(validator: jsonschema.Draft202012Validator) -> Non
         ("stale_after: 2h", "stale_after: soon"),
         ("version: 1", "version: 2"),
         ("weight: 2.5", "weight: 0"),
-        ("        metric: won\n", ""),  # neither metric nor value
+        ("        metric: won\n", "        metric: won\n        value: won * 2\n"),  # both
+        ("kind: increase", "kind: increase\n        stretch: lots"),
+        ("kind: increase", "kind: increase\n        grading: stretch"),
+        ("kind: increase", "kind: increase\n        check_ins: {manual_value: sometimes}"),
+        ("kind: increase", "kind: increase\n        check_ins: {remind: {connection: slack}}"),
     ],
 )
 def test_schema_rejects(validator: jsonschema.Draft202012Validator, old: str, new: str) -> None:
     assert old in VALID_CONFIG
     assert not validator.is_valid(as_json(VALID_CONFIG.replace(old, new, 1)))
+
+
+def test_manual_key_results_and_check_ins_pass(validator: jsonschema.Draft202012Validator) -> None:
+    manual = VALID_CONFIG.replace("        metric: won\n", "", 1).replace(
+        "kind: increase",
+        "kind: increase\n        stretch: 2000\n        grading: progress\n"
+        '        check_ins: {every: "0 9 * * 1", remind: {connection: hook, channel: "#s"}}',
+        1,
+    )
+    assert [e.message for e in validator.iter_errors(as_json(manual))] == []
 
 
 def test_connection_types_are_offered_for_autocomplete() -> None:

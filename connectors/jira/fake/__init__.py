@@ -12,6 +12,13 @@ Served (``{v}`` is 3 or 2 on Cloud, 2 only on Data Center):
   (``GET|POST .../comment``, ``GET|PUT .../comment/{id}``: 201/200), issue properties
   (``GET .../properties``: the keys, each with its ``self``; ``GET|PUT .../properties/{key}``:
   201 created, 200 updated);
+* remote issue links: ``GET|POST|DELETE /rest/api/{v}/issue/{key}/remotelink`` (POST upserts
+  by ``globalId``: 201 when it adds a link, 200 when it replaces the one with that id; DELETE
+  takes ``?globalId=``, 204, or 404 when there is none);
+* search results carry ``updated``, ``labels`` and ``assignee``; JQL may filter on ``updated``
+  in the user's time zone (``GET /myself``'s ``timeZone``), and ``JiraData.change`` edits an
+  issue as a person would (moving ``updated``), so tests can change a state or move an issue
+  out of a query;
 * ``GET /rest/api/{v}/myself``: the user the credentials belong to, in Jira's ``User`` shape
   (Cloud: ``accountId``/``accountType``; Data Center: ``name``/``key``), ``groups`` and
   ``applicationRoles`` as sizes only unless ``expand`` names them, as Jira answers.
@@ -59,7 +66,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from connectors.jira.fake.data import FIELDS, ISSUE_TYPES, PROJECTS, STATUSES, Issue, JiraData
-from connectors.jira.fake.jql import JqlError
+from connectors.jira.fake.jql import USER_TIME_ZONE, JqlError
 from connectors.jira.fake.limits import (
     BURST_REASON,
     DOCUMENTED_BURST_RATES,
@@ -307,6 +314,9 @@ class JiraFake:
             },
             "created": _stamp(issue.created),
             "resolutiondate": _stamp(issue.resolved),
+            "updated": _stamp(issue.updated_at()),
+            "labels": list(issue.labels),
+            "assignee": self.render_user(request, issue.assignee),
             **issue.fields,
         }
         if issue.parent is not None:
@@ -328,6 +338,23 @@ class JiraFake:
             "key": issue.key,
             "fields": chosen,
         }
+
+    def render_user(self, request: Request, name: str | None) -> dict[str, Any] | None:
+        if name is None:
+            return None
+        account = "5b10ac8d82e05b22cc7d" + format(sum(name.encode()) % 0xFFFF, "04x")
+        return {
+            "self": f"{self.base(request)}/user?accountId={account}",
+            "accountId": account,
+            "accountType": "atlassian",
+            "displayName": name,
+            "active": True,
+        }
+
+    def render_remote_link(self, request: Request, issue: Issue, link: dict[str, Any]) -> Any:
+        shown = {k: v for k, v in link.items() if k != "globalId" or v is not None}
+        shown["self"] = f"{self.base(request)}/issue/{issue.key}/remotelink/{link['id']}"
+        return shown
 
     def render_comment(self, request: Request, comment_id: str) -> dict[str, Any]:
         comment = self.data.comments[comment_id]
@@ -592,6 +619,57 @@ class JiraFake:
                 self.data.comments_updated[issue.key] += 1
         return JSONResponse(self.render_comment(request, comment_id))
 
+    async def remote_links(self, request: Request) -> Response:
+        """Remote issue links: GET (all, or the one ``globalId``), POST (upsert by
+        ``globalId``: 201 created, 200 updated), DELETE ``?globalId=`` (204)."""
+        issue = self.data.find(request.path_params["key"])
+        if issue is None:
+            return self.missing_issue()
+        global_id = request.query_params.get("globalId")
+        if request.method == "GET":
+            with self.data.lock:
+                links = list(issue.remote_links.values())
+            if global_id is not None:
+                found = [link for link in links if link.get("globalId") == global_id]
+                if not found:
+                    return _errors(404, ["No remote link with the given globalId was found."])
+                return JSONResponse(self.render_remote_link(request, issue, found[0]))
+            return JSONResponse([self.render_remote_link(request, issue, link) for link in links])
+        if request.method == "DELETE":
+            if not global_id:
+                return _errors(400, ["The globalId parameter is required."])
+            if (limited := self.write_gate(issue)) is not None:
+                return limited
+            with self.data.lock:
+                gone = issue.remote_links.pop(global_id, None)
+            if gone is None:
+                return _errors(404, ["No remote link with the given globalId was found."])
+            return Response(status_code=204)
+        body, problem = await self.json_body(request)
+        if problem is not None:
+            return problem
+        target = body.get("object") if isinstance(body, dict) else None
+        if not isinstance(body, dict) or not isinstance(target, dict):
+            return _errors(400, [], {"object": "The remote object is required."})
+        errors = {
+            name: f"The {name} of the remote object is required."
+            for name in ("url", "title")
+            if not isinstance(target.get(name), str) or not target[name].strip()
+        }
+        wanted = body.get("globalId")
+        if wanted is not None and (not isinstance(wanted, str) or len(wanted) > 255):
+            errors["globalId"] = "The globalId must be a string of at most 255 characters."
+        if errors:
+            return _errors(400, [], errors)
+        if (limited := self.write_gate(issue)) is not None:
+            return limited
+        kept = {k: body[k] for k in ("application", "relationship", "object") if k in body}
+        link_id, created = self.data.put_remote_link(issue, wanted, kept)
+        return JSONResponse(
+            {"id": link_id, "self": f"{self.base(request)}/issue/{issue.key}/remotelink/{link_id}"},
+            status_code=201 if created else 200,
+        )
+
     async def myself(self, request: Request) -> Response:
         """The credentials' user; ``expand=groups,applicationRoles`` fills those two lists."""
         site = str(request.base_url).rstrip("/")
@@ -629,7 +707,7 @@ class JiraFake:
                 },
                 "displayName": BOT_DISPLAY_NAME,
                 "active": True,
-                "timeZone": "Europe/Berlin",
+                "timeZone": USER_TIME_ZONE.key,
                 "locale": "en_US",
                 "groups": {
                     "size": len(groups),
@@ -743,6 +821,11 @@ def jira_app(
             methods=["GET", "PUT"],
         ),
         Route(f"{prefix}/myself", fake.route(fake.myself)),
+        Route(
+            f"{prefix}/issue/{{key}}/remotelink",
+            fake.route(fake.remote_links),
+            methods=["GET", "POST", "DELETE"],
+        ),
         Route(f"{prefix}/issue/{{key}}/properties", fake.route(fake.issue_property_keys)),
         Route(
             f"{prefix}/issue/{{key}}/properties/{{property}}",

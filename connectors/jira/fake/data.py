@@ -1,8 +1,9 @@
 """The fake Jira's issues: a few hundred across three projects, generated from a seed.
 
 Tests compute expected numbers from :class:`JiraData` itself (``select(jql)``); the epic
-``OKR-12`` is laid out by hand so a reader can check its numbers: 8 children, 6 of them done,
-story points 1+2+3+5+8+13+(none)+3 = 35.
+``OKR-12`` ("Launch checkout v2", the demo's launch epic) is laid out by hand so a reader can
+check its numbers: 8 children, 6 of them done (one of them "Won't Do"), one in progress, one to
+do, story points 1+2+3+5+8+13+(none)+3 = 35.
 """
 
 from __future__ import annotations
@@ -116,6 +117,16 @@ class Issue:
     parent: str | None
     fields: dict[str, Any] = field(default_factory=dict)  # custom field values
     properties: dict[str, Any] = field(default_factory=dict)
+    updated: datetime | None = None  # None: when it was resolved or created (at 09:30 UTC)
+    labels: list[str] = field(default_factory=list)
+    assignee: str | None = None  # a display name; the account id is derived from it
+    remote_links: dict[str, dict[str, Any]] = field(default_factory=dict)  # by globalId
+
+    def updated_at(self) -> datetime:
+        if self.updated is not None:
+            return self.updated
+        day = self.resolved or self.created
+        return datetime(day.year, day.month, day.day, 9, 30, tzinfo=UTC)
 
     def facts(self) -> dict[str, Any]:
         """What the JQL subset filters on."""
@@ -128,6 +139,7 @@ class Issue:
             "key": self.key,
             "created": self.created,
             "resolved": self.resolved,
+            "updated": self.updated_at(),
         }
 
 
@@ -150,7 +162,10 @@ class JiraData:
         self.comments_created: Counter[str] = Counter()  # per issue key
         self.comments_updated: Counter[str] = Counter()
         self.field_edits: Counter[str] = Counter()
+        self.remote_links_created: Counter[str] = Counter()  # per issue key
+        self.remote_links_updated: Counter[str] = Counter()
         self._next_comment = 10000
+        self._next_remote_link = 10000
         self._generate(random.Random(seed), anchor)  # noqa: S311 - data, not secrets
 
     def _add(self, issue: Issue) -> None:
@@ -192,17 +207,18 @@ class JiraData:
                 if issuetype == "Epic" and key != "OKR-12":
                     epics.append(key)
         # OKR-12: the epic the docs and tests talk about.
+        self.issues["OKR-12"].summary = "Launch checkout v2"
         children = [
-            ("Done", 1),
-            ("Done", 2),
-            ("Done", 3),
-            ("Done", 5),
-            ("Won't Do", 8),
-            ("Done", 13),
-            ("In Progress", None),
-            ("To Do", 3),
+            ("Done", 1, "Payment form validates cards inline"),
+            ("Done", 2, "Saved addresses at checkout"),
+            ("Done", 3, "Order summary shows delivery dates"),
+            ("Done", 5, "One-click reorder"),
+            ("Won't Do", 8, "Gift wrapping options"),
+            ("Done", 13, "New checkout behind a feature flag"),
+            ("In Progress", None, "Checkout load time under 1 s"),
+            ("To Do", 3, "Roll the new checkout out to every market"),
         ]
-        for seq, (status, points) in enumerate(children, start=1):
+        for seq, (status, points, title) in enumerate(children, start=1):
             key = f"OKR-{200 + seq}"
             created = date(2026, 10, 1) + timedelta(days=seq)
             done = STATUSES[status][1] == "done"
@@ -213,11 +229,13 @@ class JiraData:
                     project="OKR",
                     issuetype="Story",
                     status=status,
-                    summary=f"OKR-12 child {seq}",
+                    summary=title,
                     created=created,
                     resolved=created + timedelta(days=7) if done else None,
                     parent="OKR-12",
                     fields={STORY_POINTS: points, OKR_PROGRESS: None, OKR_STATUS: None},
+                    labels=["launch"],
+                    assignee="Mia Krystof" if status == "In Progress" else None,
                 )
             )
             next_id += 1
@@ -246,6 +264,43 @@ class JiraData:
             self.comments[comment.id] = comment
             self.comments_created[issue.key] += 1
             return comment
+
+    def change(self, key: str, *, at: datetime | None = None, **changes: Any) -> Issue:
+        """Edit an issue as a person would in Jira (``status``, ``parent``, ``labels``,
+        ``assignee``, ``summary`` ...): ``updated`` moves to ``at`` (default now) and a status
+        in the done category sets the resolution date, any other clears it."""
+        with self.lock:
+            issue = self.issues[key]
+            for name, value in changes.items():
+                if not hasattr(issue, name):
+                    raise AttributeError(f"an issue has no {name!r}")
+                setattr(issue, name, value)
+            moment = at or datetime.now(UTC)
+            if "status" in changes:
+                done = STATUSES[issue.status][1] == "done"
+                issue.resolved = moment.date() if done else None
+            issue.updated = moment
+            return issue
+
+    def put_remote_link(
+        self, issue: Issue, global_id: str | None, body: dict[str, Any]
+    ) -> tuple[int, bool]:
+        """Jira's upsert: a link with the same ``globalId`` is replaced, else one is added.
+        Returns the link's id and whether it was created."""
+        with self.lock:
+            existing = issue.remote_links.get(global_id) if global_id else None
+            if existing is not None:
+                link_id = int(existing["id"])
+                self.remote_links_updated[issue.key] += 1
+                created = False
+            else:
+                link_id = self._next_remote_link
+                self._next_remote_link += 1
+                self.remote_links_created[issue.key] += 1
+                created = True
+            name = global_id or f"id={link_id}"
+            issue.remote_links[name] = {**body, "id": link_id, "globalId": global_id}
+            return link_id, created
 
     def comments_of(self, issue: Issue) -> list[Comment]:
         with self.lock:

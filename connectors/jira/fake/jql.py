@@ -2,7 +2,8 @@
 
 Supported: ``clause AND clause ...`` where a clause is ``field op value``; fields ``project``,
 ``status``, ``statusCategory``, ``parent``, ``issuetype`` (alias ``type``), ``key``, ``created``,
-``resolved``; parentheses (they group nothing when AND is the only connective); operators
+``resolved``, ``updated`` (date-times ``"yyyy/MM/dd HH:mm"`` in the user's time zone, to
+the minute); parentheses (they group nothing when AND is the only connective); operators
 ``=``/``!=`` (text fields, case-insensitive) and ``>=``, ``<=``, ``>``, ``<`` (dates,
 ``"yyyy-mm-dd"``); an optional trailing ``ORDER BY ...``, ignored.
 Anything else is a 400 with Jira's wording, which is what the connector's error path needs.
@@ -13,8 +14,9 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 TEXT_FIELDS = {
     "project": "project",
@@ -26,6 +28,10 @@ TEXT_FIELDS = {
     "key": "key",
 }
 DATE_FIELDS = {"created": "created", "resolved": "resolved"}
+# Compared to the minute, in the time zone of the user who asks (Jira's rule for date-times).
+DATETIME_FIELDS = {"updated": "updated", "updateddate": "updated"}
+DATETIME_FORMATS = ("%Y/%m/%d %H:%M", "%Y-%m-%d %H:%M", "%Y/%m/%d", "%Y-%m-%d")
+USER_TIME_ZONE = ZoneInfo("Europe/Berlin")  # the fake's user (GET /myself says so too)
 _TOKEN = re.compile(
     r"\s*(?:(?P<string>\"[^\"]*\"|'[^']*')|(?P<op>!=|>=|<=|=|>|<)|(?P<paren>[()])|(?P<word>[A-Za-z0-9_.\-]+)|(?P<bad>\S))"
 )
@@ -120,6 +126,38 @@ def parse(jql: str) -> Predicate:
     return lambda issue: all(clause(issue) for clause in clauses)
 
 
+def _datetime_clause(field: str, attribute: str, op: str, value: str) -> Predicate:
+    for pattern in DATETIME_FORMATS:
+        try:
+            when = datetime.strptime(value, pattern).replace(tzinfo=USER_TIME_ZONE)
+            break
+        except ValueError:
+            continue
+    else:
+        raise JqlError(
+            f"Date value '{value}' for field '{field}' is invalid. Valid formats include: "
+            "'yyyy/MM/dd HH:mm', 'yyyy-MM-dd HH:mm', 'yyyy/MM/dd', 'yyyy-MM-dd', or a "
+            "period format e.g. '-5d', '4w 2d'."
+        )
+    if op not in (">=", "<=", ">", "<"):
+        raise JqlError(f"The operator '{op}' is not supported by the '{field}' field.")
+
+    def on_moment(issue: Mapping[str, Any]) -> bool:
+        moment = issue.get(attribute)
+        if not isinstance(moment, datetime):
+            return False
+        minute = moment.replace(second=0, microsecond=0)
+        if op == ">=":
+            return minute >= when
+        if op == ">":
+            return minute > when
+        if op == "<=":
+            return minute <= when
+        return minute < when
+
+    return on_moment
+
+
 def _clause(field: str, op: str, value: str, jql: str) -> Predicate:
     name = field.lower()
     if name in TEXT_FIELDS:
@@ -155,4 +193,6 @@ def _clause(field: str, op: str, value: str, jql: str) -> Predicate:
             return isinstance(day, date) and test(day, when)
 
         return on_date
+    if name in DATETIME_FIELDS:
+        return _datetime_clause(field, DATETIME_FIELDS[name], op, value)
     raise JqlError(f"Field '{field}' does not exist or you do not have permission to view it.")

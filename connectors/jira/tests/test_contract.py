@@ -11,6 +11,8 @@ import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
@@ -23,8 +25,11 @@ from werkzeug.datastructures import Headers, ImmutableMultiDict
 
 from connectors.jira import JiraMirror
 from connectors.jira.fake import DEFAULT_API_TOKEN, DEFAULT_EMAIL
-from connectors.jira.tests.helpers import Site, connect, query, serve, update
+from connectors.jira.tests.helpers import CYCLE, Site, connect, query, serve, update
+from connectors.jira.work import JiraWork
 from okrsync.sandbox.faults import RequestRecord
+from okrsync.sdk.models import Status
+from okrsync.sdk.work import Backlink
 
 # Atlassian's description, kept beside the connector (its source and licence: contracts/SOURCE.md)
 SPEC = Path(__file__).resolve().parents[1] / "contracts" / "jira-cloud-platform-v3.openapi.json"
@@ -130,6 +135,32 @@ async def test_the_connectors_requests_match_the_description(openapi: OpenAPI, s
     } <= seen
 
 
+async def test_the_work_trackers_requests_match_the_description(
+    openapi: OpenAPI, site: Site
+) -> None:
+    jira = connect(site.url)
+    work = JiraWork(jql="parent = OKR-12 ORDER BY key")
+    link = Backlink("kr", "Ship it", Decimal(40), Status.ON_TRACK, None)
+    try:
+        await jira.list_work(work, CYCLE, None)
+        await jira.list_work(work, CYCLE, datetime(2026, 11, 20, tzinfo=UTC))
+        await jira.list_work_keys(work, CYCLE)
+        await jira.put_backlink("OKR-201", link, None)
+        await jira.remove_backlink("OKR-201", link, None)
+    finally:
+        await jira.aclose()
+    seen = set()
+    for record in site.server.requests:
+        openapi.validate_request(from_log(record))
+        seen.add(f"{record.method} {record.path}")
+    assert {
+        "POST /rest/api/3/search/jql",
+        "GET /rest/api/3/myself",
+        "POST /rest/api/3/issue/OKR-201/remotelink",
+        "DELETE /rest/api/3/issue/OKR-201/remotelink",
+    } <= seen
+
+
 CALLS: list[tuple[str, str, Any, int]] = [
     ("GET", "/rest/api/3/serverInfo", None, 200),
     ("GET", "/rest/api/3/field", None, 200),
@@ -141,6 +172,16 @@ CALLS: list[tuple[str, str, Any, int]] = [
         {"jql": "parent = OKR-12", "fields": ["status", "customfield_10016"]},
         200,
     ),
+    (
+        "POST",
+        "/rest/api/3/search/jql",
+        {
+            "jql": "parent = OKR-12",
+            "fields": ["summary", "status", "assignee", "labels", "updated"],
+        },
+        200,
+    ),
+    ("POST", "/rest/api/3/search/jql", {"jql": "parent = OKR-12", "fields": ["key"]}, 200),
     ("POST", "/rest/api/3/search/jql", {"jql": "project = = OKR"}, 400),
     ("POST", "/rest/api/3/search/approximate-count", {"jql": "project = OKR"}, 200),
     ("POST", "/rest/api/3/search/approximate-count", {"jql": "colour = red"}, 400),
@@ -167,6 +208,31 @@ CALLS: list[tuple[str, str, Any, int]] = [
     ("GET", "/rest/api/3/issue/OKR-12/comment?startAt=0&maxResults=50", None, 200),
     ("GET", "/rest/api/3/issue/OKR-12/comment/10000", None, 200),
     ("GET", "/rest/api/3/issue/OKR-12/comment/77", None, 404),
+    (
+        "POST",
+        "/rest/api/3/issue/OKR-201/remotelink",
+        {"globalId": "okrsync:key-result:kr", "object": {"url": "http://x/kr", "title": "KR"}},
+        201,
+    ),
+    (
+        "POST",
+        "/rest/api/3/issue/OKR-201/remotelink",
+        {"globalId": "okrsync:key-result:kr", "object": {"url": "http://x/kr", "title": "KR 2"}},
+        200,
+    ),
+    ("GET", "/rest/api/3/issue/OKR-201/remotelink?globalId=okrsync%3Akey-result%3Akr", None, 200),
+    (
+        "DELETE",
+        "/rest/api/3/issue/OKR-201/remotelink?globalId=okrsync%3Akey-result%3Akr",
+        None,
+        204,
+    ),
+    (
+        "DELETE",
+        "/rest/api/3/issue/OKR-201/remotelink?globalId=okrsync%3Akey-result%3Akr",
+        None,
+        404,
+    ),
 ]
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -13,8 +15,12 @@ from connectors.linear import LinearConnector, LinearProjectUpdateMirror, connec
 from connectors.linear.fake import API_KEY, load_schema
 from connectors.linear.sink import DOCUMENTS
 from connectors.linear.source import ISSUES_QUERY
-from connectors.linear.tests.conftest import SCHEMA, Fake, read, update
+from connectors.linear.tests.conftest import CYCLE, SCHEMA, Fake, read, update
+from connectors.linear.work import DOCUMENTS as WORK_DOCUMENTS
+from connectors.linear.work import LinearWork
 from okrsync.errors import QueryError
+from okrsync.sdk.models import Status
+from okrsync.sdk.work import Backlink
 
 
 def check_request(body: Any) -> None:
@@ -29,7 +35,7 @@ def check_request(body: Any) -> None:
 
 def test_every_document_validates_against_the_schema() -> None:
     schema = build_schema(SCHEMA.read_text(encoding="utf-8"))  # a fresh build, not the cache
-    for document in (ISSUES_QUERY, *DOCUMENTS):
+    for document in (ISSUES_QUERY, *DOCUMENTS, *WORK_DOCUMENTS):
         assert validate(schema, parse(document)) == [], document
 
 
@@ -51,6 +57,32 @@ async def test_requests_sent_validate(fake: Fake, linear: LinearConnector) -> No
         assert record.headers["authorization"] == API_KEY
         assert record.headers["content-type"] == "application/json"
         check_request(record.json_body())
+
+
+async def test_work_requests_sent_validate(fake: Fake, linear: LinearConnector) -> None:
+    work = LinearWork.model_validate(
+        {"filter": {"team": "ENG", "labels": ["Bug"], "project": "Reliability"}}
+    )
+    await linear.list_work(work, CYCLE, None)
+    await linear.list_work(work, CYCLE, datetime(2026, 12, 1, tzinfo=UTC))
+    await linear.list_work_keys(work, CYCLE)
+    issue = next(i["identifier"] for i in fake.data.issues if i["team"]["key"] == "ENG")
+    link = Backlink("kr", "Ship it", Decimal(40), Status.ON_TRACK, None)
+    ref = await linear.put_backlink(issue, link, None)
+    await linear.put_backlink(issue, link, ref)
+    await linear.remove_backlink(issue, link, None)  # looks the attachment up by url
+    names = set()
+    for record in fake.server.requests:
+        body = record.json_body()
+        check_request(body)
+        names.add(body["query"].split("(")[0].split()[-1])
+    assert names == {
+        "OkrsyncWork",
+        "OkrsyncWorkKeys",
+        "OkrsyncAttach",
+        "OkrsyncFindAttachment",
+        "OkrsyncDetach",
+    }
 
 
 def test_fake_answers_carry_linear_headers_and_shapes(fake: Fake) -> None:

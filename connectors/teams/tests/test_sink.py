@@ -355,3 +355,14 @@ def test_models() -> None:
         {"type": "teams", "webhook_url": "https://x.example/w?api-version=1&sig=s3cr3t"}
     )
     assert "s3cr3t" in config.url_secrets()
+
+
+def test_the_card_shows_confidence_and_score_when_there_are_any() -> None:
+    def facts(update: Any) -> list[Any]:
+        (container,) = key_result_card(update)["attachments"][0]["content"]["body"]
+        (fact_set,) = [i for i in container["items"] if i["type"] == "FactSet"]
+        return [f["title"] for f in fact_set["facts"]]
+
+    graded = kr_update().model_copy(update={"confidence": 7, "score": Decimal("0.28")})
+    assert facts(graded) == ["Value", "Confidence", "Score", "Cycle", "Observed"]
+    assert facts(kr_update()) == ["Value", "Cycle", "Observed"]

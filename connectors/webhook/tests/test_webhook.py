@@ -30,6 +30,7 @@ from okrsync.sandbox import Fault, FaultKind, SandboxServer
 from okrsync.sdk.http import RetryPolicy
 from okrsync.sdk.models import KeyResultUpdate, Status
 from okrsync.sdk.webhooks import sign, verify
+from okrsync.sdk.work_summary import WorkLink, WorkSummary
 
 SECRET = "whsec-5c1d0e9b7a"
 OBSERVED = datetime(2026, 11, 12, 9, 30, tzinfo=UTC)
@@ -104,7 +105,7 @@ MIRROR = WebhookMirror()
 
 async def test_payload_and_headers_are_exact(signed_receiver: Receiver, sink: WebhookSink) -> None:
     before = int(time.time())
-    result = await sink.push(update(), MIRROR, None)
+    result = await sink.push(update(confidence=7, score=Decimal("0.26285")), MIRROR, None)
     assert result.ref is None
 
     (delivery,) = signed_receiver.state.received
@@ -128,6 +129,8 @@ async def test_payload_and_headers_are_exact(signed_receiver: Receiver, sink: We
         "observed_at": "2026-11-12T09:30:00+00:00",
         "stale": False,
         "checked_at": None,
+        "confidence": 7,
+        "score": "0.26285",
         "delivery_id": "delivery-0001",
     }
     (request,) = signed_receiver.server.requests
@@ -274,3 +277,44 @@ def test_descriptor() -> None:
     assert connector.mirror_model is WebhookMirror and connector.query_model is None
     assert connector.fake is not None
     assert isinstance(connector.fake().state.receiver, ReceiverState)
+
+
+async def test_a_key_result_with_work_carries_its_summary(
+    signed_receiver: Receiver, sink: WebhookSink
+) -> None:
+    done_at = datetime(2026, 11, 12, 8, tzinfo=UTC)
+    since = datetime(2026, 11, 11, 9, tzinfo=UTC)
+    work = WorkSummary(
+        todo=3,
+        in_progress=5,
+        done=12,
+        done_since=since,
+        done_recently=(
+            WorkLink(
+                connection="jira",
+                key="OKR-7",
+                title="Ship it",
+                url="https://j/OKR-7",
+                done_at=done_at,
+            ),
+        ),
+        done_recently_total=1,
+    )
+    await sink.push(update(work=work), MIRROR, None)
+    (delivery,) = signed_receiver.state.received
+    assert delivery.body["work"] == {
+        "todo": 3,
+        "in_progress": 5,
+        "done": 12,
+        "done_since": "2026-11-11T09:00:00+00:00",
+        "done_recently": [
+            {
+                "connection": "jira",
+                "key": "OKR-7",
+                "title": "Ship it",
+                "url": "https://j/OKR-7",
+                "done_at": "2026-11-12T08:00:00+00:00",
+            }
+        ],
+        "done_recently_total": 1,
+    }

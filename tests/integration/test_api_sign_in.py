@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -21,7 +23,7 @@ from okrsync.api.principal import warn_when_exposed
 from okrsync.store.api_tokens import USED_EVERY, token_hash
 from okrsync.store.db import make_engine, session_scope
 from okrsync.store.tables import ApiTokenRow
-from tests.integration.api_support import TOKEN, api_service
+from tests.integration.api_support import TOKEN, api_service, write_config
 
 OBJECTIVES = "/api/v1/objectives"
 CHECK_IN = "/api/v1/key-results/deals/check-ins"
@@ -240,3 +242,35 @@ def test_listening_beyond_loopback_with_no_sign_in_warns(tmp_path: Path, databas
         assert not warn_when_exposed(settings, engine, "0.0.0.0")
         revoke_token(engine, "wall", svc.ctx.clock())
         assert warn_when_exposed(settings, engine, "::")
+
+
+def test_okrsync_run_beyond_loopback_with_nothing_to_sign_in_says_so(tmp_path: Path) -> None:
+    """The daemon's start, not just the rule: the warning comes before HTTP starts."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OKRSYNC_")}
+    env |= {
+        "OKRSYNC_CONFIG": str(write_config(tmp_path)),
+        "OKRSYNC_DATABASE_URL": f"sqlite:///{tmp_path / 'store.db'}",
+        "OKRSYNC_LOG_FORMAT": "json",
+    }
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "okrsync", "run", "--host", "0.0.0.0", "--port", "0"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    events = []
+    watchdog = threading.Timer(60, daemon.kill)  # a daemon that never starts HTTP ends the loop
+    watchdog.start()
+    try:
+        assert daemon.stdout is not None
+        for line in daemon.stdout:
+            if line.startswith("{"):
+                events.append(json.loads(line)["event"])
+            if "http_started" in events:
+                break
+    finally:
+        watchdog.cancel()
+        daemon.send_signal(signal.SIGTERM)
+        daemon.communicate(timeout=30)
+    assert events.index("http_without_sign_in") < events.index("http_started")

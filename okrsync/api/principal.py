@@ -254,8 +254,9 @@ def _refusal(request: Request, principal: Principal | None, scope: Scope) -> Bad
 
 def _checked(request: Request, scope: Scope) -> Principal:
     principal = principal_of(request)
-    if principal is None and scope is Scope.READ and context_of(request).settings.public_read:
-        return PUBLIC
+    public = scope is Scope.READ and context_of(request).settings.public_read
+    if public and (principal is None or not principal.has(Scope.READ)):
+        return PUBLIC  # a token made for check-ins reads what anyone may
     refusal = _refusal(request, principal, scope)
     if refusal is not None:
         raise refusal

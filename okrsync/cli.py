@@ -16,6 +16,9 @@ from rich.markup import escape as esc
 from rich.table import Table
 from rich.text import Text
 
+from okrsync.cli_cycles import cycle_app
+from okrsync.cli_deliveries import deliveries_app
+from okrsync.cli_options import DatabaseUrlOption
 from okrsync.domain.statuses import ConnectionStatus
 from okrsync.errors import ConfigError, ConfigErrors, OkrsyncError
 from okrsync.token_cli import token_app
@@ -45,6 +48,29 @@ app = typer.Typer(
 db_app = typer.Typer(help="Store maintenance.", no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(db_app, name="db")
 app.add_typer(token_app, name="token")
+app.add_typer(cycle_app, name="cycle")
+app.add_typer(deliveries_app, name="deliveries")
+
+
+def _print_version(asked: bool) -> None:
+    if asked:
+        from importlib.metadata import version
+
+        print(f"okrsync {version('okrsync')}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", help="Print the version and exit.", callback=_print_version, is_eager=True
+        ),
+    ] = False,
+) -> None:
+    """Keep OKR key results current from where work happens; mirror progress back."""
+
 
 out = Console()
 # Errors are one line each, never wrapped (CI logs and `2> file` are not terminals), and their
@@ -68,12 +94,17 @@ EXIT_CONFIG = 2
 EXIT_FAILED = 1
 
 
-def settings_for(config: Path | None) -> Settings:
-    from okrsync.settings import Settings
+def settings_for(config: Path | None, database_url: str | None = None) -> Settings:
+    from pydantic import SecretStr
 
-    settings = Settings()
+    from okrsync.settings import load_settings
+
+    with user_errors():
+        settings = load_settings()
     if config is not None:
         settings = settings.model_copy(update={"config": config})
+    if database_url is not None:
+        settings = settings.model_copy(update={"database_url": SecretStr(database_url)})
     return settings
 
 
@@ -96,12 +127,12 @@ def user_errors(redactor: Redactor | None = None) -> Iterator[None]:
         raise typer.Exit(EXIT_FAILED) from None
 
 
-def open_app(config: Path | None) -> App:
+def open_app(config: Path | None, database_url: str | None = None) -> App:
     from okrsync.app import App
     from okrsync.logging import configure_logging
     from okrsync.redaction import Redactor
 
-    settings = settings_for(config)
+    settings = settings_for(config, database_url)
     redactor = Redactor([settings.database_url.get_secret_value()])
     configure_logging(redactor, fmt=settings.log_format, level=settings.log_level)
     with user_errors(redactor):
@@ -147,13 +178,15 @@ def init(
     ),
     force: Annotated[bool, typer.Option(help="Overwrite an existing file.")] = False,
 ) -> None:
-    """Write a starter config to edit."""
-    from okrsync.examples import starter_config
+    """Write a starter config to edit (this quarter as its cycle) and its JSON Schema beside it."""
+    from okrsync.examples import write_starter
 
     if path.exists() and not force:
         error(f"{path} exists; use --force to overwrite it")
         raise typer.Exit(EXIT_FAILED)
-    path.write_text(starter_config())
+    schema = write_starter(path, force=force)
+    if schema is not None:
+        out.print(f"wrote {schema} (editors read it for completion: see the config's first line)")
     out.print(f"wrote {path}; edit it, then run: okrsync validate --config {path}")
 
 
@@ -182,28 +215,55 @@ def plan(
     config: ConfigOption = None,
     fetch: Annotated[bool, typer.Option(help="Read the sources to show value changes.")] = True,
     json_out: JsonOption = False,
+    database_url: DatabaseUrlOption = None,
+    detailed_exitcode: Annotated[
+        bool,
+        typer.Option(
+            "--detailed-exitcode",
+            help="Exit 0: no changes, 1: an error (a query failed), 2: changes.",
+        ),
+    ] = False,
 ) -> None:
     """Dry run: what would be fetched, changed and pushed. Writes nothing, pushes nothing."""
     import asyncio
 
     from okrsync.app import load
-    from okrsync.engine.plan_report import build_plan
+    from okrsync.cli_progress import activity
+    from okrsync.cli_progress import wanted as progress_wanted
+    from okrsync.engine.plan_report import build_plan, plan_exit_code
     from okrsync.logging import configure_logging
     from okrsync.plugins import load_registry
     from okrsync.redaction import Redactor
 
-    settings = settings_for(config)
+    with errors_exit_1(detailed_exitcode):  # 2 says "changes" to a pipeline, never an error
+        settings = settings_for(config, database_url)
     redactor = Redactor([settings.database_url.get_secret_value()])
     configure_logging(redactor, fmt=settings.log_format, level="warning")
-    with user_errors(redactor):
+    with errors_exit_1(detailed_exitcode), user_errors(redactor):
         registry = load_registry()
         loaded = load(settings, registry)
         redactor.add(loaded.secret_values())
-        result = asyncio.run(build_plan(settings, loaded, registry, redactor, fetch=fetch))
+        with activity(
+            f"plan: reading {len(loaded.metrics)} metrics" if fetch else "plan",
+            enabled=progress_wanted(json_out=json_out),
+        ):
+            result = asyncio.run(build_plan(settings, loaded, registry, redactor, fetch=fetch))
     if json_out:
         out.print_json(json.dumps(result.as_json()))
-        return
-    result.print(out)
+    else:
+        result.print(out)
+    raise typer.Exit(plan_exit_code(result, detailed=detailed_exitcode))
+
+
+@contextmanager
+def errors_exit_1(detailed: bool) -> Iterator[None]:
+    """With ``--detailed-exitcode`` every error exits 1 (a config error too, usually 2)."""
+    try:
+        yield
+    except typer.Exit as exc:
+        if detailed and exc.exit_code == EXIT_CONFIG:
+            raise typer.Exit(EXIT_FAILED) from None
+        raise
 
 
 @app.command()
@@ -211,9 +271,13 @@ def sync(
     config: ConfigOption = None,
     kr: Annotated[list[str] | None, typer.Option("--kr", help="Only this key result.")] = None,
     json_out: JsonOption = False,
+    database_url: DatabaseUrlOption = None,
 ) -> None:
     """One pass: fetch every (or one) key result's metrics, record changes, push mirrors."""
-    app_ = open_app(config)
+    from okrsync.cli_progress import activity
+    from okrsync.cli_progress import wanted as progress_wanted
+
+    app_ = open_app(config, database_url)
     if kr:
         unknown = [k for k in kr if k not in {r.id for r in app_.config.key_results()}]
         if unknown:
@@ -222,9 +286,19 @@ def sync(
 
     async def work(a: App) -> Any:
         a.apply_definitions()
-        return await a.sync.run_once(key_results=kr or None, trigger="manual")
+        report = await a.sync.run_once(key_results=kr or None, trigger="manual")
+        if not kr:  # and the work linked to key results and objectives
+            from okrsync.engine.work_sync import WorkSync
 
-    report = run_async(app_, work)
+            work = await WorkSync.from_sync(a.sync).refresh(forced=True)
+            report.errors.extend(work.errors)
+        return report
+
+    with activity(
+        f"sync: {len(app_.config.metrics)} metrics, then their mirrors",
+        enabled=progress_wanted(json_out=json_out),
+    ):
+        report = run_async(app_, work)
     if json_out:
         out.print_json(
             json.dumps(
@@ -260,6 +334,7 @@ def run(
         int | None,
         typer.Option(help="HTTP port (default: $OKRSYNC_HTTP_PORT or 8080; 0 = any free port)."),
     ] = None,
+    database_url: DatabaseUrlOption = None,
 ) -> None:
     """The daemon: sync on schedule, deliver mirrors and serve HTTP until SIGTERM or SIGINT."""
     import asyncio
@@ -273,7 +348,7 @@ def run(
     from okrsync.engine.daemon import STORE_ERRORS, Daemon, stop_within
     from okrsync.store.single_node import daemon_lock
 
-    app_ = open_app(config)
+    app_ = open_app(config, database_url)
     listen_host = host if host is not None else app_.settings.http_host
     listen_port = port if port is not None else app_.settings.http_port
     warn_when_exposed(app_.settings, app_.engine, listen_host)  # reads refused: say why
@@ -321,13 +396,12 @@ def run(
 
 
 @contextmanager
-def store_session() -> Iterator[Session | None]:
+def store_session(database_url: str | None = None) -> Iterator[Session | None]:
     """A read-only look at the store (None when empty); a read never creates or migrates it."""
     from okrsync.redaction import Redactor
-    from okrsync.settings import Settings
     from okrsync.store.db import is_current, make_engine, session_scope
 
-    url = Settings().database_url.get_secret_value()
+    url = settings_for(None, database_url).database_url.get_secret_value()
     with user_errors(Redactor([url])):
         engine = make_engine(url) if store_exists(url) else None
         if engine is None or not is_current(engine):
@@ -381,6 +455,7 @@ def status(
     owner: Annotated[str | None, typer.Option(help="Only this owner's objectives.")] = None,
     cycle: Annotated[str | None, typer.Option(help="Only objectives of this cycle.")] = None,
     status_: StatusName = None,
+    database_url: DatabaseUrlOption = None,
 ) -> None:
     """Objectives and key results with progress bars (reads the store, streamed)."""
     from datetime import UTC, datetime
@@ -398,7 +473,7 @@ def status(
         error(f"unknown status: {', '.join(unknown)} (one of {', '.join(STATUSES)})")
         raise typer.Exit(EXIT_CONFIG)
     where = StatusFilter(owner=owner, cycle=cycle, status=frozenset(status_ or ()))
-    with store_session() as session, reader_gone():
+    with store_session(database_url) as session, reader_gone():
         connections = views.connections_view(session) if session is not None else []
         stream = stream_status(session, datetime.now(UTC), where) if session is not None else None
         if json_out:
@@ -490,11 +565,12 @@ def history(
     kr: Annotated[str, typer.Argument(help="Key result id.")],
     limit: Annotated[int, typer.Option(help="At most this many, newest last.")] = 50,
     json_out: JsonOption = False,
+    database_url: DatabaseUrlOption = None,
 ) -> None:
     """Every recorded value of one key result."""
     from okrsync.store import views
 
-    with store_session() as maybe:
+    with store_session(database_url) as maybe:
         session, _row = require_key_result(maybe, kr)
         rows = views.history(session, kr, limit)
     if json_out:
@@ -527,11 +603,12 @@ def history(
 def explain(
     kr: Annotated[str, typer.Argument(help="Key result id.")],
     json_out: JsonOption = False,
+    database_url: DatabaseUrlOption = None,
 ) -> None:
     """Where the current value came from: connection, query, run and time."""
     from okrsync.store import views
 
-    with store_session() as maybe:
+    with store_session(database_url) as maybe:
         session, row = require_key_result(maybe, kr)
         current = views.current_measurement(session, row)
         run_row = views.run(session, current.run_id if current else None)
@@ -639,13 +716,14 @@ def schema(
 
 
 @db_app.command("upgrade")
-def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
+def db_upgrade(
+    revision: Annotated[str, typer.Argument()] = "head", database_url: DatabaseUrlOption = None
+) -> None:
     """Migrate the store's schema (OKRSYNC_DATABASE_URL) to the latest revision."""
     from okrsync.redaction import Redactor
-    from okrsync.settings import Settings
     from okrsync.store.db import make_engine, upgrade
 
-    settings = Settings()
+    settings = settings_for(None, database_url)
     url = settings.database_url.get_secret_value()
     with user_errors(Redactor([url])):
         upgrade(make_engine(url), revision)

@@ -30,6 +30,7 @@ from rich.live import Live
 from rich.table import Table
 
 from okrsync.app import App
+from okrsync.cli_progress import activity
 from okrsync.config import load_config_text, read_yaml
 from okrsync.domain.progress import display_progress
 from okrsync.engine.daemon import Daemon
@@ -221,7 +222,8 @@ def run_demo(*, seconds: float, workdir: Path | None, console: Console) -> None:
             environ=demo_environ(urls, credentials, warehouse, today),
         )
         settings = Settings(database_url=SecretStr(f"sqlite:///{store}"))
-        app = App.open(settings, config=config, registry=registry, redactor=redactor)
+        with activity("opening the demo's store", enabled=console.is_terminal, console=console):
+            app = App.open(settings, config=config, registry=registry, redactor=redactor)
         token = credentials[DEAL_API].get("token", "")
 
         async def main() -> None:

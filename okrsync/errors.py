@@ -55,6 +55,13 @@ class ConfigError(OkrsyncError):
         return f"{where}: {self.message}"
 
 
+class SettingsError(ConfigError):
+    """An ``OKRSYNC_*`` setting (environment or secrets file) has a value okrsync cannot use."""
+
+    def render(self) -> str:
+        return self.message
+
+
 class ConfigErrors(OkrsyncError):
     """Several config errors found in one pass; reported together."""
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_SECRETS_DIR = Path("/run/secrets")
@@ -25,6 +26,16 @@ class Settings(BaseSettings):
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     instance_id: str | None = None
+    # OpenID Connect sign-in for the dashboard (okrsync.api.oidc); on when the issuer is set
+    oidc_issuer: str | None = None  # e.g. https://accounts.google.com (discovery below it)
+    oidc_client_id: str | None = None
+    oidc_client_secret: SecretStr | None = None
+    oidc_base_url: str | None = None  # the dashboard's address as browsers see it
+    oidc_allowed_domains: str = ""  # e-mail domains, comma-separated
+    oidc_required_groups: str = ""  # any one of these groups, comma-separated
+    oidc_groups_claim: str = "groups"
+    oidc_scopes: str = "openid email profile"
+    session_secret: SecretStr | None = None  # signs the session cookie (32+ characters)
     dispatch_max_attempts: int = 8
     dispatch_batch: int = 100
     lease_seconds: float = 120.0
@@ -58,3 +69,30 @@ class Settings(BaseSettings):
             except ValueError:
                 raise ValueError(f"{part!r} is not an IP address or CIDR") from None
         return value
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """The settings, each ``okrsync_<name>`` secrets file read from ``OKRSYNC_SECRETS_DIR``.
+
+    A value that cannot be used is a :class:`~okrsync.errors.SettingsError` naming the setting,
+    the value (unless it is a secret) and what is allowed: one clear line, never a traceback.
+    """
+    from okrsync.errors import SettingsError
+
+    folder = Path(os.environ.get("OKRSYNC_SECRETS_DIR") or DEFAULT_SECRETS_DIR)
+    try:
+        return Settings(_secrets_dir=folder if folder.is_dir() else None, **overrides)
+    except ValidationError as exc:
+        raise SettingsError(describe(exc)) from None
+
+
+def describe(exc: ValidationError) -> str:
+    """The first bad setting as one line: ``OKRSYNC_LOG_FORMAT='xml': …``."""
+    problem = exc.errors(include_url=False)[0]
+    name = str(problem["loc"][0]) if problem["loc"] else ""
+    field = Settings.model_fields.get(name)
+    secret = field is not None and field.annotation in (SecretStr, SecretStr | None)
+    shown = "(hidden)" if secret else repr(problem.get("input"))
+    allowed = problem["msg"].removeprefix("Input should be ")
+    more = f" ({len(exc.errors())} bad settings in all)" if len(exc.errors()) > 1 else ""
+    return f"bad setting OKRSYNC_{name.upper()}={shown}: should be {allowed}{more}"

@@ -7,12 +7,15 @@ connection. The URL is a secret: it usually carries a password.
 from __future__ import annotations
 
 import asyncio
+import threading
+from contextlib import suppress
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
 
+from connectors.sql.read_only import placeholders, read_only_url
 from okrsync.errors import QueryError, RetriableError, VendorResponseError
 from okrsync.sdk.connector import ConnectionConfig, QuerySpec, Source
 from okrsync.sdk.models import Query, Reading, as_decimal, digest
@@ -21,6 +24,49 @@ from okrsync.sdk.models import Query, Reading, as_decimal, digest
 if TYPE_CHECKING:
     from sqlalchemy import Engine
     from sqlalchemy.exc import SQLAlchemyError
+
+
+CANCEL_GRACE_SECONDS = 5.0  # how long a cancelled query may take to notice
+
+
+class RunningQuery:
+    """The database connection a worker thread is running a query on, so it can be cancelled.
+
+    ``cancel`` comes from the event loop's thread: sqlite3's ``interrupt()`` and psycopg's
+    ``cancel()`` are both meant to be called from another thread than the one running the query.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._dbapi: Any = None
+        self.cancel_requested = False
+        self.cancelled = False  # the query ended with an error after it was cancelled
+
+    def attach(self, dbapi: Any) -> None:
+        with self._lock:
+            self._dbapi = dbapi
+            if self.cancel_requested:
+                self._stop()
+
+    def detach(self) -> None:
+        with self._lock:
+            self._dbapi = None
+
+    def cancel(self) -> None:
+        with self._lock:
+            self.cancel_requested = True
+            self._stop()
+
+    def note_failure(self) -> None:
+        self.cancelled = self.cancel_requested
+
+    def _stop(self) -> None:
+        if self._dbapi is None:
+            return
+        stop = getattr(self._dbapi, "interrupt", None) or getattr(self._dbapi, "cancel", None)
+        if stop is not None:
+            with suppress(Exception):
+                stop()
 
 
 class SqlConnection(ConnectionConfig):
@@ -55,6 +101,7 @@ class SqlSource(Source[SqlConnection, SqlQuery]):
         self.max_concurrency = config.max_concurrency
         self._engine: Engine | None = None
         self._calls = 0
+        self.cancelled_queries = 0  # queries stopped in the database at their timeout
 
     @property
     def api_calls(self) -> int:
@@ -65,9 +112,7 @@ class SqlSource(Source[SqlConnection, SqlQuery]):
         from sqlalchemy.exc import SQLAlchemyError
 
         if self._engine is None:
-            url = self.config.url.get_secret_value()
-            if url.startswith(("postgres://", "postgresql://")):
-                url = "postgresql+psycopg://" + url.split("://", 1)[1]
+            url = read_only_url(self.config.url.get_secret_value())
             try:
                 self._engine = create_engine(url, pool_pre_ping=True)
             except (SQLAlchemyError, ValueError, ImportError) as exc:
@@ -78,16 +123,32 @@ class SqlSource(Source[SqlConnection, SqlQuery]):
 
     async def fetch_one(self, query: Query[SqlQuery]) -> Reading:
         sql = query.spec.query
-        params = {k: v for k, v in query.cycle.params().items() if f":{k}" in sql}
-        self._calls += 1
-        try:
-            value, raw = await asyncio.wait_for(
-                asyncio.to_thread(self._scalar, sql, params), timeout=self.config.timeout
+        known = query.cycle.params()
+        unknown = sorted(placeholders(sql) - set(known))
+        if unknown:
+            names = ", ".join(f":{k}" for k in known)
+            raise QueryError(
+                f"unknown placeholder :{unknown[0]} in the query (known: {names})",
+                subject=query.subject,
             )
-        except TimeoutError:
+        params = {k: v for k, v in known.items() if f":{k}" in sql}
+        self._calls += 1
+        running = RunningQuery()
+        work = asyncio.ensure_future(asyncio.to_thread(self._scalar, sql, params, running))
+        done, _ = await asyncio.wait({work}, timeout=self.config.timeout)
+        if not done:
+            # cancel it in the database: a thread cannot be stopped, and an abandoned query
+            # would hold the command (its executor) until it ends on its own
+            running.cancel()
+            with suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(work), CANCEL_GRACE_SECONDS)
+            if running.cancelled:
+                self.cancelled_queries += 1
             raise RetriableError(
-                f"query did not finish in {self.config.timeout:g}s", subject=query.subject
-            ) from None
+                f"query did not finish in {self.config.timeout:g}s (cancelled)",
+                subject=query.subject,
+            )
+        value, raw = work.result()
         return Reading(
             key=query.key,
             value=value,
@@ -97,18 +158,31 @@ class SqlSource(Source[SqlConnection, SqlQuery]):
             api_calls=1,
         )
 
-    def _scalar(self, sql: str, params: dict[str, Any]) -> tuple[Decimal | None, str]:
+    def _scalar(
+        self, sql: str, params: dict[str, Any], running: RunningQuery
+    ) -> tuple[Decimal | None, str]:
         from sqlalchemy import text
         from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 
         try:
             with self._db().connect() as conn:
-                rows = conn.execute(text(sql), params).fetchmany(2)
+                if conn.dialect.name == "postgresql":  # the server stops it even if we cannot
+                    ms = str(max(1, int(self.config.timeout * 1000)))
+                    conn.execute(
+                        text("SELECT set_config('statement_timeout', :ms, true)"), {"ms": ms}
+                    )
+                running.attach(conn.connection.dbapi_connection)
+                try:
+                    rows = conn.execute(text(sql), params).fetchmany(2)
+                finally:
+                    running.detach()
         except OperationalError as exc:
+            running.note_failure()
             if exc.connection_invalidated or "connect" in str(exc.orig).lower():
                 raise RetriableError(f"database unreachable: {_first_line(exc)}") from None
             raise QueryError(f"the database rejected the query: {_first_line(exc)}") from None
         except DBAPIError as exc:
+            running.note_failure()
             raise QueryError(f"the database rejected the query: {_first_line(exc)}") from None
         except SQLAlchemyError as exc:
             raise QueryError(f"the query failed: {_first_line(exc)}") from None

@@ -11,7 +11,7 @@ Payload (one JSON object per delivery)::
      "status": "on_track", "observed_at": "2026-11-12T09:30:00+00:00",
      "stale": false, "checked_at": "2026-11-12T09:29:58+00:00",
      "confidence": 7, "score": "0.26285",
-     "delivery_id": "<the update's idempotency key>"}
+     "delivery_id": "<the update's idempotency key>", "final": false}
 
 Numbers are JSON *strings* in plain decimal notation (never exponent form), because a JSON
 number is a binary float in most receivers' parsers and 0.1 + 0.2 must not become
@@ -19,7 +19,8 @@ number is a binary float in most receivers' parsers and 0.1 + 0.2 must not becom
 ``stale`` is true while no source has confirmed ``value`` within the key result's
 ``stale_after``; ``checked_at`` is the last time one did (``null``: never). ``confidence`` is
 the latest check-in's (1 to 10, or ``null``) and ``score`` the key result's grade (0 to 1; with a
-``stretch``, the target scores 0.7).
+``stretch``, the target scores 0.7). ``final`` is true on the one push that tells a mirror the
+frozen values of a closed cycle.
 
 A key result with linked work (a ``work`` entry, issue 15) also carries ``"work": {"todo": 3,
 "in_progress": 5, "done": 12, "done_since": "…", "done_recently": [{"connection", "key",
@@ -155,6 +156,7 @@ def webhook_payload(update: KeyResultUpdate, event: str) -> dict[str, Any]:
         "confidence": update.confidence,
         "score": decimal_text(update.score),
         "delivery_id": update.idempotency_key,
+        "final": update.final,  # the cycle closed: these are the frozen final values
     }
     if update.work is not None:  # only for a key result with linked work (issue 15)
         payload["work"] = work_body(update.work)

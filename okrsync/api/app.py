@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 import structlog
 from fastapi import FastAPI
@@ -25,11 +26,15 @@ from okrsync.api.health import health_routes
 from okrsync.api.hooks import hook_routes
 from okrsync.api.metrics import metrics_routes
 from okrsync.api.principal import gated
+from okrsync.api.sign_in import oidc_sign_in
+
+if TYPE_CHECKING:
+    from okrsync.api.oidc import OidcSignIn
 
 log = structlog.get_logger()
 
 
-def dashboard(ctx: ApiContext) -> list[BaseRoute]:
+def dashboard(ctx: ApiContext, sign_in: OidcSignIn | None = None) -> list[BaseRoute]:
     try:
         from okrsync.api.dashboard import dashboard_routes
     except ModuleNotFoundError as exc:
@@ -37,11 +42,17 @@ def dashboard(ctx: ApiContext) -> list[BaseRoute]:
             raise
         log.warning("dashboard_missing", detail="okrsync.api.dashboard is not installed")
         return []
-    return [gated(r) for r in dashboard_routes(ctx.engine, ctx.clock)]  # read, or 401
+    from okrsync.api.cycle_pages import cycle_routes
+
+    if sign_in is None:  # a token, a trusted proxy or public reads: else 401
+        return [gated(r) for r in [*dashboard_routes(ctx.engine, ctx.clock), *cycle_routes(ctx)]]
+    routes = [*dashboard_routes(ctx.engine, ctx.clock, sign_in.viewer), *cycle_routes(ctx)]
+    return [sign_in.gated(r) for r in routes]
 
 
 def build_app(ctx: ApiContext) -> FastAPI:
     hooks, debouncer = hook_routes(ctx)
+    oidc = oidc_sign_in(ctx)  # None without OKRSYNC_OIDC_ISSUER
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -65,7 +76,12 @@ def build_app(ctx: ApiContext) -> FastAPI:
     )
     app.router.routes.extend([*health_routes(ctx), *metrics_routes(ctx)])
     app.include_router(v1.router)
-    app.router.routes.extend([*hooks, *dashboard(ctx)])
+    app.router.routes.extend([*hooks, *dashboard(ctx, None if oidc is None else oidc[0])])
+    if oidc is not None:
+        from okrsync.api.oidc import PageSessions
+
+        app.router.routes.extend(oidc[1])
+        app.add_middleware(PageSessions, **oidc[0].session_options())
     app.state.api_context = ctx
     app.state.debouncer = debouncer
     return app

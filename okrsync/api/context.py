@@ -19,6 +19,7 @@ from starlette.responses import JSONResponse
 from okrsync.config import Config
 from okrsync.engine.runtime import Connections
 from okrsync.engine.sync import RunReport, SyncService
+from okrsync.engine.work_sync import WorkSync
 from okrsync.redaction import Redactor
 from okrsync.settings import Settings
 
@@ -75,6 +76,7 @@ class ApiContext:
     request_run: RunRequester
     connections: Connections | None = None
     daemon: Daemon | None = None
+    work: WorkSync | None = None  # refreshes linked work on a tracker's webhook
 
     @classmethod
     def from_app(cls, app: App, daemon: Daemon | None = None) -> ApiContext:
@@ -92,6 +94,7 @@ class ApiContext:
             request_run=requester,
             connections=app.connections,
             daemon=daemon,
+            work=daemon.work if daemon is not None else WorkSync.from_sync(app.sync),
         )
 
 

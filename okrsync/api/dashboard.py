@@ -29,6 +29,7 @@ from starlette.routing import BaseRoute, Route
 
 from okrsync.api import formatting
 from okrsync.api.charts import PACED_KINDS, BurnupChart, burnup_svg
+from okrsync.api.viewer import Viewer, ViewerOf
 from okrsync.api.work_display import state_label, web_url
 from okrsync.store import dashboard_pages as pages
 from okrsync.store.db import session_scope
@@ -103,47 +104,52 @@ def _read(engine: sqlalchemy.Engine, read: Callable[[Session], T]) -> T | None:
 # --------------------------------------------------------------------------- pages
 
 
-def dashboard_routes(engine: sqlalchemy.Engine, clock: Callable[[], datetime]) -> list[BaseRoute]:
+def dashboard_routes(
+    engine: sqlalchemy.Engine, clock: Callable[[], datetime], viewer_of: ViewerOf | None = None
+) -> list[BaseRoute]:
     """``/`` (one cycle's objectives, filtered and paginated) and ``/objectives/{id}`` (one
     objective's key results with their burn-up charts), read-only.
 
     Each page is read with a fixed number of SQL statements (see
     :mod:`okrsync.store.dashboard_pages`) and built in a worker thread, so neither the store nor
-    the HTML holds the event loop.
+    the HTML holds the event loop. With ``viewer_of`` (sign-in), each page shows who is looking,
+    a logout button, and check-in forms where they may check in.
     """
 
     def index_page(request: Request) -> HTMLResponse:
         now = clock()
         base = _base(request)
+        viewer = None if viewer_of is None else viewer_of(request)
         try:
             filters = _filters(request)
         except BadQuery as exc:
-            return _message_page("Bad request", "Bad request", str(exc), base, now, 400)
+            return _message_page("Bad request", "Bad request", str(exc), base, now, 400, viewer)
         view = _read(engine, lambda s: pages.cycle_page(s, now, filters))
         if view is None or not view.cycles:
-            return _empty_page(base, now)
+            return _empty_page(base, now, viewer)
         if view.cycle is None:
             message = f"There is no cycle “{filters.cycle}” with objectives."
-            return _message_page("Not found", "Not found", message, base, now, 404)
-        return _overview(view, filters, base, now)
+            return _message_page("Not found", "Not found", message, base, now, 404, viewer)
+        return _overview(view, filters, base, now, viewer)
 
     def objective_page(request: Request) -> HTMLResponse:
         now = clock()
         base = _base(request)
+        viewer = None if viewer_of is None else viewer_of(request)
         objective_id = request.path_params["objective_id"]
         try:
             page = _int_param(request, "page", 1)
             limit = min(_int_param(request, "limit", KR_PAGE_SIZE), pages.MAX_LIMIT)
         except BadQuery as exc:
-            return _message_page("Bad request", "Bad request", str(exc), base, now, 400)
+            return _message_page("Bad request", "Bad request", str(exc), base, now, 400, viewer)
         found = _read(
             engine,
             lambda s: pages.objective_page(s, now, objective_id, page, limit, HISTORY_LIMIT),
         )
         if found is None:
             message = f"There is no objective “{objective_id}”."
-            return _message_page("Not found", "Not found", message, base, now, 404)
-        return _objective(found, base, now)
+            return _message_page("Not found", "Not found", message, base, now, 404, viewer)
+        return _objective(found, base, now, viewer)
 
     async def index(request: Request) -> HTMLResponse:
         return await run_in_threadpool(index_page, request)
@@ -271,6 +277,21 @@ align-items:center;padding:14px 0;border-top:1px solid var(--line)}
 border:1px solid var(--line);background:var(--card);color:var(--text);max-width:100%}
 .filters button{background:var(--accent);border-color:var(--accent);color:var(--card);
 font-weight:600;cursor:pointer}
+.who{display:flex;align-items:center;gap:10px;margin:0}
+.who button,.check-in button{font:inherit;padding:4px 12px;border-radius:8px;cursor:pointer;
+border:1px solid var(--line);background:var(--card);color:var(--text)}
+.flash{margin:0;padding:10px 14px;border-radius:12px;border:1px solid var(--ok);
+background:var(--ok-bg);overflow-wrap:anywhere}.flash.failed{border-color:var(--off);
+background:var(--off-bg)}
+.check-in{display:flex;flex-wrap:wrap;gap:8px 10px;align-items:flex-end;margin-top:12px;
+padding-top:12px;border-top:1px solid var(--line)}
+.check-in label{display:flex;flex-direction:column;gap:2px;font-size:.85rem;color:var(--muted);
+min-width:0}
+.check-in input,.check-in select{font:inherit;padding:5px 9px;border-radius:8px;width:7rem;
+border:1px solid var(--line);background:var(--card);color:var(--text);max-width:100%}
+.check-in .note{flex:1 1 10rem}.check-in .note input{width:100%}
+.check-in button{background:var(--accent);border-color:var(--accent);color:var(--card);
+font-weight:600}
 .pager{display:flex;flex-wrap:wrap;gap:16px;align-items:center;justify-content:flex-end}
 .detail-head p{margin:10px 0 0}
 .kr-grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(min(100%,440px),1fr));gap:16px}
@@ -380,19 +401,44 @@ TEMPLATES.globals.update(
 )
 
 
+def _headers(viewer: Viewer | None) -> dict[str, str]:
+    """The security headers; a signed-in viewer's forms may also lead to the sign-in provider
+    (logging out there)."""
+    if viewer is None or not viewer.form_action:
+        return SECURITY_HEADERS
+    policy = SECURITY_HEADERS["Content-Security-Policy"].replace(
+        "form-action 'self'", " ".join(("form-action 'self'", *viewer.form_action))
+    )
+    return {**SECURITY_HEADERS, "Content-Security-Policy": policy}
+
+
 def _render(
-    template: str, title: str, base: str, now: datetime, status_code: int = 200, **context: Any
+    template: str,
+    title: str,
+    base: str,
+    now: datetime,
+    status_code: int = 200,
+    viewer: Viewer | None = None,
+    **context: Any,
 ) -> HTMLResponse:
-    document = TEMPLATES.get_template(template).render(title=title, base=base, now=now, **context)
-    return HTMLResponse(document, status_code=status_code, headers=SECURITY_HEADERS)
+    document = TEMPLATES.get_template(template).render(
+        title=title, base=base, now=now, viewer=viewer, **context
+    )
+    return HTMLResponse(document, status_code=status_code, headers=_headers(viewer))
 
 
-def _empty_page(base: str, now: datetime) -> HTMLResponse:
-    return _render("message.html", "okrsync", base, now, empty=True)
+def _empty_page(base: str, now: datetime, viewer: Viewer | None = None) -> HTMLResponse:
+    return _render("message.html", "okrsync", base, now, viewer=viewer, empty=True)
 
 
 def _message_page(
-    title: str, heading: str, message: str, base: str, now: datetime, status_code: int
+    title: str,
+    heading: str,
+    message: str,
+    base: str,
+    now: datetime,
+    status_code: int,
+    viewer: Viewer | None = None,
 ) -> HTMLResponse:
     return _render(
         "message.html",
@@ -400,10 +446,18 @@ def _message_page(
         base,
         now,
         status_code,
+        viewer,
         empty=False,
         heading=heading,
         message=message,
     )
+
+
+def message_page(
+    request: Request, now: datetime, status_code: int, heading: str, message: str
+) -> HTMLResponse:
+    """A page saying ``message`` (sign-in's answers), in the dashboard's look."""
+    return _message_page(heading, heading, message, _base(request), now, status_code)
 
 
 @dataclass(frozen=True)
@@ -444,7 +498,11 @@ def _overview_pager(view: pages.CyclePage, filters: pages.Filters, base: str) ->
 
 
 def _overview(
-    view: pages.CyclePage, filters: pages.Filters, base: str, now: datetime
+    view: pages.CyclePage,
+    filters: pages.Filters,
+    base: str,
+    now: datetime,
+    viewer: Viewer | None = None,
 ) -> HTMLResponse:
     assert view.cycle is not None
     return _render(
@@ -452,6 +510,7 @@ def _overview(
         f"{view.cycle.id} · okrsync",
         base,
         now,
+        viewer=viewer,
         view=view,
         filters=filters,
         pager=_overview_pager(view, filters, base),
@@ -469,7 +528,9 @@ class Card:
     reference: str
 
 
-def _objective(found: pages.ObjectivePage, base: str, now: datetime) -> HTMLResponse:
+def _objective(
+    found: pages.ObjectivePage, base: str, now: datetime, viewer: Viewer | None = None
+) -> HTMLResponse:
     objective, cycle = found.objective, found.cycle
     cards = []
     for panel in found.key_results:
@@ -515,6 +576,7 @@ def _objective(found: pages.ObjectivePage, base: str, now: datetime) -> HTMLResp
         f"{objective.title} · okrsync",
         base,
         now,
+        viewer=viewer,
         found=found,
         cards=cards,
         pager=pager,

@@ -1,4 +1,5 @@
-"""Inbound webhooks: ``POST /hooks/{connection}`` re-syncs the metrics read from that connection.
+"""Inbound webhooks: ``POST /hooks/{connection}`` re-syncs the metrics read from that connection
+and refreshes the work items listed from it (:meth:`okrsync.engine.work_sync.WorkSync.request`).
 
 The connection's connector checks the signature: its ``verify_webhook`` hook, okrsync's own
 scheme when it has none (:mod:`okrsync.sdk.webhooks`); a hook that raises refuses the request.
@@ -203,6 +204,8 @@ def hook_routes(
         log.info("webhook_received", connection=name, type=kind, metrics=len(metrics))
         if metrics:
             debouncer.add(metrics)
+        if ctx.work is not None:  # the linked work read from this tracker, within seconds
+            ctx.work.request(name)
         return JSONResponse(
             {"status": "accepted", "connection": name, "metrics": sorted(metrics)},
             status_code=202,

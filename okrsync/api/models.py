@@ -10,7 +10,14 @@ import re
 from decimal import Context, Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BeforeValidator, Field, WithJsonSchema, model_validator
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    model_validator,
+)
 
 from okrsync.read_models.models import (
     Connection,
@@ -199,12 +206,12 @@ OptionalCheckInValue = Annotated[
 
 
 def _check_confidence(raw: Any) -> int:
-    """An integer from 1 to 10: JSON ``7`` (which arrives as ``Decimal('7')``), not ``7.5``,
-    ``"7"``, ``true`` or ``null``."""
+    """An integer from 1 to 10: JSON ``7`` or ``7.0`` (an integer to JSON Schema; numbers arrive
+    as ``Decimal``), not ``7.5``, ``"7"``, ``true`` or ``null``."""
     whole = (isinstance(raw, int) and not isinstance(raw, bool)) or (
-        isinstance(raw, Decimal) and raw.is_finite() and raw.as_tuple().exponent == 0
+        isinstance(raw, Decimal) and raw.is_finite() and raw == raw.to_integral_value()
     )
-    if not whole or not 1 <= int(raw) <= 10:
+    if not whole or not 1 <= raw <= 10:  # compared before int(): 1e999999 stays cheap
         raise ValueError("the confidence must be an integer from 1 to 10")
     return int(raw)
 
@@ -223,6 +230,11 @@ NoteText = Annotated[
 
 class CheckIn(Model):
     """A check-in by a person, recorded with origin ``manual``: a value, a confidence or both."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"anyOf": [{"required": ["value"]}, {"required": ["confidence"]}]},
+    )
 
     value: OptionalCheckInValue = Field(
         default=None,

@@ -14,6 +14,7 @@ from datetime import timedelta
 from okrsync.config.reporting import Reporter, suggest
 from okrsync.config.yaml_source import KeyPath
 from okrsync.sdk.connector import ConnectionConfig, Connector, MirrorSpec, QuerySpec
+from okrsync.sdk.work import WorkQuery
 
 
 class CrossReferences:
@@ -67,6 +68,19 @@ class CrossReferences:
                 "put the mirror on each key result instead",
             )
             return None
+        return model
+
+    def work_model_for(self, where: KeyPath, connection: str | None) -> type[WorkQuery] | None:
+        """The work model of the tracker a ``work`` entry at ``where`` names, if it can be one."""
+        kind = self._connection_kind(where, connection)
+        if kind is None:
+            return None
+        model = self.connectors[kind].work_model
+        if model is None:
+            self.reporter.problem(
+                (*where, "connection"),
+                f"connection {connection!r} (type {kind}) cannot list work",
+            )
         return model
 
     def _connection_kind(self, where: KeyPath, connection: str | None) -> str | None:

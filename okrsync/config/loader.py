@@ -14,19 +14,22 @@ for nothing (a third of the checking time at 10,000 key results).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Mapping
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 from okrsync.config.check_ins import default_grading
 from okrsync.config.crossrefs import CrossReferences
+from okrsync.config.cycles import CURRENT, CyclesReader, default_close_after
 from okrsync.config.models import Config, ConfigDocument, field_names
 from okrsync.config.objectives import ObjectivesReader
 from okrsync.config.readers import ValueReader
 from okrsync.config.references import ReferenceResolver
 from okrsync.config.reporting import MISSING, error_order, kind_of, scrub, show_value, suggest
-from okrsync.config.sections import read_connections, read_cycles, read_defaults, read_metrics
+from okrsync.config.sections import read_connections, read_defaults, read_metrics
 from okrsync.config.yaml_source import collector_paused, read_yaml
 from okrsync.errors import ConfigError, ConfigErrors
 from okrsync.sdk.connector import Connector
@@ -41,8 +44,12 @@ def load_config(
     *,
     environ: Mapping[str, str] | None = None,
     secrets_dir: Path | None = None,
+    today: date | None = None,
 ) -> Config:
-    """Read and check the config at ``path``; raise :class:`ConfigErrors` listing every problem."""
+    """Read and check the config at ``path``; raise :class:`ConfigErrors` listing every problem.
+
+    ``today`` (default: the UTC date now) is the day cycle series are expanded and
+    ``cycle: current`` is resolved for."""
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -58,6 +65,7 @@ def load_config(
             source=path,
             environ=environ,
             secrets_dir=secrets_dir,
+            today=today,
         )
 
 
@@ -68,6 +76,7 @@ def load_config_text(
     filename: str = "<config>",
     environ: Mapping[str, str] | None = None,
     secrets_dir: Path | None = None,
+    today: date | None = None,
 ) -> Config:
     """Like :func:`load_config`, for config text that did not come from a file."""
     with collector_paused():
@@ -78,6 +87,7 @@ def load_config_text(
             source=None,
             environ=environ,
             secrets_dir=secrets_dir,
+            today=today,
         )
 
 
@@ -89,6 +99,7 @@ def _load(
     source: Path | None,
     environ: Mapping[str, str] | None,
     secrets_dir: Path | None,
+    today: date | None = None,
 ) -> Config:
     env = os.environ if environ is None else environ
     if secrets_dir is None:
@@ -112,7 +123,8 @@ def _load(
         read.problem(path, message)
     # a value whose reference could not be resolved has been reported: say nothing more about it
     read.quiet.update(path for path, _ in resolution.problems)
-    config = _check(read, refs, resolution.data, resolution.secrets, source)
+    day = today if today is not None else datetime.now(UTC).date()
+    config = _check(read, refs, resolution.data, resolution.secrets, source, day)
     if read.errors or config is None:
         secrets = set(resolution.secrets)
         for connection in refs.connections.values():
@@ -127,12 +139,14 @@ def _check(
     data: dict[str, Any],
     reference_secrets: list[str],
     source: Path | None,
+    today: date,
 ) -> Config | None:
     """The whole document, section after section; ``None`` if anything is wrong."""
     _check_top_level(read, data)
     default_schedule, default_stale = read_defaults(read, data.get("defaults"))
     connections = read_connections(read, refs, data.get("connections"))
-    cycles = read_cycles(read, refs, data.get("cycles"))
+    cycle_reader = CyclesReader(read, refs, today)
+    cycles = cycle_reader.section(data.get("cycles"), default_close_after(data.get("defaults")))
     metrics = read_metrics(read, refs, data.get("metrics"), default_schedule)
     grading = default_grading(data.get("defaults"))
     objectives = ObjectivesReader(read, refs, default_stale, grading).section(
@@ -140,6 +154,13 @@ def _check(
     )
     if read.errors or objectives is None:
         return None
+    if cycle_reader.current is not None:  # objectives that follow the series
+        objectives = tuple(
+            dataclasses.replace(o, cycle=cycle_reader.current, follows_series=True)
+            if o.cycle == CURRENT
+            else o
+            for o in objectives
+        )
     return Config(
         version=SUPPORTED_VERSION,
         source=source,

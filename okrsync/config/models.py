@@ -40,6 +40,8 @@ from okrsync.config.fields import (
     listed,
     refuse,
 )
+from okrsync.config.work import WorkDef, Works
+from okrsync.domain.cycles import DEFAULT_CLOSE_AFTER, Every, Span
 from okrsync.domain.expressions import Expression
 from okrsync.domain.grading import DEFAULT_GRADING, GradingRule
 from okrsync.domain.pacing import DeliveryPolicy, QuietHours
@@ -63,9 +65,14 @@ class CycleDef:
     id: str
     start: date
     end: date
+    close_after: timedelta = DEFAULT_CLOSE_AFTER  # the grace period after ``end`` (closing)
+    series: str | None = None  # the id template of the series it was generated from
 
     def window(self) -> CycleWindow:
         return CycleWindow(self.id, self.start, self.end)
+
+    def span(self) -> Span:
+        return Span(self.id, self.start, self.end)
 
 
 @dataclass(frozen=True)
@@ -116,6 +123,7 @@ class KeyResultDef:
     stale_after: timedelta | None
     mirrors: tuple[MirrorDef, ...]
     line: int | None = None
+    work: tuple[WorkDef, ...] = ()  # the tracker queries listing the work behind it
     stretch: Decimal | None = None
     grading: GradingRule = DEFAULT_GRADING
     check_ins: CheckInPolicy = DEFAULT_CHECK_INS
@@ -146,6 +154,8 @@ class ObjectiveDef:
     key_results: tuple[KeyResultDef, ...]
     line: int | None = None
     mirrors: tuple[MirrorDef, ...] = ()  # digest mirrors: the whole objective in one message
+    work: tuple[WorkDef, ...] = ()  # the tracker queries listing the work behind it
+    follows_series: bool = False  # ``cycle: current``: its cycle is the series' current one
 
 
 @dataclass(frozen=True)
@@ -206,6 +216,13 @@ class DefaultsDocument(_Document):
     grading: Grading = Field(
         default=None, description="How key results score: stretch_0.7 (default) or progress."
     )
+    close_after: fields.Duration = Field(
+        default=None,
+        description="How long a cycle stays 'closing' after its end before it closes; default 7d.",
+    )
+
+
+_CLOSE_AFTER_HELP = "Grace period after the end (values still update), then closed; default 7d."
 
 
 class CycleDocument(_Document):
@@ -214,9 +231,22 @@ class CycleDocument(_Document):
     id: CycleId
     start: Day
     end: Day
+    close_after: fields.Duration = Field(default=None, description=_CLOSE_AFTER_HELP)
 
 
-CycleList = Annotated[list[CycleDocument], listed("cycles")]
+class CycleSeriesDocument(_Document):
+    """A generated series of cycles: one every month, quarter or half-year from a date on."""
+
+    every: Every = Field(description="How long each cycle lasts: month, quarter or half.")
+    from_: Day = Field(alias="from", description="First day of the first cycle.")
+    id: NonEmptyText = Field(
+        description="Id template, e.g. '{year}-Q{quarter}': {year}, {quarter}, {half}, "
+        "{month} (01-12)."
+    )
+    close_after: fields.Duration = Field(default=None, description=_CLOSE_AFTER_HELP)
+
+
+CycleList = Annotated[list[CycleDocument | CycleSeriesDocument], listed("cycles")]
 
 
 class ConnectionCommon(_Document):
@@ -339,6 +369,10 @@ class KeyResultDocument(_Document):
     weight: Weight
     stale_after: fields.Duration = Field(default=None, description=_DURATION_HELP)
     mirrors: Mirrors = Field(default_factory=list)
+    work: Works = Field(
+        default_factory=list,
+        description="Tracker queries listing the issues, PRs and epics behind this key result.",
+    )
     stretch: Number = Field(
         default=None,
         description="Beyond the target (increase, decrease): scores 1.0; the target scores 0.7.",
@@ -368,6 +402,10 @@ class ObjectiveDocument(_Document):
     mirrors: Mirrors = Field(
         default_factory=list,
         description="Digest mirrors: the objective and all its key results in one message.",
+    )
+    work: Works = Field(
+        default_factory=list,
+        description="Tracker queries listing the issues, PRs and epics behind this objective.",
     )
 
 

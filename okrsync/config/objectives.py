@@ -27,6 +27,7 @@ from okrsync.config.models import (
 )
 from okrsync.config.pydantic_errors import check, valid_fields, validate
 from okrsync.config.reporting import Reporter
+from okrsync.config.work import WorkReader
 from okrsync.config.yaml_source import KeyPath
 from okrsync.domain.expressions import Expression
 from okrsync.domain.grading import DEFAULT_GRADING, GradingRule
@@ -57,6 +58,7 @@ class ObjectivesReader:
         self.read = read
         self.refs = refs
         self.default_stale = default_stale
+        self.work = WorkReader(read, refs)
         self.default_grading = default_grading
         self.objective_ids = UniqueIds(read, "objective")
         self.kr_ids = UniqueIds(
@@ -115,7 +117,18 @@ class ObjectivesReader:
             if "mirrors" in fields
             else None
         )
-        if not whole or objective_id is None or key_results is None or digests is None:
+        work = (
+            self.work.entries((*where, "work"), fields["work"], objective_id or "", None)
+            if "work" in fields
+            else None
+        )
+        if (
+            not whole
+            or objective_id is None
+            or key_results is None
+            or digests is None
+            or work is None
+        ):
             return None
         return ObjectiveDef(
             id=objective_id,
@@ -128,6 +141,7 @@ class ObjectivesReader:
             key_results=key_results,
             line=self.read.line(where),
             mirrors=digests,
+            work=work,
         )
 
     def key_results(
@@ -188,8 +202,14 @@ class ObjectivesReader:
             if "mirrors" in fields
             else None
         )
+        work = (
+            self.work.entries((*where, "work"), fields["work"], objective_id, kr_id or "")
+            if "work" in fields
+            else None
+        )
         if (
             not whole
+            or work is None
             or len(read.errors) > before
             or kr_id is None
             or kind is None
@@ -215,6 +235,7 @@ class ObjectivesReader:
             stale_after=stale_after if stale_after is not None else self.default_stale,
             mirrors=mirrors,
             line=read.line(where),
+            work=work,
             stretch=fields["stretch"],
             grading=fields["grading"] or self.default_grading,
             check_ins=CheckInPolicy.of(fields["check_ins"]),

@@ -24,6 +24,7 @@ from okrsync.config.models import (
     MetricCommon,
     MirrorCommon,
 )
+from okrsync.config.work import WorkCommon
 from okrsync.sdk.connector import Connector
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -35,12 +36,15 @@ def config_json_schema(connectors: Mapping[str, Connector]) -> dict[str, Any]:
     """The schema of a config file that may use every connector in ``connectors``."""
     installed = sorted(connectors.items())
     models: list[type[BaseModel]] = [ConfigDocument, ConnectionCommon, MetricCommon, MirrorCommon]
+    models.append(WorkCommon)
     for _, connector in installed:
         models.append(connector.connection_model)
         if connector.query_model is not None:
             models.append(connector.query_model)
         if connector.mirror_model is not None:
             models.append(connector.mirror_model)
+        if connector.work_model is not None:
+            models.append(connector.work_model)
     unique = list(dict.fromkeys(models))
     refs, generated = models_json_schema(
         [(model, "validation") for model in unique], ref_template=_REF_PREFIX + "{model}"
@@ -57,6 +61,8 @@ def config_json_schema(connectors: Mapping[str, Connector]) -> dict[str, Any]:
     connection_branches: list[dict[str, Any]] = []
     metric_branches: list[dict[str, Any]] = []
     mirror_branches: list[dict[str, Any]] = []
+    work_branches: list[dict[str, Any]] = []
+    work_common = definition(WorkCommon)
     connection_common = definition(ConnectionCommon)
     metric_common = definition(MetricCommon)
     mirror_common = definition(MirrorCommon)
@@ -83,6 +89,10 @@ def config_json_schema(connectors: Mapping[str, Connector]) -> dict[str, Any]:
                 mirror_common, definition(connector.mirror_model), f"{kind} mirror"
             )
             mirror_branches.append({"$ref": _REF_PREFIX + name})
+        if connector.work_model is not None:
+            name = f"work.{kind}"
+            defs[name] = _merged(work_common, definition(connector.work_model), f"{kind} work")
+            work_branches.append({"$ref": _REF_PREFIX + name})
 
     properties = root["properties"]
     properties["connections"] = {
@@ -105,6 +115,12 @@ def config_json_schema(connectors: Mapping[str, Connector]) -> dict[str, Any]:
         "description": "Where this key result's progress is pushed.",
         "items": _choice(mirror_branches, "anyOf"),
     }
+    work_items = {
+        "type": "array",
+        "description": "Tracker queries listing the issues, PRs and epics behind it.",
+        "items": _choice(work_branches, "anyOf"),
+    }
+    defs[key_result_name]["properties"]["work"] = work_items
     objective_name = next(
         name for name, body in defs.items() if body.get("title") == "ObjectiveDocument"
     )
@@ -118,6 +134,7 @@ def config_json_schema(connectors: Mapping[str, Connector]) -> dict[str, Any]:
         "description": "Digest mirrors: the objective and all its key results in one message.",
         "items": _choice(digest_branches, "anyOf"),
     }
+    defs[objective_name]["properties"]["work"] = copy.deepcopy(work_items)
     root["patternProperties"] = {"^x-": {}}
     root["$schema"] = SCHEMA_DIALECT
     root["$id"] = SCHEMA_ID

@@ -1,6 +1,7 @@
-"""The sections that declare what objectives build on: defaults, connections, cycles, metrics.
+"""The sections that declare what objectives build on: defaults, connections, metrics (cycles:
+:mod:`okrsync.config.cycles`).
 
-Each reader validates its section with the document models (defaults, cycles and every metric's
+Each reader validates its section with the document models (defaults and every metric's
 own fields each in one call), declares its names in :class:`CrossReferences` (even those of
 entries that are otherwise wrong, so a misspelt setting does not also make every use of the
 entry "unknown") and returns the definitions that came out whole.
@@ -15,13 +16,10 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
-from okrsync.config.crossrefs import CrossReferences, UniqueIds
+from okrsync.config.crossrefs import CrossReferences
 from okrsync.config.models import (
     DEFAULT_SCHEDULE,
     ConnectionCommon,
-    CycleDef,
-    CycleDocument,
-    CycleList,
     DefaultsDocument,
     MetricCommon,
     MetricCommonTable,
@@ -35,7 +33,6 @@ from okrsync.domain.plausibility import Bounds
 from okrsync.domain.schedule import Schedule
 from okrsync.sdk.connector import ConnectionConfig, QuerySpec
 
-_CYCLES = TypeAdapter(CycleList)
 _METRIC_COMMONS = TypeAdapter(MetricCommonTable)
 _METRIC_FIELDS = frozenset(MetricCommon.model_fields)
 _CONNECTION_FIELDS = frozenset(ConnectionCommon.model_fields)
@@ -109,41 +106,6 @@ def read_connections(
         if isinstance(validated, ConnectionConfig):
             refs.connections[name] = validated
     return refs.connections
-
-
-def read_cycles(read: ValueReader, refs: CrossReferences, value: object) -> dict[str, CycleDef]:
-    """Each cycle (a time box with an id, a start and an end no earlier than the start)."""
-    path: KeyPath = ("cycles",)
-    cycles: dict[str, CycleDef] = {}
-    if value is None:
-        return cycles
-    items = read.sequence(path, value, "cycles")
-    if items is None:
-        refs.declared_cycles = None
-        return cycles
-    documents, problems = check(_CYCLES, items, shape=CycleList, at=path)
-    for loc, message in problems:
-        read.problem((*path, *loc), message)
-    ids = UniqueIds(read, "cycle")
-    for index, item in enumerate(items):
-        where = (*path, index)
-        if not isinstance(item, dict):
-            continue
-        if refs.declared_cycles is not None and item.get("id") is not None:
-            refs.declared_cycles.add(str(item["id"]))
-        fields = documents[index].__dict__ if documents else valid_fields(CycleDocument, item)[0]
-        cycle_id, start, end = fields.get("id"), fields.get("start"), fields.get("end")
-        if cycle_id is not None and not ids.claim(cycle_id, (*where, "id")):
-            continue
-        if start is not None and end is not None and end < start:
-            read.problem(
-                (*where, "end"),
-                f"cycle ends ({end.isoformat()}) before it starts ({start.isoformat()})",
-            )
-            continue
-        if documents and cycle_id is not None and start is not None and end is not None:
-            cycles[cycle_id] = CycleDef(cycle_id, start, end)
-    return cycles
 
 
 def read_metrics(

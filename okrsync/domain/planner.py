@@ -164,3 +164,15 @@ def schedule_offsets(
         by_key.setdefault(keys[name], {})[schedule.text] = schedule
     shared = {key: shared_jitter(key, found.values(), max_jitter) for key, found in by_key.items()}
     return {name: shared[keys[name]] for name in schedules}
+
+
+def metric_definitions(config: Config) -> dict[str, dict[str, str | None]]:
+    """Each metric's definition as ``plan`` compares it: connection, query text, schedule. Pure."""
+    return {
+        name: {
+            "connection": metric.connection,
+            "query": metric.spec.query_text(),
+            "schedule": metric.schedule.text,
+        }
+        for name, metric in sorted(config.metrics.items())
+    }

@@ -49,10 +49,12 @@ from okrsync.domain.planner import (
     split_plan,
 )
 from okrsync.domain.schedule import plan_next
+from okrsync.engine.closeout import CycleCloser, open_metric_names
 from okrsync.engine.dispatcher import Dispatcher
 from okrsync.engine.metric_claims import MetricClaims
 from okrsync.engine.scheduled_pushes import ScheduledPushes
 from okrsync.engine.sync import RunReport, SyncService
+from okrsync.engine.work_sync import WorkSync
 from okrsync.errors import StoreError
 from okrsync.store.db import session_scope
 from okrsync.store.offload import in_thread
@@ -170,7 +172,10 @@ class Daemon:
         self.clock = clock
         self.ticks = 0
         self.scheduled = ScheduledPushes(engine, config, clock=clock)
+        self.closer = CycleCloser(engine, config, clock=clock)
+        self.closed_cycles: set[str] = set()  # closed in the store: their metrics are not fetched
         self.last_loop_at: datetime | None = None  # heartbeat: set at the top of every pass
+        self.last_pass_at: datetime | None = None  # the ``last_loop_at`` of the last whole pass
         self.scheduler_lag_seconds = 0.0  # how late the most recent due metric was started
         self._requests: list[RunRequest] = []
         self._wake = asyncio.Event()  # the scheduler loop: a request, a run ended
@@ -189,6 +194,8 @@ class Daemon:
         self._offsets: dict[str, timedelta] | None = None  # see offsets()
         self._failures: list[Exception] = []  # of scheduled runs, for the loop to act on
         self.claims = MetricClaims(engine, owner=sync.instance_id, lease=lease)
+        self.work = WorkSync.from_sync(sync)  # the work behind key results (issue 15)
+        self._work_running = False
         self.claims.ensure_rows({name for kr in config.key_results() for name in kr.metric_names()})
         for name in sorted({metric.connection for metric in config.metrics.values()}):
             deadline = config.fetch_deadline(name)
@@ -270,7 +277,7 @@ class Daemon:
         last = dict(recorded)
         last.update({name: held.since for name, held in self._blocked.items()})
         last.update({name: held.since for name, held in self._running.items()})
-        used = {name for kr in self.config.key_results() for name in kr.metric_names()}
+        used = open_metric_names(self.config, self.closed_cycles)
         due: dict[str, float] = {}
         wake = now + MAX_SLEEP
         offsets = self.offsets()
@@ -317,6 +324,7 @@ class Daemon:
             for request in self._requests:
                 request.done.cancel()
             self._requests.clear()
+            await self.work.aclose()
         log.info("daemon_stopped", ticks=self.ticks)
 
     def _dispatcher_ended(self, task: asyncio.Task[None]) -> None:
@@ -345,20 +353,36 @@ class Daemon:
         requests, self._requests = self._requests, []
         for request in requests:
             self._spawn(self._requested(request), f"requested:{request.trigger}")
+        busy = frozenset(self.fetching)
+        closed_now, self.closed_cycles, next_close = await in_thread(self.closer.close_due, busy)
+        self._forget_closed()
         recorded = await in_thread(self.last_runs)
         due, wake = self.due_metrics(now, recorded)
         if due:
             retry = await self._start_due(due, now)
             if retry is not None:
                 wake = min(wake, retry)
+        work_at = self._start_work(now)
+        if work_at is not None:
+            wake = min(wake, work_at)
         queued, next_scheduled = await in_thread(self.scheduled.enqueue_due)
         announced, next_stale = await in_thread(self.sync.stale.announce_due)
-        if queued or announced:
+        if queued or announced or any(report.finals_queued for report in closed_now):
             self.nudge()
-        for moment in (next_scheduled, next_stale):
+        for moment in (next_scheduled, next_stale, next_close):
             if moment is not None:
                 wake = min(wake, moment)
+        self.last_pass_at = now
         return max((wake - self.clock()).total_seconds(), 0.05)
+
+    def _forget_closed(self) -> None:
+        """Closed cycles' key results are frozen: no scheduled pushes, no stale announcements."""
+        if not self.closed_cycles:
+            return
+        shut = self.closed_cycles
+        self.scheduled.entries = [e for e in self.scheduled.entries if e.cycle.id not in shut]
+        watched = self.sync.stale.watched
+        self.sync.stale.watched = {k: w for k, w in watched.items() if w.cycle.id not in shut}
 
     async def _start_due(self, due: dict[str, float], now: datetime) -> datetime | None:
         """Start a run per group of due metrics whose connections are free; skip the others.
@@ -423,6 +447,26 @@ class Daemon:
         retry = now + CLAIM_RETRY
         return min(retry, claim.held_until or retry)
 
+    def _start_work(self, now: datetime) -> datetime | None:
+        """Start reading the linked work that is due (as a task of its own); when to look again
+        (None: the task's end wakes the loop, or there is no work to read)."""
+        if not self.work.entries or self._work_running:
+            return None
+        if self.work.next_due is not None and self.work.next_due > now:
+            return self.work.next_due
+        self._work_running = True
+        self._spawn(self._work_refresh(), "work")
+        return None
+
+    async def _work_refresh(self) -> None:
+        try:
+            await self.work.refresh_due()
+        except Exception as exc:  # the loop acts on it (backs off, or stops the daemon)
+            self._failures.append(exc)
+        finally:
+            self._work_running = False
+            self._wake.set()
+
     async def _still_running(self, skipped: dict[str, _Held], now: datetime) -> None:
         """A tick of these metrics came while a fetch they need still runs: skip it, say so in
         the log and on the connections' health, and count their next tick from now."""
@@ -474,6 +518,13 @@ class Daemon:
             self._release(connections, metrics)
         if any(recorded.deliveries for recorded in report.recorded):
             self.nudge()
+        self._values_changed(report)
+
+    def _values_changed(self, report: RunReport) -> None:
+        """Key results whose values a run changed: their backlinks show the new progress."""
+        changed = {recorded.key_result_id for recorded in report.recorded if recorded.changed}
+        if changed:
+            self.work.key_results_changed(changed)
 
     def _release(self, connections: Collection[str], metrics: Collection[str] = ()) -> None:
         """A run let go of its connections: what waited for them may go now."""
@@ -524,6 +575,7 @@ class Daemon:
             if not request.done.done():
                 request.done.set_exception(exc)
             return
+        self._values_changed(report)
         if not request.done.done():
             request.done.set_result(report)
 

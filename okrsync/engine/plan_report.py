@@ -17,7 +17,7 @@ from sqlalchemy.engine import make_url
 from sqlmodel import Session, select
 
 from okrsync.config import Config, MirrorDef
-from okrsync.domain.planner import plan_queries
+from okrsync.domain.planner import metric_definitions, plan_queries
 from okrsync.engine.runtime import Connections
 from okrsync.engine.sync import evaluate_plan, fetch_all
 from okrsync.plugins import Registry
@@ -48,6 +48,16 @@ class PlanResult:
     fetched: bool = False
     api_calls: int = 0
 
+    @property
+    def failed(self) -> bool:
+        """A query (or an expression over its answers) failed: the plan is incomplete."""
+        return any(c.error for c in self.changes)
+
+    @property
+    def any_changes(self) -> bool:
+        """A sync would change the store: a definition, or a value (and push it)."""
+        return self.definitions.any or any(c.error is None for c in self.changes)
+
     def as_json(self) -> dict[str, Any]:
         return {
             "store_ready": self.store_ready,
@@ -55,6 +65,7 @@ class PlanResult:
                 "added": self.definitions.added,
                 "changed": self.definitions.changed,
                 "archived": self.definitions.archived,
+                "diffs": self.definitions.diffs,
             },
             "queries": self.queries,
             "fetched": self.fetched,
@@ -84,6 +95,9 @@ class PlanResult:
         for label, items in (("+", d.added), ("~", d.changed), ("-", d.archived)):
             for item in items:
                 out.print(f"  {label} {item}", highlight=False)
+                for line in d.diffs.get(item, []):
+                    style = {"-": "red", "+": "green"}.get(line[:1], "")
+                    out.print(f"      {line}", style=style, highlight=False, markup=False)
         total = sum(len(q) for q in self.queries.values())
         out.print(f"fetch: {total} distinct queries on {len(self.queries)} connections")
         for connection, texts in self.queries.items():
@@ -132,6 +146,7 @@ async def build_plan(
     if not ready:
         definitions = DefinitionChanges(
             added=[f"key_results:{kr.id}" for kr in config.key_results()]
+            + [f"metrics:{name}" for name in metric_definitions(config)]
         )
     plan = plan_queries(config)
     result = PlanResult(definitions, ready)
@@ -176,3 +191,11 @@ def describe_mirror(connections: Connections, mirror: MirrorDef) -> str:
     except Exception:  # a broken plugin must not break a dry run
         return mirror.key
     return f"{text} (digest)" if mirror.is_digest else text
+
+
+def plan_exit_code(result: PlanResult, *, detailed: bool) -> int:
+    """As Terraform: 1 when anything failed; with ``--detailed-exitcode`` 2 when there are
+    changes and 0 when there are none (without it, changes are a success too)."""
+    if result.failed:
+        return 1
+    return 2 if detailed and result.any_changes else 0

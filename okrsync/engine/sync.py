@@ -26,6 +26,7 @@ from okrsync.domain.evaluate import Evaluation, MetricReading, evaluate
 from okrsync.domain.planner import PlannedKeyResult, QueryPlan, plan_queries, split_plan
 from okrsync.domain.plausibility import Bounds, check_readings
 from okrsync.domain.statuses import RunStatus
+from okrsync.engine.closeout import closed_in_store, open_key_result_ids
 from okrsync.engine.dispatcher import Dispatcher, DispatchReport
 from okrsync.engine.health import ConnectionHealth
 from okrsync.engine.recorder import Recorded, record_all
@@ -288,6 +289,10 @@ class SyncService:
         """
         started = self.clock()
         report = RunReport(new_run_id(started))
+        closed = await in_thread(self._closed_cycles)
+        if closed:  # a closed cycle's key results are frozen: nothing of theirs is fetched
+            still_open = open_key_result_ids(self.config, closed)
+            key_results = still_open if key_results is None else still_open & set(key_results)
         plan = plan_queries(self.config, metrics=metrics, key_results=key_results)
         report.queries = plan.query_count
         run = RunRow(
@@ -321,6 +326,10 @@ class SyncService:
             report.dispatch = await self.dispatcher.dispatch_due()
         await in_thread(self._finish_run, report)
         return report
+
+    def _closed_cycles(self) -> set[str]:
+        with session_scope(self.engine) as session:
+            return set(closed_in_store(session))
 
     def _start_run(self, run: RunRow) -> None:
         with session_scope(self.engine) as session:

@@ -116,6 +116,8 @@ class KeyResultUpdate(BaseModel):
     # A sink should say so beside the number ("stale: last confirmed 3 h ago").
     stale: bool = False
     checked_at: datetime | None = None  # the last time a source confirmed ``value``
+    # The cycle closed: this is the key result's frozen final state, sent once per mirror.
+    final: bool = False
     # the linked work items (issue 15): counts by state and those done since the last push;
     # None for a key result without work (okrsync.sdk.work_summary)
     work: WorkSummary | None = None

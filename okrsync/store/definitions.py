@@ -9,7 +9,10 @@ from typing import Any
 from sqlmodel import Session, SQLModel, select
 
 from okrsync.config import Config
+from okrsync.domain.definition_diff import compare, field_diff
 from okrsync.domain.grading import score
+from okrsync.domain.planner import metric_definitions
+from okrsync.store.metric_definitions import record_metrics, recorded_metrics
 from okrsync.store.tables import CycleRow, KeyResultRow, MirrorRow, ObjectiveRow
 
 
@@ -19,6 +22,8 @@ class DefinitionChanges:
     changed: list[str] = field(default_factory=list)
     archived: list[str] = field(default_factory=list)
     unchanged: int = 0
+    # label -> ``-``/``+`` lines of what changed (metrics' queries, key results' fields …)
+    diffs: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def any(self) -> bool:
@@ -99,6 +104,38 @@ def desired_rows(config: Config) -> list[tuple[type[SQLModel], str, dict[str, An
     return rows
 
 
+def desired_mirrors(config: Config) -> dict[str, dict[str, Any]]:
+    return {pk: values for kind, pk, values in desired_rows(config) if kind is MirrorRow}
+
+
+def _pair_mirrors(
+    existing: dict[str, Any], wanted: dict[str, dict[str, Any]], changes: DefinitionChanges
+) -> None:
+    """A mirror whose target was edited has a new key (the key digests its spec): the new one
+    is shown with the target's fields before and after, and which mirror it replaces."""
+    prefix = len("mirrors:")
+    gone = [label[prefix:] for label in changes.archived if label.startswith("mirrors:")]
+    new = [label[prefix:] for label in changes.added if label.startswith("mirrors:")]
+    for key in new:
+        owner = key.rsplit("/", 1)[0]  # ``<key result>/<connection>``: same place, same sink
+        replaced = [old for old in gone if old.rsplit("/", 1)[0] == owner]
+        if len(replaced) != 1:
+            continue  # several edited at once: which replaced which is a guess, so none is made
+        before = existing[replaced[0]]
+        diff = field_diff(_target(before.connection, before.spec), _target(**_mirror(wanted[key])))
+        changes.diffs[f"mirrors:{key}"] = [f"replaces mirrors:{replaced[0]}", *diff]
+
+
+def _mirror(values: dict[str, Any]) -> dict[str, Any]:
+    return {"connection": values["connection"], "spec": values["spec"]}
+
+
+def _target(connection: str, spec: dict[str, Any]) -> dict[str, str | None]:
+    fields: dict[str, str | None] = {"connection": connection}
+    fields.update({f"target.{k}": None if v is None else str(v) for k, v in sorted(spec.items())})
+    return fields
+
+
 def _pk_name(table: type[SQLModel]) -> str:
     return "key" if table is MirrorRow else "id"
 
@@ -126,6 +163,10 @@ def sync_definitions(
         differs = any(getattr(row, k) != v for k, v in values.items())
         if differs or row.archived_at is not None:
             changes.changed.append(label)
+            before = {k: _text(getattr(row, k)) for k in values}
+            diff = field_diff(before, {k: _text(v) for k, v in values.items()})
+            if diff:
+                changes.diffs[label] = diff
             if not dry_run:
                 for k, v in values.items():
                     setattr(row, k, v)
@@ -140,6 +181,8 @@ def sync_definitions(
                 if not dry_run:
                     row.archived_at = now
                     session.add(row)
+    _pair_mirrors(existing[MirrorRow], desired_mirrors(config), changes)
+    _compare_metrics(session, config, now, changes, dry_run=dry_run)
     if not dry_run:
         _rescore(session, config, existing[KeyResultRow])
         session.flush()
@@ -160,3 +203,24 @@ def _rescore(session: Session, config: Config, rows: dict[str, Any]) -> None:
         if row.score != fresh:
             row.score = fresh
             session.add(row)
+
+
+def _compare_metrics(
+    session: Session, config: Config, now: datetime, changes: DefinitionChanges, *, dry_run: bool
+) -> None:
+    """Metrics' connection, query and schedule against the ones applied last."""
+    wanted = metric_definitions(config)
+    recorded = recorded_metrics(session)
+    added, changed, removed, unchanged = compare(recorded or {}, wanted)
+    changes.added.extend(f"metrics:{name}" for name in added)
+    for name, diff in changed.items():
+        changes.changed.append(f"metrics:{name}")
+        changes.diffs[f"metrics:{name}"] = diff
+    changes.archived.extend(f"metrics:{name}" for name in removed)
+    changes.unchanged += unchanged
+    if not dry_run and (added or changed or removed or recorded is None):
+        record_metrics(session, wanted, now)
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)

@@ -32,6 +32,9 @@ class CycleRow(SQLModel, table=True):
     start: date
     end: date
     archived_at: datetime | None = _when()
+    # when it closed and its close-out record was written; set once (see engine.closeout)
+    closed_at: datetime | None = _when()
+    closed_by: str | None = Field(default=None, max_length=20)  # calendar | command
 
 
 class ObjectiveRow(SQLModel, table=True):
@@ -265,6 +268,35 @@ class WorkReadRow(SQLModel, table=True):
     reconciled_at: datetime | None = _when()
     lease_owner: str | None = Field(default=None, max_length=100)
     lease_until: datetime | None = _when()
+
+
+class CycleCloseoutRow(SQLModel, table=True):
+    """A closed cycle's frozen record: one row per key result and per objective, written once
+    in the transaction that closes the cycle, never changed afterwards."""
+
+    __tablename__ = "cycle_closeouts"
+    __table_args__ = (
+        UniqueConstraint("cycle_id", "subject", "subject_id", name="uq_cycle_closeouts_subject"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    cycle_id: str = Field(max_length=100)
+    subject: str = Field(max_length=20)  # key_result | objective
+    subject_id: str = Field(max_length=100)
+    objective_id: str = Field(max_length=100)
+    title: str
+    kind: str | None = Field(default=None, max_length=20)
+    position: int = 0
+    weight: Decimal = Field(default=Decimal(1), sa_type=DecimalText)
+    unit: str | None = None
+    start: Decimal | None = _decimal()
+    target: Decimal | None = _decimal()
+    value: Decimal | None = _decimal()
+    progress: Decimal | None = _decimal()
+    status: str = Field(max_length=20)
+    score: Decimal | None = _decimal()
+    confidence: int | None = None
+    closed_at: datetime = Field(sa_type=UtcDateTime)
 
 
 class ApiTokenRow(SQLModel, table=True):

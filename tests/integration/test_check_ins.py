@@ -194,7 +194,8 @@ def test_with_manual_value_ignore_check_ins_carry_confidence_and_note_only(
         assert "manual_value" in refused.json()["detail"]
         assert [m.origin for m in measurements(svc, "deals-ignored")] == ["auto"]
 
-        answer = check_in(svc, "deals-ignored", {"confidence": 8, "note": "pipeline is full"})
+        # 8.0 is an integer to JSON Schema, so it is taken as 8
+        answer = check_in(svc, "deals-ignored", {"confidence": 8.0, "note": "pipeline is full"})
         assert answer.status_code == 201, answer.text
         assert answer.json()["measurement"]["value"] == "3"  # the source's value, unchanged
         row = state(svc, "deals-ignored")

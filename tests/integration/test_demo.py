@@ -65,3 +65,11 @@ def test_demo_fills_key_results_and_delivers_mirrors(tmp_path: Path) -> None:
     assert per_connection["teams"] == 1
     assert pending == 0
     assert "mirror pushes delivered" in done.stdout
+    with sqlite3.connect(store) as db:  # the launch epic's child issues, linked back to it
+        work = db.execute(
+            "SELECT state, backlink_ref FROM work_items "
+            "WHERE key_result_id = 'launch_epic' AND unlinked_at IS NULL"
+        ).fetchall()
+    assert len(work) >= 3
+    assert any(state == "done" for state, _ in work)
+    assert all(ref is not None for _, ref in work)

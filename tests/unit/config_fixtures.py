@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import datetime
+
 from pydantic import SecretStr
 
 from okrsync.sdk.connector import (
     ConnectionConfig,
     Connector,
+    ConnectorBase,
     MirrorSpec,
     QuerySpec,
     Sink,
     Source,
 )
-from okrsync.sdk.models import KeyResultUpdate, PushResult, Query, Reading
+from okrsync.sdk.models import CycleWindow, KeyResultUpdate, PushResult, Query, Reading
+from okrsync.sdk.work import WorkItem, WorkQuery, WorkTracker
 
 
 class FakeSqlConnection(ConnectionConfig):
@@ -49,6 +54,26 @@ class FakeHookSink(Sink[FakeHookConnection, FakeHookMirror]):
         raise NotImplementedError
 
 
+class FakeTrackerConnection(ConnectionConfig):
+    url: str
+
+
+class FakeTrackerQuery(WorkQuery):
+    jql: str
+
+
+class FakeTracker(ConnectorBase[FakeTrackerConnection], WorkTracker):
+    work_model = FakeTrackerQuery
+
+    async def list_work(
+        self, query: WorkQuery, cycle: CycleWindow, since: datetime | None
+    ) -> Sequence[WorkItem]:
+        raise NotImplementedError
+
+    async def list_work_keys(self, query: WorkQuery, cycle: CycleWindow) -> Sequence[str]:
+        raise NotImplementedError
+
+
 CONNECTORS: dict[str, Connector] = {
     "fake_sql": Connector(
         type="fake_sql",
@@ -61,6 +86,12 @@ CONNECTORS: dict[str, Connector] = {
         summary="A webhook (test double).",
         connection_model=FakeHookConnection,
         implementation=FakeHookSink,
+    ),
+    "fake_tracker": Connector(
+        type="fake_tracker",
+        summary="A work tracker (test double).",
+        connection_model=FakeTrackerConnection,
+        implementation=FakeTracker,
     ),
 }
 

@@ -43,11 +43,13 @@ from tests.unit.config_fixtures import CONNECTORS
 
 fake_sql = CONNECTORS["fake_sql"]
 fake_hook = CONNECTORS["fake_hook"]
+fake_tracker = CONNECTORS["fake_tracker"]
 """
 ENTRY_POINTS = """\
 [okrsync.connectors]
 fake_sql = okrsync_corpus_plugins:fake_sql
 fake_hook = okrsync_corpus_plugins:fake_hook
+fake_tracker = okrsync_corpus_plugins:fake_tracker
 """
 METADATA = "Metadata-Version: 2.1\nName: okrsync-corpus-plugins\nVersion: 0\n"
 

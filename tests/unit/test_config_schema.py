@@ -78,7 +78,25 @@ def test_connection_types_are_offered_for_autocomplete() -> None:
         schema["$defs"][b["$ref"].rsplit("/", 1)[1]]["properties"]["type"]["const"]
         for b in branches
     )
-    assert consts == ["fake_hook", "fake_sql"]
+    assert consts == ["fake_hook", "fake_sql", "fake_tracker"]
+
+
+def test_work_entries_follow_the_trackers_work_model(
+    validator: jsonschema.Draft202012Validator,
+) -> None:
+    kr = "        stale_after: 2h\n"
+    entry = "          - {connection: jira, jql: 'parent = OKR-12', backlink: true}\n"
+    work = kr + "        work:\n" + entry
+    assert validator.is_valid(as_json(VALID_CONFIG.replace(kr, work, 1)))
+    misspelt = work.replace("jql:", "jqll:")
+    assert not validator.is_valid(as_json(VALID_CONFIG.replace(kr, misspelt, 1)))
+    schema = config_json_schema(CONNECTORS)
+    assert sorted(schema["$defs"]["work.fake_tracker"]["properties"]) == [
+        "backlink",
+        "connection",
+        "jql",
+        "schedule",
+    ]
 
 
 def test_x_keys_are_allowed(validator: jsonschema.Draft202012Validator) -> None:

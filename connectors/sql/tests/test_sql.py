@@ -128,3 +128,74 @@ def test_descriptor() -> None:
     assert connector.query_model is SqlQuery
     assert connector.mirror_model is None
     assert SqlConnection(url=SecretStr("sqlite://")).secret_values() == ["sqlite://"]
+
+
+async def test_a_missing_sqlite_file_is_an_error_naming_it_and_is_not_created(
+    tmp_path: Path,
+) -> None:
+    missing = tmp_path / "warehuose.db"
+    src = source(f"sqlite:///{missing}")
+    (reading,) = await src.fetch([query("SELECT 1")])
+    await src.aclose()
+    assert isinstance(reading.error, QueryError)
+    assert f"no SQLite database at {missing}" in str(reading.error)
+    assert not missing.exists()
+
+
+async def test_sqlite_is_opened_read_only(sqlite_url: str) -> None:
+    src = source(sqlite_url)
+    insert = "INSERT INTO deals VALUES (1, 1, '2026-10-05') RETURNING 1"
+    (reading,) = await src.fetch([query(insert)])
+    await src.aclose()
+    assert isinstance(reading.error, QueryError)
+    assert "readonly" in str(reading.error)
+    path = sqlite_url.removeprefix("sqlite:///")
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT COUNT(*) FROM deals").fetchone() == (len(DEALS),)
+
+
+async def test_an_unknown_placeholder_is_named_in_the_users_words(url: str) -> None:
+    src = source(url)
+    q = query("SELECT SUM(amount) FROM deals WHERE closed_on <= :cycle_ned", metric="bookings")
+    (reading,) = await src.fetch([q])
+    await src.aclose()
+    assert isinstance(reading.error, QueryError)
+    message = str(reading.error)
+    assert "unknown placeholder :cycle_ned" in message and "metric 'bookings'" in message
+    assert ":cycle_end" in message  # what was meant is among the known ones
+    assert "bind parameter" not in message and "sqlalchemy" not in message.lower()
+    assert src.api_calls == 0  # refused before asking the database
+
+
+async def test_a_missing_table_is_reported_in_the_databases_own_words(sqlite_url: str) -> None:
+    src = source(sqlite_url)
+    (reading,) = await src.fetch([query("SELECT SUM(amount) FROM deal")])
+    await src.aclose()
+    assert isinstance(reading.error, QueryError)
+    assert "no such table: deal" in str(reading.error)
+    assert "sqlalchemy" not in str(reading.error).lower()
+    assert "[SQL:" not in str(reading.error)
+
+
+SLOW = {
+    # counts to a billion: minutes unless interrupted
+    "sqlite_url": "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) "
+    "SELECT COUNT(*) FROM (SELECT i FROM n LIMIT 1000000000)",
+    "postgres_url": "SELECT 1 FROM pg_sleep(60)",
+}
+
+
+@pytest.mark.parametrize("kind", ["sqlite_url", "postgres_url"])
+async def test_the_timeout_cancels_the_running_query(
+    kind: str, request: pytest.FixtureRequest
+) -> None:
+    url = str(request.getfixturevalue(kind))
+    src = SqlSource("db", SqlConnection(url=SecretStr(url), timeout=0.3))
+    (reading,) = await src.fetch([query(SLOW[kind])])
+    assert isinstance(reading.error, RetriableError)
+    assert "did not finish in 0.3s" in str(reading.error)
+    # the database stopped it (the worker saw its query cancelled), not a thread left running
+    assert src.cancelled_queries == 1
+    (again,) = await src.fetch([query("SELECT 7")])  # the connection is usable afterwards
+    assert again.value == Decimal(7)
+    await src.aclose()

@@ -132,6 +132,7 @@ async def test_payload_and_headers_are_exact(signed_receiver: Receiver, sink: We
         "confidence": 7,
         "score": "0.26285",
         "delivery_id": "delivery-0001",
+        "final": False,
     }
     (request,) = signed_receiver.server.requests
     headers = request.headers

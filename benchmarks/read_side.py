@@ -126,7 +126,10 @@ def _context(url: str, engine: Engine, secrets: Path, runs: CountedRuns) -> ApiC
     (secrets / "OKRSYNC_HOOK_SECRET_WAREHOUSE").write_text(HOOK_SECRET + "\n")
     return ApiContext(
         settings=Settings(
-            database_url=SecretStr(url), secrets_dir=secrets, hook_debounce_seconds=0.5
+            database_url=SecretStr(url),
+            secrets_dir=secrets,
+            hook_debounce_seconds=0.5,
+            public_read=True,  # the readers send no token
         ),
         config=config,
         engine=engine,

@@ -22,6 +22,7 @@ from okrsync.cli_options import DatabaseUrlOption
 from okrsync.domain.numbers import display_number
 from okrsync.domain.statuses import ConnectionStatus
 from okrsync.errors import ConfigError, ConfigErrors, OkrsyncError
+from okrsync.token_cli import token_app
 
 # Each command imports what it needs when it runs: ``--help`` and ``validate`` must not pay for
 # the store (SQLAlchemy, Alembic), the HTTP server or the connectors' fakes (issue 13).
@@ -47,6 +48,7 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Store maintenance.", no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(db_app, name="db")
+app.add_typer(token_app, name="token")
 app.add_typer(cycle_app, name="cycle")
 app.add_typer(deliveries_app, name="deliveries")
 
@@ -342,6 +344,7 @@ def run(
 
     from okrsync.api.app import build_app
     from okrsync.api.context import ApiContext
+    from okrsync.api.principal import warn_when_exposed
     from okrsync.api.server import HttpServer, bind
     from okrsync.engine.daemon import STORE_ERRORS, Daemon, stop_within
     from okrsync.store.single_node import daemon_lock
@@ -349,6 +352,7 @@ def run(
     app_ = open_app(config, database_url)
     listen_host = host if host is not None else app_.settings.http_host
     listen_port = port if port is not None else app_.settings.http_port
+    warn_when_exposed(app_.settings, app_.engine, listen_host)  # reads refused: say why
 
     async def work(a: App) -> None:
         with daemon_lock(a.settings.database_url.get_secret_value()) as alone:

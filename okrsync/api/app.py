@@ -26,6 +26,7 @@ from okrsync.api.context import ApiContext
 from okrsync.api.health import health_routes
 from okrsync.api.hooks import hook_routes
 from okrsync.api.metrics import metrics_routes
+from okrsync.api.principal import gated
 from okrsync.api.sign_in import oidc_sign_in
 
 if TYPE_CHECKING:
@@ -44,8 +45,8 @@ def dashboard(ctx: ApiContext, sign_in: OidcSignIn | None = None) -> list[BaseRo
         return []
     from okrsync.api.cycle_pages import cycle_routes
 
-    if sign_in is None:
-        return [*dashboard_routes(ctx.engine, ctx.clock), *cycle_routes(ctx)]
+    if sign_in is None:  # a token, a trusted proxy or public reads: else 401
+        return [gated(r) for r in [*dashboard_routes(ctx.engine, ctx.clock), *cycle_routes(ctx)]]
     routes = [*dashboard_routes(ctx.engine, ctx.clock, sign_in.viewer), *cycle_routes(ctx)]
     return [sign_in.gated(r) for r in routes]
 

@@ -183,6 +183,14 @@ def may_check_in(principal: Principal, owner: str | None) -> bool:
     return owner is not None and (owner == principal.email or owner in principal.groups)
 
 
+def author_of(principal: Principal, environment_token: str) -> str:
+    """Who a check-in by ``principal`` is recorded as: a person's e-mail, a stored token's
+    ``token:<name>``, and ``environment_token`` for ``OKRSYNC_API_TOKEN`` (it has no name)."""
+    if principal.email is not None:
+        return principal.email
+    return environment_token if principal.subject == ENV_TOKEN_SUBJECT else principal.subject
+
+
 def sign_in_modes(settings: Settings, engine: Engine, *, sessions: bool = False) -> list[str]:
     """How anyone could sign in (a store read: call it off the loop): ``OKRSYNC_API_TOKEN``,
     ``tokens`` (live ones in the store), ``proxy`` (trusted proxies set), ``sessions`` (the
@@ -246,8 +254,9 @@ def _refusal(request: Request, principal: Principal | None, scope: Scope) -> Bad
 
 def _checked(request: Request, scope: Scope) -> Principal:
     principal = principal_of(request)
-    if principal is None and scope is Scope.READ and context_of(request).settings.public_read:
-        return PUBLIC
+    public = scope is Scope.READ and context_of(request).settings.public_read
+    if public and (principal is None or not principal.has(Scope.READ)):
+        return PUBLIC  # a token made for check-ins reads what anyone may
     refusal = _refusal(request, principal, scope)
     if refusal is not None:
         raise refusal

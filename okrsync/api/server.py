@@ -74,6 +74,9 @@ class HttpServer:
             log_config=None,  # okrsync configures logging
             access_log=False,
             timeout_graceful_shutdown=STOP_GRACE,
+            # the peer is the socket's: never an X-Forwarded-For (a trusted proxy is told apart
+            # by its address, okrsync.api.principal)
+            proxy_headers=False,
         )
         self.server = _EmbeddedUvicorn(config)
         self._task: asyncio.Task[None] | None = None

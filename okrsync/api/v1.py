@@ -5,7 +5,8 @@ Each route declares its typed path, query and header parameters, its response mo
 (:mod:`okrsync.api.models`) and its error answers; FastAPI validates the parameters and
 :mod:`okrsync.api.openapi` generates the OpenAPI document from the same declarations, so the two
 cannot disagree. A parameter FastAPI refuses is a 400 naming it (:data:`PARAMETER_RULES`).
-Reads are open; writes need the bearer token (:mod:`okrsync.api.auth`). Request bodies are read
+Reads need the ``read`` scope (unless ``OKRSYNC_PUBLIC_READ``), check-ins ``check_in`` and an
+owner's role, a sync now ``admin`` (:mod:`okrsync.api.principal`). Request bodies are read
 within ``MAX_BODY`` and parsed strictly (:mod:`okrsync.api.bodies`), never by FastAPI. Every
 answer is written by :func:`okrsync.api.answers.answer`, through the process's redactor.
 
@@ -31,7 +32,6 @@ from starlette.responses import JSONResponse, Response
 from okrsync.api import check_ins
 from okrsync.api import models as m
 from okrsync.api.answers import CACHE_HEADERS, IF_NONE_MATCH_TEXT, answer, cached
-from okrsync.api.auth import check_write
 from okrsync.api.bodies import parse_json, read_body
 from okrsync.api.context import ApiContext
 from okrsync.api.cursors import (
@@ -45,6 +45,7 @@ from okrsync.api.cursors import (
 )
 from okrsync.api.errors import BadInput, context_of
 from okrsync.api.offload import in_thread
+from okrsync.api.principal import Scope, author_of, authorize, may_check_in, principal_of
 from okrsync.domain.status import elapsed_fraction
 from okrsync.engine.sync import RunReport
 from okrsync.read_models import from_store
@@ -77,8 +78,8 @@ PARAMETER_RULES = {
 
 ERROR_TEXT = {
     400: "Bad input (malformed JSON, a bad query parameter)",
-    401: "Missing or wrong bearer token",
-    403: "Writes are disabled: no OKRSYNC_API_TOKEN is configured",
+    401: "No credentials, or a wrong or revoked bearer token",
+    403: "The credentials lack the scope or the role; or writes are disabled (nothing to sign in)",
     404: "Not found",
     413: "Request body too large",
     422: "The body does not validate",
@@ -161,12 +162,29 @@ def _after(raw: str | None, kind: str, shape: tuple[Part, ...]) -> tuple[Any, ..
 bearer = HTTPBearer(auto_error=False, scheme_name="bearer")
 
 
-async def writer(
+async def reader(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> None:
-    """Only a request with the bearer token may write (:func:`okrsync.api.auth.check_write`)."""
-    check_write(request, context_of(request).settings.api_token)
+    """Every read (but the API's description) needs the ``read`` scope, or public reads."""
+    if request.method in ("GET", "HEAD") and request.url.path != f"{PREFIX}/openapi.json":
+        await authorize(request, Scope.READ)
+
+
+async def checker_in(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> None:
+    """A check-in needs the ``check_in`` scope (and, for a person, an owner's role)."""
+    await authorize(request, Scope.CHECK_IN)
+
+
+async def admin(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> None:
+    """A sync now, like every admin write, needs the ``admin`` scope."""
+    await authorize(request, Scope.ADMIN)
 
 
 async def parse_body(request: Request, model: type[BaseModel], *, required: bool) -> Any:
@@ -218,6 +236,10 @@ def _in_memory_page(
     rest = items if after is None else [i for i in items if key(i) > after]
     more = len(rest) > limit
     return rest[:limit], len(items), next_cursor(kind, key(rest[limit - 1]) if more else None)
+
+
+router.dependencies.append(Depends(reader))  # before any route: each route takes it when made
+router.responses.update(errors(401, 403))
 
 
 # --- reads -------------------------------------------------------------------------------------
@@ -590,21 +612,30 @@ async def sync_body(request: Request) -> m.SyncRequest:
     response_model=m.CheckInResult,
     status_code=201,
     responses=errors(400, 401, 403, 404, 413, 422),
-    dependencies=[Depends(writer)],
+    dependencies=[Depends(checker_in)],
     openapi_extra=request_body(m.CheckIn, required=True),
 )
 async def check_in(
     ctx: Context,
+    incoming: Request,
     key_result_id: KeyResultId,
     key: Annotated[str | None, Depends(idempotency_key)],
     body: Annotated[m.CheckIn, Depends(check_in_body)],
 ) -> Response:
+    who = principal_of(incoming)  # the one checker_in found, kept on the request
+    assert who is not None
+    try:
+        objective = ctx.config.objective(ctx.config.key_result(key_result_id).objective_id)
+    except KeyError:
+        objective = None  # check_ins.check_in answers the 404
+    if objective is not None and not may_check_in(who, objective.owner):
+        raise BadInput(403, "not an owner", f"only {objective.owner or 'an admin'} checks in here")
     request = check_ins.CheckInRequest(
         key_result_id,
         value=body.value,
         confidence=body.confidence,
         note=body.note,
-        author=check_ins.API_AUTHOR,
+        author=author_of(who, check_ins.API_AUTHOR),
         idempotency_key=key,
     )
     outcome = await in_thread(
@@ -636,7 +667,7 @@ def _summary(report: RunReport, key_results: list[str] | None) -> m.SyncAccepted
     response_model=m.SyncAccepted,
     status_code=202,
     responses=errors(400, 401, 403, 404, 413, 422),
-    dependencies=[Depends(writer)],
+    dependencies=[Depends(admin)],
     openapi_extra=request_body(m.SyncRequest, required=False),
 )
 async def sync_now(ctx: Context, body: Annotated[m.SyncRequest, Depends(sync_body)]) -> Response:

@@ -116,6 +116,7 @@ class SandboxServer:
             log_level="warning",
             log_config=None,  # leave the process's logging configuration alone
             access_log=False,
+            proxy_headers=False,  # the peer is the socket's (okrsync.api.principal relies on it)
             ssl_certfile=self.ssl_certfile,
             ssl_keyfile=self.ssl_keyfile,
         )

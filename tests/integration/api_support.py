@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pydantic import SecretStr
 
@@ -47,14 +48,19 @@ objectives:
 """
 
 
-def write_config(tmp_path: Path, deals: int = 3, text: str = CONFIG) -> Path:
+def write_config(
+    tmp_path: Path, deals: int = 3, text: str = CONFIG, owner: str | None = None
+) -> Path:
     warehouse = tmp_path / "warehouse.db"
     with sqlite3.connect(warehouse) as db:
         db.execute("CREATE TABLE IF NOT EXISTS deals (id INTEGER PRIMARY KEY)")
         for _ in range(deals):
             db.execute("INSERT INTO deals DEFAULT VALUES")
     config = tmp_path / "okrsync.yaml"
-    config.write_text(text.replace("WAREHOUSE", str(warehouse)))
+    text = text.replace("WAREHOUSE", str(warehouse))
+    if owner is not None:
+        text = text.replace("    title: Objective\n", f"    title: Objective\n    owner: {owner}\n")
+    config.write_text(text)
     return config
 
 
@@ -84,16 +90,22 @@ def api_service(
     debounce: float = 0.2,
     synced: bool = True,
     config: str = CONFIG,
+    public_read: bool = True,
+    owner: str | None = None,
+    **more: Any,
 ) -> Iterator[Service]:
-    """The API of a store that has run one sync, served on a loopback socket (no daemon)."""
+    """The API of a store that has run one sync, served on a loopback socket (no daemon);
+    reads are public unless ``public_read=False``; ``more`` are further settings."""
     (tmp_path / "secrets").mkdir(exist_ok=True)
     (tmp_path / "secrets" / "OKRSYNC_HOOK_SECRET_WAREHOUSE").write_text(HOOK_SECRET + "\n")
     settings = Settings(
-        config=write_config(tmp_path, text=config),
+        config=write_config(tmp_path, text=config, owner=owner),
         database_url=SecretStr(database_url),
         secrets_dir=tmp_path / "secrets",
         api_token=SecretStr(token) if token else None,
         hook_debounce_seconds=debounce,
+        public_read=public_read,  # these tests read without a token; sign-in has its own
+        **more,
     )
     app = App.open(settings)
     app.apply_definitions()

@@ -82,6 +82,7 @@ def test_run_serves_http_beside_the_scheduler_and_stops_on_sigterm(
         wait_until(progress_gauge, "the key-result gauge", daemon, log)
 
         path = "/api/v1/key-results/deals/check-ins"
+        signed_in = {"Authorization": f"Bearer {TOKEN}"}  # reads need a token too (issue 17)
         assert http.post(path, json={"value": 5}).status_code == 401
         checked = http.post(
             path,
@@ -114,12 +115,12 @@ def test_run_serves_http_beside_the_scheduler_and_stops_on_sigterm(
         )
         assert hooked.status_code == 202, hooked.text
         wait_until(
-            lambda: http.get("/api/v1/key-results/deals").json()["value"] == "3",
+            lambda: http.get("/api/v1/key-results/deals", headers=signed_in).json()["value"] == "3",
             "the webhook-triggered sync",
             daemon,
             log,
         )
-        runs = http.get("/api/v1/runs").json()["runs"]
+        runs = http.get("/api/v1/runs", headers=signed_in).json()["runs"]
         assert "webhook" in {r["trigger"] for r in runs}
         http.close()
 

@@ -183,6 +183,7 @@ def test_a_hung_vendor_delays_only_itself(
             "OKRSYNC_HTTP_PORT": str(port),
             "OKRSYNC_LOG_FORMAT": "json",
             "OKRSYNC_SHUTDOWN_GRACE_SECONDS": str(GRACE),
+            "OKRSYNC_PUBLIC_READ": "true",  # it reads /api/v1/connections without a token
         }
         daemon = subprocess.Popen(
             [sys.executable, "-m", "okrsync", "run"],

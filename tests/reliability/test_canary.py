@@ -355,6 +355,7 @@ def http_answers(env: dict[str, str], key_results: list[str]) -> list[tuple[str,
         text=True,
     )
     base = f"http://127.0.0.1:{port}"
+    signed_in = {"Authorization": f"Bearer tok-{CANARY}"}  # reads need a token (issue 17)
     answers: list[tuple[str, str]] = []
     try:
         deadline = time.monotonic() + 60
@@ -378,13 +379,13 @@ def http_answers(env: dict[str, str], key_results: list[str]) -> list[tuple[str,
             *(f"/api/v1/key-results/{kr}" for kr in key_results),
             *(f"/api/v1/key-results/{kr}/measurements" for kr in key_results),
         ]
-        objectives = httpx.get(f"{base}/api/v1/objectives", timeout=10).json()
+        objectives = httpx.get(f"{base}/api/v1/objectives", headers=signed_in, timeout=10).json()
         for objective in (
             objectives if isinstance(objectives, list) else objectives.get("items", [])
         ):
             paths.append(f"/objectives/{objective['id']}")
         for path in paths:
-            answer = httpx.get(f"{base}{path}", timeout=30)
+            answer = httpx.get(f"{base}{path}", headers=signed_in, timeout=30)
             assert answer.status_code in (200, 503), (path, answer.status_code)  # 503: /readyz
             answers.append((f"GET {path} {answer.status_code}", answer.text))
         wrong = httpx.post(

@@ -7,11 +7,14 @@ import pytest
 from pydantic import ValidationError
 
 from okrsync.api.principal import (
+    ENV_TOKEN_SUBJECT,
     EVERY_SCOPE,
     Principal,
     Scope,
+    author_of,
     from_trusted_proxy,
     listed,
+    loopback_only,
     may_check_in,
     person,
 )
@@ -65,3 +68,20 @@ def test_people_check_in_on_what_they_own_tokens_anywhere() -> None:
 def test_listed_items_are_stripped_and_empty_ones_dropped() -> None:
     assert listed(" a, b ,,c,") == ["a", "b", "c"]
     assert listed("") == []
+
+
+def test_a_check_in_is_recorded_as_the_person_or_the_token_that_made_it() -> None:
+    ann = person(Settings(), "ann@example.com", ["sales"], "oidc", "Ann")
+    assert author_of(ann, "api") == "ann@example.com"
+    assert author_of(Principal("token:ci", frozenset({Scope.CHECK_IN})), "api") == "token:ci"
+    assert author_of(Principal(ENV_TOKEN_SUBJECT, EVERY_SCOPE), "api") == "api"
+
+
+def test_reads_from_loopback_only_are_not_beyond_loopback() -> None:
+    assert loopback_only("127.0.0.1")
+    assert loopback_only("::1")
+    assert loopback_only("localhost")
+    assert not loopback_only("0.0.0.0")
+    assert not loopback_only("::")
+    assert not loopback_only("")
+    assert not loopback_only("okrsync.internal")

@@ -611,7 +611,13 @@ def markdown(result: dict[str, Any]) -> str:
         f"{changed['report']['changed']:,} changed items. The reconciliation pass took "
         f"{recon['requests']['total']:,} requests, {recon_extra:,} over its bound: okrsync "
         "reads the changes and then the ids, where one full read would answer both for an "
-        "entry that fits one page.",
+        "entry that fits one page; beyond two requests an entry it asked "
+        + ", ".join(
+            f"{recon['requests'][t] - 2 * result['entries'][t]} more of {t}" for t in TRACKERS
+        )
+        + " (the ids of entries over one page: Jira's ids-only read asks for `key` in pages of "
+        f"{PAGES['jira'][0]}, where Jira answers up to {PAGES['jira'][1]:,} ids a page; GitHub's "
+        "search has no ids-only form).",
         "",
         f"At GitHub's documented {searches_min} searches a minute (lifted in the fake here), "
         f"the first read's {first['requests']['github']:,} GitHub searches take at least "
@@ -628,7 +634,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--size", type=int, default=1000, help="key results")
     parser.add_argument("--items", type=int, default=10000, help="linked items in all")
     parser.add_argument("--output", type=Path, default=HERE)
+    parser.add_argument("--report", type=Path, help="rebuild the markdown from this JSON only")
     args = parser.parse_args(argv)
+    if args.report is not None:
+        result = json.loads(args.report.read_text())
+        print(markdown(result))
+        return dict(result)
     result = measure(args.size, args.items)
     args.output.mkdir(parents=True, exist_ok=True)
     (args.output / "work_bench.json").write_text(json.dumps(result, indent=2) + "\n")

@@ -636,7 +636,7 @@ def markdown(result: dict[str, Any]) -> str:
         f"its answers came to {warm['answer_bytes']['total'] / 1024:,.0f} KiB, "
         f"{warm['answer_bytes']['total'] / naive_bytes:.0%} of the naive re-read's "
         f"{naive_bytes / 1024:,.0f} KiB ({changed['answer_bytes']['total'] / 1024:,.0f} KiB "
-        "with 1 % changed), and what the store writes.",
+        "with 1 % changed).",
         "",
         f"At GitHub's documented {searches_min} searches a minute (lifted in the fake here), "
         f"the first read's {first['requests']['github']:,} GitHub searches take at least "
@@ -653,11 +653,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--size", type=int, default=1000, help="key results")
     parser.add_argument("--items", type=int, default=10000, help="linked items in all")
     parser.add_argument("--output", type=Path, default=HERE)
-    parser.add_argument("--report", type=Path, help="rebuild the markdown from this JSON only")
+    parser.add_argument(
+        "--report", type=Path, help="only rebuild work_bench.md in --output from this JSON"
+    )
     args = parser.parse_args(argv)
     if args.report is not None:
         result = json.loads(args.report.read_text())
-        print(markdown(result))
+        text = markdown(result)
+        (args.output / "work_bench.md").write_text(text)
+        print(text)
         return dict(result)
     result = measure(args.size, args.items)
     args.output.mkdir(parents=True, exist_ok=True)

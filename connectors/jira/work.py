@@ -20,6 +20,7 @@ connection's ``issue_write_interval`` apart (Jira's per-issue write limit); ``DE
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import re
 from collections.abc import AsyncIterator, Sequence
@@ -149,6 +150,7 @@ class JiraWorkTracker(WorkTracker):
         ) -> AsyncIterator[dict[str, Any]]: ...
 
     _user_zone: ZoneInfo | None = None
+    _zone_lock: asyncio.Lock | None = None
 
     async def list_work(
         self, query: WorkQuery, cycle: CycleWindow, since: datetime | None
@@ -226,16 +228,23 @@ class JiraWorkTracker(WorkTracker):
             ).for_subject(self.name, subject) from None
 
     async def _zone(self) -> ZoneInfo:
-        """The time zone Jira reads JQL date-times in: the asking user's (once per connection)."""
+        """The time zone Jira reads JQL date-times in: the asking user's (once per connection,
+        also when several entries' first incremental reads start together)."""
         if self._user_zone is None:
-            body = await self.client.get_json(f"{self._api}/myself", subject="time zone")
-            name = body.get("timeZone") if isinstance(body, dict) else None
-            try:
-                zone = ZoneInfo(name) if isinstance(name, str) and name else ZoneInfo("UTC")
-            except (ZoneInfoNotFoundError, ValueError):
-                zone = ZoneInfo("UTC")
-            self._user_zone = zone
+            if self._zone_lock is None:
+                self._zone_lock = asyncio.Lock()
+            async with self._zone_lock:
+                if self._user_zone is None:
+                    self._user_zone = await self._ask_zone()
         return self._user_zone
+
+    async def _ask_zone(self) -> ZoneInfo:
+        body = await self.client.get_json(f"{self._api}/myself", subject="time zone")
+        name = body.get("timeZone") if isinstance(body, dict) else None
+        try:
+            return ZoneInfo(name) if isinstance(name, str) and name else ZoneInfo("UTC")
+        except (ZoneInfoNotFoundError, ValueError):
+            return ZoneInfo("UTC")
 
 
 def _complete(link: Backlink) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -117,6 +118,19 @@ async def test_an_incremental_read_asks_only_for_what_changed(site: Site) -> Non
     assert paths == ["/rest/api/3/myself"] + ["/rest/api/3/search/jql"] * 2
     first, _ = searches(site)
     assert first["jql"] == '(parent = OKR-12) AND updated >= "2026/11/20 10:30" ORDER BY key'
+
+
+async def test_entries_read_together_ask_for_the_time_zone_once(site: Site) -> None:
+    jira = connect(site.url)
+    since = datetime(2026, 11, 20, 9, 31, tzinfo=UTC)
+    try:
+        # the first incremental reads of several entries, started at once (as WorkSync does)
+        await asyncio.gather(*(jira.list_work(EPIC, CYCLE, since) for _ in range(4)))
+    finally:
+        await jira.aclose()
+    paths = [r.path for r in site.server.requests]
+    assert paths.count("/rest/api/3/myself") == 1
+    assert paths.count("/rest/api/3/search/jql") == 4
 
 
 async def test_keys_only_read_sees_an_item_leave(site: Site) -> None:

@@ -1,49 +1,49 @@
 """The metric definitions last applied to the store, so ``plan`` can show a query's edit.
 
-Kept without a table of their own: each time ``apply_definitions`` finds the metrics' definitions
-(connection, query text, schedule) differ from the last ones applied, it records them in a run
-row of trigger ``definitions`` (finished at once, no queries). Written only on a change, so a
-daemon's passes add nothing; read newest first.
+One ``metric_definitions`` row per metric (connection, query text, schedule). ``apply`` writes
+only the rows of metrics added or changed and deletes those of metrics removed, so a daemon's
+passes write nothing and one edited query is one row, however many metrics there are.
 """
 
 from __future__ import annotations
 
-import uuid
+from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
-from okrsync.domain.statuses import RunStatus
-from okrsync.store.tables import RunRow
-
-TRIGGER = "definitions"
+from okrsync.store.tables import MetricDefinitionRow
 
 MetricDefinitions = dict[str, dict[str, str | None]]
 
 
-def recorded_metrics(session: Session) -> MetricDefinitions | None:
-    """The metric definitions applied last; None when none were ever recorded."""
-    row = session.exec(
-        select(RunRow)
-        .where(col(RunRow.trigger) == TRIGGER)
-        .order_by(col(RunRow.started_at).desc(), col(RunRow.id).desc())
-        .limit(1)
-    ).first()
-    if row is None:
-        return None
-    metrics: Any = row.detail.get("metrics")
-    return metrics if isinstance(metrics, dict) else None
+def recorded_metrics(session: Session) -> MetricDefinitions:
+    """The metric definitions applied last, by name; empty when none were ever applied."""
+    return {
+        row.name: {"connection": row.connection, "query": row.query, "schedule": row.schedule}
+        for row in session.exec(select(MetricDefinitionRow).order_by(MetricDefinitionRow.name))
+    }
 
 
-def record_metrics(session: Session, metrics: MetricDefinitions, now: datetime) -> None:
-    session.add(
-        RunRow(
-            id=f"definitions-{uuid.uuid4().hex[:16]}",
-            trigger=TRIGGER,
-            started_at=now,
-            finished_at=now,
-            status=RunStatus.OK.value,
-            detail={"metrics": metrics},
+def record_metrics(
+    session: Session,
+    wanted: MetricDefinitions,
+    written: Iterable[str],
+    removed: Iterable[str],
+    now: datetime,
+) -> None:
+    """Write the definitions of the metrics named in ``written`` and delete ``removed``'s."""
+    for name in written:
+        fields = wanted[name]
+        row = session.get(MetricDefinitionRow, name) or MetricDefinitionRow(
+            name=name, connection="", query="", applied_at=now
         )
-    )
+        row.connection = fields["connection"] or ""
+        row.query = fields["query"] or ""
+        row.schedule = fields["schedule"]
+        row.applied_at = now
+        session.add(row)
+    for name in removed:
+        gone = session.get(MetricDefinitionRow, name)
+        if gone is not None:
+            session.delete(gone)

@@ -180,7 +180,7 @@ def test_a_connection_edit_shows_in_plan_and_its_secret_never(cli: Cli) -> None:
 
     assert SECRET not in edited.output and SECRET not in json.dumps(planned)
     cli.env["HOOK_SECRET"] = OTHER_SECRET  # a changed secret cannot be seen: not stored
-    for flags in ((), ("--json",), ("--detailed-exitcode",)):
+    for flags in ((), ("--json",)):
         shown = cli("plan", "--no-fetch", *flags)
         assert SECRET not in shown.output and OTHER_SECRET not in shown.output
     assert cli("sync").exit_code == 0

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -23,6 +23,7 @@ from sqlmodel import Session, select
 from okrsync.config import Config
 from okrsync.domain.definition_diff import Definition, field_diff
 from okrsync.redaction import Redactor
+from okrsync.store.metric_definitions import rows_named
 from okrsync.store.tables import ConnectionDefinitionRow
 
 ConnectionDefinitions = dict[str, dict[str, str | None]]
@@ -120,19 +121,18 @@ def recorded_connections(session: Session) -> ConnectionDefinitions:
 def record_connections(
     session: Session,
     wanted: ConnectionDefinitions,
-    written: Iterable[str],
-    removed: Iterable[str],
+    added: Sequence[str],
+    changed: Sequence[str],
+    removed: Sequence[str],
     now: datetime,
 ) -> None:
-    """Write the fields of the connections named in ``written`` and delete ``removed``'s."""
-    for name in written:
-        row = session.get(ConnectionDefinitionRow, name) or ConnectionDefinitionRow(
-            name=name, applied_at=now
-        )
+    """Insert the added connections' fields, update the changed ones, delete the removed ones."""
+    rows = rows_named(session, ConnectionDefinitionRow, [*changed, *removed])
+    rows.update((name, ConnectionDefinitionRow(name=name, applied_at=now)) for name in added)
+    for name in [*added, *changed]:
+        row = rows[name]
         row.fields = dict(wanted[name])
         row.applied_at = now
         session.add(row)
     for name in removed:
-        gone = session.get(ConnectionDefinitionRow, name)
-        if gone is not None:
-            session.delete(gone)
+        session.delete(rows[name])

@@ -265,7 +265,7 @@ def _compare(
     changes.archived.extend(f"{kind}:{name}" for name in removed)
     changes.unchanged += unchanged
     if record is not None and (added or changed or removed):
-        record(wanted, written=[*added, *changed], removed=removed)
+        record(wanted, added=added, changed=list(changed), removed=removed)
 
 
 def _text(value: Any) -> str | None:

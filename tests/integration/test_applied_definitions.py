@@ -81,6 +81,14 @@ def test_applying_writes_no_run_and_only_the_changed_rows(
             assert stored["hook"]["url"] == "http://127.0.0.1:9/okr"
             assert "secret" not in stored["hook"] and "url" not in stored["warehouse"]
             assert SECRET not in json.dumps(stored)
+        lines = config_text(tmp_path / "w.db").splitlines()
+        kept = [line for line in lines if "lost" not in line and "losses" not in line]
+        without_lost = load_config_text("\n".join(kept), connectors, environ=env)
+        with Session(engine) as session:
+            changes = sync_definitions(session, without_lost, T0 + timedelta(hours=3))
+            session.commit()
+            assert "metrics:lost" in changes.archived
+            assert [r.name for r in session.exec(select(MetricDefinitionRow))] == ["won"]
     finally:
         engine.dispose()
 

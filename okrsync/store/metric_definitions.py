@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
+from sqlalchemy import insert
 from sqlmodel import Session, col, select
 
 from okrsync.store.tables import ConnectionDefinitionRow, MetricDefinitionRow
@@ -25,9 +26,11 @@ Row = TypeVar("Row", MetricDefinitionRow, ConnectionDefinitionRow)
 
 def recorded_metrics(session: Session) -> MetricDefinitions:
     """The metric definitions applied last, by name; empty when none were ever applied."""
+    table = MetricDefinitionRow
+    columns = select(table.name, table.connection, table.query, table.schedule)  # no ORM objects
     return {
-        row.name: {"connection": row.connection, "query": row.query, "schedule": row.schedule}
-        for row in session.exec(select(MetricDefinitionRow).order_by(MetricDefinitionRow.name))
+        name: {"connection": connection, "query": query, "schedule": schedule}
+        for name, connection, query, schedule in session.exec(columns.order_by(col(table.name)))
     }
 
 
@@ -40,21 +43,30 @@ def record_metrics(
     now: datetime,
 ) -> None:
     """Insert the added metrics' definitions, update the changed ones, delete the removed ones:
-    one statement per row written, one read per 500 rows changed or removed."""
+    a statement per row changed or removed and one read per 500 of them."""
+    if added:  # one executemany, not an ORM object per row (a first apply has thousands)
+        session.execute(
+            insert(MetricDefinitionRow),
+            [_values(name, wanted[name], now) for name in added],
+        )
     rows = rows_named(session, MetricDefinitionRow, [*changed, *removed])
-    rows.update(
-        (name, MetricDefinitionRow(name=name, connection="", query="", applied_at=now))
-        for name in added
-    )
-    for name in [*added, *changed]:
-        fields, row = wanted[name], rows[name]
-        row.connection = fields["connection"] or ""
-        row.query = fields["query"] or ""
-        row.schedule = fields["schedule"]
-        row.applied_at = now
+    for name in changed:
+        row = rows[name]
+        for column, value in _values(name, wanted[name], now).items():
+            setattr(row, column, value)
         session.add(row)
     for name in removed:
         session.delete(rows[name])
+
+
+def _values(name: str, fields: dict[str, str | None], now: datetime) -> dict[str, Any]:
+    return {
+        "name": name,
+        "connection": fields["connection"] or "",
+        "query": fields["query"] or "",
+        "schedule": fields["schedule"],
+        "applied_at": now,
+    }
 
 
 def rows_named(session: Session, table: type[Row], names: Sequence[str]) -> dict[str, Row]:

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from alembic import command
 from sqlalchemy import text
 from sqlmodel import Session, select
 from typer.testing import CliRunner, Result
@@ -17,7 +18,7 @@ from typer.testing import CliRunner, Result
 from okrsync.cli import app
 from okrsync.config import load_config_text
 from okrsync.plugins import load_registry
-from okrsync.store.db import make_engine, upgrade
+from okrsync.store.db import alembic_config, make_engine, upgrade
 from okrsync.store.definitions import sync_definitions
 from okrsync.store.tables import ConnectionDefinitionRow, MetricDefinitionRow, RunRow
 
@@ -138,6 +139,11 @@ def test_the_migration_moves_the_newest_record_out_of_runs(database_url: str) ->
                 "every 15m",
             )
             assert moved.applied_at == datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
+        command.downgrade(alembic_config(engine), "0011")  # and back, as a runs row again
+        with engine.connect() as conn:
+            (detail,) = conn.execute(text("SELECT detail FROM runs WHERE trigger = 'definitions'"))
+        back = detail[0] if isinstance(detail[0], dict) else json.loads(detail[0])
+        assert back["metrics"]["won"]["query"] == "SELECT 2"
     finally:
         engine.dispose()
 

@@ -15,7 +15,7 @@ from okrsync.engine.runtime import Connections
 from okrsync.engine.sync import SyncService
 from okrsync.plugins import Registry, load_registry
 from okrsync.redaction import Redactor
-from okrsync.settings import Settings
+from okrsync.settings import Settings, digest_key
 from okrsync.store.budget_ledger import ledger_for
 from okrsync.store.db import make_engine, session_scope, upgrade
 from okrsync.store.definitions import DefinitionChanges, sync_definitions
@@ -123,7 +123,9 @@ class App:
         with session_scope(self.engine) as session:
             if self.engine.dialect.name == "postgresql":
                 session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": DEFINITIONS_LOCK})
-            return sync_definitions(session, self.config, self.clock())
+            return sync_definitions(
+                session, self.config, self.clock(), digest_key=digest_key(self.settings)
+            )
 
     async def aclose(self) -> None:
         await self.connections.aclose()

@@ -48,6 +48,8 @@ class Settings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8080, ge=0, le=65535)
     api_token: SecretStr | None = None  # bearer token for every write; none: writes refused
+    # keys the digests of connections' secrets, so ``plan`` can show "(secret changed)"; unset: not
+    secret_digest_key: SecretStr | None = None
     # sign-in (okrsync.api.principal): reads need a principal with the read scope unless this
     public_read: bool = False
     # addresses/CIDRs (comma-separated) whose X-Forwarded-Email/-Groups headers are believed
@@ -69,6 +71,12 @@ class Settings(BaseSettings):
             except ValueError:
                 raise ValueError(f"{part!r} is not an IP address or CIDR") from None
         return value
+
+
+def digest_key(settings: Settings) -> bytes | None:
+    """``OKRSYNC_SECRET_DIGEST_KEY`` as the HMAC key, or None when unset (or empty)."""
+    key = settings.secret_digest_key
+    return key.get_secret_value().encode() if key and key.get_secret_value() else None
 
 
 def load_settings(**overrides: Any) -> Settings:

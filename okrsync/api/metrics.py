@@ -40,7 +40,6 @@ from okrsync.api.offload import in_thread
 from okrsync.domain.statuses import ConnectionStatus, DeliveryStatus, RunStatus
 from okrsync.sdk.http import HttpClient
 from okrsync.store.db import session_scope
-from okrsync.store.metric_definitions import TRIGGER as DEFINITIONS_TRIGGER
 from okrsync.store.tables import (
     ConnectionStateRow,
     DeliveryRow,
@@ -100,7 +99,6 @@ class StoreCollector(Collector):
         for trigger, status, count in session.exec(
             select(RunRow.trigger, RunRow.status, func.count())
             .where(RunRow.status != RunStatus.RUNNING)
-            .where(col(RunRow.trigger) != DEFINITIONS_TRIGGER)  # records, not sync runs
             .group_by(col(RunRow.trigger), col(RunRow.status))
         ):
             runs.add_metric([trigger, status], count)

@@ -51,7 +51,6 @@ from okrsync.engine.sync import RunReport
 from okrsync.read_models import from_store
 from okrsync.store import views
 from okrsync.store.db import session_scope
-from okrsync.store.metric_definitions import TRIGGER as DEFINITIONS_TRIGGER
 from okrsync.store.tables import DeliveryRow, MeasurementRow, RunRow
 
 PREFIX = "/api/v1"
@@ -451,10 +450,9 @@ async def list_measurements(
 
 def _runs_answer(ctx: ApiContext, limit: int, after: Any) -> Response:
     with session_scope(ctx.engine) as session:
-        passes = col(RunRow.trigger) != DEFINITIONS_TRIGGER  # not the definitions' records
-        total = session.exec(select(func.count()).select_from(RunRow).where(passes)).one()
+        total = session.exec(select(func.count()).select_from(RunRow)).one()
         order = (col(RunRow.started_at), col(RunRow.id))
-        query = select(RunRow).where(passes)
+        query = select(RunRow)
         if after is not None:
             query = query.where(views.after(order, after, descending=True))
         rows = session.exec(query.order_by(*(c.desc() for c in order)).limit(limit + 1)).all()

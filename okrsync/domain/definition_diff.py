@@ -8,7 +8,7 @@ are compared line by line, so a one-word edit in a long query is one ``-``/``+``
 from __future__ import annotations
 
 import difflib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 Definition = Mapping[str, str | None]
 """One definition's fields by name (``connection``, ``query``, ``schedule`` …), as text."""
@@ -35,9 +35,11 @@ def field_diff(before: Definition, after: Definition) -> list[str]:
 
 
 def compare(
-    before: Mapping[str, Definition], after: Mapping[str, Definition]
+    before: Mapping[str, Definition],
+    after: Mapping[str, Definition],
+    differ: Callable[[Definition, Definition], list[str]] = field_diff,
 ) -> tuple[list[str], dict[str, list[str]], list[str], int]:
-    """Names added, changed (with their diff lines), removed, and how many are unchanged."""
+    """Names added, changed (with their ``differ`` lines), removed, and how many are unchanged."""
     added = [name for name in after if name not in before]
     removed = [name for name in before if name not in after]
     changed: dict[str, list[str]] = {}
@@ -45,7 +47,7 @@ def compare(
     for name, definition in after.items():
         if name not in before:
             continue
-        diff = field_diff(before[name], definition)
+        diff = differ(before[name], definition)
         if diff:
             changed[name] = diff
         else:

@@ -22,7 +22,7 @@ from okrsync.engine.runtime import Connections
 from okrsync.engine.sync import evaluate_plan, fetch_all
 from okrsync.plugins import Registry
 from okrsync.redaction import Redactor
-from okrsync.settings import Settings
+from okrsync.settings import Settings, digest_key
 from okrsync.store.db import current_revision, head_revision, make_engine, normalise_url
 from okrsync.store.definitions import DefinitionChanges, sync_definitions
 from okrsync.store.tables import KeyResultRow
@@ -138,7 +138,9 @@ async def build_plan(
             ready = current_revision(engine) == head_revision()
             if ready:
                 with Session(engine) as session:
-                    definitions = sync_definitions(session, config, now, dry_run=True)
+                    definitions = sync_definitions(
+                        session, config, now, dry_run=True, digest_key=digest_key(settings)
+                    )
                     stored = {r.id: r.value for r in session.exec(select(KeyResultRow))}
                     session.rollback()
         finally:
@@ -147,6 +149,7 @@ async def build_plan(
         definitions = DefinitionChanges(
             added=[f"key_results:{kr.id}" for kr in config.key_results()]
             + [f"metrics:{name}" for name in metric_definitions(config)]
+            + [f"connections:{name}" for name in sorted(config.connections)]
         )
     plan = plan_queries(config)
     result = PlanResult(definitions, ready)

@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from sqlmodel import Session, SQLModel, select
 
 from okrsync.config import Config
-from okrsync.domain.definition_diff import compare, field_diff
+from okrsync.domain.definition_diff import Definition, compare, field_diff
 from okrsync.domain.grading import score
 from okrsync.domain.planner import metric_definitions
+from okrsync.store.connection_definitions import (
+    connection_definitions,
+    connection_diff,
+    record_connections,
+    recorded_connections,
+    without_digests,
+)
 from okrsync.store.metric_definitions import record_metrics, recorded_metrics
 from okrsync.store.tables import CycleRow, KeyResultRow, MirrorRow, ObjectiveRow
 
@@ -141,9 +150,15 @@ def _pk_name(table: type[SQLModel]) -> str:
 
 
 def sync_definitions(
-    session: Session, config: Config, now: datetime, *, dry_run: bool = False
+    session: Session,
+    config: Config,
+    now: datetime,
+    *,
+    dry_run: bool = False,
+    digest_key: bytes | None = None,
 ) -> DefinitionChanges:
-    """Make the store's definitions match ``config``. State columns are never touched here."""
+    """Make the store's definitions match ``config``. State columns are never touched here.
+    With ``digest_key`` a connection's secrets are compared by their keyed digests."""
     changes = DefinitionChanges()
     wanted: dict[type[SQLModel], set[str]] = {}
     existing: dict[type[SQLModel], dict[str, Any]] = {}
@@ -182,7 +197,7 @@ def sync_definitions(
                     row.archived_at = now
                     session.add(row)
     _pair_mirrors(existing[MirrorRow], desired_mirrors(config), changes)
-    _compare_metrics(session, config, now, changes, dry_run=dry_run)
+    _compare_metrics(session, config, now, changes, dry_run=dry_run, digest_key=digest_key)
     if not dry_run:
         _rescore(session, config, existing[KeyResultRow])
         session.flush()
@@ -206,20 +221,51 @@ def _rescore(session: Session, config: Config, rows: dict[str, Any]) -> None:
 
 
 def _compare_metrics(
-    session: Session, config: Config, now: datetime, changes: DefinitionChanges, *, dry_run: bool
+    session: Session,
+    config: Config,
+    now: datetime,
+    changes: DefinitionChanges,
+    *,
+    dry_run: bool,
+    digest_key: bytes | None,
 ) -> None:
-    """Metrics' connection, query and schedule against the ones applied last."""
-    wanted = metric_definitions(config)
-    recorded = recorded_metrics(session)
-    added, changed, removed, unchanged = compare(recorded or {}, wanted)
-    changes.added.extend(f"metrics:{name}" for name in added)
+    """Metrics' connection, query and schedule, and connections' fields, against the ones
+    applied last; only the rows of what changed are written."""
+    _compare(
+        "metrics",
+        recorded_metrics(session),
+        metric_definitions(config),
+        changes,
+        None if dry_run else partial(record_metrics, session, now=now),
+    )
+    recorded = recorded_connections(session)
+    _compare(
+        "connections",
+        recorded if digest_key is not None else without_digests(recorded),
+        connection_definitions(config, digest_key),
+        changes,
+        None if dry_run else partial(record_connections, session, now=now),
+        connection_diff,
+    )
+
+
+def _compare(
+    kind: str,
+    recorded: dict[str, dict[str, str | None]],
+    wanted: dict[str, dict[str, str | None]],
+    changes: DefinitionChanges,
+    record: Callable[..., None] | None,
+    differ: Callable[[Definition, Definition], list[str]] = field_diff,
+) -> None:
+    added, changed, removed, unchanged = compare(recorded, wanted, differ)
+    changes.added.extend(f"{kind}:{name}" for name in added)
     for name, diff in changed.items():
-        changes.changed.append(f"metrics:{name}")
-        changes.diffs[f"metrics:{name}"] = diff
-    changes.archived.extend(f"metrics:{name}" for name in removed)
+        changes.changed.append(f"{kind}:{name}")
+        changes.diffs[f"{kind}:{name}"] = diff
+    changes.archived.extend(f"{kind}:{name}" for name in removed)
     changes.unchanged += unchanged
-    if not dry_run and (added or changed or removed or recorded is None):
-        record_metrics(session, wanted, now)
+    if record is not None and (added or changed or removed):
+        record(wanted, added=added, changed=list(changed), removed=removed)
 
 
 def _text(value: Any) -> str | None:

@@ -1,49 +1,79 @@
 """The metric definitions last applied to the store, so ``plan`` can show a query's edit.
 
-Kept without a table of their own: each time ``apply_definitions`` finds the metrics' definitions
-(connection, query text, schedule) differ from the last ones applied, it records them in a run
-row of trigger ``definitions`` (finished at once, no queries). Written only on a change, so a
-daemon's passes add nothing; read newest first.
+One ``metric_definitions`` row per metric (connection, query text, schedule). ``apply`` writes
+only the rows of metrics added or changed and deletes those of metrics removed, so a daemon's
+passes write nothing and one edited query is one row, however many metrics there are.
 """
 
 from __future__ import annotations
 
-import uuid
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
+from sqlalchemy import insert
 from sqlmodel import Session, col, select
 
-from okrsync.domain.statuses import RunStatus
-from okrsync.store.tables import RunRow
-
-TRIGGER = "definitions"
+from okrsync.store.tables import ConnectionDefinitionRow, MetricDefinitionRow
 
 MetricDefinitions = dict[str, dict[str, str | None]]
 
-
-def recorded_metrics(session: Session) -> MetricDefinitions | None:
-    """The metric definitions applied last; None when none were ever recorded."""
-    row = session.exec(
-        select(RunRow)
-        .where(col(RunRow.trigger) == TRIGGER)
-        .order_by(col(RunRow.started_at).desc(), col(RunRow.id).desc())
-        .limit(1)
-    ).first()
-    if row is None:
-        return None
-    metrics: Any = row.detail.get("metrics")
-    return metrics if isinstance(metrics, dict) else None
+CHUNK = 500
 
 
-def record_metrics(session: Session, metrics: MetricDefinitions, now: datetime) -> None:
-    session.add(
-        RunRow(
-            id=f"definitions-{uuid.uuid4().hex[:16]}",
-            trigger=TRIGGER,
-            started_at=now,
-            finished_at=now,
-            status=RunStatus.OK.value,
-            detail={"metrics": metrics},
+Row = TypeVar("Row", MetricDefinitionRow, ConnectionDefinitionRow)
+
+
+def recorded_metrics(session: Session) -> MetricDefinitions:
+    """The metric definitions applied last, by name; empty when none were ever applied."""
+    table = MetricDefinitionRow
+    columns = select(table.name, table.connection, table.query, table.schedule)  # no ORM objects
+    return {
+        name: {"connection": connection, "query": query, "schedule": schedule}
+        for name, connection, query, schedule in session.exec(columns.order_by(col(table.name)))
+    }
+
+
+def record_metrics(
+    session: Session,
+    wanted: MetricDefinitions,
+    added: Sequence[str],
+    changed: Sequence[str],
+    removed: Sequence[str],
+    now: datetime,
+) -> None:
+    """Insert the added metrics' definitions, update the changed ones, delete the removed ones:
+    a statement per row changed or removed and one read per 500 of them."""
+    if added:  # one executemany, not an ORM object per row (a first apply has thousands)
+        session.execute(
+            insert(MetricDefinitionRow),
+            [_values(name, wanted[name], now) for name in added],
         )
-    )
+    rows = rows_named(session, MetricDefinitionRow, [*changed, *removed])
+    for name in changed:
+        row = rows[name]
+        for column, value in _values(name, wanted[name], now).items():
+            setattr(row, column, value)
+        session.add(row)
+    for name in removed:
+        session.delete(rows[name])
+
+
+def _values(name: str, fields: dict[str, str | None], now: datetime) -> dict[str, Any]:
+    return {
+        "name": name,
+        "connection": fields["connection"] or "",
+        "query": fields["query"] or "",
+        "schedule": fields["schedule"],
+        "applied_at": now,
+    }
+
+
+def rows_named(session: Session, table: type[Row], names: Sequence[str]) -> dict[str, Row]:
+    """The rows of ``table`` whose ``name`` is among ``names``, read 500 names at a time."""
+    key = col(table.name)
+    found: dict[str, Row] = {}
+    for start in range(0, len(names), CHUNK):
+        chunk = names[start : start + CHUNK]
+        found.update((r.name, r) for r in session.exec(select(table).where(key.in_(chunk))))
+    return found

@@ -219,6 +219,28 @@ class MetricStateRow(SQLModel, table=True):
     lease_until: datetime | None = _when()
 
 
+class MetricDefinitionRow(SQLModel, table=True):
+    """A metric's definition as applied last (connection, query, schedule), for ``plan``."""
+
+    __tablename__ = "metric_definitions"
+
+    name: str = Field(primary_key=True, max_length=100)
+    connection: str = Field(max_length=100)
+    query: str
+    schedule: str | None = Field(default=None, max_length=200)
+    applied_at: datetime = Field(sa_type=UtcDateTime)
+
+
+class ConnectionDefinitionRow(SQLModel, table=True):
+    """A connection's non-secret fields as applied last, for ``plan``; secrets never stored."""
+
+    __tablename__ = "connection_definitions"
+
+    name: str = Field(primary_key=True, max_length=100)
+    fields: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    applied_at: datetime = Field(sa_type=UtcDateTime)
+
+
 class WorkItemRow(SQLModel, table=True):
     """One tracker item (issue, PR, epic) linked to a key result or objective by a ``work`` entry.
 

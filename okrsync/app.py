@@ -34,6 +34,14 @@ def load(settings: Settings, registry: Registry, path: Path | None = None) -> Co
     )
 
 
+def apply_definitions(engine: Engine, config: Config, now: datetime) -> DefinitionChanges:
+    """Upsert ``config``'s definitions; replicas doing it together take turns (PostgreSQL)."""
+    with session_scope(engine) as session:
+        if engine.dialect.name == "postgresql":
+            session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": DEFINITIONS_LOCK})
+        return sync_definitions(session, config, now)
+
+
 @dataclass
 class App:
     settings: Settings
@@ -120,10 +128,7 @@ class App:
 
     def apply_definitions(self) -> DefinitionChanges:
         """Upsert the config's definitions; replicas starting together take turns (PostgreSQL)."""
-        with session_scope(self.engine) as session:
-            if self.engine.dialect.name == "postgresql":
-                session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": DEFINITIONS_LOCK})
-            return sync_definitions(session, self.config, self.clock())
+        return apply_definitions(self.engine, self.config, self.clock())
 
     async def aclose(self) -> None:
         await self.connections.aclose()

@@ -34,6 +34,16 @@ def load(settings: Settings, registry: Registry, path: Path | None = None) -> Co
     )
 
 
+def apply_definitions(
+    engine: Engine, config: Config, now: datetime, *, digest_key: bytes | None = None
+) -> DefinitionChanges:
+    """Upsert ``config``'s definitions; replicas doing it together take turns (PostgreSQL)."""
+    with session_scope(engine) as session:
+        if engine.dialect.name == "postgresql":
+            session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": DEFINITIONS_LOCK})
+        return sync_definitions(session, config, now, digest_key=digest_key)
+
+
 @dataclass
 class App:
     settings: Settings
@@ -120,12 +130,9 @@ class App:
 
     def apply_definitions(self) -> DefinitionChanges:
         """Upsert the config's definitions; replicas starting together take turns (PostgreSQL)."""
-        with session_scope(self.engine) as session:
-            if self.engine.dialect.name == "postgresql":
-                session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": DEFINITIONS_LOCK})
-            return sync_definitions(
-                session, self.config, self.clock(), digest_key=digest_key(self.settings)
-            )
+        return apply_definitions(
+            self.engine, self.config, self.clock(), digest_key=digest_key(self.settings)
+        )
 
     async def aclose(self) -> None:
         await self.connections.aclose()

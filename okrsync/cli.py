@@ -372,7 +372,9 @@ def run(
         else:  # our own predecessor's (same instance id, see okrsync.store.identity) neither
             a.dispatcher.release_leases(only_mine=True)
             daemon.claims.release()
-        http = HttpServer(build_app(ApiContext.from_app(a, daemon)), bind(listen_host, listen_port))
+        context = ApiContext.from_app(a, daemon)
+        daemon.on_config.append(lambda rolled: setattr(context, "config", rolled))  # roll-over
+        http = HttpServer(build_app(context), bind(listen_host, listen_port))
         # Orderly: the scheduler starts, then HTTP; on a signal HTTP stops first (in-flight
         # requests finish, new ones are refused), then the scheduler starts nothing new and lets
         # the runs in flight and its dispatcher finish, or abandons them all when the grace

@@ -65,28 +65,25 @@ def list_cycles(
     from rich.table import Table
 
     from okrsync.cli import out, store_session
-    from okrsync.domain.cycles import closes_at, state_at
     from okrsync.engine.closeout import closed_in_store
+    from okrsync.read_models.cycle_states import cycles_now
 
     loaded = _config(config)
     now = datetime.now(UTC)
     with store_session() as session:
         closed = closed_in_store(session) if session is not None else {}
-    rows = []
-    for cycle in sorted(loaded.cycles.values(), key=lambda c: (c.start, c.id)):
-        closed_at = closed.get(cycle.id)
-        state = state_at(cycle.span(), now, close_after=cycle.close_after, closed_at=closed_at)
-        rows.append(
-            {
-                "id": cycle.id,
-                "start": cycle.start.isoformat(),
-                "end": cycle.end.isoformat(),
-                "state": state.value,
-                "closes_at": closes_at(cycle.span(), cycle.close_after).isoformat(),
-                "closed_at": None if closed_at is None else closed_at.isoformat(),
-                "series": cycle.series,
-            }
-        )
+    rows = [
+        {
+            "id": found.cycle.id,
+            "start": found.cycle.start.isoformat(),
+            "end": found.cycle.end.isoformat(),
+            "state": found.state.value,
+            "closes_at": found.closes_at.isoformat(),
+            "closed_at": None if found.closed_at is None else found.closed_at.isoformat(),
+            "series": found.cycle.series,
+        }
+        for found in cycles_now(loaded, closed, now)
+    ]
     if json_out:
         sys.stdout.write(json.dumps({"cycles": rows}, indent=2) + "\n")
         return

@@ -18,6 +18,7 @@ runs in worker threads (:mod:`okrsync.api.offload`), never on the event loop.
 
 import asyncio
 from collections.abc import Callable
+from datetime import datetime
 from typing import Annotated, Any, Literal, TypeVar, get_args
 
 from fastapi import APIRouter, Depends, Header, Path, Query
@@ -47,8 +48,10 @@ from okrsync.api.errors import BadInput, context_of
 from okrsync.api.offload import in_thread
 from okrsync.api.principal import Scope, author_of, authorize, may_check_in, principal_of
 from okrsync.domain.status import elapsed_fraction
+from okrsync.engine.closeout import closed_in_store
 from okrsync.engine.sync import RunReport
 from okrsync.read_models import from_store
+from okrsync.read_models.cycle_states import cycles_now
 from okrsync.store import views
 from okrsync.store.db import session_scope
 from okrsync.store.tables import DeliveryRow, MeasurementRow, RunRow
@@ -258,16 +261,27 @@ async def list_cycles(
     cursor: CyclesCursor = None,
 ) -> Response:
     now = ctx.clock()
+    closed = await in_thread(_closed_cycles, ctx)
     cycles = [
         m.Cycle(
-            id=c.id, start=c.start, end=c.end, elapsed=str(elapsed_fraction(c.start, c.end, now))
+            id=found.cycle.id,
+            start=found.cycle.start,
+            end=found.cycle.end,
+            elapsed=str(elapsed_fraction(found.cycle.start, found.cycle.end, now)),
+            state=found.state.value,
+            closed_at=found.closed_at,
         )
-        for c in sorted(ctx.config.cycles.values(), key=lambda c: (c.start, c.id))
+        for found in cycles_now(ctx.config, closed, now)
     ]
     page, total, following = _in_memory_page(
         cycles, lambda c: (c.start.isoformat(), c.id), limit, cursor, "cycles"
     )
     return answer(ctx, m.CycleList(cycles=page, total=total, next_cursor=following))
+
+
+def _closed_cycles(ctx: ApiContext) -> dict[str, datetime]:
+    with session_scope(ctx.engine) as session:
+        return closed_in_store(session)
 
 
 def _objectives_answer(

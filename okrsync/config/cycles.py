@@ -68,6 +68,7 @@ class CyclesReader:
         self.cycles: dict[str, CycleDef] = {}
         self.series: list[tuple[KeyPath, list[CycleDef]]] = []
         self.current: str | None = None
+        self.followed: Series | None = None  # the one series ``cycle: current`` follows
 
     def section(self, value: object, default_close: timedelta) -> dict[str, CycleDef]:
         path: KeyPath = ("cycles",)
@@ -90,7 +91,7 @@ class CyclesReader:
             else:
                 self._explicit(where, item, default_close)
         if len(self.series) == 1:
-            self.current = self._current(self.series[0][1])
+            self.current = current_cycle(self.series[0][1], self.today)
             if self.refs.declared_cycles is not None:
                 self.refs.declared_cycles.add(CURRENT)
         return self.cycles
@@ -153,14 +154,14 @@ class CyclesReader:
             self.cycles[span.id] = cycle
             generated.append(cycle)
         self.series.append((where, generated))
+        self.followed = series
 
-    def _current(self, generated: list[CycleDef]) -> str | None:
-        """The oldest cycle of the series not closed by the calendar on the day of the load."""
-        moment = day_start(self.today)
-        for cycle in generated:
-            if (
-                state_at(cycle.span(), moment, close_after=cycle.close_after)
-                is not CycleState.CLOSED
-            ):
-                return cycle.id
-        return generated[-1].id if generated else None
+
+def current_cycle(generated: list[CycleDef], today: date) -> str | None:
+    """The oldest cycle of a series not closed by the calendar at the start of ``today``
+    (what ``cycle: current`` resolves to when the config is loaded on ``today``)."""
+    moment = day_start(today)
+    for cycle in generated:
+        if state_at(cycle.span(), moment, close_after=cycle.close_after) is not CycleState.CLOSED:
+            return cycle.id
+    return generated[-1].id if generated else None

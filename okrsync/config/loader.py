@@ -171,6 +171,7 @@ def _check(
         objectives=objectives,
         reference_secrets=tuple(dict.fromkeys(s for s in reference_secrets if s)),
         fetch_deadlines=dict(refs.fetch_deadlines),
+        followed_series=cycle_reader.followed if cycle_reader.current is not None else None,
     )
 
 

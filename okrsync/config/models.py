@@ -41,7 +41,7 @@ from okrsync.config.fields import (
     refuse,
 )
 from okrsync.config.work import WorkDef, Works
-from okrsync.domain.cycles import DEFAULT_CLOSE_AFTER, Every, Span
+from okrsync.domain.cycles import DEFAULT_CLOSE_AFTER, Every, Series, Span
 from okrsync.domain.expressions import Expression
 from okrsync.domain.grading import DEFAULT_GRADING, GradingRule
 from okrsync.domain.pacing import DeliveryPolicy, QuietHours
@@ -170,6 +170,7 @@ class Config:
     objectives: tuple[ObjectiveDef, ...]
     reference_secrets: tuple[str, ...] = ()  # values ``${…}`` brought into ``connections``
     fetch_deadlines: Mapping[str, timedelta] = field(default_factory=dict)  # set in the YAML
+    followed_series: Series | None = None  # the series ``cycle: current`` follows, if any
 
     def fetch_deadline(self, connection: str) -> timedelta:
         """How long a fetch of ``connection`` may take before it is abandoned as failed."""

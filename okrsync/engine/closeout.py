@@ -181,10 +181,8 @@ class CycleCloser:
             following = [
                 o.id for o in self.config.objectives if o.cycle == cycle_id and o.follows_series
             ]
-            if following:  # they roll into the next cycle when the config is next loaded
-                log.warning(
-                    "cycle_closed_restart_to_roll_over", cycle=cycle_id, objectives=following
-                )
+            if following:  # the daemon rolls them over once the calendar closes the cycle
+                log.info("cycle_closed_followers_roll_over", cycle=cycle_id, objectives=following)
         return report
 
     def _close(self, session: Session, cycle: CycleDef, now: datetime, by: str) -> CloseReport:

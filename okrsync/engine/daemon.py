@@ -31,7 +31,7 @@ import asyncio
 from collections.abc import AsyncIterator, Callable, Collection, Coroutine
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
@@ -39,7 +39,9 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlmodel import select
 
+from okrsync.app import apply_definitions
 from okrsync.config import Config
+from okrsync.config.rollover import following, rolled_over
 from okrsync.domain.backoff import capped_exponential
 from okrsync.domain.planner import (
     default_request_key,
@@ -53,9 +55,10 @@ from okrsync.engine.closeout import CycleCloser, open_metric_names
 from okrsync.engine.dispatcher import Dispatcher
 from okrsync.engine.metric_claims import MetricClaims
 from okrsync.engine.reminders import Reminders
-from okrsync.engine.scheduled_pushes import ScheduledPushes
+from okrsync.engine.scheduled_pushes import ScheduledPushes, scheduled_mirrors
+from okrsync.engine.staleness import watched_key_results
 from okrsync.engine.sync import RunReport, SyncService
-from okrsync.engine.work_sync import WorkSync
+from okrsync.engine.work_sync import WorkSync, work_entries
 from okrsync.errors import StoreError
 from okrsync.store.db import session_scope
 from okrsync.store.offload import in_thread
@@ -178,6 +181,7 @@ class Daemon:
         self.reminders = Reminders(
             engine, config, dispatcher.sink_for, owner=sync.instance_id, clock=clock
         )
+        self.on_config: list[Callable[[Config], None]] = []  # told when the cycles roll over
         self.last_loop_at: datetime | None = None  # heartbeat: set at the top of every pass
         self.last_pass_at: datetime | None = None  # the ``last_loop_at`` of the last whole pass
         self.scheduler_lag_seconds = 0.0  # how late the most recent due metric was started
@@ -359,6 +363,8 @@ class Daemon:
             self._spawn(self._requested(request), f"requested:{request.trigger}")
         busy = frozenset(self.fetching)
         closed_now, self.closed_cycles, next_close = await in_thread(self.closer.close_due, busy)
+        await self._roll_over(now)
+        self.work.closed = set(self.closed_cycles)  # their linked work is not read any more
         self._forget_closed()
         recorded = await in_thread(self.last_runs)
         due, wake = self.due_metrics(now, recorded)
@@ -379,6 +385,34 @@ class Daemon:
                 wake = min(wake, moment)
         self.last_pass_at = now
         return max((wake - self.clock()).total_seconds(), 0.05)
+
+    async def _roll_over(self, now: datetime) -> None:
+        """Move ``cycle: current`` objectives to the series' next cycle once loading the config
+        today would (see :mod:`okrsync.config.rollover`), and only after the cycle they leave is
+        closed in the store, so its frozen record holds them."""
+        rolled = rolled_over(self.config, now.astimezone(UTC).date())
+        if rolled is None:
+            return
+        left = following(self.config)
+        if not left <= self.closed_cycles:
+            return  # closing waits for a fetch in flight; so does the roll-over
+        await in_thread(apply_definitions, self.engine, rolled, now)
+        self.use_config(rolled)
+        log.info("cycle_rolled_over", left=sorted(left), to=sorted(following(rolled)))
+
+    def use_config(self, config: Config) -> None:
+        """Run with ``config`` from now on (its definitions are in the store already); the
+        parts of the process that read the config follow (``on_config`` listeners too)."""
+        self.config = config
+        self.sync.config = config
+        self.sync.stale.watched = watched_key_results(config)
+        self.closer.config = config
+        self.scheduled.entries = scheduled_mirrors(config)
+        self.work.config = config
+        self.work.entries = work_entries(config)
+        self._offsets = None
+        for listener in self.on_config:
+            listener(config)
 
     def _forget_closed(self) -> None:
         """Closed cycles' key results are frozen: no scheduled pushes, no stale announcements."""
@@ -455,7 +489,7 @@ class Daemon:
     def _start_work(self, now: datetime) -> datetime | None:
         """Start reading the linked work that is due (as a task of its own); when to look again
         (None: the task's end wakes the loop, or there is no work to read)."""
-        if not self.work.entries or self._work_running:
+        if not self.work.readable or self._work_running:
             return None
         if self.work.next_due is not None and self.work.next_due > now:
             return self.work.next_due

@@ -18,6 +18,7 @@ from sqlmodel import Session, select
 
 from okrsync.config import Config, MirrorDef
 from okrsync.domain.planner import metric_definitions, plan_queries
+from okrsync.engine.closeout import closed_in_store, open_key_result_ids
 from okrsync.engine.runtime import Connections
 from okrsync.engine.sync import evaluate_plan, fetch_all
 from okrsync.plugins import Registry
@@ -47,6 +48,8 @@ class PlanResult:
     unchanged: list[str] = field(default_factory=list)
     fetched: bool = False
     api_calls: int = 0
+    closed_cycles: list[str] = field(default_factory=list)  # their metrics are not fetched
+    frozen: list[str] = field(default_factory=list)  # key results of closed cycles
 
     @property
     def failed(self) -> bool:
@@ -82,6 +85,8 @@ class PlanResult:
                 for c in self.changes
             ],
             "unchanged": self.unchanged,
+            "closed_cycles": self.closed_cycles,
+            "frozen_key_results": self.frozen,
         }
 
     def print(self, out: Console) -> None:
@@ -98,6 +103,12 @@ class PlanResult:
                 for line in d.diffs.get(item, []):
                     style = {"-": "red", "+": "green"}.get(line[:1], "")
                     out.print(f"      {line}", style=style, highlight=False, markup=False)
+        if self.closed_cycles:
+            out.print(
+                f"closed cycles ({', '.join(self.closed_cycles)}): {len(self.frozen)} key "
+                "results left out, their values are frozen and their metrics are not fetched",
+                highlight=False,
+            )
         total = sum(len(q) for q in self.queries.values())
         out.print(f"fetch: {total} distinct queries on {len(self.queries)} connections")
         for connection, texts in self.queries.items():
@@ -132,6 +143,7 @@ async def build_plan(
     url = settings.database_url.get_secret_value()
     stored: dict[str, Decimal | None] = {}
     ready = False
+    closed: set[str] = set()  # in the store: a sync does not fetch them either
     if store_exists(url):
         engine = make_engine(url)
         try:
@@ -142,6 +154,7 @@ async def build_plan(
                         session, config, now, dry_run=True, digest_key=digest_key(settings)
                     )
                     stored = {r.id: r.value for r in session.exec(select(KeyResultRow))}
+                    closed |= closed_in_store(session).keys()
                     session.rollback()
         finally:
             engine.dispose()
@@ -151,8 +164,11 @@ async def build_plan(
             + [f"metrics:{name}" for name in metric_definitions(config)]
             + [f"connections:{name}" for name in sorted(config.connections)]
         )
-    plan = plan_queries(config)
-    result = PlanResult(definitions, ready)
+    shut = sorted(closed & {o.cycle for o in config.objectives})
+    open_ids = open_key_result_ids(config, shut)
+    plan = plan_queries(config, key_results=open_ids if shut else None)
+    result = PlanResult(definitions, ready, closed_cycles=shut)
+    result.frozen = [kr.id for kr in config.key_results() if kr.id not in open_ids]
     for connection, queries in sorted(plan.by_connection.items()):
         result.queries[connection] = [q.spec.query_text() for q in queries]
     if not fetch:

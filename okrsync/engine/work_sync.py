@@ -40,6 +40,7 @@ from okrsync.domain.work_refresh import (
     plan_work_read,
     shown_digest,
 )
+from okrsync.engine.closeout import closed_in_store
 from okrsync.engine.health import ConnectionHealth
 from okrsync.engine.runtime import Connections
 from okrsync.errors import PluginError
@@ -130,6 +131,9 @@ class WorkSync:
         self.overlap = overlap
         self.reconcile_every = reconcile_every
         self.entries = work_entries(config)
+        # cycles closed in the store (looked up each refresh): their entries are not read any
+        # more, but stay entries, so their items and links are kept as history
+        self.closed: set[str] = set()
         # when the next entry falls due; None before the first pass (then at once)
         self.next_due: datetime | None = None
         # entries whose last read failed wait for their schedule's next tick after the failure
@@ -157,7 +161,19 @@ class WorkSync:
 
     @property
     def connection_names(self) -> set[str]:
-        return {entry.connection for entry in self.entries}
+        return {entry.connection for entry in self.readable}
+
+    @property
+    def readable(self) -> list[WorkDef]:
+        """The entries still read: those whose objective's cycle is not closed."""
+        if not self.closed:
+            return self.entries
+        cycles = {o.id: o.cycle for o in self.config.objectives}
+        return [e for e in self.entries if cycles.get(e.objective_id) not in self.closed]
+
+    def _closed_cycles(self) -> set[str]:
+        with session_scope(self.engine) as session:
+            return set(closed_in_store(session))
 
     # --- entry points ---------------------------------------------------------------------
 
@@ -166,10 +182,12 @@ class WorkSync:
     ) -> WorkReport:
         """Read the entries (on ``connections``) that are due, or all of them when ``forced``;
         keep their backlinks. Never raises for a tracker's failure (it is in the report)."""
+        self.closed = await in_thread(self._closed_cycles)
         names = sorted(self.connection_names if connections is None else connections)
         names = [name for name in names if name in self.connection_names]
         report = WorkReport()
         if not names:
+            await self._plan_next()  # nothing readable (closed cycles, say): nothing is due
             return report
         results = await asyncio.gather(*(self._connection(name, forced) for name in names))
         for result in results:
@@ -194,7 +212,7 @@ class WorkSync:
         """These key results have new values: refresh the backlinks of their items soon (no
         read), so the trackers show the new progress and status. Joins a pass already waiting
         for its connection. Call it from the running loop."""
-        entries = [e for e in self.entries if e.backlink and e.key_result_id in key_results]
+        entries = [e for e in self.readable if e.backlink and e.key_result_id in key_results]
         for entry in entries:
             waiting = self._relink.setdefault(entry.connection, set())
             if not waiting:
@@ -245,6 +263,7 @@ class WorkSync:
         async with self._lock(connection):
             self._queued.discard(connection)
             log.info("work_refresh_requested", connection=connection)
+            self.closed = await in_thread(self._closed_cycles)
             report = await self._read_connection(connection, forced=True)
         await self._plan_next()
         return report
@@ -271,7 +290,7 @@ class WorkSync:
     async def _read_connection(self, connection: str, *, forced: bool) -> WorkReport:
         report = WorkReport()
         await self._ensure_rows()
-        entries = [e for e in self.entries if e.connection == connection]
+        entries = [e for e in self.readable if e.connection == connection]
         now = self.clock()
         states = await in_thread(store.read_states, self.engine, [e.key for e in entries])
         plans: dict[str, WorkReadPlan] = {}
@@ -528,9 +547,10 @@ class WorkSync:
     async def _plan_next(self) -> None:
         """When the next entry falls due (for the daemon's sleep)."""
         now = self.clock()
-        states = await in_thread(store.read_states, self.engine, [e.key for e in self.entries])
+        entries = self.readable
+        states = await in_thread(store.read_states, self.engine, [e.key for e in entries])
         moments: list[datetime] = []
-        for entry in self.entries:
+        for entry in entries:
             state = states.get(entry.key)
             plan = plan_work_read(
                 entry.schedule,

@@ -22,6 +22,10 @@ class Cycle(Model):
     start: date
     end: date
     elapsed: str = Field(description="Share of the cycle elapsed now, 0-1, as a decimal string.")
+    state: str = Field(description="upcoming, active, closing or closed, as of now.")
+    closed_at: datetime | None = Field(
+        description="When it was closed in the store (by the calendar or by command), or null."
+    )
 
 
 class KeyResult(Model):

@@ -115,6 +115,11 @@ def test_list_close_and_report(
         db.execute("INSERT INTO deals DEFAULT VALUES")
     synced = json.loads(invoke(runner, env, "sync", "--json").stdout)
     assert (synced["queries"], synced["api_calls"], synced["changed"]) == (0, 0, 0)
+    planned = json.loads(invoke(runner, env, "plan", "--json").stdout)
+    assert (planned["closed_cycles"], planned["frozen_key_results"]) == (["long"], ["deals"])
+    assert (planned["queries"], planned["api_calls"], planned["changes"]) == ({}, 0, [])
+    said = invoke(runner, env, "plan").stdout
+    assert "closed cycles (long): 1 key results left out, their values are frozen" in said
 
     frozen = json.loads(invoke(runner, env, "cycle", "report", "long", "--format", "json").stdout)
     assert frozen["final"] is True and frozen["state"] == "closed"

@@ -12,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Iterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -24,6 +25,7 @@ from structlog.testing import capture_logs
 
 from connectors.http_json import connector as http_json
 from connectors.webhook.receiver import ReceiverState, receiver_app
+from okrsync.api.app import build_app
 from okrsync.api.context import ApiContext
 from okrsync.api.cycle_pages import cycle_routes
 from okrsync.app import App
@@ -34,7 +36,13 @@ from okrsync.plugins import load_registry
 from okrsync.sandbox import SandboxServer
 from okrsync.settings import Settings
 from okrsync.store.db import session_scope
-from okrsync.store.tables import CycleCloseoutRow, CycleRow, DeliveryRow, KeyResultRow
+from okrsync.store.tables import (
+    CycleCloseoutRow,
+    CycleRow,
+    DeliveryRow,
+    KeyResultRow,
+    ObjectiveRow,
+)
 
 CLOSES = datetime(2027, 1, 2, tzinfo=UTC)  # 2026-Q4's end (12-31) + 1 day of grace
 T0 = CLOSES - timedelta(minutes=3, seconds=30)
@@ -176,6 +184,7 @@ async def test_a_cycle_closes_once_under_a_running_daemon(
     app = open_app()
     try:
         pages = await asyncio.to_thread(dashboard_pages, app)
+        listed = await asyncio.to_thread(api_cycles, app)
         reports, closed, _next = CycleCloser(app.engine, app.config, clock=app.clock).close_due()
         assert reports == [] and closed == {"2026-Q4"}
         again = CycleCloser(app.engine, app.config, clock=app.clock).close("2026-Q4", by="command")
@@ -196,6 +205,10 @@ async def test_a_cycle_closes_once_under_a_running_daemon(
     assert frozen.score is not None and rows[1].score == frozen.score
     assert cycle is not None and cycle.closed_at == CLOSES + timedelta(seconds=30)
     assert cycle.closed_by == "calendar"
+    assert listed == {
+        "2026-Q4": ("closed", (CLOSES + timedelta(seconds=30)).isoformat().replace("+00:00", "Z")),
+        "2027-Q1": ("active", None),
+    }
     listing, report, missing = pages
     assert 'id="cycle-2026-Q4"' in listing and ">closed</td><td>final</td>" in listing
     assert f"<td>Last quarter {rows[1].score:.2f}</td>" in listing  # the frozen score
@@ -210,6 +223,17 @@ def dashboard_pages(app: App) -> tuple[str, str, int]:
         listing, report = web.get("/cycles"), web.get("/cycles/2026-Q4")
         assert listing.status_code == report.status_code == 200
         return listing.text, report.text, web.get("/cycles/nope").status_code
+
+
+def api_cycles(app: App) -> dict[str, tuple[str, str | None]]:
+    """``GET /api/v1/cycles`` over a socket: each cycle's state and ``closed_at``."""
+    with (
+        SandboxServer(build_app(ApiContext.from_app(app)), name="api") as server,
+        httpx.Client(base_url=server.url) as http,
+    ):
+        answer = http.get("/api/v1/cycles")
+        assert answer.status_code == 200, answer.text
+        return {c["id"]: (c["state"], c["closed_at"]) for c in answer.json()["cycles"]}
 
 
 async def test_two_replicas_closing_at_once_write_one_record(
@@ -251,38 +275,86 @@ async def test_two_replicas_closing_at_once_write_one_record(
     assert len([d for d in finals if d.payload.get("final")]) == 2  # one per mirror
 
 
-async def test_closing_a_cycle_that_objectives_follow_says_a_restart_rolls_them_over(
+async def test_a_running_daemon_rolls_current_objectives_into_the_next_cycle(
     database_url: str, servers: Servers
 ) -> None:
-    api, _data, hook, _receiver = servers
+    """``new`` says ``cycle: current``; ``old`` stays pinned to 2026-Q4. Past the close, the
+    same daemon (no restart) moves ``new`` to 2027-Q1 and keeps fetching its metric, while
+    2026-Q4's record (with ``new`` as it was) stays frozen and ``won`` is not fetched."""
+    api, data, hook, _receiver = servers
     registry = load_registry()
     text = config(api.url, str(http_json.sandbox()["token"]), hook.url).replace(
         "  - {id: 2026-Q4, start: 2026-10-01, end: 2026-12-31, close_after: 1d}\n"
         "  - {id: 2027-Q1, start: 2027-01-01, end: 2027-03-31}\n",
         '  - {every: quarter, from: 2026-10-01, id: "{year}-Q{quarter}", close_after: 1d}\n',
     )
-    text = text.replace("cycle: 2026-Q4", "cycle: current")
-    loaded = load_config_text(text, registry.connectors, today=date(2027, 1, 1))
-    assert loaded.objective("old").cycle == "2026-Q4"  # still closing: it stays
+    text = text.replace("cycle: 2027-Q1", "cycle: current")
+    now = T0
+    loaded = load_config_text(text, registry.connectors, today=now.date())
+    assert loaded.objective("new").cycle == "2026-Q4"  # still closing: it stays
     app = App.open(
         Settings(database_url=SecretStr(database_url)),
         config=loaded,
         registry=registry,
-        clock=lambda: CLOSES,
+        clock=lambda: now,
     )
+    app.apply_definitions()
+    daemon = Daemon(app.engine, app.config, app.sync, app.dispatcher, clock=app.clock)
+    told: list[str] = []
+    daemon.on_config.append(lambda rolled: told.append(rolled.objective("new").cycle))
+    stop = asyncio.Event()
+    task = asyncio.create_task(daemon.run(stop))
+
+    async def step() -> None:
+        nonlocal now
+        now += STEP
+        daemon._wake.set()
+        for _ in range(1000):
+            if daemon.last_pass_at == now and not daemon.fetching and not daemon._tasks:
+                return
+            await asyncio.sleep(0.01)
+        raise AssertionError(f"the daemon did not settle at {now}")
+
+    def frozen() -> list[tuple[str, str, Decimal | None]]:
+        with session_scope(app.engine) as session:
+            rows = session.exec(select(CycleCloseoutRow).order_by(CycleCloseoutRow.id)).all()
+            return [(r.subject_id, r.objective_id, r.value) for r in rows]
+
     try:
-        app.apply_definitions()
         with capture_logs() as logs:
-            reports, closed, _next = CycleCloser(
-                app.engine, app.config, clock=app.clock
-            ).close_due()
+            for _ in range(4):  # across CLOSES: the pass closes 2026-Q4, then rolls over
+                await step()
+        assert daemon.closed_cycles == {"2026-Q4"}
+        assert daemon.config.objective("new").cycle == "2027-Q1" and told == ["2027-Q1"]
+        assert daemon.config.objective("old").cycle == "2026-Q4"
+        (rolled,) = [e for e in logs if e["event"] == "cycle_rolled_over"]
+        assert (rolled["left"], rolled["to"]) == (["2026-Q4"], ["2027-Q1"])
+        record = frozen()
+        assert {(subject, objective) for subject, objective, _v in record} == {
+            ("won", "old"),
+            ("old", "old"),
+            ("lost", "new"),
+            ("new", "new"),
+        }
+        won_before, lost_before = won_requests(api), lost_requests(api)
+        data.add_deal(10, status="lost")
+        for _ in range(3):
+            await step()
+        assert won_requests(api) == won_before  # the closed cycle's metric is not fetched
+        assert lost_requests(api) == lost_before + 3  # the rolled objective's still is
+        assert frozen() == record  # the closed cycle's record does not move
+        with session_scope(app.engine) as session:
+            new = session.get(ObjectiveRow, "new")
+            cycle = session.get(CycleRow, "2027-Q2")  # the next one is listed, as on a reload
+            lost = session.get(KeyResultRow, "lost")
+        assert new is not None and new.cycle_id == "2027-Q1"
+        assert cycle is not None and cycle.closed_at is None
+        lost_frozen = next(v for s, _o, v in record if s == "lost")
+        assert lost is not None and lost.value != lost_frozen  # it went on updating
     finally:
+        stop.set()
+        await stop_within(task, 10)
         await app.aclose()
-    assert [r.cycle_id for r in reports] == ["2026-Q4"] and closed == {"2026-Q4"}
-    (warning,) = [e for e in logs if e["event"] == "cycle_closed_restart_to_roll_over"]
-    assert warning["objectives"] == ["old"]
-    later = load_config_text(text, registry.connectors, today=CLOSES.date())
-    assert later.objective("old").cycle == "2027-Q1"  # the next load rolls it over
 
 
 async def test_a_cycle_waits_to_close_while_its_connection_is_being_fetched(

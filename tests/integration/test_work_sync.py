@@ -28,6 +28,7 @@ from okrsync.api.context import ApiContext
 from okrsync.api.server import HttpServer, bind
 from okrsync.app import App
 from okrsync.config import Config, load_config_text
+from okrsync.engine.closeout import CycleCloser
 from okrsync.engine.runtime import Connections
 from okrsync.engine.work_sync import WorkSync
 from okrsync.plugins import Registry
@@ -468,5 +469,39 @@ def test_cycle_placeholders_are_the_objectives_cycle(
         await work.refresh(forced=True)
         assert [r.query for r in server.requests] == ["q=EPIC-2026-12-31"]
         await connections.aclose()
+
+    run(scenario)
+
+
+def test_a_closed_cycles_work_is_no_longer_read_and_stays_linked(
+    database_url: str, tracker: tuple[SandboxServer, TrackerData]
+) -> None:
+    server, _data = tracker
+    config = load_config_text(config_text(server.url, backlink=True), CONNECTORS_WITH_TRACKER)
+    engine = store(database_url, config)
+    clock = Clock(datetime.now(UTC))
+    work, connections = work_sync(engine, config, clock)
+
+    async def scenario() -> None:
+        first = await work.refresh()
+        assert (first.reads, first.backlinks_put) == (1, 3)
+        CycleCloser(engine, config, clock=clock).close("2026-Q4", by="command")
+        server.reset()
+        clock.advance(minutes=61)  # a read and a reconciliation would be due
+        assert (await work.refresh()).reads == 0
+        assert (await work.refresh(forced=True)).reads == 0
+        work.key_results_changed({"launch_epic"})
+        await work.settled()
+        assert server.requests == []  # the tracker is not asked at all
+        assert work.next_due is None  # nothing left to wake the daemon for
+        await connections.aclose()
+
+        restarted, again = work_sync(engine, config, clock)  # a new process: links stay too
+        report = await restarted.refresh(forced=True)
+        assert (report.reads, report.unlinked, report.backlinks_removed) == (0, 0, 0)
+        await again.aclose()
+        assert server.requests == []
+        assert sorted(items(engine)) == ["OKR-13", "OKR-14", "OKR-15"]  # kept as history
+        assert all(row.backlink_ref is not None for row in items(engine).values())
 
     run(scenario)

@@ -12,6 +12,12 @@ import structlog
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.exc import OperationalError
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # pytest-xdist starts its workers with COLUMNS=80: a rich console made when okrsync.cli is
+    # imported would keep that width for good, and the tests that give a wide COLUMNS per run
+    # (one line per message, as in a log) would see messages wrapped
+    os.environ.pop("COLUMNS", None)
+
 PG_URL = os.environ.get("OKRSYNC_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 

@@ -544,10 +544,11 @@ def print_status(objectives: Iterable[ObjectiveView]) -> int:
             style = STATUS_STYLE.get(kr.status, "")
             pct = "—" if kr.progress is None else f"{fmt_decimal(kr.progress * 100, 1)}%"
             state = kr.status.replace("_", " ") + (" (stale)" if kr.stale else "")
+            value = display_number(kr.value, kr.unit, kr.decimals) or "—"
             table.add_row(
                 f"{esc(kr.title)}\n[dim]{esc(kr.id)}[/dim]",
-                esc(f"{display_number(kr.value, kr.unit, None) or '—'} {kr.unit or ''}".strip()),
-                display_number(kr.target, kr.unit, None) or "—",
+                esc(f"{value} {kr.unit or ''}".strip()),
+                display_number(kr.target, kr.unit, kr.decimals) or "—",
                 f"[{style}]{bar(kr.progress)}[/{style}] {pct}",
                 f"[{style}]{state}[/{style}]",
                 "—" if kr.confidence is None else f"{kr.confidence}/10",

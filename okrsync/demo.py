@@ -146,7 +146,7 @@ def render(
             shown = display_progress(kr.progress) if kr.progress is not None else Decimal(0)
             filled = int(shown * BAR)
             pct = "—" if kr.progress is None else f"{kr.progress * 100:.1f}%"
-            value = display_number(kr.value, kr.unit, None) or "—"
+            value = display_number(kr.value, kr.unit, kr.decimals) or "—"
             table.add_row(
                 kr.title,
                 f"{value} {kr.unit or ''}",

@@ -186,6 +186,7 @@ class BurnupChart:
     now: datetime
     low: Decimal | None = None
     high: Decimal | None = None
+    decimals: int | None = None  # the key result's own; None: its unit's
     plot: Plot = field(default_factory=Plot)
     # when the key result's linked work items were done (issue 15): marks on the time axis
     work_done: Sequence[tuple[datetime, str]] = ()
@@ -236,7 +237,7 @@ def burnup_svg(chart: BurnupChart) -> str:
         marked = range(len(points)) if len(points) <= MAX_MARKERS else [len(points) - 1]
         for i in marked:
             at, value = samples[i]
-            label = f"{number(value, chart.unit)} on {at:%Y-%m-%d %H:%M} UTC"
+            label = f"{number(value, chart.unit, chart.decimals)} on {at:%Y-%m-%d %H:%M} UTC"
             parts.append(
                 f'<circle class="dot" cx="{_n(points[i].x)}" cy="{_n(points[i].y)}" r="3.5">'
                 f"<title>{_e(label)}</title></circle>"
@@ -286,7 +287,11 @@ def _done_marks(scale: Scale, work_done: Sequence[tuple[datetime, str]]) -> list
 
 
 def _chart_summary(chart: BurnupChart, samples: Sequence[Sample]) -> str:
-    latest = f"latest {number(samples[-1][1], chart.unit)}" if samples else "no values yet"
+    latest = (
+        f"latest {number(samples[-1][1], chart.unit, chart.decimals)}"
+        if samples
+        else "no values yet"
+    )
     return f"Burn-up of {chart.title}: {len(samples)} values, {latest}"
 
 

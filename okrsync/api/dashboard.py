@@ -540,6 +540,7 @@ def _objective(
                 title=kr.title,
                 kind=kr.kind,
                 unit=kr.unit,
+                decimals=kr.decimals,
                 cycle_start=cycle.start,
                 cycle_end=cycle.end,
                 start=kr.start,

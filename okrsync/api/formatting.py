@@ -12,12 +12,14 @@ from okrsync.store import dashboard_pages as pages
 DASH = "\u2013"  # en dash, for ranges
 
 
-def number(value: Decimal | None, unit: str | None = None) -> str:
+def number(value: Decimal | None, unit: str | None = None, decimals: int | None = None) -> str:
     """``30500`` USD → ``30,500 USD``, ``87.25`` % → ``87.3%``: the mirrors' rule
-    (:mod:`okrsync.domain.numbers`, the unit's decimals, half-up); the unit after."""
+    (:mod:`okrsync.domain.numbers`: the key result's ``decimals``, else its unit's; half-up);
+    the unit after."""
     if value is None:
         return "—"
-    text = format_number(value, decimals_for(unit, None)) if value.is_finite() else str(value)
+    places = decimals_for(unit, decimals)
+    text = format_number(value, places) if value.is_finite() else str(value)
     if not unit:
         return text
     return f"{text}{unit}" if unit == "%" else f"{text} {unit}"

@@ -94,6 +94,7 @@ def desired_rows(config: Config) -> list[tuple[type[SQLModel], str, dict[str, An
                         ),
                         "position": k_pos,
                         "stretch": kr.stretch,
+                        "decimals": kr.decimals,
                     },
                 )
             )

@@ -90,6 +90,7 @@ def _query(where: StatusFilter) -> Any:
             _k.last_error,
             _k.confidence,
             _k.score,
+            _k.decimals,
         )
         .select_from(ObjectiveRow.__table__)  # type: ignore[attr-defined]
         .join(CycleRow.__table__, _c.id == _o.cycle_id)  # type: ignore[attr-defined]
@@ -183,6 +184,7 @@ def stream_status(
                 last_error,
                 confidence,
                 score,
+                decimals,
             ) = row
             if current is None or objective_id != current[0]:
                 if current is not None and (view := finish()) is not None:
@@ -218,6 +220,7 @@ def stream_status(
                         confidence=confidence,
                         score=score,
                         weight=weight,
+                        decimals=decimals,
                     )
                 )
             stats.max_held = max(stats.max_held, len(weights))

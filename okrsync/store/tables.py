@@ -69,6 +69,7 @@ class KeyResultRow(SQLModel, table=True):
     low: Decimal | None = _decimal()
     high: Decimal | None = _decimal()
     unit: str | None = None
+    decimals: int | None = None  # as configured; None: the unit's (okrsync.domain.numbers)
     weight: Decimal = Field(default=Decimal(1), sa_type=DecimalText)
     metric: str | None = None
     expression: str | None = None

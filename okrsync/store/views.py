@@ -50,6 +50,7 @@ class KeyResultView:
     confidence: int | None = None  # the latest check-in's, 1 to 10
     score: Decimal | None = None  # 0 to 1, okrsync.domain.grading
     weight: Decimal = Decimal(1)  # for the objective's score
+    decimals: int | None = None  # digits people read; None: the unit's (okrsync.domain.numbers)
 
 
 @dataclass(frozen=True)
@@ -263,6 +264,7 @@ _KR_COLUMNS = (
     col(KeyResultRow.position),
     col(KeyResultRow.confidence),
     col(KeyResultRow.score),
+    col(KeyResultRow.decimals),
 )
 
 
@@ -285,6 +287,7 @@ def key_result_view_of(row: Any, elapsed: Decimal, now: datetime) -> KeyResultVi
         confidence=row.confidence,
         score=row.score,
         weight=row.weight,
+        decimals=row.decimals,
     )
 
 

@@ -3,7 +3,7 @@ them (NULL: its unit's default, okrsync.domain.numbers), so the dashboard and ``
 the mirrors show
 
 Revision ID: 0014
-Revises: 0012
+Revises: 0013
 Create Date: 2026-12-07
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0014"
-down_revision = "0012"  # 0013 is not on main yet; the integrator sets "0013" when it lands
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 

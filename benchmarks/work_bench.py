@@ -627,7 +627,10 @@ def markdown(result: dict[str, Any]) -> str:
         f"{recon['report']['reconciliations'] - recon['report']['full_reads']:,} read their "
         "changes and then their ids (Jira's ids-only read asks for `key` at up to "
         f"{PAGES['jira'][1]:,} a page, the most Jira documents for ids-only searches; GitHub's "
-        "search has no ids-only form, so its entries are always read in full).",
+        "search has no ids-only form, so its entries are always read in full). Its answers "
+        f"came to {recon['answer_bytes']['total'] / 1024:,.0f} KiB: a full read sends every "
+        "item's fields where the ids-only pass sends keys, so the trade is fewer requests for "
+        "more bytes.",
         "",
         f"Requests: an incremental read saves requests only on entries over one page "
         f"({over_one_page} of {result['size']:,} here); every other entry needs its one "

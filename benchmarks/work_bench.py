@@ -10,8 +10,9 @@ a clock of the benchmark's own (the schedules are crossed without waiting). Phas
 1. **first read**: every entry read in full;
 2. **warm refresh**: 10 minutes later (the default ``every 10m``), nothing changed;
 3. **1 % changed**: 10 minutes later again, one item in a hundred changed in the tracker;
-4. **reconciliation**: past the hourly reconciliation, an incremental read plus the ids-only
-   read that finds items which left their query;
+4. **reconciliation**: past the hourly reconciliation, one full read of each entry where that
+   is no more requests, else an incremental read plus the ids-only read that finds items which
+   left their query;
 5. **naive**: every entry read in full again (``since=None``), as a script that re-reads
    everything on each refresh would, through the same connectors and concurrency.
 
@@ -542,7 +543,7 @@ TITLES = {
     "first_read": "first read (full)",
     "warm_refresh": "warm refresh, nothing changed",
     "changed_1pct": "warm refresh, 1 % of items changed",
-    "reconciliation": "reconciliation pass (incremental + ids only)",
+    "reconciliation": "reconciliation pass (full, or incremental + ids only)",
     "naive_full_reread": "naive: every entry read in full again",
 }
 
@@ -619,15 +620,17 @@ def markdown(result: dict[str, Any]) -> str:
         f"{changed['items_changed']:,} items changed, the refresh took "
         f"{changed['requests']['total']:,} requests and recorded "
         f"{changed['report']['changed']:,} changed items. The reconciliation pass took "
-        f"{recon['requests']['total']:,} requests, {recon_extra:,} over its bound: okrsync "
-        "reads the changes and then the ids, where one full read would answer both for an "
-        "entry that fits one page; beyond two requests an entry it asked "
-        + ", ".join(
-            f"{recon['requests'][t] - 2 * result['entries'][t]} more of {t}" for t in TRACKERS
-        )
-        + " (the ids of entries over one page: Jira's ids-only read asks for `key` in pages of "
-        f"{PAGES['jira'][0]}, where Jira answers up to {PAGES['jira'][1]:,} ids a page; GitHub's "
-        "search has no ids-only form).",
+        f"{recon['requests']['total']:,} requests, {recon_extra:,} over its bound: "
+        f"{recon['report']['full_reads']:,} of its {recon['report']['reconciliations']:,} "
+        "entries were read once in full, which answers both what changed and which items left "
+        "the query in no more requests than the changes plus the ids, and the other "
+        f"{recon['report']['reconciliations'] - recon['report']['full_reads']:,} read their "
+        "changes and then their ids (Jira's ids-only read asks for `key` at up to "
+        f"{PAGES['jira'][1]:,} a page, the most Jira documents for ids-only searches; GitHub's "
+        "search has no ids-only form, so its entries are always read in full). Its answers "
+        f"came to {recon['answer_bytes']['total'] / 1024:,.0f} KiB: a full read sends every "
+        "item's fields where the ids-only pass sends keys, so the trade is fewer requests for "
+        "more bytes.",
         "",
         f"Requests: an incremental read saves requests only on entries over one page "
         f"({over_one_page} of {result['size']:,} here); every other entry needs its one "

@@ -46,7 +46,7 @@ from okrsync.errors import (
     VendorResponseError,
 )
 from okrsync.sdk.models import CycleWindow
-from okrsync.sdk.work import Backlink, WorkItem, WorkQuery, WorkState, WorkTracker
+from okrsync.sdk.work import Backlink, WorkItem, WorkPages, WorkQuery, WorkState, WorkTracker
 
 SEARCH_PAGE = 100
 SEARCH_CAP = 1000  # GitHub's search lists the first 1,000 results of a query
@@ -193,6 +193,10 @@ class GitHubWorkTracker(WorkTracker):
 
     async def list_work_keys(self, query: WorkQuery, cycle: CycleWindow) -> Sequence[str]:
         return [item.key for item in await self.list_work(query, cycle, None)]
+
+    def work_pages(self) -> WorkPages:
+        # the search has no ids-only form: its keys are a full read, so a full read always wins
+        return WorkPages(SEARCH_PAGE, SEARCH_PAGE)
 
     async def put_backlink(self, item: str, link: Backlink, ref: str | None) -> str | None:
         repo, number = split_key(item)

@@ -48,7 +48,14 @@ from connectors.jira.client import (
     describe_error,
     error_table,
 )
-from connectors.jira.models import JiraConnection, JiraMirror, JiraQuery, render_jql
+from connectors.jira.models import (
+    ID_FIELDS,
+    ID_PAGE,
+    JiraConnection,
+    JiraMirror,
+    JiraQuery,
+    render_jql,
+)
 from connectors.jira.work import JiraWorkTracker
 from okrsync.domain.numbers import decimals_for, round_number
 from okrsync.errors import (
@@ -66,7 +73,6 @@ from okrsync.sdk.http_connector import HttpSource
 from okrsync.sdk.models import KeyResultUpdate, PushResult, Query, Reading, as_decimal
 from okrsync.sdk.paging import CursorPaginator, OffsetPaginator
 
-ID_PAGE = 5000  # Cloud's most issues per page, when only ids are asked for
 MAX_PAGES = 10_000  # the page cap: no real JQL metric (or comment list) needs more pages
 COMMENT_PAGE = 100
 
@@ -260,7 +266,7 @@ class JiraConnector(
             max_pages=MAX_PAGES,
             subject=subject,
         )
-        size = ID_PAGE if fields == ["id"] else self.config.page_size
+        size = ID_PAGE if fields in ID_FIELDS else self.config.page_size
         while not tokens.finished:
             request = tokens.params(
                 {"jql": jql, "fields": fields, "maxResults": size}, "nextPageToken"

@@ -12,6 +12,10 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from okrsync.sdk.connector import ConnectionConfig, MirrorSpec, QuerySpec
 
 CYCLE_PLACEHOLDERS = ("cycle_start", "cycle_end")
+# Cloud's ``search/jql`` answers at most 5,000 issues a page when only ``id`` or ``key`` is asked
+# for (its documented ``maxResults``); with other fields, fewer (``page_size``).
+ID_PAGE = 5000
+ID_FIELDS = (["id"], ["key"])
 # A placeholder, with the double quotes a user may already have put around it.
 _PLACEHOLDER = re.compile(r'"?\{([^{}]*)\}"?')
 _ISSUE_KEY = re.compile(r"^[A-Z][A-Z0-9_]*-[1-9][0-9]*$")

@@ -9,7 +9,8 @@ An incremental read appends ``AND updated >= "yyyy/MM/dd HH:mm"`` before the que
 ``ORDER BY``. Jira reads that date-time in the time zone of the user who asks, so the moment is
 converted to the zone ``GET /myself`` reports (asked once per connection) and floored to the
 minute: an item changed in that minute is read again, never missed. The reconciliation read
-asks for the ``key`` only.
+asks for the ``key`` only, so Cloud answers up to 5,000 keys a page (``maxResults``, as
+documented for ids-only reads) where a read with fields gets ``page_size`` (100).
 
 A backlink is a remote issue link whose ``globalId`` names the key result: ``POST
 .../issue/{key}/remotelink`` with the same ``globalId`` replaces the link instead of adding one,
@@ -31,11 +32,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, field_validator
 
 from connectors.jira.client import IssueWriteSpacer
-from connectors.jira.models import JiraConnection, check_placeholders, render_jql
+from connectors.jira.models import ID_PAGE, JiraConnection, check_placeholders, render_jql
 from okrsync.errors import TargetNotFoundError, VendorResponseError
 from okrsync.sdk.http import HttpClient
 from okrsync.sdk.models import CycleWindow
-from okrsync.sdk.work import Backlink, WorkItem, WorkQuery, WorkState, WorkTracker
+from okrsync.sdk.work import Backlink, WorkItem, WorkPages, WorkQuery, WorkState, WorkTracker
 
 WORK_FIELDS = ["summary", "status", "assignee", "labels", "updated", "resolutiondate"]
 KEY_ONLY = ["key"]
@@ -140,6 +141,7 @@ class JiraWorkTracker(WorkTracker):
         name: str
         config: JiraConnection
         _api: str
+        _cloud: bool
         _spacer: IssueWriteSpacer
 
         @property
@@ -178,6 +180,10 @@ class JiraWorkTracker(WorkTracker):
                 ).for_subject(self.name, subject)
             keys.append(key)
         return keys
+
+    def work_pages(self) -> WorkPages:
+        # Data Center pages ids-only searches like any other (``startAt``, ``page_size``)
+        return WorkPages(self.config.page_size, ID_PAGE if self._cloud else self.config.page_size)
 
     async def put_backlink(self, item: str, link: Backlink, ref: str | None) -> str | None:
         subject = f"backlink on {item} (key result {link.key_result_id!r})"

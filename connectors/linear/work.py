@@ -35,7 +35,7 @@ from connectors.linear.models import LinearConnection, LinearQuery, _check_date,
 from connectors.linear.source import _check_names, issue_variables
 from okrsync.errors import TargetNotFoundError, VendorResponseError
 from okrsync.sdk.models import CycleWindow
-from okrsync.sdk.work import Backlink, WorkItem, WorkQuery, WorkState, WorkTracker
+from okrsync.sdk.work import Backlink, WorkItem, WorkPages, WorkQuery, WorkState, WorkTracker
 
 MAX_PAGES = 400  # 100,000 issues
 STATE_OF_TYPE = {
@@ -280,6 +280,9 @@ class LinearWorkTracker(WorkTracker):
         ):
             keys.append(str(expect(node.get("identifier"), str, "issue identifier", subject)))
         return keys
+
+    def work_pages(self) -> WorkPages:
+        return WorkPages(self.config.page_size, self.config.page_size)
 
     async def put_backlink(self, item: str, link: Backlink, ref: str | None) -> str | None:
         subject = f"backlink on {item} (key result {link.key_result_id!r})"

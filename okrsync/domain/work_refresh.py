@@ -6,7 +6,9 @@ successful read *started*, less :data:`READ_OVERLAP` (clocks of okrsync and the 
 a little, and an item edited while the previous read was being answered must not fall between
 two reads). Incremental answers cannot show an item that left the query (it no longer matches),
 so now and then (:data:`RECONCILE_EVERY`, and on every tracker webhook) the read also asks the
-tracker for the keys it matches, ids only, which is cheap.
+tracker for the keys it matches, ids only, which is cheap. An entry small enough that one full
+read costs no more requests than the changes plus the ids is reconciled by that full read
+instead (:func:`reconcile_in_full`).
 """
 
 from __future__ import annotations
@@ -55,6 +57,21 @@ def plan_work_read(
     due = forced or next_read <= now or reconcile
     next_at = now if due else min(next_read, next_reconcile)
     return WorkReadPlan(due=due, since=read_since - overlap, reconcile=reconcile, next_at=next_at)
+
+
+def reconcile_in_full(items: int, *, page: int, ids_page: int) -> bool:
+    """Whether a due reconciliation of an entry last known to link ``items`` items is one full
+    read (``since`` None) rather than an incremental read and an ids-only read.
+
+    A full read costs ceil(n / ``page``) requests; the pair at least 1 (the changes: one request
+    even when nothing changed) plus ceil(n / ``ids_page``). The full read is chosen when it is not
+    more; it answers both questions (what changed, what is still matched). ``n`` counts at least
+    1, as every read asks once.
+    """
+    if page < 1 or ids_page < 1:
+        raise ValueError("page sizes must be at least 1")
+    n = max(items, 1)
+    return -(-n // page) <= 1 + -(-n // ids_page)
 
 
 def backlink_progress(progress: Decimal | None) -> Decimal | None:

@@ -3,11 +3,12 @@
 Per ``work`` entry (see :mod:`okrsync.config.work`): the first read is full, later ones ask only
 for what changed since the previous read began (less a small overlap), and now and then an
 ids-only reconciliation finds the items that left the query (:mod:`okrsync.domain.work_refresh`
-decides which). Entries are read when their ``schedule`` says (the daemon's loop asks
-:meth:`WorkSync.refresh_due`), on ``okrsync sync``, and within seconds of a verified tracker
-webhook (:meth:`WorkSync.request`). Connections are read side by side, each one's entries a few
-at a time through that connection's own client and call budget; a failing tracker is reported on
-its connection's health and the others go on.
+decides which); an entry small enough for it is reconciled by one full read instead, which
+answers both in no more requests. Entries are read when their ``schedule`` says (the daemon's
+loop asks :meth:`WorkSync.refresh_due`), on ``okrsync sync``, and within seconds of a verified
+tracker webhook (:meth:`WorkSync.request`). Connections are read side by side, each one's
+entries a few at a time through that connection's own client and call budget; a failing tracker
+is reported on its connection's health and the others go on.
 
 Backlinks (``backlink: true``) follow each read: every linked item gets one link to its key
 result, put again only when what it shows changes (title, rounded progress, status); an item that
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Collection
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING
@@ -38,6 +39,7 @@ from okrsync.domain.work_refresh import (
     WorkReadPlan,
     backlink_progress,
     plan_work_read,
+    reconcile_in_full,
     shown_digest,
 )
 from okrsync.engine.closeout import closed_in_store
@@ -398,6 +400,16 @@ class WorkSync:
     ) -> WorkReport:
         report = WorkReport(reads=1)
         cycle = self.config.cycles[self.config.objective(entry.objective_id).cycle].window()
+        linked: set[str] = set()
+        if plan.since is not None and plan.reconcile:
+            linked = await in_thread(store.stored_keys, self.engine, entry.key)
+            pages = tracker.work_pages()
+            if pages is not None and reconcile_in_full(
+                len(linked), page=pages.items, ids_page=pages.keys
+            ):
+                # one full read answers what changed and what is still matched
+                report.reconciliations = 1
+                plan = replace(plan, since=None)
         started = self.clock()
         items = list(await tracker.list_work(entry.spec, cycle, plan.since))
         present: set[str] | None = None
@@ -407,7 +419,6 @@ class WorkSync:
         elif plan.reconcile:
             report.reconciliations = 1
             present = set(await tracker.list_work_keys(entry.spec, cycle))
-            linked = await in_thread(store.stored_keys, self.engine, entry.key)
             if present - linked - {item.key for item in items}:
                 # matched now, yet neither linked nor changed since the last read (it joined or
                 # came back without an update we saw): read them all once

@@ -67,6 +67,15 @@ class WorkItem:
 
 
 @dataclass(frozen=True)
+class WorkPages:
+    """The most items one request answers: with fields (:meth:`WorkTracker.list_work`) and ids
+    only (:meth:`WorkTracker.list_work_keys`)."""
+
+    items: int
+    keys: int
+
+
+@dataclass(frozen=True)
 class Backlink:
     """What a tracker item should show about the key result it serves."""
 
@@ -101,6 +110,12 @@ class WorkTracker(ABC):
     @abstractmethod
     async def list_work_keys(self, query: WorkQuery, cycle: CycleWindow) -> Sequence[str]:
         """The keys of every item the query matches now: the cheap reconciliation read."""
+
+    def work_pages(self) -> WorkPages | None:
+        """Page sizes of this connection's reads, so a reconciliation of an entry that fits them
+        is one full read instead of changes plus ids (no more requests). Default ``None``:
+        unknown, always changes plus ids."""
+        return None
 
     async def put_backlink(self, item: str, link: Backlink, ref: str | None) -> str | None:
         """Create or update (idempotently) the link on ``item``; returns the reference to keep

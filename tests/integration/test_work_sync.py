@@ -48,7 +48,9 @@ CONNECTORS_WITH_TRACKER: dict[str, Connector] = {**CONNECTORS, "test_tracker": T
 HOUR_AGO = datetime.now(UTC) - timedelta(hours=1)
 
 
-def config_text(url: str, *, other_url: str | None = None, backlink: bool = False) -> str:
+def config_text(
+    url: str, *, other_url: str | None = None, backlink: bool = False, pages: str = ""
+) -> str:
     other = (
         f"  other: {{type: test_tracker, url: '{other_url}'}}\n" if other_url is not None else ""
     )
@@ -57,7 +59,7 @@ def config_text(url: str, *, other_url: str | None = None, backlink: bool = Fals
 version: 1
 connections:
   warehouse: {{type: fake_sql, url: "sqlite:///x.db"}}
-  tracker: {{type: test_tracker, url: "{url}"}}
+  tracker: {{type: test_tracker, url: "{url}"{pages}}}
 {other}cycles:
   - {{id: 2026-Q4, start: 2026-10-01, end: 2026-12-31}}
 metrics:
@@ -209,6 +211,45 @@ def test_an_item_that_leaves_the_query_is_unlinked_and_linked_again_when_it_retu
         again = items(engine)["OKR-15"]
         assert again.unlinked_at is None
         assert again.first_linked_at == first_linked
+        await connections.aclose()
+
+    run(scenario)
+
+
+@pytest.mark.parametrize(("pages", "full"), [((100, 5000), True), ((1, 5000), False)])
+def test_a_small_entry_is_reconciled_by_one_full_read(
+    database_url: str,
+    tracker: tuple[SandboxServer, TrackerData],
+    pages: tuple[int, int],
+    full: bool,
+) -> None:
+    server, data = tracker
+    text = config_text(server.url, pages=f", pages: [{pages[0]}, {pages[1]}]")
+    config = load_config_text(text, CONNECTORS_WITH_TRACKER)
+    engine = store(database_url, config)
+    clock = Clock(datetime.now(UTC))
+    work, connections = work_sync(engine, config, clock)
+
+    async def scenario() -> None:
+        await work.refresh()
+        data.change("OKR-15", parent="EPIC-2")
+        data.change("OKR-13", state="done")
+        server.reset()
+        clock.advance(minutes=61)  # the hourly reconciliation is due
+        report = await work.refresh()
+        assert (report.reconciliations, report.unlinked, report.changed) == (1, 1, 1)
+        assert report.full_reads == int(full)
+        if full:  # 3 items fit one page: one full read answers the changes and the ids
+            assert paths(server) == ["/issues"]
+            assert "updated_since=" not in server.requests[0].query
+        else:  # 3 pages of 1 item against 1 for the changes and 1 for the ids
+            assert paths(server) == ["/issues", "/issue-keys"]
+        assert sorted(items(engine)) == ["OKR-13", "OKR-14"]
+        assert items(engine, linked=False)["OKR-15"].unlinked_at == clock.now
+        clock.advance(minutes=10)  # the next read is incremental again
+        server.reset()
+        assert (await work.refresh()).full_reads == 0
+        assert "updated_since=" in server.requests[0].query
         await connections.aclose()
 
     run(scenario)

@@ -26,7 +26,7 @@ from starlette.routing import Route
 from okrsync.sdk.connector import ConnectionConfig, Connector, ConnectorBase
 from okrsync.sdk.http_connector import HttpConnection
 from okrsync.sdk.models import CycleWindow
-from okrsync.sdk.work import Backlink, WorkItem, WorkQuery, WorkState, WorkTracker
+from okrsync.sdk.work import Backlink, WorkItem, WorkPages, WorkQuery, WorkState, WorkTracker
 
 
 @dataclass
@@ -132,6 +132,8 @@ def tracker_app(data: TrackerData) -> Starlette:
 
 class TrackerConnection(ConnectionConfig):
     url: str
+    # items a page with fields and ids only, when the tracker tells (it answers in one page)
+    pages: tuple[int, int] | None = None
 
 
 class TrackerQuery(WorkQuery):
@@ -175,6 +177,9 @@ class SmallTracker(
         assert isinstance(query, TrackerQuery)
         body = await self.client.get_json("/issue-keys", params={"q": fill(query.parent, cycle)})
         return list(body["keys"])
+
+    def work_pages(self) -> WorkPages | None:
+        return None if self.config.pages is None else WorkPages(*self.config.pages)
 
     async def put_backlink(self, item: str, link: Backlink, ref: str | None) -> str | None:
         body = await self.client.request_json(

@@ -6,11 +6,14 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import pytest
+
 from okrsync.domain.schedule import Schedule
 from okrsync.domain.work_refresh import (
     READ_OVERLAP,
     backlink_progress,
     plan_work_read,
+    reconcile_in_full,
     shown_digest,
 )
 
@@ -69,3 +72,23 @@ def test_what_a_backlink_shows_changes_its_digest_only_when_it_changes() -> None
     assert first != shown_digest("OKR: Launch (50%, at risk)", None)
     assert first != shown_digest("OKR: Launch (50%, on track)", "http://okr/key-results/launch")
     assert len(first) <= 100  # fits work_items.backlink_shown
+
+
+def test_a_reconciliation_is_one_full_read_while_that_is_no_more_requests() -> None:
+    # Jira: 100 items a page with fields, 5,000 ids only. Up to 200 items a full read (2 pages)
+    # costs no more than the changes (1) plus the ids (1); at 201 it takes 3 against 2.
+    jira = {"page": 100, "ids_page": 5000}
+    assert reconcile_in_full(0, **jira)  # an empty entry: 1 request against 2
+    assert reconcile_in_full(1, **jira) and reconcile_in_full(100, **jira)
+    assert reconcile_in_full(200, **jira)
+    assert not reconcile_in_full(201, **jira) and not reconcile_in_full(5000, **jira)
+    # Linear: 250 either way; GitHub: its ids are a full read, so a full read is never more.
+    assert all(reconcile_in_full(n, page=250, ids_page=250) for n in (0, 250, 251, 10_000))
+    assert all(reconcile_in_full(n, page=100, ids_page=100) for n in (0, 99, 101, 1000))
+    # A tie (3 full pages, 1 + 2 for changes and ids) reads in full; one page more does not.
+    assert reconcile_in_full(3, page=1, ids_page=2) and not reconcile_in_full(4, page=1, ids_page=2)
+
+
+def test_page_sizes_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="at least 1"):
+        reconcile_in_full(5, page=0, ids_page=100)

@@ -4,7 +4,8 @@ Served (``{v}`` is 3 or 2 on Cloud, 2 only on Data Center):
 
 * ``GET /rest/api/{v}/serverInfo`` (anonymous), ``GET /rest/api/{v}/field``;
 * Cloud: ``GET|POST /rest/api/{v}/search/jql`` (``nextPageToken``/``isLast``, no ``total``;
-  ``maxResults`` default 50, at most 5000 for ``fields=id`` and 100 otherwise) and
+  ``maxResults`` default 50, at most 5000 for ``fields=id`` or ``fields=key`` and 100
+  otherwise) and
   ``POST /rest/api/{v}/search/approximate-count``; the removed ``/rest/api/{v}/search`` answers
   **410** with the body Jira Cloud sends since CHANGE-2046;
 * Data Center: ``GET|POST /rest/api/2/search`` with ``startAt``/``maxResults``/``total``;
@@ -82,7 +83,8 @@ REMOVED_SEARCH = (
     "A full migration guideline is available at "
     "https://developer.atlassian.com/changelog/#CHANGE-2046"
 )
-ID_PAGE_LIMIT = 5000
+ID_PAGE_LIMIT = 5000  # Jira's most issues a page, when only ``id`` or ``key`` is asked for
+ID_FIELDS = (["id"], ["key"])
 FIELDS_PAGE_LIMIT = 100
 PROPERTY_LIMIT = 32768
 BOT_ACCOUNT_ID = "5b10a2844c20165700ede21g"  # the token's user: it writes the comments
@@ -435,7 +437,7 @@ class JiraFake:
         except JqlError as exc:
             return _errors(400, [str(exc)])
         fields = self._fields(args, ["id"])
-        limit = ID_PAGE_LIMIT if fields == ["id"] else FIELDS_PAGE_LIMIT
+        limit = ID_PAGE_LIMIT if fields in ID_FIELDS else FIELDS_PAGE_LIMIT
         try:
             size = min(int(args.get("maxResults") or 50), limit)
         except ValueError:

@@ -10,7 +10,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from connectors.jira.fake.data import STATUSES
+from connectors.jira.fake import FIELDS_PAGE_LIMIT, ID_PAGE_LIMIT
+from connectors.jira.fake.data import STATUSES, Issue
 from connectors.jira.tests.helpers import CYCLE, Site, connect, serve
 from connectors.jira.work import JiraWork, since_clause, split_order_by
 from okrsync.sdk.models import Status
@@ -144,6 +145,36 @@ async def test_keys_only_read_sees_an_item_leave(site: Site) -> None:
     assert "OKR-203" in before and len(before) == 8
     assert set(before) - set(after) == {"OKR-203"}
     assert all(sent["fields"] == ["key"] for sent in searches(site))
+
+
+async def test_keys_only_read_pages_at_jiras_documented_id_page(site: Site) -> None:
+    # Jira's search/jql returns at most 5,000 issues a page when only ``id`` or ``key`` is asked
+    # for, and 100 with fields: 250 issues are one ids-only request and three full ones.
+    for n in range(250):
+        site.data.issues[f"BIG-{n}"] = Issue(
+            id=str(900_000 + n),
+            key=f"BIG-{n}",
+            project="OKR",
+            issuetype="Story",
+            status="To Do",
+            summary=f"Big {n}",
+            created=datetime(2026, 11, 1, tzinfo=UTC).date(),
+            resolved=None,
+            parent="OKR-900",
+        )
+    big = JiraWork(jql="parent = OKR-900 ORDER BY key")
+    jira = connect(site.url)
+    try:
+        keys = await jira.list_work_keys(big, CYCLE)
+        ids_requests = len(searches(site))
+        items = await jira.list_work(big, CYCLE, None)
+    finally:
+        await jira.aclose()
+    assert len(set(keys)) == 250 and {item.key for item in items} == set(keys)
+    sent = searches(site)
+    assert ids_requests == 1 and sent[0]["maxResults"] == ID_PAGE_LIMIT == 5000
+    assert len(sent) - ids_requests == 3
+    assert all(s["maxResults"] == FIELDS_PAGE_LIMIT for s in sent[ids_requests:])
 
 
 async def test_backlinks_are_created_once_updated_in_place_and_removed(site: Site) -> None:

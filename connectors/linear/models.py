@@ -118,6 +118,37 @@ class LinearConnection(ConnectionConfig):
         return f"Bearer {self.access_token.get_secret_value().strip()}"
 
 
+def stripped_name(value: str | None) -> str | None:
+    """A team, project or project id as given, trimmed; an empty one is an error."""
+    if value is not None and not value.strip():
+        raise ValueError("must not be empty")
+    return None if value is None else value.strip()
+
+
+def check_project_and_labels(
+    project: str | None, project_id: str | None, labels: tuple[str, ...]
+) -> None:
+    """A project by name or by id (not both), and no empty label name."""
+    if project is not None and project_id is not None:
+        raise ValueError("give 'project' (a name) or 'project_id', not both")
+    if any(not label.strip() for label in labels):
+        raise ValueError("a label name is empty")
+
+
+def team_and_project(
+    team: str | None, project: str | None, project_id: str | None
+) -> dict[str, Any]:
+    """The ``team`` and ``project`` parts of an ``IssueFilter``."""
+    parts: dict[str, Any] = {}
+    if team is not None:
+        parts["team"] = {"key": {"eq": team}}
+    if project_id is not None:
+        parts["project"] = {"id": {"eq": project_id}}
+    elif project is not None:
+        parts["project"] = {"name": {"eq": project}}
+    return parts
+
+
 class LinearQuery(QuerySpec):
     """Issues matching a filter: how many, or the sum of their estimates.
 
@@ -154,16 +185,11 @@ class LinearQuery(QuerySpec):
     @field_validator("team", "project", "project_id")
     @classmethod
     def _not_blank(cls, value: str | None) -> str | None:
-        if value is not None and not value.strip():
-            raise ValueError("must not be empty")
-        return None if value is None else value.strip()
+        return stripped_name(value)
 
     @model_validator(mode="after")
     def _one_project(self) -> LinearQuery:
-        if self.project is not None and self.project_id is not None:
-            raise ValueError("give 'project' (a name) or 'project_id', not both")
-        if any(not label.strip() for label in self.labels):
-            raise ValueError("a label name is empty")
+        check_project_and_labels(self.project, self.project_id, self.labels)
         return self
 
     def issue_filter(self, cycle: CycleWindow | None = None) -> dict[str, Any]:
@@ -172,13 +198,7 @@ class LinearQuery(QuerySpec):
         def when(value: str) -> str:
             return fill_date(value, cycle) if cycle is not None else value
 
-        parts: dict[str, Any] = {}
-        if self.team is not None:
-            parts["team"] = {"key": {"eq": self.team}}
-        if self.project_id is not None:
-            parts["project"] = {"id": {"eq": self.project_id}}
-        elif self.project is not None:
-            parts["project"] = {"name": {"eq": self.project}}
+        parts = team_and_project(self.team, self.project, self.project_id)
         if self.state_type:
             parts["state"] = {"type": {"in": list(self.state_type)}}
         for field, after, before in (

@@ -31,7 +31,15 @@ from urllib.parse import quote
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from connectors.linear.graphql_client import LinearGraphQL, expect, relay_pages
-from connectors.linear.models import LinearConnection, LinearQuery, _check_date, fill_date
+from connectors.linear.models import (
+    LinearConnection,
+    LinearQuery,
+    _check_date,
+    check_project_and_labels,
+    fill_date,
+    stripped_name,
+    team_and_project,
+)
 from connectors.linear.source import _check_names, issue_variables
 from okrsync.errors import TargetNotFoundError, VendorResponseError
 from okrsync.sdk.models import CycleWindow
@@ -149,16 +157,11 @@ class LinearWorkFilter(BaseModel):
     @field_validator("team", "project", "project_id")
     @classmethod
     def _not_blank(cls, value: str | None) -> str | None:
-        if value is not None and not value.strip():
-            raise ValueError("must not be empty")
-        return None if value is None else value.strip()
+        return stripped_name(value)
 
     @model_validator(mode="after")
     def _bounded(self) -> LinearWorkFilter:
-        if self.project is not None and self.project_id is not None:
-            raise ValueError("give 'project' (a name) or 'project_id', not both")
-        if any(not label.strip() for label in self.labels):
-            raise ValueError("a label name is empty")
+        check_project_and_labels(self.project, self.project_id, self.labels)
         if not (self.team or self.project or self.project_id or self.labels):
             raise ValueError("name a team, a project or labels: a filter must narrow the issues")
         return self
@@ -172,13 +175,7 @@ class LinearWork(WorkQuery):
     def issue_filter(self, cycle: CycleWindow, since: datetime | None = None) -> dict[str, Any]:
         """The ``IssueFilter`` sent to Linear."""
         wanted = self.filter
-        parts: dict[str, Any] = {}
-        if wanted.team is not None:
-            parts["team"] = {"key": {"eq": wanted.team}}
-        if wanted.project_id is not None:
-            parts["project"] = {"id": {"eq": wanted.project_id}}
-        elif wanted.project is not None:
-            parts["project"] = {"name": {"eq": wanted.project}}
+        parts = team_and_project(wanted.team, wanted.project, wanted.project_id)
         if wanted.labels:
             parts["labels"] = {"name": {"in": list(wanted.labels)}}
         created: dict[str, str] = {}

@@ -40,7 +40,7 @@ from connectors.linear.models import (
     stripped_name,
     team_and_project,
 )
-from connectors.linear.source import _check_names, issue_variables
+from connectors.linear.source import _check_names, checked_issues_query, issue_variables
 from okrsync.errors import TargetNotFoundError, VendorResponseError
 from okrsync.sdk.models import CycleWindow
 from okrsync.sdk.work import Backlink, WorkItem, WorkQuery, WorkState, WorkTracker
@@ -56,30 +56,9 @@ STATE_OF_TYPE = {
 }
 FALLBACK_URL = "https://okrsync.invalid/key-results/"
 
-WORK_QUERY = """
-query OkrsyncWork(
-  $filter: IssueFilter
-  $first: Int!
-  $after: String
-  $includeArchived: Boolean
-  $checkTeam: Boolean!
-  $teamFilter: TeamFilter
-  $checkProject: Boolean!
-  $projectFilter: ProjectFilter
-  $checkLabels: Boolean!
-  $labelFilter: IssueLabelFilter
-) {
-  teams(filter: $teamFilter, first: 1) @include(if: $checkTeam) {
-    nodes { id key }
-  }
-  projects(filter: $projectFilter, first: 1) @include(if: $checkProject) {
-    nodes { id name }
-  }
-  issueLabels(filter: $labelFilter, first: 250) @include(if: $checkLabels) {
-    nodes { id name }
-  }
-  issues(filter: $filter, first: $first, after: $after, includeArchived: $includeArchived) {
-    nodes {
+WORK_QUERY = checked_issues_query(
+    "OkrsyncWork",
+    """{
       identifier
       title
       url
@@ -89,11 +68,8 @@ query OkrsyncWork(
       state { type }
       assignee { displayName }
       labels(first: 25) { nodes { name } }
-    }
-    pageInfo { hasNextPage endCursor }
-  }
-}
-""".strip()
+    }""",
+)
 
 WORK_KEYS_QUERY = """
 query OkrsyncWorkKeys($filter: IssueFilter, $first: Int!, $after: String) {

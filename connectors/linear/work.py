@@ -43,7 +43,14 @@ from connectors.linear.models import (
 from connectors.linear.source import _check_names, checked_issues_query, issue_variables
 from okrsync.errors import TargetNotFoundError, VendorResponseError
 from okrsync.sdk.models import CycleWindow
-from okrsync.sdk.work import Backlink, WorkItem, WorkQuery, WorkState, WorkTracker
+from okrsync.sdk.work import (
+    Backlink,
+    WorkItem,
+    WorkQuery,
+    WorkState,
+    WorkTracker,
+    vendor_time,
+)
 
 MAX_PAGES = 400  # 100,000 issues
 STATE_OF_TYPE = {
@@ -180,15 +187,6 @@ class LinearWork(WorkQuery):
         return self.filter.model_dump_json(exclude_defaults=True)
 
 
-def _time(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-
-
 def work_item(node: dict[str, Any]) -> WorkItem:
     key = node.get("identifier")
     if not isinstance(key, str) or not key:
@@ -197,7 +195,7 @@ def work_item(node: dict[str, Any]) -> WorkItem:
     state = STATE_OF_TYPE.get(str(state_type), WorkState.TODO)
     done_at = None
     if state is WorkState.DONE:
-        done_at = _time(node.get("completedAt")) or _time(node.get("canceledAt"))
+        done_at = vendor_time(node.get("completedAt")) or vendor_time(node.get("canceledAt"))
     assignee = node.get("assignee")
     name = assignee.get("displayName") if isinstance(assignee, dict) else None
     labels = (node.get("labels") or {}).get("nodes") or []
@@ -210,7 +208,7 @@ def work_item(node: dict[str, Any]) -> WorkItem:
         labels=tuple(
             str(label["name"]) for label in labels if isinstance(label, dict) and "name" in label
         ),
-        updated_at=_time(node.get("updatedAt")),
+        updated_at=vendor_time(node.get("updatedAt")),
         done_at=done_at,
     )
 

@@ -46,14 +46,7 @@ from okrsync.errors import (
     VendorResponseError,
 )
 from okrsync.sdk.models import CycleWindow
-from okrsync.sdk.work import (
-    Backlink,
-    WorkItem,
-    WorkQuery,
-    WorkState,
-    WorkTracker,
-    vendor_time,
-)
+from okrsync.sdk.work import Backlink, WorkItem, WorkQuery, WorkState, WorkTracker, vendor_time
 
 SEARCH_PAGE = 100
 SEARCH_CAP = 1000  # GitHub's search lists the first 1,000 results of a query

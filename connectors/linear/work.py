@@ -43,14 +43,7 @@ from connectors.linear.models import (
 from connectors.linear.source import _check_names, checked_issues_query, issue_variables
 from okrsync.errors import TargetNotFoundError, VendorResponseError
 from okrsync.sdk.models import CycleWindow
-from okrsync.sdk.work import (
-    Backlink,
-    WorkItem,
-    WorkQuery,
-    WorkState,
-    WorkTracker,
-    vendor_time,
-)
+from okrsync.sdk.work import Backlink, WorkItem, WorkQuery, WorkState, WorkTracker, vendor_time
 
 MAX_PAGES = 400  # 100,000 issues
 STATE_OF_TYPE = {

@@ -11,10 +11,17 @@ from __future__ import annotations
 import json
 import re
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 
 from okrsync.sdk.connector import ConnectionConfig, MirrorSpec, QuerySpec
 from okrsync.sdk.models import CycleWindow
@@ -149,6 +156,16 @@ def team_and_project(
     return parts
 
 
+def one_or_many(value: Any) -> Any:
+    """``labels: x`` as ``labels: [x]``."""
+    return (value,) if isinstance(value, str) else value
+
+
+IssueName = Annotated[str | None, AfterValidator(stripped_name)]
+IssueDate = Annotated[str | None, AfterValidator(_check_date)]
+Labels = Annotated[tuple[str, ...], BeforeValidator(one_or_many)]
+
+
 class LinearQuery(QuerySpec):
     """Issues matching a filter: how many, or the sum of their estimates.
 
@@ -156,36 +173,21 @@ class LinearQuery(QuerySpec):
     the named labels; ``state_type`` for issues in any of the listed workflow-state types.
     """
 
-    team: str | None = Field(default=None, description="A team key, e.g. 'ENG'.")
-    project: str | None = Field(default=None, description="A project's exact name.")
-    project_id: str | None = Field(default=None, description="A project's id.")
-    labels: tuple[str, ...] = Field(default=(), description="Label names the issues all carry.")
-    state_type: tuple[StateType, ...] = Field(
+    team: IssueName = Field(default=None, description="A team key, e.g. 'ENG'.")
+    project: IssueName = Field(default=None, description="A project's exact name.")
+    project_id: IssueName = Field(default=None, description="A project's id.")
+    labels: Labels = Field(default=(), description="Label names the issues all carry.")
+    state_type: Annotated[tuple[StateType, ...], BeforeValidator(one_or_many)] = Field(
         default=(), description="triage|backlog|unstarted|started|completed|canceled (any of)."
     )
-    completed_after: str | None = Field(default=None, description="completedAt >= this.")
-    completed_before: str | None = Field(default=None, description="completedAt < this.")
-    created_after: str | None = Field(default=None, description="createdAt >= this.")
-    created_before: str | None = Field(default=None, description="createdAt < this.")
+    completed_after: IssueDate = Field(default=None, description="completedAt >= this.")
+    completed_before: IssueDate = Field(default=None, description="completedAt < this.")
+    created_after: IssueDate = Field(default=None, description="createdAt >= this.")
+    created_before: IssueDate = Field(default=None, description="createdAt < this.")
     include_archived: bool = Field(default=False, description="Count archived issues too.")
     aggregate: Literal["count", "sum_estimate"] = Field(
         default="count", description="count, or sum_estimate (issues without an estimate add 0)."
     )
-
-    @field_validator("labels", "state_type", mode="before")
-    @classmethod
-    def _one_or_many(cls, value: Any) -> Any:
-        return (value,) if isinstance(value, str) else value
-
-    @field_validator("completed_after", "completed_before", "created_after", "created_before")
-    @classmethod
-    def _date(cls, value: str | None) -> str | None:
-        return _check_date(value)
-
-    @field_validator("team", "project", "project_id")
-    @classmethod
-    def _not_blank(cls, value: str | None) -> str | None:
-        return stripped_name(value)
 
     @model_validator(mode="after")
     def _one_project(self) -> LinearQuery:

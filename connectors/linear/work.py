@@ -28,16 +28,17 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from connectors.linear.graphql_client import LinearGraphQL, expect, relay_pages
 from connectors.linear.models import (
+    IssueDate,
+    IssueName,
+    Labels,
     LinearConnection,
     LinearQuery,
-    _check_date,
     check_project_and_labels,
     fill_date,
-    stripped_name,
     team_and_project,
 )
 from connectors.linear.source import _check_names, checked_issues_query, issue_variables
@@ -113,27 +114,12 @@ class LinearWorkFilter(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    team: str | None = Field(default=None, description="A team key, e.g. 'ENG'.")
-    labels: tuple[str, ...] = Field(default=(), description="Issues carrying any of these labels.")
-    project: str | None = Field(default=None, description="A project's exact name.")
-    project_id: str | None = Field(default=None, description="A project's id.")
-    created_after: str | None = Field(default=None, description="createdAt >= this.")
-    created_before: str | None = Field(default=None, description="createdAt < this.")
-
-    @field_validator("labels", mode="before")
-    @classmethod
-    def _one_or_many(cls, value: Any) -> Any:
-        return (value,) if isinstance(value, str) else value
-
-    @field_validator("created_after", "created_before")
-    @classmethod
-    def _date(cls, value: str | None) -> str | None:
-        return _check_date(value)
-
-    @field_validator("team", "project", "project_id")
-    @classmethod
-    def _not_blank(cls, value: str | None) -> str | None:
-        return stripped_name(value)
+    team: IssueName = Field(default=None, description="A team key, e.g. 'ENG'.")
+    labels: Labels = Field(default=(), description="Issues carrying any of these labels.")
+    project: IssueName = Field(default=None, description="A project's exact name.")
+    project_id: IssueName = Field(default=None, description="A project's id.")
+    created_after: IssueDate = Field(default=None, description="createdAt >= this.")
+    created_before: IssueDate = Field(default=None, description="createdAt < this.")
 
     @model_validator(mode="after")
     def _bounded(self) -> LinearWorkFilter:

@@ -845,13 +845,28 @@ class GitHubFake:
         wanted = f"{request.path_params['owner']}/{request.path_params['repo']}".lower()
         return next((r for r in self.data.repos if r.lower() == wanted), None)
 
-    async def get_repo(self, request: Request) -> Response:
+    def _known_repo(self, request: Request) -> str | Response:
+        """The repository a route names, or the gate's refusal, or a 404 when there is none."""
         refused = self.gate(request)
         if refused is not None:
             return refused
         repo = self._repo(request)
-        if repo is None:
+        return self.not_found() if repo is None else repo
+
+    def _known_issue(self, request: Request) -> tuple[str, int] | Response:
+        """The repository and issue number a route names, or the refusal or 404 instead."""
+        repo = self._known_repo(request)
+        if isinstance(repo, Response):
+            return repo
+        number = request.path_params["number"]
+        if self.data.item(repo, number) is None:
             return self.not_found()
+        return repo, number
+
+    async def get_repo(self, request: Request) -> Response:
+        repo = self._known_repo(request)
+        if isinstance(repo, Response):
+            return repo
         base = self.base(request)
         owner, name = repo.split("/")
         return self.answer(
@@ -878,22 +893,18 @@ class GitHubFake:
         )
 
     async def get_issue(self, request: Request) -> Response:
-        refused = self.gate(request)
-        if refused is not None:
-            return refused
-        repo = self._repo(request)
-        item = self.data.item(repo, request.path_params["number"]) if repo else None
+        repo = self._known_repo(request)
+        if isinstance(repo, Response):
+            return repo
+        item = self.data.item(repo, request.path_params["number"])
         if item is None:
             return self.not_found()
         return self.answer(issue_json(self.base(request), self.data, item))
 
     async def list_milestones(self, request: Request) -> Response:
-        refused = self.gate(request)
-        if refused is not None:
-            return refused
-        repo = self._repo(request)
-        if repo is None:
-            return self.not_found()
+        repo = self._known_repo(request)
+        if isinstance(repo, Response):
+            return repo
         state = request.query_params.get("state", "open")
         if state not in ("open", "closed", "all"):
             return self.error(
@@ -910,23 +921,19 @@ class GitHubFake:
         return self.listing(request, rows)
 
     async def get_milestone(self, request: Request) -> Response:
-        refused = self.gate(request)
-        if refused is not None:
-            return refused
-        repo = self._repo(request)
-        stone = self.data.milestone(repo, request.path_params["number"]) if repo else None
+        repo = self._known_repo(request)
+        if isinstance(repo, Response):
+            return repo
+        stone = self.data.milestone(repo, request.path_params["number"])
         if stone is None:
             return self.not_found()
         return self.answer(milestone_json(self.base(request), self.data, stone))
 
     async def issue_comments(self, request: Request) -> Response:
-        refused = self.gate(request)
-        if refused is not None:
-            return refused
-        repo = self._repo(request)
-        number = request.path_params["number"]
-        if repo is None or self.data.item(repo, number) is None:
-            return self.not_found()
+        known = self._known_issue(request)
+        if isinstance(known, Response):
+            return known
+        repo, number = known
         base = self.base(request)
         if request.method == "GET":
             rows = [comment_json(base, c) for c in self.data.comments_on(repo, number)]
@@ -948,16 +955,15 @@ class GitHubFake:
         return False
 
     async def comment(self, request: Request) -> Response:
-        refused = self.gate(request)
-        if refused is not None:
-            return refused
-        repo = self._repo(request)
+        repo = self._known_repo(request)
+        if isinstance(repo, Response):
+            return repo
         comment_id = request.path_params["comment_id"]
         with self.data.lock:
             found = next(
                 (c for c in self.data.comments if c.id == comment_id and c.repo == repo), None
             )
-        if repo is None or found is None:
+        if found is None:
             return self.not_found()
         if request.method == "PATCH":
             body = await self._body_field(request)
@@ -1003,12 +1009,9 @@ class GitHubFake:
 
     async def create_label(self, request: Request) -> Response:
         """``POST /repos/{o}/{r}/labels``: 201, or 422 ``already_exists`` for a taken name."""
-        refused = self.gate(request)
-        if refused is not None:
-            return refused
-        repo = self._repo(request)
-        if repo is None:
-            return self.not_found()
+        repo = self._known_repo(request)
+        if isinstance(repo, Response):
+            return repo
         payload = await self._json(request)
         name = payload.get("name") if isinstance(payload, dict) else None
         if not isinstance(name, str) or not name.strip():
@@ -1049,13 +1052,10 @@ class GitHubFake:
     async def issue_labels(self, request: Request) -> Response:
         """``POST /repos/{o}/{r}/issues/{n}/labels`` with ``{"labels": [...]}``: 200 and the
         item's labels (a name the repository lacks is created, as GitHub does)."""
-        refused = self.gate(request)
-        if refused is not None:
-            return refused
-        repo = self._repo(request)
-        number = request.path_params["number"]
-        if repo is None or self.data.item(repo, number) is None:
-            return self.not_found()
+        known = self._known_issue(request)
+        if isinstance(known, Response):
+            return known
+        repo, number = known
         payload = await self._json(request)
         names = payload.get("labels") if isinstance(payload, dict) else payload
         if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
@@ -1068,13 +1068,10 @@ class GitHubFake:
     async def issue_label(self, request: Request) -> Response:
         """``DELETE /repos/{o}/{r}/issues/{n}/labels/{name}``: 200 and the labels left, or 404
         ``Label does not exist``."""
-        refused = self.gate(request)
-        if refused is not None:
-            return refused
-        repo = self._repo(request)
-        number = request.path_params["number"]
-        if repo is None or self.data.item(repo, number) is None:
-            return self.not_found()
+        known = self._known_issue(request)
+        if isinstance(known, Response):
+            return known
+        repo, number = known
         item = self.data.unlabel_issue(repo, number, request.path_params["name"])
         if item is None:
             return self.error(404, "Label does not exist")

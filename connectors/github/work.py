@@ -46,7 +46,15 @@ from okrsync.errors import (
     VendorResponseError,
 )
 from okrsync.sdk.models import CycleWindow
-from okrsync.sdk.work import Backlink, WorkItem, WorkPages, WorkQuery, WorkState, WorkTracker
+from okrsync.sdk.work import (
+    Backlink,
+    WorkItem,
+    WorkPages,
+    WorkQuery,
+    WorkState,
+    WorkTracker,
+    vendor_time,
+)
 
 SEARCH_PAGE = 100
 SEARCH_CAP = 1000  # GitHub's search lists the first 1,000 results of a query
@@ -109,15 +117,6 @@ def item_key(issue: dict[str, Any]) -> str:
     return f"{parts[-2]}/{parts[-1]}#{number}"
 
 
-def _time(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-
-
 def state_of(issue: dict[str, Any]) -> WorkState:
     if issue.get("state") == "closed":
         return WorkState.DONE
@@ -135,8 +134,8 @@ def work_item(issue: dict[str, Any]) -> WorkItem:
     pull = issue.get("pull_request")
     done_at = None
     if state is WorkState.DONE:
-        merged = _time(pull.get("merged_at")) if isinstance(pull, dict) else None
-        done_at = merged or _time(issue.get("closed_at"))
+        merged = vendor_time(pull.get("merged_at")) if isinstance(pull, dict) else None
+        done_at = merged or vendor_time(issue.get("closed_at"))
     assignees = issue.get("assignees") or ([issue["assignee"]] if issue.get("assignee") else [])
     first = assignees[0] if isinstance(assignees, list) and assignees else None
     login = first.get("login") if isinstance(first, dict) else None
@@ -152,7 +151,7 @@ def work_item(issue: dict[str, Any]) -> WorkItem:
         url=issue.get("html_url") if isinstance(issue.get("html_url"), str) else None,
         assignee=login if isinstance(login, str) else None,
         labels=tuple(str(name) for name in labels if isinstance(name, str)),
-        updated_at=_time(issue.get("updated_at")),
+        updated_at=vendor_time(issue.get("updated_at")),
         done_at=done_at,
     )
 

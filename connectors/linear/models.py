@@ -11,10 +11,17 @@ from __future__ import annotations
 import json
 import re
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 
 from okrsync.sdk.connector import ConnectionConfig, MirrorSpec, QuerySpec
 from okrsync.sdk.models import CycleWindow
@@ -118,6 +125,47 @@ class LinearConnection(ConnectionConfig):
         return f"Bearer {self.access_token.get_secret_value().strip()}"
 
 
+def stripped_name(value: str | None) -> str | None:
+    """A team, project or project id as given, trimmed; an empty one is an error."""
+    if value is not None and not value.strip():
+        raise ValueError("must not be empty")
+    return None if value is None else value.strip()
+
+
+def check_project_and_labels(
+    project: str | None, project_id: str | None, labels: tuple[str, ...]
+) -> None:
+    """A project by name or by id (not both), and no empty label name."""
+    if project is not None and project_id is not None:
+        raise ValueError("give 'project' (a name) or 'project_id', not both")
+    if any(not label.strip() for label in labels):
+        raise ValueError("a label name is empty")
+
+
+def team_and_project(
+    team: str | None, project: str | None, project_id: str | None
+) -> dict[str, Any]:
+    """The ``team`` and ``project`` parts of an ``IssueFilter``."""
+    parts: dict[str, Any] = {}
+    if team is not None:
+        parts["team"] = {"key": {"eq": team}}
+    if project_id is not None:
+        parts["project"] = {"id": {"eq": project_id}}
+    elif project is not None:
+        parts["project"] = {"name": {"eq": project}}
+    return parts
+
+
+def one_or_many(value: Any) -> Any:
+    """``labels: x`` as ``labels: [x]``."""
+    return (value,) if isinstance(value, str) else value
+
+
+IssueName = Annotated[str | None, AfterValidator(stripped_name)]
+IssueDate = Annotated[str | None, AfterValidator(_check_date)]
+Labels = Annotated[tuple[str, ...], BeforeValidator(one_or_many)]
+
+
 class LinearQuery(QuerySpec):
     """Issues matching a filter: how many, or the sum of their estimates.
 
@@ -125,45 +173,25 @@ class LinearQuery(QuerySpec):
     the named labels; ``state_type`` for issues in any of the listed workflow-state types.
     """
 
-    team: str | None = Field(default=None, description="A team key, e.g. 'ENG'.")
-    project: str | None = Field(default=None, description="A project's exact name.")
-    project_id: str | None = Field(default=None, description="A project's id.")
-    labels: tuple[str, ...] = Field(default=(), description="Label names the issues all carry.")
-    state_type: tuple[StateType, ...] = Field(
+    team: IssueName = Field(default=None, description="A team key, e.g. 'ENG'.")
+    project: IssueName = Field(default=None, description="A project's exact name.")
+    project_id: IssueName = Field(default=None, description="A project's id.")
+    labels: Labels = Field(default=(), description="Label names the issues all carry.")
+    state_type: Annotated[tuple[StateType, ...], BeforeValidator(one_or_many)] = Field(
         default=(), description="triage|backlog|unstarted|started|completed|canceled (any of)."
     )
-    completed_after: str | None = Field(default=None, description="completedAt >= this.")
-    completed_before: str | None = Field(default=None, description="completedAt < this.")
-    created_after: str | None = Field(default=None, description="createdAt >= this.")
-    created_before: str | None = Field(default=None, description="createdAt < this.")
+    completed_after: IssueDate = Field(default=None, description="completedAt >= this.")
+    completed_before: IssueDate = Field(default=None, description="completedAt < this.")
+    created_after: IssueDate = Field(default=None, description="createdAt >= this.")
+    created_before: IssueDate = Field(default=None, description="createdAt < this.")
     include_archived: bool = Field(default=False, description="Count archived issues too.")
     aggregate: Literal["count", "sum_estimate"] = Field(
         default="count", description="count, or sum_estimate (issues without an estimate add 0)."
     )
 
-    @field_validator("labels", "state_type", mode="before")
-    @classmethod
-    def _one_or_many(cls, value: Any) -> Any:
-        return (value,) if isinstance(value, str) else value
-
-    @field_validator("completed_after", "completed_before", "created_after", "created_before")
-    @classmethod
-    def _date(cls, value: str | None) -> str | None:
-        return _check_date(value)
-
-    @field_validator("team", "project", "project_id")
-    @classmethod
-    def _not_blank(cls, value: str | None) -> str | None:
-        if value is not None and not value.strip():
-            raise ValueError("must not be empty")
-        return None if value is None else value.strip()
-
     @model_validator(mode="after")
     def _one_project(self) -> LinearQuery:
-        if self.project is not None and self.project_id is not None:
-            raise ValueError("give 'project' (a name) or 'project_id', not both")
-        if any(not label.strip() for label in self.labels):
-            raise ValueError("a label name is empty")
+        check_project_and_labels(self.project, self.project_id, self.labels)
         return self
 
     def issue_filter(self, cycle: CycleWindow | None = None) -> dict[str, Any]:
@@ -172,13 +200,7 @@ class LinearQuery(QuerySpec):
         def when(value: str) -> str:
             return fill_date(value, cycle) if cycle is not None else value
 
-        parts: dict[str, Any] = {}
-        if self.team is not None:
-            parts["team"] = {"key": {"eq": self.team}}
-        if self.project_id is not None:
-            parts["project"] = {"id": {"eq": self.project_id}}
-        elif self.project is not None:
-            parts["project"] = {"name": {"eq": self.project}}
+        parts = team_and_project(self.team, self.project, self.project_id)
         if self.state_type:
             parts["state"] = {"type": {"in": list(self.state_type)}}
         for field, after, before in (

@@ -21,8 +21,12 @@ from okrsync.sdk.models import Query, Reading, as_decimal, digest
 
 MAX_PAGES = 400  # 100,000 issues: beyond that a metric should be narrowed, not paged through
 
-ISSUES_QUERY = """
-query OkrsyncIssueTotals(
+
+def checked_issues_query(operation: str, nodes: str) -> str:
+    """A query paging ``issues`` that, on the first page, also asks whether the team, project
+    and labels its filter names exist; ``nodes`` is the selection on each issue."""
+    return f"""
+query {operation}(
   $filter: IssueFilter
   $first: Int!
   $after: String
@@ -33,22 +37,25 @@ query OkrsyncIssueTotals(
   $projectFilter: ProjectFilter
   $checkLabels: Boolean!
   $labelFilter: IssueLabelFilter
-) {
-  teams(filter: $teamFilter, first: 1) @include(if: $checkTeam) {
-    nodes { id key }
-  }
-  projects(filter: $projectFilter, first: 1) @include(if: $checkProject) {
-    nodes { id name }
-  }
-  issueLabels(filter: $labelFilter, first: 250) @include(if: $checkLabels) {
-    nodes { id name }
-  }
-  issues(filter: $filter, first: $first, after: $after, includeArchived: $includeArchived) {
-    nodes { id estimate }
-    pageInfo { hasNextPage endCursor }
-  }
-}
+) {{
+  teams(filter: $teamFilter, first: 1) @include(if: $checkTeam) {{
+    nodes {{ id key }}
+  }}
+  projects(filter: $projectFilter, first: 1) @include(if: $checkProject) {{
+    nodes {{ id name }}
+  }}
+  issueLabels(filter: $labelFilter, first: 250) @include(if: $checkLabels) {{
+    nodes {{ id name }}
+  }}
+  issues(filter: $filter, first: $first, after: $after, includeArchived: $includeArchived) {{
+    nodes {nodes}
+    pageInfo {{ hasNextPage endCursor }}
+  }}
+}}
 """.strip()
+
+
+ISSUES_QUERY = checked_issues_query("OkrsyncIssueTotals", "{ id estimate }")
 
 
 def issue_variables(

@@ -28,14 +28,31 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from connectors.linear.graphql_client import LinearGraphQL, expect, relay_pages
-from connectors.linear.models import LinearConnection, LinearQuery, _check_date, fill_date
-from connectors.linear.source import _check_names, issue_variables
+from connectors.linear.models import (
+    IssueDate,
+    IssueName,
+    Labels,
+    LinearConnection,
+    LinearQuery,
+    check_project_and_labels,
+    fill_date,
+    team_and_project,
+)
+from connectors.linear.source import _check_names, checked_issues_query, issue_variables
 from okrsync.errors import TargetNotFoundError, VendorResponseError
 from okrsync.sdk.models import CycleWindow
-from okrsync.sdk.work import Backlink, WorkItem, WorkPages, WorkQuery, WorkState, WorkTracker
+from okrsync.sdk.work import (
+    Backlink,
+    WorkItem,
+    WorkPages,
+    WorkQuery,
+    WorkState,
+    WorkTracker,
+    vendor_time,
+)
 
 MAX_PAGES = 400  # 100,000 issues
 STATE_OF_TYPE = {
@@ -48,30 +65,9 @@ STATE_OF_TYPE = {
 }
 FALLBACK_URL = "https://okrsync.invalid/key-results/"
 
-WORK_QUERY = """
-query OkrsyncWork(
-  $filter: IssueFilter
-  $first: Int!
-  $after: String
-  $includeArchived: Boolean
-  $checkTeam: Boolean!
-  $teamFilter: TeamFilter
-  $checkProject: Boolean!
-  $projectFilter: ProjectFilter
-  $checkLabels: Boolean!
-  $labelFilter: IssueLabelFilter
-) {
-  teams(filter: $teamFilter, first: 1) @include(if: $checkTeam) {
-    nodes { id key }
-  }
-  projects(filter: $projectFilter, first: 1) @include(if: $checkProject) {
-    nodes { id name }
-  }
-  issueLabels(filter: $labelFilter, first: 250) @include(if: $checkLabels) {
-    nodes { id name }
-  }
-  issues(filter: $filter, first: $first, after: $after, includeArchived: $includeArchived) {
-    nodes {
+WORK_QUERY = checked_issues_query(
+    "OkrsyncWork",
+    """{
       identifier
       title
       url
@@ -81,11 +77,8 @@ query OkrsyncWork(
       state { type }
       assignee { displayName }
       labels(first: 25) { nodes { name } }
-    }
-    pageInfo { hasNextPage endCursor }
-  }
-}
-""".strip()
+    }""",
+)
 
 WORK_KEYS_QUERY = """
 query OkrsyncWorkKeys($filter: IssueFilter, $first: Int!, $after: String) {
@@ -129,36 +122,16 @@ class LinearWorkFilter(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    team: str | None = Field(default=None, description="A team key, e.g. 'ENG'.")
-    labels: tuple[str, ...] = Field(default=(), description="Issues carrying any of these labels.")
-    project: str | None = Field(default=None, description="A project's exact name.")
-    project_id: str | None = Field(default=None, description="A project's id.")
-    created_after: str | None = Field(default=None, description="createdAt >= this.")
-    created_before: str | None = Field(default=None, description="createdAt < this.")
-
-    @field_validator("labels", mode="before")
-    @classmethod
-    def _one_or_many(cls, value: Any) -> Any:
-        return (value,) if isinstance(value, str) else value
-
-    @field_validator("created_after", "created_before")
-    @classmethod
-    def _date(cls, value: str | None) -> str | None:
-        return _check_date(value)
-
-    @field_validator("team", "project", "project_id")
-    @classmethod
-    def _not_blank(cls, value: str | None) -> str | None:
-        if value is not None and not value.strip():
-            raise ValueError("must not be empty")
-        return None if value is None else value.strip()
+    team: IssueName = Field(default=None, description="A team key, e.g. 'ENG'.")
+    labels: Labels = Field(default=(), description="Issues carrying any of these labels.")
+    project: IssueName = Field(default=None, description="A project's exact name.")
+    project_id: IssueName = Field(default=None, description="A project's id.")
+    created_after: IssueDate = Field(default=None, description="createdAt >= this.")
+    created_before: IssueDate = Field(default=None, description="createdAt < this.")
 
     @model_validator(mode="after")
     def _bounded(self) -> LinearWorkFilter:
-        if self.project is not None and self.project_id is not None:
-            raise ValueError("give 'project' (a name) or 'project_id', not both")
-        if any(not label.strip() for label in self.labels):
-            raise ValueError("a label name is empty")
+        check_project_and_labels(self.project, self.project_id, self.labels)
         if not (self.team or self.project or self.project_id or self.labels):
             raise ValueError("name a team, a project or labels: a filter must narrow the issues")
         return self
@@ -172,13 +145,7 @@ class LinearWork(WorkQuery):
     def issue_filter(self, cycle: CycleWindow, since: datetime | None = None) -> dict[str, Any]:
         """The ``IssueFilter`` sent to Linear."""
         wanted = self.filter
-        parts: dict[str, Any] = {}
-        if wanted.team is not None:
-            parts["team"] = {"key": {"eq": wanted.team}}
-        if wanted.project_id is not None:
-            parts["project"] = {"id": {"eq": wanted.project_id}}
-        elif wanted.project is not None:
-            parts["project"] = {"name": {"eq": wanted.project}}
+        parts = team_and_project(wanted.team, wanted.project, wanted.project_id)
         if wanted.labels:
             parts["labels"] = {"name": {"in": list(wanted.labels)}}
         created: dict[str, str] = {}
@@ -207,15 +174,6 @@ class LinearWork(WorkQuery):
         return self.filter.model_dump_json(exclude_defaults=True)
 
 
-def _time(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-
-
 def work_item(node: dict[str, Any]) -> WorkItem:
     key = node.get("identifier")
     if not isinstance(key, str) or not key:
@@ -224,7 +182,7 @@ def work_item(node: dict[str, Any]) -> WorkItem:
     state = STATE_OF_TYPE.get(str(state_type), WorkState.TODO)
     done_at = None
     if state is WorkState.DONE:
-        done_at = _time(node.get("completedAt")) or _time(node.get("canceledAt"))
+        done_at = vendor_time(node.get("completedAt")) or vendor_time(node.get("canceledAt"))
     assignee = node.get("assignee")
     name = assignee.get("displayName") if isinstance(assignee, dict) else None
     labels = (node.get("labels") or {}).get("nodes") or []
@@ -237,7 +195,7 @@ def work_item(node: dict[str, Any]) -> WorkItem:
         labels=tuple(
             str(label["name"]) for label in labels if isinstance(label, dict) and "name" in label
         ),
-        updated_at=_time(node.get("updatedAt")),
+        updated_at=vendor_time(node.get("updatedAt")),
         done_at=done_at,
     )
 

@@ -169,39 +169,28 @@ def _check_note(note: str) -> str:
     return note
 
 
+VALUE_SCHEMA = WithJsonSchema(
+    {
+        "anyOf": [
+            {"type": "number", "exclusiveMinimum": -1e18, "exclusiveMaximum": 1e18},
+            {"type": "string", "pattern": DECIMAL_TEXT.pattern},
+        ],
+        "description": (
+            "The observed value: a decimal string, kept exactly (at most "
+            f"{DIGITS} digits on either side of the point), or a finite number, rounded to "
+            f"{DIGITS} decimal places."
+        ),
+    }
+)
 CheckInValue = Annotated[
     Decimal,
     BeforeValidator(_check_value),
-    WithJsonSchema(
-        {
-            "anyOf": [
-                {"type": "number", "exclusiveMinimum": -1e18, "exclusiveMaximum": 1e18},
-                {"type": "string", "pattern": DECIMAL_TEXT.pattern},
-            ],
-            "description": (
-                "The observed value: a decimal string, kept exactly (at most "
-                f"{DIGITS} digits on either side of the point), or a finite number, rounded to "
-                f"{DIGITS} decimal places."
-            ),
-        }
-    ),
+    VALUE_SCHEMA,
 ]
 OptionalCheckInValue = Annotated[
     Decimal | None,  # absent: None; ``null`` goes through the validator and is refused
     BeforeValidator(_check_value),
-    WithJsonSchema(
-        {
-            "anyOf": [
-                {"type": "number", "exclusiveMinimum": -1e18, "exclusiveMaximum": 1e18},
-                {"type": "string", "pattern": DECIMAL_TEXT.pattern},
-            ],
-            "description": (
-                "The observed value: a decimal string, kept exactly (at most "
-                f"{DIGITS} digits on either side of the point), or a finite number, rounded to "
-                f"{DIGITS} decimal places."
-            ),
-        }
-    ),
+    VALUE_SCHEMA,
 ]
 
 

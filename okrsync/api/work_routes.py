@@ -12,6 +12,7 @@ this one last), so the OpenAPI document and the app list them as any other read.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -87,16 +88,37 @@ def _page(
     return items, page.total, next_cursor("work", page.next_after), summary
 
 
+def _owner_page(
+    ctx: ApiContext,
+    owner: work_views.Owner,
+    found: Callable[[Session], bool],
+    missing: str,
+    limit: int,
+    after: Any,
+    unlinked: bool,
+    state: str | None,
+) -> tuple[list[rm.WorkItem], int, str | None, rm.WorkSummary]:
+    """One page of an owner's work, or a 404 saying ``missing`` when ``found`` says it is not."""
+    wanted = owner.key_result_id or owner.objective_id
+    with session_scope(ctx.engine) as session:
+        if not found(session):
+            raise BadInput(404, missing, wanted)
+        return _page(session, owner, ctx.clock(), limit, after, unlinked, state)
+
+
 def _key_result_work(
     ctx: ApiContext, wanted: str, limit: int, after: Any, unlinked: bool, state: str | None
 ) -> Response:
-    with session_scope(ctx.engine) as session:
-        if views.key_result(session, wanted) is None:
-            raise BadInput(404, "key result not found", wanted)
-        owner = work_views.Owner(key_result_id=wanted)
-        items, total, following, summary = _page(
-            session, owner, ctx.clock(), limit, after, unlinked, state
-        )
+    items, total, following, summary = _owner_page(
+        ctx,
+        work_views.Owner(key_result_id=wanted),
+        lambda session: views.key_result(session, wanted) is not None,
+        "key result not found",
+        limit,
+        after,
+        unlinked,
+        state,
+    )
     listed = KeyResultWorkList(
         key_result=wanted, items=items, summary=summary, total=total, next_cursor=following
     )
@@ -127,13 +149,16 @@ async def list_key_result_work(
 def _objective_work(
     ctx: ApiContext, wanted: str, limit: int, after: Any, unlinked: bool, state: str | None
 ) -> Response:
-    with session_scope(ctx.engine) as session:
-        if session.get(ObjectiveRow, wanted) is None:
-            raise BadInput(404, "objective not found", wanted)
-        owner = work_views.Owner(objective_id=wanted)
-        items, total, following, summary = _page(
-            session, owner, ctx.clock(), limit, after, unlinked, state
-        )
+    items, total, following, summary = _owner_page(
+        ctx,
+        work_views.Owner(objective_id=wanted),
+        lambda session: session.get(ObjectiveRow, wanted) is not None,
+        "objective not found",
+        limit,
+        after,
+        unlinked,
+        state,
+    )
     listed = ObjectiveWorkList(
         objective=wanted, items=items, summary=summary, total=total, next_cursor=following
     )

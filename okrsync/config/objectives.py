@@ -15,6 +15,7 @@ from pydantic import BaseModel, TypeAdapter
 
 from okrsync.config.check_ins import CheckInPolicy, check_check_ins, check_stretch
 from okrsync.config.crossrefs import CrossReferences, UniqueIds
+from okrsync.config.entries import distinct_entries
 from okrsync.config.models import (
     DIGEST_PREFIX,
     KeyResultDef,
@@ -282,21 +283,13 @@ class ObjectivesReader:
         self, path: KeyPath, items: list[dict[str, Any]], owner: str, *, digest: bool = False
     ) -> tuple[MirrorDef, ...] | None:
         """A key result's mirrors, or (``digest``) an objective's; ``owner`` prefixes their keys."""
-        mirrors: list[MirrorDef] = []
-        seen: set[str] = set()
-        complete = True
-        for index, item in enumerate(items):
-            where = (*path, index)
-            mirror = self.mirror(where, item, owner, digest=digest)
-            if mirror is None:
-                complete = False
-            elif mirror.key in seen:
-                self.read.problem(where, "the same mirror is listed twice here")
-                complete = False
-            else:
-                seen.add(mirror.key)
-                mirrors.append(mirror)
-        return tuple(mirrors) if complete else None
+        return distinct_entries(
+            self.read,
+            path,
+            items,
+            lambda where, item: self.mirror(where, item, owner, digest=digest),
+            "the same mirror is listed twice here",
+        )
 
     def mirror(
         self, where: KeyPath, item: dict[str, Any], owner: str, *, digest: bool

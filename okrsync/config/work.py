@@ -20,6 +20,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from okrsync.config.crossrefs import CrossReferences
+from okrsync.config.entries import distinct_entries
 from okrsync.config.fields import RequiredText, ScheduleText, Toggle, listed
 from okrsync.config.pydantic_errors import check, validate
 from okrsync.config.reporting import Reporter
@@ -123,21 +124,13 @@ class WorkReader:
         objective_id: str,
         key_result_id: str | None,
     ) -> tuple[WorkDef, ...] | None:
-        works: list[WorkDef] = []
-        seen: set[str] = set()
-        complete = True
-        for index, item in enumerate(items):
-            where = (*path, index)
-            work = self.entry(where, item, objective_id, key_result_id)
-            if work is None:
-                complete = False
-            elif work.key in seen:
-                self.read.problem(where, "the same work query is listed twice here")
-                complete = False
-            else:
-                seen.add(work.key)
-                works.append(work)
-        return tuple(works) if complete else None
+        return distinct_entries(
+            self.read,
+            path,
+            items,
+            lambda where, item: self.entry(where, item, objective_id, key_result_id),
+            "the same work query is listed twice here",
+        )
 
     def entry(
         self, where: KeyPath, item: Any, objective_id: str, key_result_id: str | None

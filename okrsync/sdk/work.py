@@ -125,3 +125,14 @@ class WorkTracker(ABC):
     async def remove_backlink(self, item: str, link: Backlink, ref: str | None) -> None:
         """Take the link off ``item`` (it left the query); a link already gone is not an error."""
         raise NotImplementedError(f"{type(self).__name__} keeps no backlinks")
+
+
+def vendor_time(value: object) -> datetime | None:
+    """An ISO-8601 timestamp from a tracker's answer (``Z`` or an offset), or ``None`` for a
+    missing, empty or unreadable one: a bad date on one item must not fail the whole read."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None

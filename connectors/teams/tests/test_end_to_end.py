@@ -10,7 +10,7 @@ from pydantic import SecretStr
 
 from connectors.teams import connector
 from connectors.teams.fake import teams_app, workflow_url
-from connectors.teams.tests.test_sink import FastTeamsSink
+from connectors.teams.tests.conftest import FastTeamsSink
 from okrsync.app import App
 from okrsync.config import load_config_text
 from okrsync.plugins import Registry, load_registry

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -15,48 +13,19 @@ from pydantic import ValidationError
 
 from connectors.teams import TeamsConnection, TeamsMirror, TeamsSink, connector
 from connectors.teams.cards import key_result_card
-from connectors.teams.fake import SIGNATURE, TeamsState, legacy_url, teams_app, workflow_url
+from connectors.teams.fake import SIGNATURE, legacy_url, workflow_url
+from connectors.teams.tests.conftest import Teams, make_sink
 from okrsync.errors import (
     ConnectorError,
     CredentialsError,
     TargetNotFoundError,
     VendorResponseError,
 )
-from okrsync.sandbox import Fault, FaultKind, SandboxServer
-from okrsync.sdk.http import RetryPolicy
+from okrsync.sandbox import Fault, FaultKind
 from okrsync.sdk.models import KeyResultUpdate, ObjectiveUpdate, Status
 
 OBSERVED = datetime(2026, 11, 12, 9, 30, tzinfo=UTC)
 MIRROR = TeamsMirror()
-
-
-class FastTeamsSink(TeamsSink):
-    retry = RetryPolicy(max_attempts=3, initial_backoff=0.01, max_backoff=0.02)
-
-
-@dataclass
-class Teams:
-    server: SandboxServer
-    state: TeamsState
-
-
-@pytest.fixture
-def teams() -> Iterator[Teams]:
-    app = teams_app()
-    with SandboxServer(app, name="teams") as server:
-        yield Teams(server, app.state.teams)
-
-
-def make_sink(url: str, **fields: Any) -> TeamsSink:
-    config = TeamsConnection.model_validate({"type": "teams", "webhook_url": url, **fields})
-    return FastTeamsSink("team_channel", config)
-
-
-@pytest.fixture
-async def sink(teams: Teams) -> AsyncIterator[TeamsSink]:
-    made = make_sink(workflow_url(teams.server.url))
-    yield made
-    await made.aclose()
 
 
 def kr_update(value: str = "375.5", progress: str = "0.3755", **changes: Any) -> KeyResultUpdate:

@@ -5,16 +5,13 @@ A Teams webhook can post but never edit, so "confirmed again" is a new card with
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-import pytest
-
 from connectors.teams import TeamsMirror, TeamsSink
-from connectors.teams.fake import legacy_url, teams_app, workflow_url
-from connectors.teams.tests.test_sink import OBSERVED, Teams, kr_update, make_sink, objective
-from okrsync.sandbox import SandboxServer
+from connectors.teams.fake import legacy_url
+from connectors.teams.tests.conftest import Teams, make_sink
+from connectors.teams.tests.test_sink import OBSERVED, kr_update, objective
 from okrsync.sdk.models import ObjectiveUpdate
 
 MIRROR = TeamsMirror()
@@ -27,20 +24,6 @@ WARNING = {
     "wrap": True,
     "spacing": "None",
 }
-
-
-@pytest.fixture
-def teams() -> Iterator[Teams]:
-    app = teams_app()
-    with SandboxServer(app, name="teams") as server:
-        yield Teams(server, app.state.teams)
-
-
-@pytest.fixture
-async def sink(teams: Teams) -> AsyncIterator[TeamsSink]:
-    made = make_sink(workflow_url(teams.server.url))
-    yield made
-    await made.aclose()
 
 
 def items(card: dict[str, Any]) -> list[dict[str, Any]]:

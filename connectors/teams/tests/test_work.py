@@ -4,15 +4,10 @@ Teams webhook fake."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-
-import pytest
-
 from connectors.teams import TeamsSink
-from connectors.teams.fake import teams_app, workflow_url
-from connectors.teams.tests.test_sink import MIRROR, Teams, kr_update, make_sink, objective
+from connectors.teams.tests.conftest import Teams
+from connectors.teams.tests.test_sink import MIRROR, kr_update, objective
 from connectors.teams.work_blocks import done_text, work_blocks
-from okrsync.sandbox import SandboxServer
 from okrsync.sdk.work_summary import WorkLink, WorkSummary
 
 SUMMARY = WorkSummary(
@@ -25,20 +20,6 @@ SUMMARY = WorkSummary(
     ),
     done_recently_total=3,
 )
-
-
-@pytest.fixture
-def teams() -> Iterator[Teams]:
-    app = teams_app()
-    with SandboxServer(app, name="teams") as server:
-        yield Teams(server, app.state.teams)
-
-
-@pytest.fixture
-async def sink(teams: Teams) -> AsyncIterator[TeamsSink]:
-    made = make_sink(workflow_url(teams.server.url))
-    yield made
-    await made.aclose()
 
 
 def test_the_line_and_the_items_done_since_the_last_push() -> None:

@@ -117,7 +117,7 @@ async def test_a_cycle_closes_once_under_a_running_daemon(
 
     def open_app() -> App:
         return App.open(
-            Settings(database_url=SecretStr(database_url)),
+            Settings(database_url=SecretStr(database_url), public_read=True),
             config=load_config_text(text, registry.connectors, today=now.date()),
             registry=registry,
             clock=lambda: now,

@@ -85,9 +85,14 @@ def test_a_restart_after_sigkill_takes_over_at_once(tmp_path: Path, database_url
         try:
             wait_for(lambda: scalar("SELECT COUNT(*) FROM measurements") == 1, first, "a value")
             # the next fetch hangs: the daemon is killed in mid-pass, holding the metric's lease
+            answered = len(api.requests)
             api.faults.add(Fault(kind=FaultKind.LATENCY, delay=600, times=1))
             held = "SELECT lease_owner FROM metric_states WHERE name = 'won'"
-            wait_for(lambda: scalar(held) is not None, first, "a pass holding the lease")
+            wait_for(  # the hung request has arrived (not a pass that asked before the fault)
+                lambda: len(api.requests) > answered and scalar(held) is not None,
+                first,
+                "a pass holding the lease",
+            )
             time.sleep(1.0)  # an unhindered pass holds it for milliseconds; the hung one stays
             assert scalar(held) is not None
             asked = len(api.requests)

@@ -168,13 +168,13 @@ def pid_alive(pid: int) -> bool:
 
 # --- the Slack fake, watched -------------------------------------------------------------------
 
-_VALUE = re.compile(r"\((-?[0-9][0-9.]*) / ")
+_VALUE = re.compile(r"\((-?[0-9][0-9.,]*) / ")
 
 
 def shown_value(text: str) -> Decimal | None:
-    """The value a key result's message shows: ``Title: 12% (12345 / 100000), on track``."""
+    """The value a key result's message shows: ``Title: 12% (12,345 / 100,000), on track``."""
     match = _VALUE.search(text)
-    return Decimal(match[1]) if match else None
+    return Decimal(match[1].replace(",", "")) if match else None
 
 
 @dataclass

@@ -48,11 +48,11 @@ import pytest
 from sqlmodel import col, func, select
 
 from connectors.http_json.fake import DEFAULT_TOKEN, AnalyticsData, analytics_app
-from connectors.jira.adf import marker, number_text, text_of
+from connectors.jira.adf import marker, text_of
 from connectors.jira.fake import DEFAULT_API_TOKEN, DEFAULT_EMAIL, JiraData, jira_app
-from connectors.slack.blocks import number
 from connectors.slack.fake import BOT_TOKEN, SlackState, default_state, slack_app
 from connectors.webhook.receiver import ReceiverState, receiver_app
+from okrsync.domain.numbers import display_number
 from okrsync.sandbox import Sandbox
 from okrsync.store.db import make_engine, session_scope
 from okrsync.store.tables import DeliveryRow, KeyResultRow, MeasurementRow
@@ -252,9 +252,10 @@ def mirrors_lag(world: World) -> list[str]:
         body = latest.get(kr)
         if body is None or Decimal(body["value"]) != final:
             behind.append(f"webhook {kr}")
-        if not any(f"{number(final)} / {TARGET}" in m.text for m in slack_messages(world, kr)):
+        value, target = (display_number(v, None, None) for v in (final, Decimal(TARGET)))
+        if not any(f"{value} / {target}" in m.text for m in slack_messages(world, kr)):
             behind.append(f"slack {kr}")
-        shown = f"{number_text(final)} of {TARGET}"
+        shown = f"{value} of {target}"
         if not any(shown in text_of(c.body) for c in jira_comments(world, kr)):
             behind.append(f"jira {kr}")
     return behind
@@ -436,12 +437,13 @@ def test_sigkill_at_random_points_loses_and_repeats_nothing(
         posts = slack_messages(world, kr)
         assert len(posts) == 1, f"{kr}: {len(posts)} Slack messages"
         assert world.slack.posts_for("key_result", kr) == 1, kr
-        assert f"{number(final)} / {TARGET}" in posts[0].text, (kr, posts[0].text)
+        value, target = (display_number(v, None, None) for v in (final, Decimal(TARGET)))
+        assert f"{value} / {target}" in posts[0].text, (kr, posts[0].text)
 
         comments = jira_comments(world, kr)
         assert len(comments) == 1, f"{kr}: {len(comments)} okrsync comments on {ISSUES[kr]}"
         assert world.jira.comments_created[ISSUES[kr]] == 1, kr
-        assert f"{number_text(final)} of {TARGET}" in text_of(comments[0].body), kr
+        assert f"{value} of {target}" in text_of(comments[0].body), kr
     assert not store.deliveries["pending"]
     assert not store.deliveries["failed"], dict(store.deliveries)
     assert figures["seconds"] < BUDGET, f"the harness took {figures['seconds']} s"

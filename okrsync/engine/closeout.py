@@ -105,6 +105,59 @@ def key_result_score(kr: KeyResultDef, state: KeyResultRow | None) -> Decimal | 
         return None
 
 
+@dataclass(frozen=True)
+class KeyResultStanding:
+    """Where one key result of an objective stands: its state, or none recorded yet."""
+
+    definition: KeyResultDef
+    state: KeyResultRow | None
+    score: Decimal | None
+
+    @property
+    def value(self) -> Decimal | None:
+        return self.state.value if self.state is not None else None
+
+    @property
+    def progress(self) -> Decimal | None:
+        return self.state.progress if self.state is not None else None
+
+    @property
+    def status(self) -> str:
+        return self.state.status if self.state is not None else "no_data"
+
+    @property
+    def confidence(self) -> int | None:
+        return self.state.confidence if self.state is not None else None
+
+
+@dataclass(frozen=True)
+class ObjectiveStanding:
+    """An objective's key results with the weighted roll-up of their progress and scores."""
+
+    key_results: list[KeyResultStanding]
+    progress: Decimal | None
+    status: str
+    score: Decimal | None
+
+
+def objective_standing(
+    objective: ObjectiveDef, states: dict[str, KeyResultRow], elapsed: Decimal
+) -> ObjectiveStanding:
+    """``objective`` from its key results' ``states``; its status as at ``elapsed`` of the
+    cycle (1 once the cycle is over). Shared by the close-out record and the cycle report."""
+    krs = [
+        KeyResultStanding(kr, states.get(kr.id), key_result_score(kr, states.get(kr.id)))
+        for kr in objective.key_results
+    ]
+    progress = rollup([Weighted(kr.progress, kr.definition.weight) for kr in krs])
+    return ObjectiveStanding(
+        key_results=krs,
+        progress=progress,
+        status=objective_status(progress, elapsed).value,
+        score=objective_score([WeightedScore(kr.score, kr.definition.weight) for kr in krs]),
+    )
+
+
 class CycleCloser:
     """Closes the config's cycles in the store: by the calendar (the daemon) or by command."""
 
@@ -274,38 +327,29 @@ def _records(
     objective: ObjectiveDef, states: dict[str, KeyResultRow], now: datetime
 ) -> list[dict[str, object]]:
     """The frozen rows of one objective: each key result, then the objective itself."""
-    rows: list[dict[str, object]] = []
-    weighted: list[Weighted] = []
-    scores: list[WeightedScore] = []
-    for position, kr in enumerate(objective.key_results):
-        state = states.get(kr.id)
-        value = state.value if state is not None else None
-        progress = state.progress if state is not None else None
-        graded = key_result_score(kr, state)
-        weighted.append(Weighted(progress, kr.weight))
-        scores.append(WeightedScore(graded, kr.weight))
-        rows.append(
-            {
-                "cycle_id": objective.cycle,
-                "subject": KEY_RESULT,
-                "subject_id": kr.id,
-                "objective_id": objective.id,
-                "title": kr.title,
-                "kind": kr.kind.value,
-                "position": position,
-                "weight": kr.weight,
-                "unit": kr.unit,
-                "start": kr.start,
-                "target": kr.target,
-                "value": value,
-                "progress": progress,
-                "status": state.status if state is not None else "no_data",
-                "score": graded,
-                "confidence": state.confidence if state is not None else None,
-                "closed_at": now,
-            }
-        )
-    progress = rollup(weighted)
+    standing = objective_standing(objective, states, ONE)
+    rows: list[dict[str, object]] = [
+        {
+            "cycle_id": objective.cycle,
+            "subject": KEY_RESULT,
+            "subject_id": kr.definition.id,
+            "objective_id": objective.id,
+            "title": kr.definition.title,
+            "kind": kr.definition.kind.value,
+            "position": position,
+            "weight": kr.definition.weight,
+            "unit": kr.definition.unit,
+            "start": kr.definition.start,
+            "target": kr.definition.target,
+            "value": kr.value,
+            "progress": kr.progress,
+            "status": kr.status,
+            "score": kr.score,
+            "confidence": kr.confidence,
+            "closed_at": now,
+        }
+        for position, kr in enumerate(standing.key_results)
+    ]
     rows.append(
         {
             "cycle_id": objective.cycle,
@@ -320,9 +364,9 @@ def _records(
             "start": None,
             "target": None,
             "value": None,
-            "progress": progress,
-            "status": objective_status(progress, ONE).value,
-            "score": objective_score(scores),
+            "progress": standing.progress,
+            "status": standing.status,
+            "score": standing.score,
             "confidence": None,
             "closed_at": now,
         }

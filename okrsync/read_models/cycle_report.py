@@ -18,10 +18,9 @@ from sqlmodel import Session, col, select
 
 from okrsync.config import Config, CycleDef, ObjectiveDef
 from okrsync.domain.cycles import day_start, ends_at, state_at
-from okrsync.domain.grading import WeightedScore, objective_score
 from okrsync.domain.progress import ONE
-from okrsync.domain.status import Weighted, elapsed_fraction, objective_status, rollup
-from okrsync.engine.closeout import KEY_RESULT, OBJECTIVE, key_result_score
+from okrsync.domain.status import elapsed_fraction
+from okrsync.engine.closeout import KEY_RESULT, OBJECTIVE, objective_standing
 from okrsync.read_models.models import Model
 from okrsync.store.tables import CycleCloseoutRow, CycleRow, KeyResultRow, MeasurementRow
 
@@ -164,46 +163,37 @@ def _current(
     rows = {
         r.id: r for r in session.exec(select(KeyResultRow).where(col(KeyResultRow.id).in_(ids)))
     }
-    krs: list[KeyResultReport] = []
-    progress: list[Weighted] = []
-    scores: list[WeightedScore] = []
-    for kr in objective.key_results:
-        row = rows.get(kr.id)
-        value = row.value if row is not None else None
-        p = row.progress if row is not None else None
-        score = key_result_score(kr, row)
-        progress.append(Weighted(p, kr.weight))
-        scores.append(WeightedScore(score, kr.weight))
-        krs.append(
-            KeyResultReport(
-                id=kr.id,
-                title=kr.title,
-                kind=kr.kind.value,
-                unit=kr.unit,
-                weight=format(kr.weight, "f"),
-                start=_text(kr.start),
-                target=_text(kr.target),
-                low=_text(kr.low),
-                high=_text(kr.high),
-                value=_text(value),
-                progress=_text(p),
-                status=row.status if row is not None else "no_data",
-                score=_text(score),
-                confidence=row.confidence if row is not None else None,
-                confidence_trend=[],
-                measurements=[],
-            )
-        )
-    overall = rollup(progress)
     elapsed = elapsed_fraction(cycle.start, cycle.end, now) if now < ends_at(cycle.span()) else ONE
+    standing = objective_standing(objective, rows, elapsed)
+    krs = [
+        KeyResultReport(
+            id=kr.definition.id,
+            title=kr.definition.title,
+            kind=kr.definition.kind.value,
+            unit=kr.definition.unit,
+            weight=format(kr.definition.weight, "f"),
+            start=_text(kr.definition.start),
+            target=_text(kr.definition.target),
+            low=_text(kr.definition.low),
+            high=_text(kr.definition.high),
+            value=_text(kr.value),
+            progress=_text(kr.progress),
+            status=kr.status,
+            score=_text(kr.score),
+            confidence=kr.confidence,
+            confidence_trend=[],
+            measurements=[],
+        )
+        for kr in standing.key_results
+    ]
     return ObjectiveReport(
         id=objective.id,
         title=objective.title,
         owner=objective.owner,
         weight=format(objective.weight, "f"),
-        progress=_text(overall),
-        status=objective_status(overall, elapsed).value,
-        score=_text(objective_score(scores)),
+        progress=_text(standing.progress),
+        status=standing.status,
+        score=_text(standing.score),
         key_results=krs,
     )
 
